@@ -1,0 +1,21 @@
+# CellLM reproduction: raw data -> gene embeddings -> pretraining -> benchmarks -> tables.
+# The default config is the embedded demo; `--configfile config/paper.yaml` is the real run.
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/tasks.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        table_outputs(),
+    default_target: True

@@ -1,0 +1,1 @@
+"""The benchmark suite: tasks, a registry of models (CellLM, baselines, controls), protocol and tables."""

@@ -1,0 +1,1 @@
+"""Datasets that need no download: the simulator and scanpy's pbmc68k_reduced."""

@@ -1,0 +1,25 @@
+"""Every simulated dataset of the demo, from one gene-program world."""
+
+from __future__ import annotations
+
+
+from celllm.data.simulate import GeneProgramWorld, load_drug_table
+from celllm.io import atomic_path, write_h5ad
+
+
+def write_simulated_datasets(genes, outputs: dict[str, str], seed: int = 0, n_programs: int = 12, corpus_cells: int = 3000, pbmc_cells: int = 1500,
+                             pbmc_types: int = 8, drug_sensitivity_cells: int = 800, cell_lines: int = 60) -> None:
+    """Simulate and write the datasets named in `outputs` (keys: corpus, pbmc, drug_sensitivity, cell_lines, drug_response, ppi).
+
+    Each dataset gets its own seed derived from `seed`, so that changing one
+    size does not change the others.
+    """
+    world = GeneProgramWorld(list(genes), n_programs=n_programs, seed=seed)
+    write_h5ad(world.pretraining_corpus(corpus_cells, seed=seed + 1), outputs["corpus"])
+    write_h5ad(world.cell_types(pbmc_cells, pbmc_types, seed=seed + 2), outputs["pbmc"])
+    write_h5ad(world.drug_sensitivity(drug_sensitivity_cells, seed=seed + 3), outputs["drug_sensitivity"])
+    bulk, response = world.cell_lines(cell_lines, load_drug_table(), seed=seed + 4)
+    write_h5ad(bulk, outputs["cell_lines"])
+    for key, table in (("drug_response", response), ("ppi", world.ppi_graph(seed=seed + 5))):
+        with atomic_path(outputs[key]) as tmp:
+            table.to_csv(tmp, sep="\t", index=False)

@@ -1,0 +1,58 @@
+"""Cell embeddings from a pretrained CellLM checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from celllm.checkpoint import load_checkpoint
+from celllm.io import read_dataset, write_h5ad
+from celllm.model import CellLMEncoder
+from celllm.tokens import TokenConfig, TokenizedCells, pad_batch, tokenize
+
+log = logging.getLogger(__name__)
+
+OBSM_KEY = "X_celllm"
+
+
+@torch.no_grad()
+def embed_tokens(encoder: CellLMEncoder, cells: TokenizedCells, cfg: TokenConfig, batch_size: int = 64, device: str = "cpu", progress: bool = False) -> np.ndarray:
+    """[CLS] embeddings of tokenized cells, (n_cells, dim) float32.
+
+    Cells are batched by length to waste little padding; since a cell's
+    embedding does not depend on its batch, the order is free.
+    """
+    encoder.eval().to(device)
+    order = np.argsort(cells.lengths(), kind="stable")
+    out = np.empty((len(cells), encoder.cfg.dim), dtype=np.float32)
+    starts = range(0, len(cells), batch_size)
+    for start in tqdm(starts, desc="embed", unit="batch", disable=not progress):
+        rows = order[start : start + batch_size]
+        batch = pad_batch([cells.cell(int(i)) for i in rows], encoder.n_genes, cfg)
+        out[rows] = encoder.embed(batch["gene_ids"].to(device), batch["bins"].to(device), batch["mask"].to(device)).float().cpu().numpy()
+    return out
+
+
+def embed_anndata(adata: ad.AnnData, checkpoint, batch_size: int = 64, device: str | None = None, progress: bool = False, source: str = "data") -> tuple[np.ndarray, int]:
+    """Embeddings of every cell of a validated AnnData, and how many of its genes the vocabulary lacks."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, vocab, cfg = load_checkpoint(checkpoint)
+    cells = tokenize(adata.X, adata.var_names, vocab, cfg.tokens, source)
+    return embed_tokens(model.encoder, cells, cfg.tokens, batch_size, device, progress), cells.n_dropped_genes
+
+
+def embed_file(in_path, checkpoint, out_path, batch_size: int = 64, device: str | None = None, progress: bool = True) -> int:
+    """`celllm embed`: read IN.h5ad, write OUT.h5ad with .obsm['X_celllm']. Returns the dropped-gene count."""
+    adata = read_dataset(in_path)
+    embeddings, dropped = embed_anndata(adata, checkpoint, batch_size, device, progress, source=str(in_path))
+    if dropped:
+        log.warning("%s: %d of %d genes are not in the checkpoint's vocabulary and were dropped", in_path, dropped, adata.n_vars)
+    adata.obsm[OBSM_KEY] = embeddings
+    adata.uns["celllm"] = {"checkpoint": str(Path(checkpoint).resolve()), "dropped_genes": dropped}
+    write_h5ad(adata, out_path)
+    return dropped

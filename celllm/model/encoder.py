@@ -1,0 +1,98 @@
+"""The CellLM encoder: gene embedding + expression-bin embedding -> Performer -> [CLS].
+
+c_k = phi_G(gene_k) + phi_E(bin_k); H = Performer(C). The cell embedding is
+the final-normalised [CLS] output. Sizes come from `EncoderConfig`; the
+paper's model is dim 512, depth 10, heads 16, dim_head 64, FFN 2048 and 266
+random features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from celllm.model.attention import MaskedFavorAttention
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    dim: int = 512
+    depth: int = 10
+    heads: int = 16
+    dim_head: int = 64
+    ff_mult: int = 4  # FFN width = ff_mult * dim (2048 in the paper)
+    nb_features: int = 266  # FAVOR+ random features
+    dropout: float = 0.0
+    feature_redraw_interval: int = 1000  # optimizer steps between random-feature redraws
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "EncoderConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown encoder option(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, mult: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim, dim * mult), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim * mult, dim), nn.Dropout(dropout)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class PerformerLayer(nn.Module):
+    """Pre-LayerNorm residual block: attention, then feed-forward."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(cfg.dim)
+        self.attn = MaskedFavorAttention(cfg.dim, cfg.heads, cfg.dim_head, cfg.nb_features, cfg.dropout)
+        self.ff_norm = nn.LayerNorm(cfg.dim)
+        self.ff = FeedForward(cfg.dim, cfg.ff_mult, cfg.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), mask)
+        return x + self.ff(self.ff_norm(x))
+
+
+class CellLMEncoder(nn.Module):
+    """Token sequences -> contextual token states; `embed` gives the [CLS] cell embedding."""
+
+    def __init__(self, n_genes: int, n_bin_tokens: int, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg, self.n_genes = cfg, n_genes
+        self.gene_embedding = nn.Embedding(n_genes + 2, cfg.dim)  # + [CLS], PAD
+        self.bin_embedding = nn.Embedding(n_bin_tokens, cfg.dim)
+        self.layers = nn.ModuleList(PerformerLayer(cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def forward(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.gene_embedding(gene_ids) + self.bin_embedding(bins)
+        for layer in self.layers:
+            x = layer(x, mask)
+        return self.norm(x)
+
+    def embed(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.forward(gene_ids, bins, mask)[:, 0]
+
+    def redraw_random_features(self) -> None:
+        for layer in self.layers:
+            layer.attn.redraw_projection()
+
+    def set_gene_embeddings(self, table: torch.Tensor, trainable: bool) -> None:
+        """Load a (n_genes, dim) table, e.g. from GraphMAE on a PPI network."""
+        if tuple(table.shape) != (self.n_genes, self.cfg.dim):
+            raise ValueError(f"gene embedding table is {tuple(table.shape)}, expected ({self.n_genes}, {self.cfg.dim})")
+        with torch.no_grad():
+            self.gene_embedding.weight[: self.n_genes].copy_(table)
+        self.gene_embedding.weight.requires_grad_(trainable)

@@ -1,0 +1,1 @@
+"""CellLM pretraining: views, objectives, the divide-and-conquer step and the trainer."""

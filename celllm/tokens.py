@@ -1,0 +1,166 @@
+"""Cells as token sequences: the non-zero genes of each cell, with a [CLS] in front.
+
+Each token is a pair (gene id, expression bin). Zero genes are dropped, not
+binned, as in the released code; cells longer than `max_len - 1` genes are cut
+in vocabulary order. Batches are padded only to their own longest cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from celllm.errors import InputError
+from celllm.preprocess import BINNINGS, bin_values, normalize_log2
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    """How expression becomes tokens."""
+
+    binning: str = "floor_clip"  # released code; or "quantile"
+    n_bins: int = 6  # released code: bins 0..5
+    target_sum: float = 1e4  # normalize_total target before log2(1 + x)
+    max_len: int = 6000  # tokens per cell including [CLS] (released code)
+
+    def __post_init__(self):
+        if self.binning not in BINNINGS:
+            raise ValueError(f"unknown binning '{self.binning}' (choose from {', '.join(BINNINGS)})")
+        if self.n_bins < 2 or self.max_len < 2:
+            raise ValueError("n_bins and max_len must be at least 2")
+
+    # Special bin tokens follow the expression bins; CLS and PAD keep the
+    # released code's numbers (6 and 7 with six bins).
+    @property
+    def cls_bin(self) -> int:
+        return self.n_bins
+
+    @property
+    def pad_bin(self) -> int:
+        return self.n_bins + 1
+
+    @property
+    def mask_bin(self) -> int:
+        return self.n_bins + 2
+
+    @property
+    def n_bin_tokens(self) -> int:
+        return self.n_bins + 3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Vocabulary:
+    """Ordered gene symbols; a gene's id is its position. Ids n and n+1 are [CLS] and PAD."""
+
+    def __init__(self, genes):
+        self.genes = [str(g) for g in genes]
+        if not self.genes:
+            raise ValueError("a vocabulary needs at least one gene")
+        self.index = {g: i for i, g in enumerate(self.genes)}
+        if len(self.index) != len(self.genes):
+            raise ValueError("vocabulary genes are not unique")
+
+    def __len__(self) -> int:
+        return len(self.genes)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocabulary) and self.genes == other.genes
+
+    @property
+    def cls_id(self) -> int:
+        return len(self.genes)
+
+    @property
+    def pad_id(self) -> int:
+        return len(self.genes) + 1
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text("\n".join(self.genes) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Vocabulary":
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path}: vocabulary file not found")
+        return cls([line for line in path.read_text().splitlines() if line])
+
+    @classmethod
+    def union(cls, gene_lists) -> "Vocabulary":
+        """Genes of several datasets, in order of first appearance."""
+        return cls(dict.fromkeys(g for genes in gene_lists for g in map(str, genes)))
+
+
+@dataclass
+class TokenizedCells:
+    """Ragged token sequences for many cells, stored CSR-like (without [CLS])."""
+
+    indptr: np.ndarray  # (n_cells + 1,)
+    gene_ids: np.ndarray  # int64 vocabulary ids, ascending within a cell
+    bins: np.ndarray  # int64 expression bins
+    n_dropped_genes: int = 0  # genes of the input absent from the vocabulary
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def cell(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        start, stop = self.indptr[i], self.indptr[i + 1]
+        return self.gene_ids[start:stop], self.bins[start:stop]
+
+
+def tokenize(X: sp.csr_matrix, genes, vocab: Vocabulary, cfg: TokenConfig, source: str = "data") -> TokenizedCells:
+    """Turn a count matrix (cells x `genes`) into per-cell (gene id, bin) tokens.
+
+    Normalisation uses each cell's total over all its genes, before genes
+    outside the vocabulary are dropped, so a cell's values do not depend on
+    which vocabulary reads it.
+    """
+    genes = [str(g) for g in genes]
+    column_ids = np.array([vocab.index.get(g, -1) for g in genes], dtype=np.int64)
+    known = column_ids >= 0
+    if not known.any():
+        raise InputError(f"{source}: none of its {len(genes)} genes is in the model's vocabulary of {len(vocab)} genes")
+    Xn = normalize_log2(X, cfg.target_sum)
+    # keep vocabulary genes and re-index the columns by vocabulary id
+    Xn = Xn[:, np.flatnonzero(known)]
+    Xn = sp.csr_matrix((Xn.data, column_ids[known][Xn.indices], Xn.indptr), shape=(Xn.shape[0], len(vocab)))
+    Xn.sum_duplicates()
+    Xn.sort_indices()
+    Xn.eliminate_zeros()
+    bins = bin_values(Xn, cfg.binning, cfg.n_bins)
+    indptr, gene_ids = Xn.indptr.astype(np.int64), Xn.indices.astype(np.int64)
+    # cut long cells to max_len - 1 genes in vocabulary order
+    limit = cfg.max_len - 1
+    lengths = np.diff(indptr)
+    if (lengths > limit).any():
+        keep = np.concatenate([np.arange(s, s + min(n, limit)) for s, n in zip(indptr[:-1], lengths)])
+        gene_ids, bins = gene_ids[keep], bins[keep]
+        indptr = np.concatenate([[0], np.cumsum(np.minimum(lengths, limit))])
+    return TokenizedCells(indptr, gene_ids, bins, n_dropped_genes=int((~known).sum()))
+
+
+def pad_batch(sequences: list[tuple[np.ndarray, np.ndarray]], vocab_size: int, cfg: TokenConfig) -> dict[str, torch.Tensor]:
+    """[CLS] + each cell's tokens, padded to the batch's longest cell.
+
+    Returns `gene_ids` and `bins` (batch, length) int64 tensors and a boolean
+    `mask` that is True on real tokens ([CLS] included).
+    """
+    length = 1 + max(len(g) for g, _ in sequences)
+    n = len(sequences)
+    gene_ids = np.full((n, length), vocab_size + 1, dtype=np.int64)  # PAD gene id
+    bins = np.full((n, length), cfg.pad_bin, dtype=np.int64)
+    mask = np.zeros((n, length), dtype=bool)
+    gene_ids[:, 0], bins[:, 0], mask[:, 0] = vocab_size, cfg.cls_bin, True
+    for row, (g, b) in enumerate(sequences):
+        gene_ids[row, 1 : 1 + len(g)] = g
+        bins[row, 1 : 1 + len(b)] = b
+        mask[row, 1 : 1 + len(g)] = True
+    return {"gene_ids": torch.from_numpy(gene_ids), "bins": torch.from_numpy(bins), "mask": torch.from_numpy(mask)}

@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+import torch
+
+from celllm.checkpoint import load_checkpoint
+from celllm.cli import main
+from celllm.errors import InputError
+from celllm.pretrain.corpus import load_corpus
+from celllm.pretrain.dnc import LossWeights, divide_and_conquer_step, full_batch_step
+from celllm.pretrain.model import CellLMForPretraining
+from celllm.pretrain.objectives import make_views
+from celllm.pretrain.trainer import pretrain
+from celllm.tokens import Vocabulary
+
+
+def _gradients(model):
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("dtype,rtol", [(torch.float32, 1e-4), (torch.float64, 1e-9)])
+def test_divide_and_conquer_gradients_equal_full_batch(corpus_path, tiny_config, dtype, rtol):
+    corpus = load_corpus([corpus_path], tiny_config.tokens)
+    torch.manual_seed(0)
+    model = CellLMForPretraining(len(corpus.vocab), tiny_config).to(dtype)
+    views = make_views(corpus.cells, np.arange(12), corpus.tissue, np.random.default_rng(0), 0.8, 0.3, tiny_config.tokens)
+    args = (len(corpus.vocab), tiny_config.tokens, LossWeights(1.0, 1.0, 0.5), 0.1)
+
+    full_losses = full_batch_step(model, views, *args)
+    reference = _gradients(model)
+    model.zero_grad()
+    dnc_losses = divide_and_conquer_step(model, views, 5, *args)  # uneven sub-batches 5, 5, 2
+    gradients = _gradients(model)
+
+    assert reference.keys() == gradients.keys() and len(reference) > 10
+    for name in reference:
+        torch.testing.assert_close(gradients[name], reference[name], rtol=rtol, atol=rtol * 1e-3, msg=lambda m: f"{name}: {m}")
+    assert dnc_losses["loss"] == pytest.approx(full_losses["loss"], rel=rtol)
+
+
+def test_same_weights_for_any_sub_batch_size(corpus_path, tmp_path):
+    """The CLI contract: --sub-batch-size changes memory, not the result."""
+    from tests.conftest import TINY_MODEL
+    import json
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(TINY_MODEL))
+    for sub in (8, 3):
+        assert main(["pretrain", "--data", str(corpus_path), "--out", str(tmp_path / f"sub{sub}"), "--config", str(config),
+                     "--batch-size", "8", "--sub-batch-size", str(sub), "--max-steps", "3", "--seed", "7", "--quiet"]) == 0
+    a, _, _ = load_checkpoint(tmp_path / "sub8")
+    b, _, _ = load_checkpoint(tmp_path / "sub3")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6, msg=lambda m: f"{name}: {m}")
+    # and the run really trained: weights moved away from a fresh seed-7 model
+    log = (tmp_path / "sub8" / "train_log.csv").read_text().splitlines()
+    assert len(log) == 4 and log[0].startswith("step,loss,contrastive,mlm,tissue")
+
+
+def test_checkpoint_is_reused_as_config_and_rejects_other_vocabulary(checkpoint, corpus_path, tmp_path):
+    model, vocab, cfg = load_checkpoint(checkpoint)
+    assert cfg.encoder.dim == 16 and len(vocab) == 30
+    with pytest.raises(InputError, match="another gene vocabulary"):
+        load_checkpoint(checkpoint, vocab=Vocabulary(["X", "Y"]))
+    (tmp_path / "vocab.txt").write_text("G0\nG1\n")
+    out = tmp_path / "other"
+    code = main(["pretrain", "--data", str(corpus_path), "--out", str(out), "--config", str(checkpoint / "config.json"), "--vocab", str(tmp_path / "vocab.txt"), "--max-steps", "1", "--quiet"])
+    assert code == 0 and load_checkpoint(out)[1].genes == ["G0", "G1"]
+
+
+def test_resume_after_a_kill_reaches_the_same_weights(corpus_path, tiny_config, tmp_path, monkeypatch):
+    corpus = load_corpus([corpus_path], tiny_config.tokens)
+    cfg = tiny_config.with_pretrain(max_steps=4, checkpoint_every=2)
+    straight = pretrain(corpus, tmp_path / "straight", cfg, progress=False)
+
+    import celllm.pretrain.trainer as trainer
+
+    real_make_views, calls = trainer.make_views, []
+
+    def killed_at_step_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_make_views(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "make_views", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(corpus, tmp_path / "resumed", cfg, progress=False)
+    monkeypatch.setattr(trainer, "make_views", real_make_views)
+    assert len((tmp_path / "resumed" / "train_log.csv").read_text().splitlines()) == 3  # header + 2 steps
+
+    resumed = pretrain(corpus, tmp_path / "resumed", cfg, resume=True, progress=False)
+    a, b = load_checkpoint(straight)[0].state_dict(), load_checkpoint(resumed)[0].state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-7, msg=lambda m: f"{name}: {m}")
+    assert len((resumed / "train_log.csv").read_text().splitlines()) == 5
+
+
+def test_bad_pretraining_input_fails_with_one_line(tmp_path, capsys):
+    missing = tmp_path / "nope.h5ad"
+    assert main(["pretrain", "--data", str(missing), "--out", str(tmp_path / "out"), "--max-steps", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nope.h5ad: file not found" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_larger_than_corpus_is_refused(corpus_path, tiny_config, tmp_path):
+    corpus = load_corpus([corpus_path], tiny_config.tokens)
+    with pytest.raises(InputError, match="larger than the corpus"):
+        pretrain(corpus, tmp_path / "x", tiny_config.with_pretrain(batch_size=1000), progress=False)

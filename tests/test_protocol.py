@@ -1,0 +1,56 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.aggregate import load_runs, summarise, to_markdown
+from benchmarks.protocol import read_split, stratified_split, write_split
+from celllm.errors import InputError
+
+
+def test_stratified_split_is_seeded_and_keeps_rare_classes_everywhere():
+    labels = np.array(["common"] * 90 + ["rare"] * 4)
+    a, b, c = stratified_split(labels, 0), stratified_split(labels, 0), stratified_split(labels, 1)
+    assert (a == b).all() and not (a == c).all()
+    for split in ("train", "val", "test"):
+        assert (labels[a == split] == "rare").sum() >= 1
+    assert (a == "test").sum() == 18 + 1 and (a == "val").sum() == 9 + 1
+
+
+def test_split_file_round_trip_and_errors(tmp_path):
+    ids = [f"c{i}" for i in range(10)]
+    split = stratified_split(["x"] * 10, 0)
+    write_split(tmp_path / "s.tsv", ids, split)
+    assert (read_split(tmp_path / "s.tsv", ids) == split).all()
+    with pytest.raises(InputError, match="not in the split"):
+        read_split(tmp_path / "s.tsv", ids + ["new"])
+    with pytest.raises(InputError, match="split file not found"):
+        read_split(tmp_path / "none.tsv", ids)
+    pd.DataFrame({"id": ids, "split": ["train"] * 9 + ["holdout"]}).to_csv(tmp_path / "bad.tsv", sep="\t", index=False)
+    with pytest.raises(InputError, match="train, val or test"):
+        read_split(tmp_path / "bad.tsv", ids)
+
+
+def _record(path, model, kind, seed, accuracy):
+    record = {"task": "annotation", "setting": "standard", "dataset": "d", "simulated": True, "model": model, "kind": kind,
+              "seed": seed, "metrics": {"accuracy": accuracy, "macro_f1": accuracy / 2}}
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_summary_gives_mean_and_sd_over_seeds_with_celllm_first(tmp_path):
+    paths = [_record(tmp_path / f"{m}{s}.json", m, k, s, acc) for m, k, s, acc in
+             [("majority", "control", 0, 0.3), ("majority", "control", 1, 0.3), ("celllm_probe", "celllm", 0, 0.6), ("celllm_probe", "celllm", 1, 0.8)]]
+    table = summarise(load_runs(paths))
+    assert table["model"].tolist() == ["celllm_probe", "majority"]
+    row = table.iloc[0]
+    assert row["accuracy_mean"] == pytest.approx(0.7) and row["accuracy_std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
+    assert row["n_seeds"] == 2
+    assert "| celllm_probe | celllm | 0.700 ± 0.141 |" in to_markdown(table, ["accuracy", "macro_f1"])
+
+
+def test_unreadable_run_record_names_the_file(tmp_path):
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(InputError, match="broken.json: unreadable run record"):
+        load_runs([tmp_path / "broken.json"])

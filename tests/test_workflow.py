@@ -1,0 +1,73 @@
+"""The whole DAG on tiny data: data -> pretraining -> annotation runs -> table."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _snakemake(workdir, *args):
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    result = _snakemake(workdir, "--configfile", str(ROOT / "tests" / "workflow_config.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_tiny_run_writes_annotation_table_for_every_model(finished_run):
+    table = pd.read_csv(finished_run / "results" / "tables" / "annotation.csv")
+    assert set(table["dataset"]) == {"sim_pbmc", "pbmc68k_reduced"}
+    assert set(table["model"]) == {"celllm_probe", "logreg_l1", "majority"}
+    assert (table["n_seeds"] == 1).all()
+    assert table["accuracy_mean"].between(0, 1).all()
+    assert dict(zip(table["dataset"], table["simulated"])) == {"sim_pbmc": True, "pbmc68k_reduced": False}
+    markdown = (finished_run / "results" / "tables" / "annotation.md").read_text()
+    assert "### annotation / pbmc68k_reduced (standard; real data)" in markdown
+
+
+def test_run_record_contract(finished_run):
+    record = json.loads((finished_run / "results/runs/annotation/pbmc68k_reduced/celllm_probe/seed0/metrics.json").read_text())
+    for key in ("task", "setting", "dataset", "model", "seed", "n_train", "n_val", "n_test", "metrics", "wall_time_s", "provenance"):
+        assert key in record
+    assert record["n_train"] + record["n_val"] + record["n_test"] == 700
+    assert set(record["metrics"]) >= {"accuracy", "macro_f1"}
+    assert len(record["provenance"]["checkpoint_sha256"]) == 64  # the CellLM run names its checkpoint
+    predictions = pd.read_csv(finished_run / "results/runs/annotation/pbmc68k_reduced/celllm_probe/seed0/predictions.csv")
+    assert len(predictions) == record["n_test"]
+
+
+def test_pbmc68k_test_cells_are_never_pretrained_on(finished_run):
+    """The demo corpus is simulated only: no real cell, test split or not, enters pretraining."""
+    import anndata as ad
+
+    corpus = ad.read_h5ad(finished_run / "results/data/sim_pretrain.h5ad")
+    split = pd.read_csv(finished_run / "results/splits/annotation/pbmc68k_reduced/seed0.tsv", sep="\t")
+    assert corpus.uns["simulated"] and not set(split["id"]) & set(corpus.obs_names)
+
+
+def test_second_run_has_nothing_to_do(finished_run):
+    result = _snakemake(finished_run, "--configfile", str(ROOT / "tests" / "workflow_config.yaml"), "-n")
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_lint_is_clean(tmp_path):
+    result = _snakemake(tmp_path, "--lint", "--configfile", str(ROOT / "config" / "config.yaml"))
+    assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr
+
+
+def test_invalid_config_is_rejected_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seeds: []\n")
+    result = _snakemake(tmp_path, "--configfile", str(bad), "-n")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "On instance['seeds']" in output and "Job stats" not in output

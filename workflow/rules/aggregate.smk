@@ -1,0 +1,16 @@
+# Run records -> results/tables/{task}.csv and .md
+
+
+rule aggregate:
+    input:
+        lambda wildcards: run_records(wildcards.task),
+    output:
+        csv="results/tables/{task}.csv",
+        md="results/tables/{task}.md",
+    log:
+        "logs/tables/{task}.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/aggregate.py"

@@ -1,0 +1,13 @@
+from _shim import log_to_file
+
+log_to_file(snakemake)
+
+import sys
+
+import torch
+
+from celllm.cli import main
+
+torch.set_num_threads(snakemake.threads)
+data = [arg for path in snakemake.input.corpus for arg in ("--data", path)]
+sys.exit(main(["pretrain", *data, "--config", snakemake.input.config, "--out", snakemake.output[0]]))
