@@ -8,6 +8,7 @@ weights_only=True. A checkpoint refuses to load against another vocabulary.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -30,10 +31,18 @@ def save_checkpoint(path, model: CellLMForPretraining, vocab: Vocabulary, cfg: C
         cfg.save(tmp / CONFIG)
         vocab.save(tmp / VOCAB)
         save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
+        _readable_by_group(tmp / WEIGHTS)
         if trainer_state is not None:
             torch.save(trainer_state, tmp / TRAINER_STATE)
         if log:
             pd.DataFrame(log).to_csv(tmp / TRAIN_LOG, index=False)
+
+
+def _readable_by_group(path: Path) -> None:
+    """safetensors writes owner-only files; give the weights the usual umask-based mode to share them."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _require(folder: Path, name: str) -> Path:

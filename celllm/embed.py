@@ -38,18 +38,26 @@ def embed_tokens(encoder: CellLMEncoder, cells: TokenizedCells, cfg: TokenConfig
     return out
 
 
-def embed_anndata(adata: ad.AnnData, checkpoint, batch_size: int = 64, device: str | None = None, progress: bool = False, source: str = "data") -> tuple[np.ndarray, int]:
-    """Embeddings of every cell of a validated AnnData, and how many of its genes the vocabulary lacks."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, vocab, cfg = load_checkpoint(checkpoint)
-    cells = tokenize(adata.X, adata.var_names, vocab, cfg.tokens, source)
-    return embed_tokens(model.encoder, cells, cfg.tokens, batch_size, device, progress), cells.n_dropped_genes
+class CellEmbedder:
+    """A checkpoint loaded once, embedding any number of AnnData objects."""
+
+    def __init__(self, checkpoint, device: str | None = None, batch_size: int = 64):
+        self.checkpoint = Path(checkpoint)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.batch_size = batch_size
+        model, self.vocab, self.cfg = load_checkpoint(checkpoint)
+        self.encoder = model.encoder
+
+    def __call__(self, adata: ad.AnnData, source: str = "data", progress: bool = False) -> tuple[np.ndarray, int]:
+        """Embeddings of every cell of a validated AnnData, and how many of its genes the vocabulary lacks."""
+        cells = tokenize(adata.X, adata.var_names, self.vocab, self.cfg.tokens, source)
+        return embed_tokens(self.encoder, cells, self.cfg.tokens, self.batch_size, self.device, progress), cells.n_dropped_genes
 
 
 def embed_file(in_path, checkpoint, out_path, batch_size: int = 64, device: str | None = None, progress: bool = True) -> int:
     """`celllm embed`: read IN.h5ad, write OUT.h5ad with .obsm['X_celllm']. Returns the dropped-gene count."""
     adata = read_dataset(in_path)
-    embeddings, dropped = embed_anndata(adata, checkpoint, batch_size, device, progress, source=str(in_path))
+    embeddings, dropped = CellEmbedder(checkpoint, device, batch_size)(adata, source=str(in_path), progress=progress)
     if dropped:
         log.warning("%s: %d of %d genes are not in the checkpoint's vocabulary and were dropped", in_path, dropped, adata.n_vars)
     adata.obsm[OBSM_KEY] = embeddings

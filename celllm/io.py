@@ -52,7 +52,8 @@ def validate_dataset(adata: ad.AnnData, name: str, required_obs: Iterable[str] =
     X = adata.X
     if X is None:
         raise InputError(f"{name}: .X is empty")
-    X = sp.csr_matrix(X, dtype=np.float32) if not sp.isspmatrix_csr(X) or X.dtype != np.float32 else X
+    if not (sp.issparse(X) and X.format == "csr" and X.dtype == np.float32):
+        X = sp.csr_matrix(X, dtype=np.float32)
     values = X.data
     if values.size and not np.isfinite(values).all():
         raise InputError(f"{name}: expression contains NaN or infinite values")

@@ -14,23 +14,25 @@ import scipy.sparse as sp
 BINNINGS = ("floor_clip", "quantile")
 
 
-def normalize_log2(X: sp.csr_matrix, target_sum: float = 1e4) -> sp.csr_matrix:
-    """scBERT's normalisation: each cell scaled to `target_sum` total, then log2(1 + x).
-
-    Cells with zero total stay zero. Returns a new float32 CSR matrix.
-    """
+def scale_to_total(X: sp.csr_matrix, target_sum: float = 1e4) -> sp.csr_matrix:
+    """Scale each cell (row) to `target_sum` total; cells with zero total stay zero. New float32 CSR."""
     X = sp.csr_matrix(X, dtype=np.float32, copy=True)
     totals = np.asarray(X.sum(axis=1)).ravel()
     scale = np.divide(target_sum, totals, out=np.zeros_like(totals, dtype=np.float64), where=totals > 0)
     X.data *= np.repeat(scale, np.diff(X.indptr)).astype(np.float32)
+    return X
+
+
+def normalize_log2(X: sp.csr_matrix, target_sum: float = 1e4) -> sp.csr_matrix:
+    """scBERT's normalisation, CellLM's input: each cell scaled to `target_sum`, then log2(1 + x)."""
+    X = scale_to_total(X, target_sum)
     np.log2(1.0 + X.data, out=X.data)
     return X
 
 
 def log_normalize(X: sp.csr_matrix, target_sum: float = 1e4) -> sp.csr_matrix:
-    """Scanpy's usual input for linear baselines: normalize_total then natural log1p."""
-    X = normalize_log2(X, target_sum)
-    X.data = np.expm1(X.data * np.log(2.0)).astype(np.float32)  # back to scaled counts
+    """Scanpy's usual input for linear baselines: normalize_total, then natural log1p."""
+    X = scale_to_total(X, target_sum)
     np.log1p(X.data, out=X.data)
     return X
 

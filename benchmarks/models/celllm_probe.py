@@ -5,7 +5,6 @@ regularisation strength is chosen on the validation split (macro F1), never
 on test.
 """
 
-import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
@@ -13,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from benchmarks.registry import register
-from celllm.embed import embed_anndata
+from celllm.embed import CellEmbedder
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 
@@ -28,12 +27,12 @@ C_GRID = (0.01, 0.1, 1.0, 10.0)
 )
 class CellLMLinearProbe:
     def __init__(self, seed, context):
-        self.seed, self.context, self.model = seed, context, None
         torch.set_num_threads(context.threads)
+        self.seed, self.model = seed, None
+        self.embedder = CellEmbedder(context.checkpoint, device=context.device)
 
     def _embed(self, data):
-        embeddings, _ = embed_anndata(data.adata, self.context.checkpoint, device=self.context.device)
-        return embeddings
+        return self.embedder(data.adata)[0]
 
     def _head(self, C):
         return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=self.seed))
