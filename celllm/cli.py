@@ -12,15 +12,18 @@ from celllm.errors import InputError
 def _pretrain(args) -> None:
     from celllm.config import CellLMConfig
     from celllm.pretrain.corpus import load_corpus
+    from celllm.pretrain.distributed import group_from_environment
     from celllm.pretrain.trainer import pretrain
     from celllm.tokens import Vocabulary
 
     cfg = CellLMConfig.load(args.config) if args.config else CellLMConfig()
     cfg = cfg.with_pretrain(batch_size=args.batch_size, sub_batch_size=args.sub_batch_size, max_steps=args.max_steps, seed=args.seed)
     vocab = Vocabulary.load(args.vocab) if args.vocab else None
+    group = group_from_environment()  # several processes under torchrun, else one
     corpus = load_corpus(args.data, cfg.tokens, vocab)
-    out = pretrain(corpus, args.out, cfg, resume=args.resume, device=args.device, progress=not args.quiet)
-    print(f"checkpoint written to {out}")
+    out = pretrain(corpus, args.out, cfg, resume=args.resume, device=args.device, progress=not args.quiet, group=group)
+    if group.rank == 0:
+        print(f"checkpoint written to {out}")
 
 
 def _embed(args) -> None:

@@ -32,11 +32,14 @@ class PretrainConfig:
     # genes and hides `mask_ratio` of the kept bins behind [MASK].
     view_keep: float = 0.8
     mask_ratio: float = 0.15
-    temperature: float = 0.1  # NT-Xent temperature
+    # NT-Xent temperature. At 0.1 instance discrimination dominated the demo and the
+    # tumor-vs-normal loss stayed flat (0.67 after 300 steps); at 0.5 it fell to 0.55.
+    temperature: float = 0.5
     proj_dim: int = 128  # contrastive projection head output
     weight_contrastive: float = 1.0
     weight_mlm: float = 1.0
-    weight_tissue: float = 0.5
+    weight_tissue: float = 1.0
+    precision: str = "bf16"  # "bf16": autocast on CUDA (CPU always runs float32); "fp32": never
     checkpoint_every: int = 0  # optimizer steps between checkpoints; 0 = only at the end
     seed: int = 0
 
@@ -47,6 +50,8 @@ class PretrainConfig:
             raise ValueError("sub_batch_size must be at least 1")
         if not 0 < self.view_keep <= 1 or not 0 <= self.mask_ratio < 1:
             raise ValueError("view_keep must be in (0, 1] and mask_ratio in [0, 1)")
+        if self.precision not in ("bf16", "fp32"):
+            raise ValueError(f"precision must be 'bf16' or 'fp32', not '{self.precision}'")
 
 
 @dataclass(frozen=True)

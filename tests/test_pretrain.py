@@ -17,11 +17,16 @@ def _gradients(model):
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
 @pytest.mark.parametrize("dtype,rtol", [(torch.float32, 1e-4), (torch.float64, 1e-9)])
-def test_divide_and_conquer_gradients_equal_full_batch(corpus_path, tiny_config, dtype, rtol):
+def test_divide_and_conquer_gradients_equal_full_batch(corpus_path, tiny_config, dtype, rtol, dropout):
+    """One big batch and sub-batches of 5, 5, 2 cells give the same parameter gradients, dropout on or off."""
+    from dataclasses import replace
+
+    tiny_config = replace(tiny_config, encoder=replace(tiny_config.encoder, dropout=dropout))
     corpus = load_corpus([corpus_path], tiny_config.tokens)
     torch.manual_seed(0)
-    model = CellLMForPretraining(len(corpus.vocab), tiny_config).to(dtype)
+    model = CellLMForPretraining(len(corpus.vocab), tiny_config).to(dtype).train()
     views = make_views(corpus.cells, np.arange(12), corpus.tissue, np.random.default_rng(0), 0.8, 0.3, tiny_config.tokens)
     args = (len(corpus.vocab), tiny_config.tokens, LossWeights(1.0, 1.0, 0.5), 0.1)
 
@@ -35,6 +40,10 @@ def test_divide_and_conquer_gradients_equal_full_batch(corpus_path, tiny_config,
     for name in reference:
         torch.testing.assert_close(gradients[name], reference[name], rtol=rtol, atol=rtol * 1e-3, msg=lambda m: f"{name}: {m}")
     assert dnc_losses["loss"] == pytest.approx(full_losses["loss"], rel=rtol)
+    if dropout:  # the dropout really acted: the model in eval mode has other gradients
+        model.zero_grad()
+        full_batch_step(model.eval(), views, *args)
+        assert not torch.allclose(_gradients(model)["encoder.layers.0.ff.up.weight"], reference["encoder.layers.0.ff.up.weight"])
 
 
 def test_same_weights_for_any_sub_batch_size(corpus_path, tmp_path):

@@ -16,17 +16,19 @@ from einops import rearrange
 from performer_pytorch.performer_pytorch import gaussian_orthogonal_random_matrix, linear_attention, softmax_kernel
 from torch import nn
 
+from celllm.model.dropout import CellDropout
+
 
 class MaskedFavorAttention(nn.Module):
     """Multi-head FAVOR+ attention over a padded batch with a boolean key mask."""
 
-    def __init__(self, dim: int, heads: int, dim_head: int, nb_features: int, dropout: float = 0.0):
+    def __init__(self, dim: int, heads: int, dim_head: int, nb_features: int, dropout: float = 0.0, dropout_site: int = 0):
         super().__init__()
         self.heads, self.dim_head, self.nb_features = heads, dim_head, nb_features
         inner = heads * dim_head
         self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)  # released config: no qkv bias
         self.to_out = nn.Linear(inner, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = CellDropout(dropout, dropout_site)
         self.register_buffer("projection_matrix", gaussian_orthogonal_random_matrix(nb_features, dim_head))
 
     @torch.no_grad()
@@ -35,15 +37,21 @@ class MaskedFavorAttention(nn.Module):
         new = gaussian_orthogonal_random_matrix(self.nb_features, self.dim_head, device=self.projection_matrix.device)
         self.projection_matrix.copy_(new)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x: (batch, length, dim); mask: (batch, length) True on real tokens. Position 0 must be real."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (batch, length, dim); mask: (batch, length) True on real tokens, position 0 real.
+
+        `seeds` (batch,) make dropout a function of each cell (see celllm.model.dropout).
+        """
         q, k, v = rearrange(self.to_qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         key_mask = mask[:, None, :, None]
         # Padded keys copy the [CLS] key so the library's key stabiliser (a max over
         # positions) sees only real tokens; their features are zeroed below.
         k = torch.where(key_mask, k, k[:, :, :1])
-        q_prime = softmax_kernel(q, projection_matrix=self.projection_matrix, is_query=True)
-        k_prime = softmax_kernel(k, projection_matrix=self.projection_matrix, is_query=False)
-        k_prime = k_prime * key_mask.to(k_prime.dtype)
-        out = linear_attention(q_prime, k_prime, v)
-        return self.dropout(self.to_out(rearrange(out, "b h n d -> b n (h d)")))
+        # The random-feature exponentials overflow easily in bf16: keep this part in float32.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            q, k, v = q.float(), k.float(), v.float()
+            q_prime = softmax_kernel(q, projection_matrix=self.projection_matrix, is_query=True)
+            k_prime = softmax_kernel(k, projection_matrix=self.projection_matrix, is_query=False)
+            k_prime = k_prime * key_mask.to(k_prime.dtype)
+            out = linear_attention(q_prime, k_prime, v)
+        return self.dropout(self.to_out(rearrange(out, "b h n d -> b n (h d)").to(x.dtype)), seeds)

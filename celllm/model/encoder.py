@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from celllm.model.attention import MaskedFavorAttention
+from celllm.model.dropout import CellDropout
 
 
 @dataclass(frozen=True)
@@ -40,29 +41,31 @@ class EncoderConfig:
 
 
 class FeedForward(nn.Module):
-    def __init__(self, dim: int, mult: int, dropout: float):
+    def __init__(self, dim: int, mult: int, dropout: float, first_site: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(dim, dim * mult), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim * mult, dim), nn.Dropout(dropout)
-        )
+        self.up, self.down = nn.Linear(dim, dim * mult), nn.Linear(dim * mult, dim)
+        self.hidden_dropout = CellDropout(dropout, first_site)
+        self.out_dropout = CellDropout(dropout, first_site + 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, seeds: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.hidden_dropout(nn.functional.gelu(self.up(x)), seeds)
+        return self.out_dropout(self.down(hidden), seeds)
 
 
 class PerformerLayer(nn.Module):
     """Pre-LayerNorm residual block: attention, then feed-forward."""
 
-    def __init__(self, cfg: EncoderConfig):
+    def __init__(self, cfg: EncoderConfig, index: int):
         super().__init__()
+        sites = 3 * index  # each dropout of the network draws from its own site
         self.attn_norm = nn.LayerNorm(cfg.dim)
-        self.attn = MaskedFavorAttention(cfg.dim, cfg.heads, cfg.dim_head, cfg.nb_features, cfg.dropout)
+        self.attn = MaskedFavorAttention(cfg.dim, cfg.heads, cfg.dim_head, cfg.nb_features, cfg.dropout, dropout_site=sites)
         self.ff_norm = nn.LayerNorm(cfg.dim)
-        self.ff = FeedForward(cfg.dim, cfg.ff_mult, cfg.dropout)
+        self.ff = FeedForward(cfg.dim, cfg.ff_mult, cfg.dropout, first_site=sites + 1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), mask)
-        return x + self.ff(self.ff_norm(x))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), mask, seeds)
+        return x + self.ff(self.ff_norm(x), seeds)
 
 
 class CellLMEncoder(nn.Module):
@@ -73,16 +76,18 @@ class CellLMEncoder(nn.Module):
         self.cfg, self.n_genes = cfg, n_genes
         self.gene_embedding = nn.Embedding(n_genes + 2, cfg.dim)  # + [CLS], PAD
         self.bin_embedding = nn.Embedding(n_bin_tokens, cfg.dim)
-        self.layers = nn.ModuleList(PerformerLayer(cfg) for _ in range(cfg.depth))
+        self.layers = nn.ModuleList(PerformerLayer(cfg, i) for i in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
 
-    def forward(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Token states (batch, length, dim). `seeds` (batch,) give each cell its own dropout masks."""
         x = self.gene_embedding(gene_ids) + self.bin_embedding(bins)
         for layer in self.layers:
-            x = layer(x, mask)
+            x = layer(x, mask, seeds)
         return self.norm(x)
 
     def embed(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The cell embedding: the final-normalised [CLS] state."""
         return self.forward(gene_ids, bins, mask)[:, 0]
 
     def redraw_random_features(self) -> None:

@@ -3,23 +3,27 @@
 A large batch gives the contrastive loss many negatives but does not fit in
 memory with gradients. The step therefore:
   1. embeds every sub-batch without gradient;
-  2. takes the contrastive loss over the whole batch and its gradient with
-     respect to the embeddings only;
-  3. re-runs each sub-batch with gradient, replaying the random state of its
-     first pass, and back-propagates the cached embedding gradients together
-     with the sub-batch's own per-cell losses (masked bins, tissue).
+  2. takes the contrastive loss over the whole batch (gathered from every
+     data-parallel rank) and its gradient with respect to the embeddings only;
+  3. re-runs each sub-batch with gradient and back-propagates the cached
+     embedding gradients together with the sub-batch's own per-cell losses
+     (masked bins, tissue), so a step costs one extra forward pass.
 The parameter gradients equal those of one full-batch step, while peak memory
-is that of one sub-batch. Exactness needs a cell's embedding to depend on that
-cell alone (see celllm.model.attention) and the same random state in both passes.
+is that of one sub-batch. Exactness needs a cell's forward pass to depend on
+that cell alone: attention ignores padding (celllm.model.attention), dropout
+masks are functions of per-view seeds (celllm.model.dropout), random features
+change only between optimizer steps, and any other random state is replayed.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 
-from celllm.pretrain.objectives import ViewBatch, nt_xent, per_sequence_loss_sums
+from celllm.pretrain.distributed import SingleProcess
+from celllm.pretrain.objectives import IGNORE, ViewBatch, at_least_float32, nt_xent, per_sequence_loss_sums
 from celllm.tokens import TokenConfig
 
 
@@ -31,7 +35,7 @@ class LossWeights:
 
 
 class RandomState:
-    """Snapshot of torch's CPU and CUDA random state, to replay dropout exactly."""
+    """Snapshot of torch's CPU and CUDA random state, to replay any stateful randomness."""
 
     def __init__(self):
         self.cpu = torch.get_rng_state()
@@ -51,30 +55,36 @@ def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def _combine(contrastive, sums, weights: LossWeights):
+def _forward(model, batch, amp_dtype):
+    """Model outputs for a padded chunk, under bf16/fp16 autocast when `amp_dtype` is set."""
+    device_type = batch["gene_ids"].device.type
+    autocast = torch.autocast(device_type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    with autocast:
+        return model(batch["gene_ids"], batch["bins"], batch["mask"], batch["seeds"])
+
+
+def full_batch_step(model, views: ViewBatch, vocab_size: int, cfg: TokenConfig, weights: LossWeights, temperature: float, device="cpu", amp_dtype=None) -> dict[str, float]:
+    """Reference step: one forward over the whole batch, then backward. Memory grows with the batch."""
+    batch = _to(views.chunk(0, views.n_cells, vocab_size, cfg), device)
+    outputs = _forward(model, batch, amp_dtype)
+    contrastive = nt_xent(outputs["z"], temperature)
+    sums = per_sequence_loss_sums(outputs, batch)
     mlm = sums["mlm_sum"] / sums["mlm_count"].clamp(min=1)
     tissue = sums["tissue_sum"] / sums["tissue_count"].clamp(min=1)
     total = weights.contrastive * contrastive + weights.mlm * mlm + weights.tissue * tissue
-    return total, mlm, tissue
-
-
-def full_batch_step(model, views: ViewBatch, vocab_size: int, cfg: TokenConfig, weights: LossWeights, temperature: float, device="cpu") -> dict[str, float]:
-    """Reference step: one forward over the whole batch, then backward. Memory grows with the batch."""
-    batch = _to(views.chunk(0, views.n_cells, vocab_size, cfg), device)
-    outputs = model(batch["gene_ids"], batch["bins"], batch["mask"])
-    contrastive = nt_xent(outputs["z"], temperature)
-    total, mlm, tissue = _combine(contrastive, per_sequence_loss_sums(outputs, batch), weights)
     total.backward()
     return {"loss": total.item(), "contrastive": contrastive.item(), "mlm": mlm.item(), "tissue": tissue.item()}
 
 
 def divide_and_conquer_step(
-    model, views: ViewBatch, sub_batch_size: int, vocab_size: int, cfg: TokenConfig, weights: LossWeights, temperature: float, device="cpu"
+    model, views: ViewBatch, sub_batch_size: int, vocab_size: int, cfg: TokenConfig, weights: LossWeights, temperature: float,
+    device="cpu", amp_dtype=None, group: SingleProcess = SingleProcess(),
 ) -> dict[str, float]:
     """Accumulate the gradients of the full-batch loss into `model`, one sub-batch at a time.
 
-    Returns the loss values of the step. The caller zeroes gradients before and
-    steps the optimizer after.
+    `views` is this rank's shard of the global batch. Returns the loss values
+    of the whole (global) batch. The caller zeroes gradients before and steps
+    the optimizer after.
     """
     chunks = [_to(views.chunk(a, b, vocab_size, cfg), device) for a, b in _chunks(views.n_cells, sub_batch_size)]
 
@@ -83,34 +93,38 @@ def divide_and_conquer_step(
     with torch.no_grad():
         for batch in chunks:
             states.append(RandomState())
-            embeddings.append(model(batch["gene_ids"], batch["bins"], batch["mask"])["z"])
+            embeddings.append(at_least_float32(_forward(model, batch, amp_dtype)["z"]))
+    local = torch.cat(embeddings)
 
-    # 2. contrastive loss over the whole batch; gradient w.r.t. the embeddings only
-    z = torch.cat(embeddings).detach().requires_grad_(True)
+    # 2. contrastive loss over the global batch; gradient w.r.t. this rank's embeddings only
+    z = group.gather(local).detach().requires_grad_(True)
     contrastive = nt_xent(z, temperature)
     (embedding_grad,) = torch.autograd.grad(weights.contrastive * contrastive, z)
-    counts = {
-        "mlm_count": sum((b["mlm_targets"] != -100).sum() for b in chunks).clamp(min=1),
-        "tissue_count": sum((b["tissue"] != -100).sum() for b in chunks).clamp(min=1),
-    }
+    start = group.rank * local.shape[0]  # every rank holds the same number of views
+    embedding_grad = embedding_grad[start : start + local.shape[0]]
+    mlm_count = group.sum(sum((b["mlm_targets"] != IGNORE).sum() for b in chunks)).clamp(min=1)
+    tissue_count = group.sum(sum((b["tissue"] != IGNORE).sum() for b in chunks)).clamp(min=1)
 
     # 3. re-run each sub-batch with gradient under the same random state
     after = RandomState()
-    mlm_total = tissue_total = 0.0
+    mlm_total = torch.zeros((), device=device, dtype=local.dtype)
+    tissue_total = torch.zeros((), device=device, dtype=local.dtype)
     offset = 0
     for batch, state in zip(chunks, states):
         state.restore()
-        outputs = model(batch["gene_ids"], batch["bins"], batch["mask"])
+        outputs = _forward(model, batch, amp_dtype)
         n = outputs["z"].shape[0]
         sums = per_sequence_loss_sums(outputs, batch)
-        mlm = sums["mlm_sum"] / counts["mlm_count"]
-        tissue = sums["tissue_sum"] / counts["tissue_count"]
-        surrogate = (outputs["z"] * embedding_grad[offset : offset + n]).sum() + weights.mlm * mlm + weights.tissue * tissue
+        mlm = sums["mlm_sum"] / mlm_count
+        tissue = sums["tissue_sum"] / tissue_count
+        surrogate = (at_least_float32(outputs["z"]) * embedding_grad[offset : offset + n]).sum() + weights.mlm * mlm + weights.tissue * tissue
         surrogate.backward()
-        mlm_total += mlm.item()
-        tissue_total += tissue.item()
+        mlm_total += mlm.detach()
+        tissue_total += tissue.detach()
         offset += n
     after.restore()  # continue the random stream as if each sub-batch ran once
+    group.sum_gradients(model)
 
-    total = weights.contrastive * contrastive.item() + weights.mlm * mlm_total + weights.tissue * tissue_total
-    return {"loss": total, "contrastive": contrastive.item(), "mlm": mlm_total, "tissue": tissue_total}
+    mlm_value, tissue_value = group.sum(mlm_total).item(), group.sum(tissue_total).item()
+    total = weights.contrastive * contrastive.item() + weights.mlm * mlm_value + weights.tissue * tissue_value
+    return {"loss": total, "contrastive": contrastive.item(), "mlm": mlm_value, "tissue": tissue_value}

@@ -28,10 +28,16 @@ class ViewBatch:
     sequences: list[tuple[np.ndarray, np.ndarray]]  # (gene ids, input bins) per view
     targets: list[np.ndarray]  # per view: true bin at masked positions, IGNORE elsewhere
     tissue: np.ndarray  # (2N,) 0 normal, 1 tumor, IGNORE unknown
+    seeds: np.ndarray  # (2N,) per-view dropout seeds (celllm.model.dropout)
 
     @property
     def n_cells(self) -> int:
         return len(self.sequences) // 2
+
+    def cells(self, positions) -> "ViewBatch":
+        """The views of the cells at these positions of the batch (a data-parallel shard)."""
+        rows = np.stack([2 * np.asarray(positions), 2 * np.asarray(positions) + 1], axis=1).ravel()
+        return ViewBatch([self.sequences[r] for r in rows], [self.targets[r] for r in rows], self.tissue[rows], self.seeds[rows])
 
     def chunk(self, start_cell: int, stop_cell: int, vocab_size: int, cfg: TokenConfig) -> dict[str, torch.Tensor]:
         """Padded tensors for the views of cells [start_cell, stop_cell)."""
@@ -42,6 +48,7 @@ class ViewBatch:
             targets[i, 1 : 1 + len(t)] = torch.from_numpy(t)
         batch["mlm_targets"] = targets
         batch["tissue"] = torch.from_numpy(self.tissue[rows])
+        batch["seeds"] = torch.from_numpy(self.seeds[rows])
         return batch
 
 
@@ -61,10 +68,11 @@ def make_views(
             b[masked] = cfg.mask_bin
             sequences.append((g, b))
             targets.append(target)
-    return ViewBatch(sequences, targets, np.repeat(tissue[indices], 2))
+    seeds = rng.integers(0, 2**31, size=len(sequences), dtype=np.int64)
+    return ViewBatch(sequences, targets, np.repeat(tissue[indices], 2), seeds)
 
 
-def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
     """Losses in float32 or wider (bf16 activations are upcast, float64 kept)."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
@@ -74,7 +82,7 @@ def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
 
     Every other row of the whole batch is a negative.
     """
-    z = F.normalize(_at_least_float32(z), dim=-1)
+    z = F.normalize(at_least_float32(z), dim=-1)
     logits = z @ z.T / temperature
     logits.fill_diagonal_(float("-inf"))
     positives = torch.arange(z.shape[0], device=z.device) ^ 1  # 0<->1, 2<->3, ...
@@ -87,8 +95,8 @@ def per_sequence_loss_sums(outputs: dict[str, torch.Tensor], batch: dict[str, to
     Sums (not means) let sub-batches add up to the full-batch mean exactly.
     """
     logits = outputs["mlm_logits"]
-    mlm = F.cross_entropy(_at_least_float32(logits.reshape(-1, logits.shape[-1])), batch["mlm_targets"].reshape(-1), ignore_index=IGNORE, reduction="sum")
-    tissue = F.cross_entropy(_at_least_float32(outputs["tissue_logits"]), batch["tissue"], ignore_index=IGNORE, reduction="sum")
+    mlm = F.cross_entropy(at_least_float32(logits.reshape(-1, logits.shape[-1])), batch["mlm_targets"].reshape(-1), ignore_index=IGNORE, reduction="sum")
+    tissue = F.cross_entropy(at_least_float32(outputs["tissue_logits"]), batch["tissue"], ignore_index=IGNORE, reduction="sum")
     return {
         "mlm_sum": mlm,
         "mlm_count": (batch["mlm_targets"] != IGNORE).sum(),

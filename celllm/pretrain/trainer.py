@@ -20,6 +20,7 @@ from celllm.checkpoint import TRAIN_LOG, load_checkpoint, load_trainer_state, sa
 from celllm.config import CellLMConfig
 from celllm.errors import InputError
 from celllm.pretrain.corpus import Corpus
+from celllm.pretrain.distributed import SingleProcess, device_for
 from celllm.pretrain.dnc import LossWeights, divide_and_conquer_step
 from celllm.pretrain.model import CellLMForPretraining
 from celllm.pretrain.objectives import make_views
@@ -51,13 +52,21 @@ def warmup_cosine(warmup_steps: int, max_steps: int):
     return factor
 
 
-def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, device: str | None = None, progress: bool = True) -> Path:
-    """Pretrain CellLM on `corpus`; write the checkpoint folder `out_dir`. Returns its path."""
+def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, device: str | None = None, progress: bool = True,
+             group: SingleProcess = SingleProcess()) -> Path:
+    """Pretrain CellLM on `corpus`; write the checkpoint folder `out_dir`. Returns its path.
+
+    With a data-parallel `group`, every rank calls this with the same arguments;
+    `cfg.pretrain.batch_size` is the global batch and rank 0 writes the checkpoints.
+    """
     out_dir = Path(out_dir)
     p = cfg.pretrain
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or device_for(group)
     if p.batch_size > len(corpus.cells):
         raise InputError(f"batch size {p.batch_size} is larger than the corpus ({len(corpus.cells)} cells)")
+    if p.batch_size % group.world_size:
+        raise InputError(f"batch size {p.batch_size} does not split evenly over {group.world_size} processes")
+    amp_dtype = torch.bfloat16 if p.precision == "bf16" and torch.device(device).type == "cuda" else None
 
     torch.manual_seed(p.seed)
     model = CellLMForPretraining(len(corpus.vocab), cfg)
@@ -81,24 +90,29 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
     weights = LossWeights(p.weight_contrastive, p.weight_mlm, p.weight_tissue)
     vocab_size = len(corpus.vocab)
     lengths = corpus.cells.lengths()
+    is_main = group.rank == 0
 
     def save(step: int) -> None:
-        trainer_state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
-        save_checkpoint(out_dir, model, corpus.vocab, cfg, trainer_state, log)
+        if is_main:
+            trainer_state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+            save_checkpoint(out_dir, model, corpus.vocab, cfg, trainer_state, log)
+        group.barrier()
 
-    bar = tqdm(range(start, p.max_steps), initial=start, total=p.max_steps, desc="pretrain", unit="step", disable=not progress)
+    bar = tqdm(range(start, p.max_steps), initial=start, total=p.max_steps, desc="pretrain", unit="step", disable=not (progress and is_main))
     for step in bar:
         if step > 0 and step % cfg.encoder.feature_redraw_interval == 0:
-            # redraws happen between optimizer steps only, seeded by the step
+            # redraws happen between optimizer steps only, seeded by the step (the same on every rank)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(p.seed * 1_000_003 + step)
                 model.encoder.redraw_random_features()
         began = time.perf_counter()
+        # every rank builds the same global batch and views, then keeps its shard
         indices = by_length(batch_indices(len(corpus.cells), p.batch_size, p.seed, step), lengths)
         views = make_views(corpus.cells, indices, corpus.tissue, np.random.default_rng([p.seed, step, 1]), p.view_keep, p.mask_ratio, cfg.tokens)
+        views = views.cells(np.arange(group.rank, len(indices), group.world_size))
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        losses = divide_and_conquer_step(model, views, p.sub_batch_size, vocab_size, cfg.tokens, weights, p.temperature, device)
+        losses = divide_and_conquer_step(model, views, p.sub_batch_size, vocab_size, cfg.tokens, weights, p.temperature, device, amp_dtype, group)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
         optimizer.step()
         scheduler.step()
