@@ -10,12 +10,15 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/ppi.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/tasks.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
     input:
         table_outputs(),
+        rules.figures.input,
     default_target: True

@@ -12,6 +12,7 @@ from celllm.errors import InputError
 def _pretrain(args) -> None:
     from celllm.config import CellLMConfig
     from celllm.pretrain.corpus import load_corpus
+    from celllm.ppi import read_gene_embeddings
     from celllm.pretrain.distributed import group_from_environment
     from celllm.pretrain.trainer import pretrain
     from celllm.tokens import Vocabulary
@@ -21,7 +22,8 @@ def _pretrain(args) -> None:
     vocab = Vocabulary.load(args.vocab) if args.vocab else None
     group = group_from_environment()  # several processes under torchrun, else one
     corpus = load_corpus(args.data, cfg.tokens, vocab)
-    out = pretrain(corpus, args.out, cfg, resume=args.resume, device=args.device, progress=not args.quiet, group=group)
+    genes = read_gene_embeddings(args.gene_embeddings, corpus.vocab.genes) if args.gene_embeddings else None
+    out = pretrain(corpus, args.out, cfg, resume=args.resume, device=args.device, progress=not args.quiet, group=group, gene_embeddings=genes)
     if group.rank == 0:
         print(f"checkpoint written to {out}")
 
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
     p.add_argument("--config", metavar="FILE", help="model/training config (YAML or JSON; a checkpoint's config.json works)")
     p.add_argument("--vocab", metavar="FILE", help="gene vocabulary, one symbol per line (default: genes of --data in order)")
+    p.add_argument("--gene-embeddings", metavar="FILE.npz", help="gene embedding table (e.g. GraphMAE on a PPI network) for phi_G")
     p.add_argument("--batch-size", type=int, help="cells per optimizer step (contrastive batch)")
     p.add_argument("--sub-batch-size", type=int, help="cells per forward pass (memory only; results do not change)")
     p.add_argument("--max-steps", type=int, help="optimizer steps")

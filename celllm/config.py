@@ -39,6 +39,9 @@ class PretrainConfig:
     weight_contrastive: float = 1.0
     weight_mlm: float = 1.0
     weight_tissue: float = 1.0
+    # How a GraphMAE gene-embedding table (--gene-embeddings) is used: kept "frozen", as in the
+    # released model, or "trainable". Without a table, gene embeddings start random and train.
+    gene_embeddings: str = "frozen"
     precision: str = "bf16"  # "bf16": autocast on CUDA (CPU always runs float32); "fp32": never
     checkpoint_every: int = 0  # optimizer steps between checkpoints; 0 = only at the end
     seed: int = 0
@@ -50,6 +53,8 @@ class PretrainConfig:
             raise ValueError("sub_batch_size must be at least 1")
         if not 0 < self.view_keep <= 1 or not 0 <= self.mask_ratio < 1:
             raise ValueError("view_keep must be in (0, 1] and mask_ratio in [0, 1)")
+        if self.gene_embeddings not in ("frozen", "trainable"):
+            raise ValueError(f"gene_embeddings must be 'frozen' or 'trainable', not '{self.gene_embeddings}'")
         if self.precision not in ("bf16", "fp32"):
             raise ValueError(f"precision must be 'bf16' or 'fp32', not '{self.precision}'")
 

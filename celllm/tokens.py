@@ -91,6 +91,16 @@ class Vocabulary:
         return cls([line for line in path.read_text().splitlines() if line])
 
     @classmethod
+    def from_datasets(cls, paths) -> "Vocabulary":
+        """The genes of several .h5ad files in order of first appearance (expression is not loaded)."""
+        import anndata as ad
+
+        for path in paths:
+            if not Path(path).exists():
+                raise InputError(f"{path}: file not found")
+        return cls.union(ad.read_h5ad(path, backed="r").var_names for path in paths)
+
+    @classmethod
     def union(cls, gene_lists) -> "Vocabulary":
         """Genes of several datasets, in order of first appearance."""
         return cls(dict.fromkeys(g for genes in gene_lists for g in map(str, genes)))

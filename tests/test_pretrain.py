@@ -116,3 +116,31 @@ def test_batch_larger_than_corpus_is_refused(corpus_path, tiny_config, tmp_path)
     corpus = load_corpus([corpus_path], tiny_config.tokens)
     with pytest.raises(InputError, match="larger than the corpus"):
         pretrain(corpus, tmp_path / "x", tiny_config.with_pretrain(batch_size=1000), progress=False)
+
+
+def test_gene_embedding_table_is_frozen_or_trainable_and_stays_frozen_on_resume(corpus_path, tiny_config, tmp_path):
+    corpus = load_corpus([corpus_path], tiny_config.tokens)
+    n = len(corpus.vocab)
+    table = torch.randn(n, tiny_config.encoder.dim)
+    frozen = pretrain(corpus, tmp_path / "frozen", tiny_config.with_pretrain(max_steps=2), progress=False, gene_embeddings=table)
+    assert torch.equal(load_checkpoint(frozen)[0].encoder.gene_embedding.weight[:n], table)
+    pretrain(corpus, frozen, tiny_config.with_pretrain(max_steps=4), resume=True, progress=False)
+    assert torch.equal(load_checkpoint(frozen)[0].encoder.gene_embedding.weight[:n], table)
+
+    trainable = pretrain(corpus, tmp_path / "trainable", tiny_config.with_pretrain(max_steps=2, gene_embeddings="trainable"), progress=False, gene_embeddings=table)
+    assert not torch.equal(load_checkpoint(trainable)[0].encoder.gene_embedding.weight[:n], table)
+
+
+def test_cli_reads_a_graphmae_table_for_the_vocabulary(corpus_path, checkpoint, tmp_path):
+    import numpy as np
+
+    from celllm.ppi import write_gene_embeddings
+
+    genes = [f"G{i}" for i in range(30)]
+    write_gene_embeddings(tmp_path / "genes.npz", genes[:-1], np.ones((29, 16), dtype=np.float32))  # one gene short
+    args = ["pretrain", "--data", str(corpus_path), "--out", str(tmp_path / "m"), "--config", str(checkpoint / "config.json"),
+            "--gene-embeddings", str(tmp_path / "genes.npz"), "--max-steps", "1", "--quiet"]
+    assert main(args) == 2 and not (tmp_path / "m").exists()
+    write_gene_embeddings(tmp_path / "genes.npz", genes, np.ones((30, 16), dtype=np.float32))
+    assert main(args) == 0
+    assert torch.equal(load_checkpoint(tmp_path / "m")[0].encoder.gene_embedding.weight[:30], torch.ones(30, 16))

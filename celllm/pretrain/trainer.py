@@ -53,10 +53,12 @@ def warmup_cosine(warmup_steps: int, max_steps: int):
 
 
 def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, device: str | None = None, progress: bool = True,
-             group: SingleProcess = SingleProcess()) -> Path:
+             group: SingleProcess = SingleProcess(), gene_embeddings: torch.Tensor | None = None) -> Path:
     """Pretrain CellLM on `corpus`; write the checkpoint folder `out_dir`. Returns its path.
 
-    With a data-parallel `group`, every rank calls this with the same arguments;
+    `gene_embeddings` (one row per vocabulary gene, e.g. from GraphMAE) initialise
+    phi_G, frozen or trainable as `cfg.pretrain.gene_embeddings` says. With a
+    data-parallel `group`, every rank calls this with the same arguments;
     `cfg.pretrain.batch_size` is the global batch and rank 0 writes the checkpoints.
     """
     out_dir = Path(out_dir)
@@ -70,6 +72,9 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
 
     torch.manual_seed(p.seed)
     model = CellLMForPretraining(len(corpus.vocab), cfg)
+    frozen_genes = gene_embeddings is not None and p.gene_embeddings == "frozen"
+    if gene_embeddings is not None:
+        model.encoder.set_gene_embeddings(gene_embeddings, trainable=not frozen_genes)
     start, log, state = 0, [], None
     if resume and out_dir.exists():
         model, _, _ = load_checkpoint(out_dir, vocab=corpus.vocab)
@@ -77,6 +82,8 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
         if state is None:
             raise InputError(f"{out_dir}: checkpoint has no trainer state to resume from")
         start = int(state["step"])
+        frozen_genes = bool(state.get("frozen_gene_embeddings", False))  # the table is in the weights now
+        model.encoder.gene_embedding.weight.requires_grad_(not frozen_genes)
         if (out_dir / TRAIN_LOG).exists():
             log = pd.read_csv(out_dir / TRAIN_LOG).to_dict("records")
     model.to(device)
@@ -94,7 +101,8 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
 
     def save(step: int) -> None:
         if is_main:
-            trainer_state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+            trainer_state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                             "torch_rng": torch.get_rng_state(), "frozen_gene_embeddings": frozen_genes}
             save_checkpoint(out_dir, model, corpus.vocab, cfg, trainer_state, log)
         group.barrier()
 

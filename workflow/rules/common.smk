@@ -15,6 +15,7 @@ SEEDS = config["seeds"]
 # every rule runs in the project environment (environment.yml); see README
 ENV = "../../environment.yml"
 CHECKPOINT = f"results/pretrain/{config['pretrain']['name']}"
+VOCAB = f"results/pretrain/{config['pretrain']['name']}.vocab.txt"
 
 
 wildcard_constraints:

@@ -19,6 +19,8 @@ rule pretrain:
     input:
         corpus=expand("results/data/{name}.h5ad", name=config["pretrain"]["corpus"]),
         config=rules.pretrain_config.output[0],
+        vocab=VOCAB,
+        gene_embeddings=rules.ppi.output.embeddings,
     output:
         directory(CHECKPOINT),
     log:

@@ -10,4 +10,5 @@ from celllm.cli import main
 
 torch.set_num_threads(snakemake.threads)
 data = [arg for path in snakemake.input.corpus for arg in ("--data", path)]
-sys.exit(main(["pretrain", *data, "--config", snakemake.input.config, "--out", snakemake.output[0]]))
+options = ["--config", snakemake.input.config, "--vocab", snakemake.input.vocab, "--gene-embeddings", snakemake.input.gene_embeddings]
+sys.exit(main(["pretrain", *data, *options, "--out", snakemake.output[0]]))

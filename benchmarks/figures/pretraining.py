@@ -1,0 +1,30 @@
+"""Pretraining loss curves: one panel per objective, from a checkpoint's train_log.csv."""
+
+from __future__ import annotations
+
+import pandas as pd
+import matplotlib.pyplot as plt
+
+from benchmarks.figures import style
+from celllm.errors import InputError
+
+OBJECTIVES = {"contrastive": "divide-and-conquer contrastive (NT-Xent)", "mlm": "masked bin prediction", "tissue": "tumor vs normal ([CLS])"}
+
+
+def plot_loss_curves(train_log, png_path, smoothing: int = 10) -> None:
+    """Raw per-step losses (faint) and their rolling mean over `smoothing` steps."""
+    log = pd.read_csv(train_log)
+    missing = [c for c in ["step", *OBJECTIVES] if c not in log.columns]
+    if missing or log.empty:
+        raise InputError(f"{train_log}: not a pretraining log (missing {', '.join(missing) or 'rows'})")
+    style.setup()
+    figure, axes = plt.subplots(1, len(OBJECTIVES), figsize=(11, 3.2), sharex=True)
+    for ax, (column, title) in zip(axes, OBJECTIVES.items()):
+        ax.plot(log["step"], log[column], color="0.75", linewidth=0.8, label="per step")
+        ax.plot(log["step"], log[column].rolling(smoothing, min_periods=1).mean(), linewidth=2, label=f"mean of {smoothing}")
+        ax.set_title(title)
+        ax.set_xlabel("optimizer step")
+    axes[0].set_ylabel("loss")
+    axes[0].legend(frameon=False)
+    figure.suptitle("CellLM pretraining losses", y=1.03)
+    style.save(figure, png_path)

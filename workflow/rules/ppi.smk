@@ -1,0 +1,35 @@
+# Gene embeddings (phi_G): GraphMAE on the protein-protein interaction network.
+
+
+rule vocabulary:
+    input:
+        corpus=expand("results/data/{name}.h5ad", name=config["pretrain"]["corpus"]),
+    output:
+        VOCAB,
+    log:
+        "logs/pretrain/vocabulary.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/vocabulary.py"
+
+
+rule ppi:
+    input:
+        edges=f"results/data/{config['ppi']['edges']}.tsv",
+        vocab=VOCAB,
+    output:
+        embeddings="results/ppi/gene_embeddings.npz",
+        log_csv="results/ppi/graphmae_log.csv",
+    params:
+        dim=config["pretrain"]["model"]["encoder"]["dim"],
+        min_score=config["ppi"]["min_score"],
+        graphmae=config["ppi"]["graphmae"],
+    log:
+        "logs/ppi/graphmae.log",
+    threads: config["ppi"]["threads"]
+    conda:
+        ENV
+    script:
+        "../scripts/ppi.py"
