@@ -7,19 +7,22 @@ its default beside it; a checkpoint's own config.json is a valid `--config`.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
 from celllm.errors import InputError
 from celllm.model.encoder import EncoderConfig
+from celllm.options import Options
 from celllm.tokens import TokenConfig
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(Options):
     """Pretraining choices. None of these is published; defaults are this project's."""
+
+    label = "pretrain option"
 
     batch_size: int = 256  # cells per optimizer step (contrastive negatives come from the whole batch)
     sub_batch_size: int = 32  # cells per forward pass in divide-and-conquer; only memory depends on it
@@ -65,26 +68,20 @@ class CellLMConfig:
     tokens: TokenConfig = field(default_factory=TokenConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
+    SECTIONS = {"encoder": EncoderConfig, "tokens": TokenConfig, "pretrain": PretrainConfig}
+
     def to_dict(self) -> dict:
-        return {"encoder": asdict(self.encoder), "tokens": asdict(self.tokens), "pretrain": asdict(self.pretrain)}
+        return {name: getattr(self, name).to_dict() for name in self.SECTIONS}
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "CellLMConfig":
-        sections = {"encoder": EncoderConfig, "tokens": TokenConfig, "pretrain": PretrainConfig}
-        unknown = set(values) - set(sections)
+        unknown = set(values) - set(cls.SECTIONS)
         if unknown:
-            raise InputError(f"{source}: unknown section(s) {', '.join(sorted(unknown))} (expected {', '.join(sections)})")
-        parts = {}
-        for name, kind in sections.items():
-            given = values.get(name) or {}
-            bad = set(given) - {f.name for f in fields(kind)}
-            if bad:
-                raise InputError(f"{source}: unknown {name} option(s) {', '.join(sorted(bad))}")
-            try:
-                parts[name] = kind(**given)
-            except (TypeError, ValueError) as exc:
-                raise InputError(f"{source}: {name}: {exc}") from None
-        return cls(**parts)
+            raise InputError(f"{source}: unknown section(s) {', '.join(sorted(unknown))} (expected {', '.join(cls.SECTIONS)})")
+        try:
+            return cls(**{name: kind.from_dict(values.get(name) or {}) for name, kind in cls.SECTIONS.items()})
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{source}: {exc}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> "CellLMConfig":

@@ -7,7 +7,7 @@ in vocabulary order. Batches are padded only to their own longest cell.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +15,15 @@ import scipy.sparse as sp
 import torch
 
 from celllm.errors import InputError
+from celllm.options import Options
 from celllm.preprocess import BINNINGS, bin_values, normalize_log2
 
 
 @dataclass(frozen=True)
-class TokenConfig:
+class TokenConfig(Options):
     """How expression becomes tokens."""
+
+    label = "tokens option"
 
     binning: str = "floor_clip"  # released code; or "quantile"
     n_bins: int = 6  # released code: bins 0..5
@@ -51,8 +54,6 @@ class TokenConfig:
     def n_bin_tokens(self) -> int:
         return self.n_bins + 3
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Vocabulary:

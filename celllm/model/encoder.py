@@ -8,17 +8,20 @@ random features.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from celllm.model.attention import MaskedFavorAttention
+from celllm.options import Options
 from celllm.model.dropout import CellDropout
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class EncoderConfig(Options):
+    label = "encoder option"
+
     dim: int = 512
     depth: int = 10
     heads: int = 16
@@ -28,16 +31,6 @@ class EncoderConfig:
     dropout: float = 0.0
     feature_redraw_interval: int = 1000  # optimizer steps between random-feature redraws
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "EncoderConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown encoder option(s): {', '.join(sorted(unknown))}")
-        return cls(**values)
 
 
 class FeedForward(nn.Module):

@@ -20,7 +20,7 @@ The gene embedding is the trained encoder's output on the unmasked graph.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import GATConv
 from tqdm.auto import tqdm
 
+from celllm.options import Options
 from celllm.ppi.graph import isolated_nodes, node_features
 
 # Random stream tag of the rows given to genes without interactions (see
@@ -38,8 +39,10 @@ _ISOLATED_STREAM = 1
 
 
 @dataclass(frozen=True)
-class GraphMAEConfig:
+class GraphMAEConfig(Options):
     """GraphMAE hyper-parameters (the GraphMAE paper's GAT defaults where it has them)."""
+
+    label = "GraphMAE option"
 
     hidden_dim: int = 256  # width of the encoder's inner layers (all heads together)
     num_layers: int = 2  # GAT layers in the encoder; its last one outputs the embedding size
@@ -68,16 +71,6 @@ class GraphMAEConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "GraphMAEConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown GraphMAE option(s): {', '.join(sorted(unknown))}")
-        return cls(**values)
 
 
 def scaled_cosine_error(x: torch.Tensor, x_hat: torch.Tensor, alpha: float) -> torch.Tensor:
