@@ -15,6 +15,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/tasks.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/perf.smk"
 
 
 rule all:

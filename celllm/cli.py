@@ -18,7 +18,8 @@ def _pretrain(args) -> None:
     from celllm.tokens import Vocabulary
 
     cfg = CellLMConfig.load(args.config) if args.config else CellLMConfig()
-    cfg = cfg.with_pretrain(batch_size=args.batch_size, sub_batch_size=args.sub_batch_size, max_steps=args.max_steps, seed=args.seed)
+    cfg = cfg.with_pretrain(batch_size=args.batch_size, sub_batch_size=args.sub_batch_size, sub_batch_tokens=args.sub_batch_tokens,
+                            max_steps=args.max_steps, seed=args.seed)
     vocab = Vocabulary.load(args.vocab) if args.vocab else None
     group = group_from_environment()  # several processes under torchrun, else one
     corpus = load_corpus(args.data, cfg.tokens, vocab)
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gene-embeddings", metavar="FILE.npz", help="gene embedding table (e.g. GraphMAE on a PPI network) for phi_G")
     p.add_argument("--batch-size", type=int, help="cells per optimizer step (contrastive batch)")
     p.add_argument("--sub-batch-size", type=int, help="cells per forward pass (memory only; results do not change)")
+    p.add_argument("--sub-batch-tokens", type=int, help="also cap each forward pass at this many padded tokens (flat memory)")
     p.add_argument("--max-steps", type=int, help="optimizer steps")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")

@@ -26,6 +26,9 @@ class PretrainConfig(Options):
 
     batch_size: int = 256  # cells per optimizer step (contrastive negatives come from the whole batch)
     sub_batch_size: int = 32  # cells per forward pass in divide-and-conquer; only memory depends on it
+    # If > 0, a forward pass also holds at most this many padded tokens, so that the pass
+    # with the longest cells is no larger than the others (flat peak memory). 0: cells only.
+    sub_batch_tokens: int = 0
     max_steps: int = 1000
     lr: float = 1e-4
     weight_decay: float = 0.01

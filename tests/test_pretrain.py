@@ -144,3 +144,29 @@ def test_cli_reads_a_graphmae_table_for_the_vocabulary(corpus_path, checkpoint, 
     write_gene_embeddings(tmp_path / "genes.npz", genes, np.ones((30, 16), dtype=np.float32))
     assert main(args) == 0
     assert torch.equal(load_checkpoint(tmp_path / "m")[0].encoder.gene_embedding.weight[:30], torch.ones(30, 16))
+
+
+def test_token_budget_caps_every_pass_and_keeps_gradients_exact(corpus_path, tiny_config):
+    from celllm.pretrain.dnc import plan_sub_batches
+    from celllm.pretrain.trainer import by_length
+
+    corpus = load_corpus([corpus_path], tiny_config.tokens)
+    indices = by_length(np.arange(16), corpus.cells.lengths())
+    views = make_views(corpus.cells, indices, corpus.tissue, np.random.default_rng(1), 0.8, 0.3, tiny_config.tokens)
+    longest = [1 + max(len(views.sequences[2 * c][0]), len(views.sequences[2 * c + 1][0])) for c in range(16)]
+    budget = 4 * max(longest)  # room for two cells of the longest kind
+    plan = plan_sub_batches(views, 6, budget)
+    assert plan[0][0] == 0 and plan[-1][1] == 16 and all(a[1] == b[0] for a, b in zip(plan, plan[1:]))
+    for a, b in plan:
+        assert b - a <= 6 and (2 * (b - a) * max(longest[a:b]) <= budget or b - a == 1)
+    assert len(plan) > len(plan_sub_batches(views, 6))  # the budget really cut the long cells finer
+
+    torch.manual_seed(0)
+    model = CellLMForPretraining(len(corpus.vocab), tiny_config)
+    args = (len(corpus.vocab), tiny_config.tokens, LossWeights(), 0.5)
+    full_batch_step(model, views, *args)
+    reference = _gradients(model)
+    model.zero_grad()
+    divide_and_conquer_step(model, views, 6, *args, sub_batch_tokens=budget)
+    for name, grad in _gradients(model).items():
+        torch.testing.assert_close(grad, reference[name], rtol=1e-4, atol=1e-7, msg=lambda m: f"{name}: {m}")

@@ -47,8 +47,27 @@ class RandomState:
             torch.cuda.set_rng_state_all(self.cuda)
 
 
-def _chunks(n_cells: int, size: int):
-    return [(start, min(start + size, n_cells)) for start in range(0, n_cells, size)]
+def plan_sub_batches(views: ViewBatch, sub_batch_size: int, max_tokens: int = 0) -> list[tuple[int, int]]:
+    """Cell ranges [start, stop) of a step's forward passes, in batch order.
+
+    Each pass holds at most `sub_batch_size` cells and, when `max_tokens` > 0, at
+    most `max_tokens` padded tokens (both views, [CLS] included; one cell alone
+    may exceed it). With a cell count alone, the pass that holds the longest
+    cells grows with the batch; a token budget keeps peak memory flat. Any
+    partition gives the same gradients.
+    """
+    lengths = [1 + max(len(views.sequences[2 * c][0]), len(views.sequences[2 * c + 1][0])) for c in range(views.n_cells)]
+    ranges, start = [], 0
+    while start < views.n_cells:
+        stop, longest = start + 1, lengths[start]
+        while stop < views.n_cells and stop - start < sub_batch_size:
+            longer = max(longest, lengths[stop])
+            if max_tokens and 2 * (stop + 1 - start) * longer > max_tokens:
+                break
+            stop, longest = stop + 1, longer
+        ranges.append((start, stop))
+        start = stop
+    return ranges
 
 
 def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
@@ -78,15 +97,16 @@ def full_batch_step(model, views: ViewBatch, vocab_size: int, cfg: TokenConfig, 
 
 def divide_and_conquer_step(
     model, views: ViewBatch, sub_batch_size: int, vocab_size: int, cfg: TokenConfig, weights: LossWeights, temperature: float,
-    device="cpu", amp_dtype=None, group: SingleProcess = SingleProcess(),
+    device="cpu", amp_dtype=None, group: SingleProcess = SingleProcess(), sub_batch_tokens: int = 0,
 ) -> dict[str, float]:
     """Accumulate the gradients of the full-batch loss into `model`, one sub-batch at a time.
 
-    `views` is this rank's shard of the global batch. Returns the loss values
-    of the whole (global) batch. The caller zeroes gradients before and steps
-    the optimizer after.
+    `views` is this rank's shard of the global batch; sub-batches follow
+    `plan_sub_batches`. Returns the loss values of the whole (global) batch.
+    The caller zeroes gradients before and steps the optimizer after.
     """
-    chunks = [_to(views.chunk(a, b, vocab_size, cfg), device) for a, b in _chunks(views.n_cells, sub_batch_size)]
+    plan = plan_sub_batches(views, sub_batch_size, sub_batch_tokens)
+    chunks = [_to(views.chunk(a, b, vocab_size, cfg), device) for a, b in plan]
 
     # 1. embeddings of every sub-batch, no graph kept; remember each one's random state
     states, embeddings = [], []

@@ -120,7 +120,8 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
         views = views.cells(np.arange(group.rank, len(indices), group.world_size))
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        losses = divide_and_conquer_step(model, views, p.sub_batch_size, vocab_size, cfg.tokens, weights, p.temperature, device, amp_dtype, group)
+        losses = divide_and_conquer_step(model, views, p.sub_batch_size, vocab_size, cfg.tokens, weights, p.temperature, device, amp_dtype, group,
+                                         sub_batch_tokens=p.sub_batch_tokens)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
         optimizer.step()
         scheduler.step()

@@ -1,0 +1,18 @@
+"""Performance benchmarks of the CellLM encoder and its pretraining step.
+
+Each module measures one claim and writes one JSON file (plus a printed table):
+
+- `benchmarks.perf.dnc`: peak memory and seconds per optimizer step against
+  batch size, full-batch step versus divide-and-conquer (gradient caching).
+- `benchmarks.perf.tokens`: training throughput (cells/s) when the encoder reads
+  only the non-zero genes (CellLM), non-zero genes padded to a fixed length
+  (released code), or every gene including zeros (scBERT).
+- `benchmarks.perf.gpu`: the paper-size model's bf16 training step on CUDA:
+  cells/s and model FLOP/s as a fraction of the GPU's peak.
+
+Run one with `python -m benchmarks.perf.<name> --out results/perf/<name>.json`,
+or all of them with `snakemake --cores N perf`. Shared helpers (synthetic
+tokens, timing, peak memory, output) live in `benchmarks.perf.common`.
+"""
+
+BENCHMARKS = ("dnc", "tokens", "gpu")
