@@ -55,8 +55,8 @@ class PretrainConfig(Options):
     def __post_init__(self):
         if self.batch_size < 2:
             raise ValueError("batch_size must be at least 2 (the contrastive loss needs negatives)")
-        if not 1 <= self.sub_batch_size:
-            raise ValueError("sub_batch_size must be at least 1")
+        if self.sub_batch_size < 1 or self.sub_batch_tokens < 0:
+            raise ValueError("sub_batch_size must be at least 1 and sub_batch_tokens at least 0")
         if not 0 < self.view_keep <= 1 or not 0 <= self.mask_ratio < 1:
             raise ValueError("view_keep must be in (0, 1] and mask_ratio in [0, 1)")
         if self.gene_embeddings not in ("frozen", "trainable"):

@@ -80,7 +80,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
+            # a folder cannot be replaced in one rename: move the old one aside first, so
+            # that a kill between the two renames leaves it recoverable, never deleted
+            os.replace(path, tmp.parent / f"{path.name}.previous")
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
