@@ -7,6 +7,7 @@ scBERT (accuracy 0.811, macro F1 0.707).
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
+from benchmarks.models._expression import ExpressionClassifier
 from benchmarks.registry import register
 
 
@@ -17,13 +18,7 @@ from benchmarks.registry import register
     summary="L1 logistic regression (C=0.1, liblinear) on log-normalised expression",
     reference="Boiarsky et al. 2023, bioRxiv 10.1101/2023.10.19.563100",
 )
-class L1LogisticRegression:
-    def __init__(self, seed, context):
+class L1LogisticRegression(ExpressionClassifier):
+    def make_estimator(self, seed, context):
         classifier = LogisticRegression(C=0.1, l1_ratio=1.0, solver="liblinear", random_state=seed, max_iter=1000)
-        self.model = OneVsRestClassifier(classifier, n_jobs=context.threads)
-
-    def fit(self, train, val):
-        self.model.fit(train.log_normalized, train.labels)
-
-    def predict(self, data):
-        return self.model.predict(data.log_normalized)
+        return OneVsRestClassifier(classifier, n_jobs=context.threads)
