@@ -18,7 +18,6 @@ or more; pass --threads 1 there, and read `load_average_1min` in the record.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -44,6 +43,7 @@ import torch
 
 from celllm.config import PretrainConfig
 from celllm.model import EncoderConfig
+from celllm.pretrain import precision
 from celllm.tokens import TokenConfig, TokenizedCells, Vocabulary, tokenize
 
 MB = 2**20
@@ -103,13 +103,12 @@ CPU_ENCODER = EncoderConfig(dim=64, depth=2, heads=4, dim_head=16, ff_mult=2, nb
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """The trainer's precision rule with the default config: bf16 autocast on CUDA, float32 on CPU."""
-    return torch.bfloat16 if PretrainConfig().precision == "bf16" and device.type == "cuda" else None
+    return precision.autocast_dtype(PretrainConfig().precision, device)
 
 
 def autocast(device: torch.device):
     """Context for forward passes under `autocast_dtype(device)` (a no-op on CPU)."""
-    dtype = autocast_dtype(device)
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    return precision.autocast(device.type, autocast_dtype(device))
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -147,7 +147,7 @@ def node_features(graph: Data, dim: int, seed: int) -> torch.Tensor:
             smoothed = walk @ smoothed
         blocks.append(smoothed)
     features = np.concatenate(blocks, axis=1)
-    return torch.from_numpy(_standardise_columns(features).astype(np.float32))
+    return torch.from_numpy(standardise_columns(features).astype(np.float32))
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -155,6 +155,8 @@ def _split(total: int, parts: int) -> list[int]:
     return [len(chunk) for chunk in np.array_split(np.arange(total), parts)]
 
 
-def _standardise_columns(x: np.ndarray) -> np.ndarray:
-    std = x.std(axis=0)
-    return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+def standardise_columns(x: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Zero mean, unit variance per column, with statistics of `reference` rows (default: all of x)."""
+    reference = x if reference is None else reference
+    std = reference.std(axis=0)
+    return (x - reference.mean(axis=0)) / np.where(std > 0, std, 1.0)

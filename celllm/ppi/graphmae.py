@@ -31,7 +31,7 @@ from torch_geometric.nn import GATConv
 from tqdm.auto import tqdm
 
 from celllm.options import Options
-from celllm.ppi.graph import isolated_nodes, node_features
+from celllm.ppi.graph import isolated_nodes, node_features, standardise_columns
 
 # Random stream tag of the rows given to genes without interactions (see
 # `finalise_embeddings`), so they never reuse the node-feature random numbers.
@@ -218,9 +218,8 @@ def finalise_embeddings(hidden: np.ndarray, isolated: np.ndarray, seed: int) -> 
     shared row would make CellLM unable to tell them apart) at the same scale
     as the others, and claims no similarity the data does not support.
     """
-    connected = hidden[~isolated].astype(np.float64)
-    std = connected.std(axis=0)
-    scaled = (hidden - connected.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    hidden = hidden.astype(np.float64)
+    scaled = standardise_columns(hidden, reference=hidden[~isolated])
     rng = np.random.default_rng([seed, _ISOLATED_STREAM])
     scaled[isolated] = rng.standard_normal((int(isolated.sum()), hidden.shape[1]))
     return scaled.astype(np.float32)

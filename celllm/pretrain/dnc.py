@@ -17,12 +17,12 @@ change only between optimizer steps, and any other random state is replayed.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 
 from celllm.pretrain.distributed import SingleProcess
+from celllm.pretrain.precision import autocast
 from celllm.pretrain.objectives import IGNORE, ViewBatch, at_least_float32, nt_xent, per_sequence_loss_sums
 from celllm.tokens import TokenConfig
 
@@ -32,6 +32,10 @@ class LossWeights:
     contrastive: float = 1.0
     mlm: float = 1.0
     tissue: float = 1.0
+
+    def combine(self, contrastive, mlm, tissue):
+        """The weighted total of the three losses (tensors or floats)."""
+        return self.contrastive * contrastive + self.mlm * mlm + self.tissue * tissue
 
 
 class RandomState:
@@ -76,9 +80,7 @@ def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
 
 def _forward(model, batch, amp_dtype):
     """Model outputs for a padded chunk, under bf16/fp16 autocast when `amp_dtype` is set."""
-    device_type = batch["gene_ids"].device.type
-    autocast = torch.autocast(device_type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-    with autocast:
+    with autocast(batch["gene_ids"].device.type, amp_dtype):
         return model(batch["gene_ids"], batch["bins"], batch["mask"], batch["seeds"])
 
 
@@ -90,7 +92,7 @@ def full_batch_step(model, views: ViewBatch, vocab_size: int, cfg: TokenConfig, 
     sums = per_sequence_loss_sums(outputs, batch)
     mlm = sums["mlm_sum"] / sums["mlm_count"].clamp(min=1)
     tissue = sums["tissue_sum"] / sums["tissue_count"].clamp(min=1)
-    total = weights.contrastive * contrastive + weights.mlm * mlm + weights.tissue * tissue
+    total = weights.combine(contrastive, mlm, tissue)
     total.backward()
     return {"loss": total.item(), "contrastive": contrastive.item(), "mlm": mlm.item(), "tissue": tissue.item()}
 
@@ -146,5 +148,5 @@ def divide_and_conquer_step(
     group.sum_gradients(model)
 
     mlm_value, tissue_value = group.sum(mlm_total).item(), group.sum(tissue_total).item()
-    total = weights.contrastive * contrastive.item() + weights.mlm * mlm_value + weights.tissue * tissue_value
+    total = weights.combine(contrastive.item(), mlm_value, tissue_value)
     return {"loss": total, "contrastive": contrastive.item(), "mlm": mlm_value, "tissue": tissue_value}

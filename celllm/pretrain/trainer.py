@@ -24,6 +24,7 @@ from celllm.pretrain.distributed import SingleProcess, device_for
 from celllm.pretrain.dnc import LossWeights, divide_and_conquer_step
 from celllm.pretrain.model import CellLMForPretraining
 from celllm.pretrain.objectives import make_views
+from celllm.pretrain.precision import autocast_dtype
 
 
 def batch_indices(n_cells: int, batch_size: int, seed: int, step: int) -> np.ndarray:
@@ -68,7 +69,7 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
         raise InputError(f"batch size {p.batch_size} is larger than the corpus ({len(corpus.cells)} cells)")
     if p.batch_size % group.world_size:
         raise InputError(f"batch size {p.batch_size} does not split evenly over {group.world_size} processes")
-    amp_dtype = torch.bfloat16 if p.precision == "bf16" and torch.device(device).type == "cuda" else None
+    amp_dtype = autocast_dtype(p.precision, device)
 
     torch.manual_seed(p.seed)
     model = CellLMForPretraining(len(corpus.vocab), cfg)
