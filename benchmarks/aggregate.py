@@ -31,6 +31,7 @@ def load_runs(paths) -> pd.DataFrame:
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean, sample sd and seed count of each metric per (task, setting, dataset, model)."""
     metrics = [c for c in runs.columns if c not in KEYS and c != "seed"]
+    runs = runs.astype({m: float for m in metrics})  # undefined metrics (None) become NaN
     grouped = runs.groupby(KEYS, sort=False)
     table = grouped[metrics].agg(["mean", "std"])
     table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
@@ -38,6 +39,14 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     table = table.reset_index()
     table["_kind"] = table["kind"].map(KIND_ORDER)
     return table.sort_values(["task", "setting", "dataset", "_kind", "model"]).drop(columns="_kind").reset_index(drop=True)
+
+
+def _mean_sd(row, metric: str) -> str:
+    """'mean ± sd'; a metric a model leaves undefined (e.g. Pearson of constant predictions) shows as '–'."""
+    mean, sd = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
+    if mean is None or pd.isna(mean):
+        return "–"
+    return f"{mean:.3f} ± {0 if pd.isna(sd) else sd:.3f}"
 
 
 def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:
@@ -49,7 +58,7 @@ def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:
         lines.append("| model | kind | " + " | ".join(metrics) + " | seeds |")
         lines.append("|---|---|" + "---|" * len(metrics) + "---|")
         for _, row in part.iterrows():
-            cells = [f"{row[f'{m}_mean']:.3f} ± {0 if pd.isna(row[f'{m}_std']) else row[f'{m}_std']:.3f}" for m in metrics]
+            cells = [_mean_sd(row, m) for m in metrics]
             lines.append(f"| {row['model']} | {row['kind']} | " + " | ".join(cells) + f" | {row['n_seeds']} |")
         lines.append("")
     return "\n".join(lines)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+import pandas as pd
+from scipy import stats
+from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score, mean_absolute_error, mean_squared_error, r2_score,
+                             roc_auc_score)
 
 
 def classification_metrics(y_true, y_pred) -> dict[str, float]:
@@ -18,3 +21,57 @@ def classification_metrics(y_true, y_pred) -> dict[str, float]:
 def confusion(y_true, y_pred) -> tuple[list[str], list[list[int]]]:
     labels = sorted(set(map(str, y_true)) | set(map(str, y_pred)))
     return labels, confusion_matrix(np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str), labels=labels).tolist()
+
+
+def regression_metrics(y_true, y_pred, drugs) -> dict[str, float | None]:
+    """Drug-response metrics over (cell line, drug) pairs.
+
+    `per_drug_pearson` averages the within-drug Pearson correlation over drugs
+    with at least 3 pairs whose truths and predictions both vary: the pooled
+    correlation is dominated by differences between drugs, this one says whether
+    a model ranks cell lines. A correlation that is undefined is None (records are JSON).
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    drugs = np.asarray(drugs).astype(str)
+    if not (len(y_true) == len(y_pred) == len(drugs)):
+        raise ValueError(f"regression_metrics: lengths differ ({len(y_true)} truths, {len(y_pred)} predictions, {len(drugs)} drugs)")
+    if len(y_true) == 0:
+        raise ValueError("regression_metrics: no pairs to score")
+    per_drug = [
+        _correlation(stats.pearsonr, group["true"].to_numpy(), group["pred"].to_numpy())
+        for _, group in pd.DataFrame({"drug": drugs, "true": y_true, "pred": y_pred}).groupby("drug", sort=True)
+        if len(group) >= 3
+    ]
+    per_drug = [value for value in per_drug if value is not None]
+    return {
+        "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "r2": float(r2_score(y_true, y_pred)) if len(y_true) >= 2 else None,
+        "pearson": _correlation(stats.pearsonr, y_true, y_pred),
+        "spearman": _correlation(stats.spearmanr, y_true, y_pred),
+        "per_drug_pearson": float(np.mean(per_drug)) if per_drug else None,
+        "n_drugs_per_drug_pearson": len(per_drug),
+    }
+
+
+def _correlation(function, a: np.ndarray, b: np.ndarray) -> float | None:
+    """function(a, b).statistic, or None where it is undefined (fewer than 2 values, or a constant side)."""
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    value = float(function(a, b).statistic)
+    return value if np.isfinite(value) else None
+
+
+def binary_metrics(y_true, y_pred, score, positive: str) -> dict[str, float | None]:
+    """F1 of the positive class (the paper's drug-sensitivity metric), AUROC and AUPR of `score`.
+
+    AUROC and AUPR are None when the test split holds a single class.
+    """
+    truth = np.asarray(y_true).astype(str) == positive
+    called = np.asarray(y_pred).astype(str) == positive
+    both = truth.any() and not truth.all()
+    return {
+        "f1": float(f1_score(truth, called, zero_division=0)),
+        "auroc": float(roc_auc_score(truth, score)) if both else None,
+        "aupr": float(average_precision_score(truth, score)) if both else None,
+    }

@@ -14,15 +14,18 @@ import celllm
 from celllm.errors import InputError
 from celllm.io import atomic_path
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "unused")
 
 
-def stratified_split(labels, seed: int, val: float = 0.1, test: float = 0.2) -> np.ndarray:
-    """Assign each item to train/val/test, class by class, deterministically from `seed`.
+def stratified_split(labels, seed: int, val: float = 0.1, test: float = 0.2, train: float | None = None) -> np.ndarray:
+    """Assign each item to train/val/test (or unused), class by class, deterministically from `seed`.
 
     Each class gives round(test * n) items to test and round(val * n) to
-    validation, at least one each when it has three or more, so rare cell
-    types appear in every split; the rest train.
+    validation, at least one each when it has three or more, so rare classes
+    appear in every split. With `train=None` the rest trains; with a fraction
+    (few-shot) round(train * n) of the rest train, at least one, and the others
+    are "unused". Test and validation items depend only on (labels, seed, val,
+    test), so a few-shot setting is tested on the same items as the full one.
     """
     labels = np.asarray(labels).astype(str)
     rng = np.random.default_rng(seed)
@@ -32,10 +35,28 @@ def stratified_split(labels, seed: int, val: float = 0.1, test: float = 0.2) -> 
         n = len(members)
         n_test = max(round(test * n), 1 if n >= 3 else 0)
         n_val = max(round(val * n), 1 if n >= 3 else 0)
+        rest = members[n_test + n_val :]
+        n_train = len(rest) if train is None else min(len(rest), max(round(train * n), 1))
         split[members[:n_test]] = "test"
         split[members[n_test : n_test + n_val]] = "val"
-        split[members[n_test + n_val :]] = "train"
+        split[rest[:n_train]] = "train"
+        split[rest[n_train:]] = "unused"
     return split.astype(str)
+
+
+def split_units(units, seed: int, setting, strata=None) -> np.ndarray:
+    """The split of each item when whole units are drawn: cells, pairs, cell lines or drugs.
+
+    `units` names the unit of each item (a cell line for cold-cell, a drug for
+    cold-drug, the item itself otherwise); every item of a unit lands in the
+    same split. `strata` (one label per item, constant within a unit) keeps
+    class proportions when the setting stratifies.
+    """
+    units = np.asarray(units).astype(str)
+    names, first, inverse = np.unique(units, return_index=True, return_inverse=True)
+    labels = np.asarray(strata).astype(str)[first] if (setting.stratify and strata is not None) else np.zeros(len(names), dtype=str)
+    per_unit = stratified_split(labels, seed, val=setting.val, test=setting.test, train=setting.train)
+    return per_unit[inverse]
 
 
 def write_split(path, ids, split) -> None:
@@ -52,7 +73,7 @@ def read_split(path, ids) -> np.ndarray:
     if list(table.columns) != ["id", "split"]:
         raise InputError(f"{path}: expected columns id, split")
     if not table["split"].isin(SPLITS).all():
-        raise InputError(f"{path}: split values must be train, val or test")
+        raise InputError(f"{path}: split values must be train, val, test or unused")
     mapping = dict(zip(table["id"], table["split"]))
     missing = [i for i in ids if i not in mapping]
     if missing:

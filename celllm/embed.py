@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from celllm.checkpoint import load_checkpoint
+from celllm.checkpoint import checkpoint_hash, load_checkpoint
 from celllm.io import read_dataset, write_h5ad
 from celllm.model import CellLMEncoder
 from celllm.tokens import TokenConfig, TokenizedCells, pad_batch, tokenize
@@ -61,6 +61,6 @@ def embed_file(in_path, checkpoint, out_path, batch_size: int = 64, device: str 
     if dropped:
         log.warning("%s: %d of %d genes are not in the checkpoint's vocabulary and were dropped", in_path, dropped, adata.n_vars)
     adata.obsm[OBSM_KEY] = embeddings
-    adata.uns["celllm"] = {"checkpoint": str(Path(checkpoint).resolve()), "dropped_genes": dropped}
+    adata.uns["celllm"] = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": checkpoint_hash(checkpoint), "dropped_genes": dropped}
     write_h5ad(adata, out_path)
     return dropped

@@ -48,3 +48,33 @@ def checkpoint(tmp_path_factory, corpus_path):
     cfg = CellLMConfig.from_dict(TINY_MODEL)
     out = tmp_path_factory.mktemp("ckpt") / "model"
     return pretrain(load_corpus([corpus_path], cfg.tokens), out, cfg, progress=False)
+
+
+def make_drug_response(n_lines=10, n_genes=30, seed=0, n_drugs=4) -> tuple[ad.AnnData, pd.DataFrame]:
+    """Cell-line counts and a complete (line x drug) ln IC50 table that depends on drug and on gene G0."""
+    from celllm.data.simulate import load_drug_table
+
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(rng.gamma(2.0, 20.0, size=(n_lines, n_genes))).astype(np.float32)
+    lines = [f"LINE-{i}" for i in range(n_lines)]
+    cell_lines = ad.AnnData(sp.csr_matrix(counts), obs=pd.DataFrame(index=lines), var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
+    drugs = load_drug_table().head(n_drugs)
+    signal = np.log1p(counts[:, 0])
+    pairs = pd.DataFrame([
+        {"cell_line": line, "drug": drug.drug, "smiles": drug.smiles, "ln_ic50": 0.5 * d + (d - 1.5) * signal[i] + rng.normal(0, 0.1)}
+        for i, line in enumerate(lines) for d, drug in enumerate(drugs.itertuples())
+    ])
+    return cell_lines, pairs
+
+
+@pytest.fixture(scope="session")
+def drug_response_files(tmp_path_factory):
+    """(cell lines .h5ad, response .tsv, drug features .pt) of a tiny drug-response dataset."""
+    from benchmarks.drugs import featurize_drugs
+
+    folder = tmp_path_factory.mktemp("drug_response")
+    cell_lines, pairs = make_drug_response()
+    write_h5ad(cell_lines, folder / "lines.h5ad")
+    pairs.to_csv(folder / "lines.response.tsv", sep="\t", index=False)
+    featurize_drugs(pairs).save(folder / "lines.drugs.pt")
+    return folder / "lines.h5ad", folder / "lines.response.tsv", folder / "lines.drugs.pt"

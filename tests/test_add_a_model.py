@@ -39,7 +39,7 @@ def test_a_new_file_in_benchmarks_models_reaches_the_table(tmp_path):
     (repo / "benchmarks" / "models" / "first_label.py").write_text(NEW_MODEL)
 
     config = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())
-    config["tasks"]["annotation"]["datasets"] = ["sim_pbmc"]
+    config["tasks"] = {"annotation": {**config["tasks"]["annotation"], "datasets": ["sim_pbmc"]}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}  # the copy's packages first
     command = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path / "run"),

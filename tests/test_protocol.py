@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from benchmarks.aggregate import load_runs, summarise, to_markdown
-from benchmarks.protocol import read_split, stratified_split, write_split
+from benchmarks.protocol import read_split, split_units, stratified_split, write_split
+from benchmarks.tasks import get_task
 from celllm.errors import InputError
 
 
@@ -28,7 +29,7 @@ def test_split_file_round_trip_and_errors(tmp_path):
     with pytest.raises(InputError, match="split file not found"):
         read_split(tmp_path / "none.tsv", ids)
     pd.DataFrame({"id": ids, "split": ["train"] * 9 + ["holdout"]}).to_csv(tmp_path / "bad.tsv", sep="\t", index=False)
-    with pytest.raises(InputError, match="train, val or test"):
+    with pytest.raises(InputError, match="train, val, test or unused"):
         read_split(tmp_path / "bad.tsv", ids)
 
 
@@ -54,3 +55,26 @@ def test_unreadable_run_record_names_the_file(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(InputError, match="broken.json: unreadable run record"):
         load_runs([tmp_path / "broken.json"])
+
+
+def test_few_shot_trains_on_a_stratified_few_and_tests_on_the_full_settings_cells():
+    labels = np.array(["sensitive"] * 300 + ["resistant"] * 100)
+    settings = get_task("drug_sensitivity").settings
+    full = split_units(np.arange(400), 3, settings["full"], labels)
+    few = split_units(np.arange(400), 3, settings["few_shot"], labels)
+    assert ((full == "test") == (few == "test")).all()  # the same test cells
+    assert (labels[few == "train"] == "sensitive").sum() == 15 and (labels[few == "train"] == "resistant").sum() == 5
+    assert (few == "unused").sum() == 400 - 40 - 20 - 20 and (full == "train").sum() == 320
+
+
+def test_cold_splits_keep_every_unit_in_one_part():
+    lines = np.repeat([f"L{i}" for i in range(20)], 7)
+    drugs = np.tile([f"D{i}" for i in range(7)], 20)
+    settings = get_task("drug_response").settings
+    for units, setting in ((lines, settings["cold_cell"]), (drugs, settings["cold_drug"])):
+        split = split_units(units, 0, setting)
+        for unit in np.unique(units):
+            assert len(set(split[units == unit])) == 1
+        assert {"train", "val", "test"} == set(split)
+    warm = split_units(np.arange(140), 0, settings["warm"])
+    assert (warm == "test").sum() == 14 and (warm == "val").sum() == 14

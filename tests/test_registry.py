@@ -1,19 +1,25 @@
-"""Every registered model, on every task it declares, on tiny data: the run record contract."""
+"""Every registered model, on every task and setting it declares, on tiny data: the run record contract."""
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from benchmarks import registry
-from benchmarks.protocol import stratified_split, write_split
-from benchmarks.tasks import TASKS
-from benchmarks.tasks.classification import run_classification
+from benchmarks.tasks import TASKS, get_task
+from benchmarks.tasks.run import TaskInputs, make_split, run_task
 from celllm.io import write_h5ad
 from tests.conftest import make_counts
 
 RECORD_KEYS = {"task", "setting", "dataset", "simulated", "model", "kind", "seed", "n_train", "n_val", "n_test", "metrics", "wall_time_s", "provenance"}
-CASES = [(name, task) for name, spec in registry.discover().items() for task in spec.tasks]
+CASES = [(name, task, setting) for name, spec in registry.discover().items() for task in spec.tasks for setting in TASKS[task].settings]
+METRICS = {
+    "annotation": {"accuracy", "macro_f1"},
+    "drug_sensitivity": {"f1", "auroc", "aupr", "accuracy"},
+    "drug_response": {"rmse", "mae", "r2", "pearson", "spearman", "per_drug_pearson"},
+}
+FAST_OPTIONS = {"epochs": 3}  # the contract, not the fit, is under test
 
 
 def test_every_model_has_metadata():
@@ -23,22 +29,43 @@ def test_every_model_has_metadata():
         assert spec.summary and spec.tasks and set(spec.tasks) <= set(TASKS), name
 
 
-@pytest.mark.parametrize("model,task", CASES, ids=[f"{m}-{t}" for m, t in CASES])
-def test_model_writes_a_valid_run_record(model, task, tmp_path, checkpoint):
-    column = TASKS[task]
-    data = make_counts(n_cells=60, n_genes=30, labels=("a", "b", "c"), label_column=column)
-    write_h5ad(data, tmp_path / "tiny.h5ad")
-    write_split(tmp_path / "split.tsv", data.obs_names, stratified_split(data.obs[column], seed=0))
-    context = registry.ModelContext(checkpoint=checkpoint, threads=1)
+def test_every_task_has_celllm_two_baselines_and_a_control():
+    for task in TASKS:
+        kinds = [registry.get(m).kind for m in registry.models_for(task)]
+        assert kinds.count("celllm") >= 1 and kinds.count("baseline") >= 2 and kinds.count("control") >= 1, task
+
+
+@pytest.fixture(scope="module")
+def cell_inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cells")
+    paths = {}
+    for task in ("annotation", "drug_sensitivity"):
+        labels = ("a", "b", "c") if task == "annotation" else ("resistant", "sensitive")
+        write_h5ad(make_counts(n_cells=80, n_genes=30, labels=labels, label_column=get_task(task).target), folder / f"{task}.h5ad")
+        paths[task] = TaskInputs(folder / f"{task}.h5ad")
+    return paths
+
+
+@pytest.mark.parametrize("model,task,setting", CASES, ids=[f"{m}-{t}-{s}" for m, t, s in CASES])
+def test_model_writes_a_valid_run_record(model, task, setting, tmp_path, checkpoint, cell_inputs, drug_response_files):
+    if get_task(task).kind == "regression":
+        inputs = TaskInputs(*drug_response_files)
+    else:
+        inputs = cell_inputs[task]
+    split = make_split(task, setting, 0, inputs, tmp_path / "split.tsv")
+    # every pretraining variant is stood in for by the same tiny checkpoint here
+    context = registry.ModelContext(checkpoint=checkpoint, threads=1, options=FAST_OPTIONS)
     out = tmp_path / "run"
-    run_classification(task, tmp_path / "tiny.h5ad", tmp_path / "split.tsv", model, 0, out, context)
+    run_task(task, setting, inputs, tmp_path / "split.tsv", model, 0, out, context)
 
     record = json.loads((out / "metrics.json").read_text())
-    assert RECORD_KEYS <= set(record) and record["model"] == model and record["task"] == task
-    assert record["n_train"] + record["n_val"] + record["n_test"] == 60
-    assert all(0.0 <= value <= 1.0 for value in record["metrics"].values())
+    assert RECORD_KEYS <= set(record) and (record["model"], record["task"], record["setting"]) == (model, task, setting)
+    assert (record["n_train"], record["n_val"], record["n_test"]) == tuple(int((split == p).sum()) for p in ("train", "val", "test"))
+    assert METRICS[task] <= set(record["metrics"])
+    values = [v for v in record["metrics"].values() if v is not None]
+    assert all(np.isfinite(values))
     predictions = pd.read_csv(out / "predictions.csv")
-    assert len(predictions) == record["n_test"] and set(predictions["predicted"]) <= {"a", "b", "c"}
+    assert len(predictions) == record["n_test"] and predictions["predicted"].notna().all()
     if registry.get(model).needs_checkpoint:
         assert len(record["provenance"]["checkpoint_sha256"]) == 64
 
@@ -46,3 +73,8 @@ def test_model_writes_a_valid_run_record(model, task, tmp_path, checkpoint):
 def test_an_unknown_model_is_named():
     with pytest.raises(KeyError, match="unknown model 'nope'"):
         registry.get("nope")
+
+
+def test_a_model_asking_for_an_unknown_pretraining_is_refused():
+    with pytest.raises(ValueError, match="checkpoint must be one of pretrained"):
+        registry.register("bad", kind="celllm", tasks=("annotation",), summary="x", checkpoint="mystery")

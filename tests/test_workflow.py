@@ -1,4 +1,4 @@
-"""The whole DAG on tiny data: data -> pretraining -> annotation runs -> table."""
+"""The whole DAG on tiny data: data -> pretraining (+ ablations) -> every task and setting -> tables."""
 
 import json
 import subprocess
@@ -37,14 +37,38 @@ def test_tiny_run_writes_annotation_table_for_every_model(finished_run):
     assert "### annotation / pbmc68k_reduced (standard; real data)" in markdown
 
 
+def test_every_task_and_setting_has_a_table_row_per_model(finished_run):
+    import yaml
+
+    from benchmarks.tasks import TASKS
+
+    config = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())
+    for task in ("drug_sensitivity", "drug_response"):
+        table = pd.read_csv(finished_run / "results" / "tables" / f"{task}.csv")
+        assert set(table["setting"]) == set(TASKS[task].settings)
+        for setting, part in table.groupby("setting"):
+            assert set(part["model"]) == set(config["tasks"][task]["models"]), (task, setting)
+    response = pd.read_csv(finished_run / "results/tables/drug_response.csv")
+    assert response["rmse_mean"].gt(0).all()
+
+
+def test_ablation_checkpoints_are_pretrained_as_configured(finished_run):
+    from celllm.config import CellLMConfig
+
+    untrained = CellLMConfig.load(finished_run / "results/pretrain/tiny_untrained/config.json")
+    no_contrastive = CellLMConfig.load(finished_run / "results/pretrain/tiny_no_contrastive/config.json")
+    assert untrained.pretrain.max_steps == 0 and no_contrastive.pretrain.weight_contrastive == 0.0
+    assert no_contrastive.pretrain.max_steps == CellLMConfig.load(finished_run / "results/pretrain/tiny/config.json").pretrain.max_steps
+
+
 def test_run_record_contract(finished_run):
-    record = json.loads((finished_run / "results/runs/annotation/pbmc68k_reduced/celllm_probe/seed0/metrics.json").read_text())
+    record = json.loads((finished_run / "results/runs/annotation/pbmc68k_reduced/standard/celllm_probe/seed0/metrics.json").read_text())
     for key in ("task", "setting", "dataset", "model", "seed", "n_train", "n_val", "n_test", "metrics", "wall_time_s", "provenance"):
         assert key in record
     assert record["n_train"] + record["n_val"] + record["n_test"] == 700
     assert set(record["metrics"]) >= {"accuracy", "macro_f1"}
     assert len(record["provenance"]["checkpoint_sha256"]) == 64  # the CellLM run names its checkpoint
-    predictions = pd.read_csv(finished_run / "results/runs/annotation/pbmc68k_reduced/celllm_probe/seed0/predictions.csv")
+    predictions = pd.read_csv(finished_run / "results/runs/annotation/pbmc68k_reduced/standard/celllm_probe/seed0/predictions.csv")
     assert len(predictions) == record["n_test"]
 
 
@@ -53,7 +77,7 @@ def test_pbmc68k_test_cells_are_never_pretrained_on(finished_run):
     import anndata as ad
 
     corpus = ad.read_h5ad(finished_run / "results/data/sim_pretrain.h5ad")
-    split = pd.read_csv(finished_run / "results/splits/annotation/pbmc68k_reduced/seed0.tsv", sep="\t")
+    split = pd.read_csv(finished_run / "results/splits/annotation/pbmc68k_reduced/standard/seed0.tsv", sep="\t")
     assert corpus.uns["simulated"] and not set(split["id"]) & set(corpus.obs_names)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 class ExpressionClassifier:
-    """fit/predict on `TaskData.log_normalized`; subclasses only say which estimator."""
+    """fit/predict on `CellData.log_normalized`; subclasses only say which estimator."""
 
     def __init__(self, seed, context):
         self.model = self.make_estimator(seed, context)
@@ -17,6 +17,10 @@ class ExpressionClassifier:
 
     def fit(self, train, val):
         self.model.fit(train.log_normalized, train.labels)
+        self.classes_ = self.model.classes_
 
     def predict(self, data):
         return self.model.predict(data.log_normalized)
+
+    def predict_proba(self, data):
+        return self.model.predict_proba(data.log_normalized)

@@ -1,6 +1,5 @@
-"""Downstream tasks of the paper. Each task names its label column, runner and headline metrics."""
+"""Downstream tasks of the paper: their specs (spec.py), data views (data.py) and runner (run.py)."""
 
-from benchmarks.tasks.classification import CLASSIFICATION_TASKS, HEADLINE_METRICS
+from benchmarks.tasks.spec import TASKS, Setting, Task, get_task, task_settings
 
-TASKS = dict(CLASSIFICATION_TASKS)
-TABLE_METRICS = {task: HEADLINE_METRICS for task in CLASSIFICATION_TASKS}
+__all__ = ["TASKS", "Setting", "Task", "get_task", "task_settings"]

@@ -83,6 +83,21 @@ class CellLMEncoder(nn.Module):
         """The cell embedding: the final-normalised [CLS] state."""
         return self.forward(gene_ids, bins, mask)[:, 0]
 
+    def embed_last_layers(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor, trainable_layers: int = 1) -> torch.Tensor:
+        """The cell embedding with autograd through the last `trainable_layers` layers and the final norm only.
+
+        The frozen prefix runs without a graph, which is what makes partial
+        fine-tuning (the released recipe: last layer + norm + head) cheap.
+        """
+        split = len(self.layers) - trainable_layers
+        with torch.no_grad():
+            x = self.gene_embedding(gene_ids) + self.bin_embedding(bins)
+            for layer in self.layers[:split]:
+                x = layer(x, mask)
+        for layer in self.layers[split:]:
+            x = layer(x, mask)
+        return self.norm(x)[:, 0]
+
     def redraw_random_features(self) -> None:
         for layer in self.layers:
             layer.attn.redraw_projection()

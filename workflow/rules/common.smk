@@ -1,8 +1,11 @@
-# Config validation and the helpers that turn config + model registry into file lists.
+# Config validation and the helpers that turn config + task specs + model registry into file lists.
+from pathlib import Path
+
 from snakemake.utils import validate
 
 from benchmarks import registry
-from benchmarks.tasks import TASKS
+from benchmarks.ablations import PRETRAINED, checkpoint_name
+from benchmarks.tasks import TASKS, get_task, task_settings
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -14,15 +17,9 @@ if unknown_tasks:
 SEEDS = config["seeds"]
 # every rule runs in the project environment (environment.yml); see README
 ENV = "../../environment.yml"
-CHECKPOINT = f"results/pretrain/{config['pretrain']['name']}"
-VOCAB = f"results/pretrain/{config['pretrain']['name']}.vocab.txt"
-
-
-wildcard_constraints:
-    task="[A-Za-z0-9_]+",
-    dataset="[A-Za-z0-9_.-]+",
-    model="[A-Za-z0-9_]+",
-    seed=r"\d+",
+PRETRAIN_NAME = config["pretrain"]["name"]
+CHECKPOINT = f"results/pretrain/{PRETRAIN_NAME}"
+VOCAB = f"results/pretrain/{PRETRAIN_NAME}.vocab.txt"
 
 
 def task_models(task):
@@ -34,25 +31,70 @@ def task_models(task):
     return chosen
 
 
+def settings_of(task):
+    return list(task_settings(task, config["tasks"][task]))
+
+
+def pretrainings():
+    """Every pretraining some configured model needs: the configured one and its ablations."""
+    wanted = {PRETRAINED} | {registry.get(m).checkpoint for t in config["tasks"] for m in task_models(t)}
+    return sorted(checkpoint_name(PRETRAIN_NAME, p) for p in wanted if p)
+
+
+def model_checkpoint(model):
+    """results/pretrain/... of the pretraining the model needs, or None."""
+    pretraining = registry.get(model).checkpoint
+    return f"results/pretrain/{checkpoint_name(PRETRAIN_NAME, pretraining)}" if pretraining else None
+
+
+wildcard_constraints:
+    task="|".join(TASKS),
+    dataset="[A-Za-z0-9_.-]+",
+    setting="[A-Za-z0-9_]+",
+    model="[A-Za-z0-9_]+",
+    seed=r"\d+",
+    checkpoint_name="|".join(pretrainings()),
+
+
+def run_dir(task, dataset, setting, model):
+    return f"results/runs/{task}/{dataset}/{setting}/{model}"
+
+
 def run_records(task):
-    return expand(
-        "results/runs/{task}/{dataset}/{model}/seed{seed}/metrics.json",
-        task=task,
-        dataset=config["tasks"][task]["datasets"],
-        model=task_models(task),
-        seed=SEEDS,
-    )
+    """metrics.json of every (dataset, setting, model, seed) of a task."""
+    return [
+        f"{run_dir(task, dataset, setting, model)}/seed{seed}/metrics.json"
+        for dataset in config["tasks"][task]["datasets"]
+        for setting in settings_of(task)
+        for model in task_models(task)
+        for seed in SEEDS
+    ]
 
 
 def table_outputs():
     return expand("results/tables/{task}.{ext}", task=list(config["tasks"]), ext=["csv", "md"])
 
 
+def dataset_inputs(task, dataset):
+    """The files of one dataset of a task: its .h5ad, and for drug response its pairs."""
+    inputs = {"data": f"results/data/{dataset}.h5ad"}
+    if get_task(task).kind == "regression":
+        inputs["response"] = f"results/data/{dataset}.response.tsv"
+    return inputs
+
+
+def split_inputs(wildcards):
+    return dataset_inputs(wildcards.task, wildcards.dataset)
+
+
 def run_inputs(wildcards):
-    inputs = {
-        "data": f"results/data/{wildcards.dataset}.h5ad",
-        "split": f"results/splits/{wildcards.task}/{wildcards.dataset}/seed{wildcards.seed}.tsv",
-    }
-    if registry.get(wildcards.model).needs_checkpoint:
-        inputs["checkpoint"] = CHECKPOINT
+    inputs = dataset_inputs(wildcards.task, wildcards.dataset)
+    w = wildcards
+    inputs["splits"] = [f"results/splits/{w.task}/{w.dataset}/{w.setting}/seed{seed}.tsv" for seed in SEEDS]
+    if get_task(wildcards.task).kind == "regression":
+        inputs["drugs"] = f"results/features/{wildcards.dataset}.drugs.pt"
+    folder = model_checkpoint(wildcards.model)
+    if folder:
+        inputs["checkpoint"] = folder
+        inputs["embeddings"] = f"results/embeddings/{Path(folder).name}/{wildcards.dataset}.h5ad"
     return inputs

@@ -23,7 +23,7 @@ rule simulate:
         pbmc="results/data/sim_pbmc.h5ad",
         drug_sensitivity="results/data/sim_drug_sensitivity.h5ad",
         cell_lines="results/data/sim_cell_lines.h5ad",
-        drug_response="results/data/sim_drug_response.tsv",
+        drug_response="results/data/sim_cell_lines.response.tsv",
         ppi="results/data/sim_ppi.tsv",
     params:
         simulation=config["simulation"],

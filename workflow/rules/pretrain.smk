@@ -1,13 +1,16 @@
-# Pretraining through the user-facing command, `celllm pretrain`.
+# Pretraining through the user-facing command, `celllm pretrain`: the configured
+# run (results/pretrain/{name}) and the ablations the benchmark models ask for
+# (results/pretrain/{name}_{ablation}, see benchmarks/ablations.py).
 
 
 rule pretrain_config:
     output:
-        f"results/pretrain/{config['pretrain']['name']}.config.json",
+        "results/pretrain/{checkpoint_name}.config.json",
     params:
         model=config["pretrain"]["model"],
+        base=PRETRAIN_NAME,
     log:
-        "logs/pretrain/config.log",
+        "logs/pretrain/{checkpoint_name}.config.log",
     threads: 1
     conda:
         ENV
@@ -18,14 +21,14 @@ rule pretrain_config:
 rule pretrain:
     input:
         corpus=expand("results/data/{name}.h5ad", name=config["pretrain"]["corpus"]),
-        config=rules.pretrain_config.output[0],
+        config="results/pretrain/{checkpoint_name}.config.json",
         vocab=VOCAB,
         gene_embeddings=rules.ppi.output.embeddings,
     output:
-        directory(CHECKPOINT),
+        directory("results/pretrain/{checkpoint_name}"),
     log:
-        f"logs/pretrain/{config['pretrain']['name']}.log",
-    threads: config["threads"]
+        "logs/pretrain/{checkpoint_name}.log",
+    threads: config["pretrain"].get("threads", config["threads"])
     conda:
         ENV
     script:

@@ -1,15 +1,16 @@
-# Downstream tasks: one split file per (task, dataset, seed), one run per model.
+# Downstream tasks: one split file per (task, dataset, setting, seed); one job per model runs every seed.
 
 
 rule split:
     input:
-        data="results/data/{dataset}.h5ad",
+        unpack(split_inputs),
     output:
-        "results/splits/{task}/{dataset}/seed{seed}.tsv",
+        expand("results/splits/{{task}}/{{dataset}}/{{setting}}/seed{seed}.tsv", seed=SEEDS),
     params:
-        fractions=lambda wildcards: config["tasks"][wildcards.task]["split"],
+        task_config=lambda wildcards: config["tasks"][wildcards.task],
+        seeds=SEEDS,
     log:
-        "logs/splits/{task}/{dataset}/seed{seed}.log",
+        "logs/splits/{task}/{dataset}/{setting}.log",
     threads: 1
     conda:
         ENV
@@ -17,18 +18,53 @@ rule split:
         "../scripts/split.py"
 
 
-rule run_classification:
+# Molecular graphs and fingerprints of every drug of a response table, computed once.
+rule drug_features:
     input:
-        unpack(run_inputs),
+        "results/data/{dataset}.response.tsv",
     output:
-        metrics="results/runs/{task}/{dataset}/{model}/seed{seed}/metrics.json",
-        predictions="results/runs/{task}/{dataset}/{model}/seed{seed}/predictions.csv",
-    params:
-        task_config=lambda wildcards: config["tasks"][wildcards.task],
+        "results/features/{dataset}.drugs.pt",
     log:
-        "logs/runs/{task}/{dataset}/{model}/seed{seed}.log",
+        "logs/features/{dataset}.drugs.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/drug_features.py"
+
+
+# A checkpoint's cell embeddings of a dataset, through the user-facing `celllm embed`;
+# every frozen-encoder run of that dataset reads them instead of re-embedding.
+rule embed:
+    input:
+        data="results/data/{dataset}.h5ad",
+        checkpoint="results/pretrain/{checkpoint_name}",
+    output:
+        "results/embeddings/{checkpoint_name}/{dataset}.h5ad",
+    log:
+        "logs/embeddings/{checkpoint_name}/{dataset}.log",
     threads: config["threads"]
     conda:
         ENV
     script:
-        "../scripts/run_classification.py"
+        "../scripts/embed.py"
+
+
+# One job per (task, dataset, setting, model) runs every seed: the imports and
+# the checkpoint load are paid once, which is most of a small run's cost.
+rule run_model:
+    input:
+        unpack(run_inputs),
+    output:
+        metrics=expand("results/runs/{{task}}/{{dataset}}/{{setting}}/{{model}}/seed{seed}/metrics.json", seed=SEEDS),
+        predictions=expand("results/runs/{{task}}/{{dataset}}/{{setting}}/{{model}}/seed{seed}/predictions.csv", seed=SEEDS),
+    params:
+        task_config=lambda wildcards: config["tasks"][wildcards.task],
+        seeds=SEEDS,
+    log:
+        "logs/runs/{task}/{dataset}/{setting}/{model}.log",
+    threads: config["threads"]
+    conda:
+        ENV
+    script:
+        "../scripts/run_model.py"

@@ -2,12 +2,9 @@ from _shim import log_to_file
 
 log_to_file(snakemake)
 
-from benchmarks.protocol import stratified_split, write_split
-from benchmarks.tasks.classification import label_column
-from celllm.io import read_dataset
+from benchmarks.tasks.run import TaskInputs, make_split
 
-column = label_column(snakemake.wildcards.task)
-adata = read_dataset(snakemake.input.data, required_obs=[column])
-fractions = snakemake.params.fractions
-split = stratified_split(adata.obs[column], int(snakemake.wildcards.seed), val=fractions["val"], test=fractions["test"])
-write_split(snakemake.output[0], adata.obs_names.astype(str), split)
+w = snakemake.wildcards
+inputs = TaskInputs(snakemake.input.data, snakemake.input.get("response"))
+for seed, out in zip(snakemake.params.seeds, snakemake.output):
+    make_split(w.task, w.setting, seed, inputs, out, snakemake.params.task_config)

@@ -1,0 +1,148 @@
+"""Drug features for the drug-response task, computed once per dataset.
+
+Each drug gets a molecular graph (deepchem's MolGraphConvFeaturizer, the input
+of the GIN drug encoder, as in OpenBioMed's DRP code) and a 1024-bit ECFP4
+fingerprint (for the linear baseline). Drugs are kept sorted by name, so the
+same table always gives the same rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import Data
+
+from celllm.errors import InputError
+from celllm.io import atomic_path
+
+FINGERPRINT_BITS = 1024
+
+
+@dataclass
+class DrugFeatures:
+    names: list[str]  # sorted drug names; row i of every field below is drug names[i]
+    graphs: list[Data]  # x: float32 (n_atoms, n_atom_features), edge_index: long (2, n_directed_bonds)
+    fingerprints: np.ndarray  # float32 (n_drugs, 1024), ECFP4 bits
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index(self, names: Iterable[str]) -> np.ndarray:
+        """Row of each drug in `names`; an unknown drug is an InputError naming it."""
+        names = [str(name) for name in names]
+        rows = pd.Index(self.names).get_indexer(names)
+        if (rows < 0).any():
+            unknown = names[int(np.flatnonzero(rows < 0)[0])]
+            raise InputError(f"unknown drug '{unknown}' (the drug features have {len(self)} drugs: {', '.join(self.names[:10])}{', ...' if len(self) > 10 else ''})")
+        return rows
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write plain tensors and lists (readable with weights_only=True), atomically."""
+        state = {
+            "names": list(self.names),
+            "x": [graph.x for graph in self.graphs],
+            "edge_index": [graph.edge_index for graph in self.graphs],
+            "fingerprints": torch.from_numpy(np.ascontiguousarray(self.fingerprints)),
+        }
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "DrugFeatures":
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path}: drug feature file not found")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            names, xs, edges, fingerprints = state["names"], state["x"], state["edge_index"], state["fingerprints"]
+        except Exception as exc:  # torch/pickle raise many types for a corrupt or foreign file
+            raise InputError(f"{path}: not a readable drug feature file ({type(exc).__name__}: {exc})") from None
+        if not (len(names) == len(xs) == len(edges) == fingerprints.shape[0]):
+            raise InputError(f"{path}: drug feature file is inconsistent ({len(names)} names, {len(xs)} graphs, {fingerprints.shape[0]} fingerprints)")
+        graphs = [Data(x=x, edge_index=edge_index) for x, edge_index in zip(xs, edges)]
+        return cls(list(names), graphs, fingerprints.numpy())
+
+
+def featurize_drugs(table: pd.DataFrame, source: str = "drugs") -> DrugFeatures:
+    """Graphs and ECFP4 fingerprints of the unique drugs of `table` (columns drug, smiles), sorted by name.
+
+    `table` may repeat a drug (a whole response table); a drug must always have
+    the same SMILES. `source` names the table in error messages.
+    """
+    smiles = _unique_smiles(table, source)
+    molecules = [_parse(name, text, source) for name, text in smiles.items()]
+    with _quiet_deepchem():
+        import deepchem as dc
+
+        graphs = dc.feat.MolGraphConvFeaturizer().featurize(molecules)
+        fingerprints = dc.feat.CircularFingerprint(radius=2, size=FINGERPRINT_BITS).featurize(molecules)
+    names = list(smiles.index)
+    return DrugFeatures(
+        names=names,
+        graphs=[_to_data(graph, name, source) for name, graph in zip(names, graphs)],
+        fingerprints=np.asarray(fingerprints, dtype=np.float32).reshape(len(names), FINGERPRINT_BITS),
+    )
+
+
+def _unique_smiles(table: pd.DataFrame, source: str) -> pd.Series:
+    """One SMILES per drug, indexed by drug name (sorted); checks columns and conflicts."""
+    missing = [column for column in ("drug", "smiles") if column not in table.columns]
+    if missing:
+        raise InputError(f"{source}: missing column(s) {', '.join(repr(c) for c in missing)} (has: {', '.join(map(str, table.columns)) or 'none'})")
+    if table.empty:
+        raise InputError(f"{source}: the drug table is empty")
+    if table["drug"].isna().any():
+        raise InputError(f"{source}: a row has no drug name")
+    pairs = table[["drug", "smiles"]].astype({"drug": str})
+    no_smiles = pairs.loc[pairs["smiles"].isna() | (pairs["smiles"].astype(str).str.strip() == ""), "drug"]
+    if len(no_smiles):
+        raise InputError(f"{source}: drug '{no_smiles.iloc[0]}' has no SMILES")
+    pairs = pairs.assign(smiles=pairs["smiles"].astype(str).str.strip()).drop_duplicates()
+    conflicting = pairs.loc[pairs["drug"].duplicated(), "drug"]
+    if len(conflicting):
+        name = conflicting.iloc[0]
+        variants = sorted(pairs.loc[pairs["drug"] == name, "smiles"])
+        raise InputError(f"{source}: drug '{name}' has {len(variants)} different SMILES ({', '.join(variants)})")
+    return pairs.set_index("drug")["smiles"].sort_index()
+
+
+def _parse(name: str, smiles: str, source: str):
+    from rdkit import Chem, rdBase
+
+    with rdBase.BlockLogs():  # RDKit prints parse errors itself; ours is the one-line InputError
+        molecule = Chem.MolFromSmiles(smiles)
+    if molecule is None or molecule.GetNumAtoms() == 0:
+        raise InputError(f"{source}: drug '{name}': RDKit cannot parse its SMILES '{smiles}'")
+    return molecule
+
+
+def _to_data(graph, name: str, source: str) -> Data:
+    # deepchem returns an empty array instead of raising when a molecule fails
+    if not hasattr(graph, "node_features"):
+        raise InputError(f"{source}: drug '{name}': deepchem could not build its molecular graph")
+    return Data(x=torch.as_tensor(graph.node_features, dtype=torch.float32), edge_index=torch.as_tensor(graph.edge_index, dtype=torch.long))
+
+
+@contextlib.contextmanager
+def _quiet_deepchem() -> Iterator[None]:
+    """deepchem logs import-time warnings about optional backends, RDKit deprecation notes: hide both."""
+    from rdkit import rdBase
+
+    logger = logging.getLogger("deepchem")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), rdBase.BlockLogs():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)

@@ -1,0 +1,21 @@
+"""Ablation: CellLM pretrained without the divide-and-conquer contrastive loss.
+
+Only masked-bin prediction and tumor/normal discrimination train the encoder
+(close to scBERT's masked-language-model recipe); the gap to celllm_probe is
+what the contrastive objective adds.
+"""
+
+from benchmarks.models._celllm import ALL_TASKS, FrozenCellLM
+from benchmarks.registry import register
+
+
+@register(
+    "celllm_no_contrastive_probe",
+    kind="celllm",
+    tasks=ALL_TASKS,
+    summary="ablation: celllm_probe on CellLM pretrained without the contrastive loss (MLM + tumor/normal)",
+    reference="ablation of Zhao, Zhang & Nie 2023; scBERT, Yang et al. 2022",
+    checkpoint="no_contrastive",
+)
+class CellLMNoContrastiveProbe(FrozenCellLM):
+    pass

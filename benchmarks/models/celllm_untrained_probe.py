@@ -1,0 +1,20 @@
+"""Ablation: CellLM without pretraining, as a frozen encoder with the same heads as celllm_probe.
+
+The encoder is the pretraining's initial state (the GraphMAE gene table and
+a random Performer), so the gap to celllm_probe is what pretraining adds.
+"""
+
+from benchmarks.models._celllm import ALL_TASKS, FrozenCellLM
+from benchmarks.registry import register
+
+
+@register(
+    "celllm_untrained_probe",
+    kind="celllm",
+    tasks=ALL_TASKS,
+    summary="ablation: celllm_probe on the untrained encoder (GraphMAE genes, random Performer)",
+    reference="ablation of Zhao, Zhang & Nie 2023",
+    checkpoint="untrained",
+)
+class CellLMUntrainedProbe(FrozenCellLM):
+    pass
