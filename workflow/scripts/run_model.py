@@ -4,6 +4,8 @@ log_to_file(snakemake)
 
 from pathlib import Path
 
+import torch
+
 from benchmarks.registry import ModelContext
 from benchmarks.tasks.run import TaskInputs, run_task
 
@@ -13,6 +15,7 @@ context = ModelContext(
     checkpoint=Path(given.checkpoint) if given.get("checkpoint") else None,
     embeddings=Path(given.embeddings) if given.get("embeddings") else None,
     threads=snakemake.threads,
+    device="cuda" if torch.cuda.is_available() else "cpu",
     options=(task_config.get("options") or {}).get(w.model, {}),
 )
 inputs = TaskInputs(given.data, given.get("response"), given.get("drugs"))
