@@ -92,14 +92,25 @@ class Vocabulary:
         return cls([line for line in path.read_text().splitlines() if line])
 
     @classmethod
-    def from_datasets(cls, paths) -> "Vocabulary":
-        """The genes of several .h5ad files in order of first appearance (expression is not loaded)."""
+    def from_datasets(cls, paths, keep=None) -> "Vocabulary":
+        """The genes of several .h5ad files (expression is not loaded).
+
+        Without `keep`: every gene, in order of first appearance. With `keep` (a
+        set of symbols, e.g. HGNC protein-coding genes): the genes of the files
+        that are in it, sorted, so the vocabulary does not depend on file order.
+        """
         import anndata as ad
 
         for path in paths:
             if not Path(path).exists():
                 raise InputError(f"{path}: file not found")
-        return cls.union(ad.read_h5ad(path, backed="r").var_names for path in paths)
+        genes = cls.union(ad.read_h5ad(path, backed="r").var_names for path in paths)
+        if keep is None:
+            return genes
+        kept = sorted(g for g in genes.genes if g in keep)
+        if not kept:
+            raise InputError(f"no gene of {', '.join(map(str, paths))} is in the allowed gene set")
+        return cls(kept)
 
     @classmethod
     def union(cls, gene_lists) -> "Vocabulary":

@@ -1,0 +1,102 @@
+"""One gene symbol space for every source: HGNC-approved human gene symbols.
+
+Sources name genes differently (10x and PanglaoDB by Ensembl id and symbol,
+GEO tables by the symbol of their year, DepMap by "SYMBOL (ENTREZ)", STRING
+by its preferred name). Each is mapped to the symbol the HGNC approves today,
+using the HGNC complete set (a tab-separated file, one row per approved gene,
+with `symbol`, `locus_group`, pipe-separated `alias_symbol` and `prev_symbol`,
+and `ensembl_gene_id`; layout from genenames.org's download page).
+
+Rules, in order: an approved symbol is itself; an Ensembl gene id (version
+suffix ignored) is its gene; a previous symbol, then an alias, is the gene
+it names when it names exactly one. Anything else keeps its name if it looks
+like a symbol and is dropped if it is an unmapped Ensembl id. Several source
+genes that land on one symbol are summed (counts of one gene split across
+old and new names add up).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from celllm.errors import InputError
+
+log = logging.getLogger(__name__)
+
+HGNC_COLUMNS = ["symbol", "locus_group", "alias_symbol", "prev_symbol", "ensembl_gene_id"]
+ENSEMBL = re.compile(r"^ENSG\d+(\.\d+)?$")
+
+
+@dataclass
+class GeneSymbols:
+    approved: set[str]
+    protein_coding: set[str]
+    by_ensembl: dict[str, str]
+    by_previous: dict[str, str]
+    by_alias: dict[str, str]
+    ambiguous: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_hgnc(cls, path) -> "GeneSymbols":
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path}: HGNC gene table not found")
+        try:
+            table = pd.read_csv(path, sep="\t", dtype=str, usecols=lambda c: c in HGNC_COLUMNS, keep_default_na=False)
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not a readable HGNC table ({exc.__class__.__name__})") from None
+        missing = [c for c in HGNC_COLUMNS if c not in table.columns]
+        if missing:
+            raise InputError(f"{path}: missing HGNC column(s) {', '.join(missing)}")
+        table = table[table["symbol"] != ""]
+        if table.empty:
+            raise InputError(f"{path}: no approved gene symbols")
+        approved = set(table["symbol"])
+        protein_coding = set(table.loc[table["locus_group"] == "protein-coding gene", "symbol"])
+        by_ensembl = {e: s for e, s in zip(table["ensembl_gene_id"], table["symbol"]) if e}
+        ambiguous: set[str] = set()
+
+        def unique_map(column: str) -> dict[str, str]:
+            targets: dict[str, set[str]] = {}
+            for names, symbol in zip(table[column], table["symbol"]):
+                for name in filter(None, names.strip('"').split("|")):
+                    targets.setdefault(name.strip(), set()).add(symbol)
+            ambiguous.update(n for n, s in targets.items() if len(s) > 1 and n not in approved)
+            return {n: next(iter(s)) for n, s in targets.items() if len(s) == 1 and n not in approved}
+
+        return cls(approved, protein_coding, by_ensembl, unique_map("prev_symbol"), unique_map("alias_symbol"), ambiguous)
+
+    def symbol(self, identifier: str) -> str | None:
+        """The approved symbol of an identifier; its own name if unknown, None for an unknown Ensembl id."""
+        name = str(identifier).strip()
+        if name in self.approved:
+            return name
+        if ENSEMBL.match(name):
+            return self.by_ensembl.get(name.split(".")[0])
+        return self.by_previous.get(name) or self.by_alias.get(name) or name
+
+    def harmonise(self, adata: ad.AnnData, source: str = "data") -> ad.AnnData:
+        """A copy of `adata` with var_names mapped to approved symbols, unmappable genes dropped, duplicates summed."""
+        mapped = [self.symbol(g) for g in adata.var_names]
+        keep = np.array([m is not None for m in mapped])
+        if not keep.any():
+            raise InputError(f"{source}: none of its {adata.n_vars} genes maps to a human gene symbol")
+        symbols = pd.Index([m for m in mapped if m is not None])
+        changed = sum(1 for g, m in zip(adata.var_names, mapped) if m is not None and m != g)
+        unique, column = np.unique(symbols, return_inverse=True)
+        # a (kept genes x symbols) 0/1 matrix: X @ merge sums the columns that share a symbol
+        merge = sp.csr_matrix((np.ones(len(column), dtype=np.float32), (np.arange(len(column)), column)), shape=(len(column), len(unique)))
+        X = sp.csr_matrix(adata.X)[:, np.flatnonzero(keep)] @ merge
+        log.info("%s: %d genes renamed to approved symbols, %d unmapped Ensembl ids dropped, %d duplicates summed",
+                 source, changed, int((~keep).sum()), len(symbols) - len(unique))
+        out = ad.AnnData(sp.csr_matrix(X, dtype=np.float32), obs=adata.obs.copy(), var=pd.DataFrame(index=pd.Index(unique, name=None)), uns=dict(adata.uns))
+        out.uns["gene_symbols"] = "HGNC approved"
+        return out
