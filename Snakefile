@@ -8,8 +8,16 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
+# A profile may write its results/ and logs/ to a folder of its own (the paper
+# config uses runs/paper), so demo and real results never mix.
+if config.get("workdir"):
+
+    workdir: config["workdir"]
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/download.smk"
 include: "workflow/rules/ppi.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/tasks.smk"

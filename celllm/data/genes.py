@@ -100,3 +100,15 @@ class GeneSymbols:
         out = ad.AnnData(sp.csr_matrix(X, dtype=np.float32), obs=adata.obs.copy(), var=pd.DataFrame(index=pd.Index(unique, name=None)), uns=dict(adata.uns))
         out.uns["gene_symbols"] = "HGNC approved"
         return out
+
+    def harmonise_edges(self, edges: pd.DataFrame, source: str = "edges") -> pd.DataFrame:
+        """An interaction table (gene_a, gene_b, score) in approved symbols: unmappable genes and self-loops dropped, the best score kept per pair."""
+        a = edges["gene_a"].map(self.symbol)
+        b = edges["gene_b"].map(self.symbol)
+        keep = a.notna() & b.notna() & (a != b)
+        pairs = pd.DataFrame({"gene_a": np.minimum(a[keep], b[keep]), "gene_b": np.maximum(a[keep], b[keep]), "score": edges.loc[keep, "score"]})
+        out = pairs.groupby(["gene_a", "gene_b"], as_index=False, sort=True)["score"].max()
+        if out.empty:
+            raise InputError(f"{source}: no interaction between two human gene symbols")
+        log.info("%s: %d of %d interactions kept in approved symbols", source, len(out), len(edges))
+        return out

@@ -6,6 +6,7 @@ from snakemake.utils import validate
 from benchmarks import registry
 from benchmarks.ablations import PRETRAINED, checkpoint_name
 from benchmarks.tasks import TASKS, get_task, task_settings
+from celllm.data.catalog import CATALOG, read_sources
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -98,3 +99,29 @@ def run_inputs(wildcards):
         inputs["checkpoint"] = folder
         inputs["embeddings"] = f"results/embeddings/{Path(folder).name}/{wildcards.dataset}.h5ad"
     return inputs
+
+
+# Real data sources (config/datasets.tsv) and the files each real dataset is built from.
+
+SOURCES = read_sources(Path(workflow.basedir) / "config" / "datasets.tsv")
+LOCK = str(Path(workflow.basedir) / "config" / "datasets.lock.tsv")
+
+
+# downloads whose address is computed from another file (the PubChem query lists GDSC's CIDs)
+DERIVED = {"pubchem_smiles": "results/raw/pubchem_smiles/pubchem_smiles.csv"}
+
+
+def raw_file(source):
+    if source in DERIVED:
+        return DERIVED[source]
+    return f"results/raw/{source}/{SOURCES.loc[source, 'file']}"
+
+
+def unpacked(source):
+    return f"results/raw/{source}/unpacked"
+
+
+def source_inputs(wildcards):
+    """The downloaded (and unpacked, for archives) files of a real dataset, by source id."""
+    entry = CATALOG[wildcards.dataset]
+    return {s: unpacked(s) if s in entry.unpack else raw_file(s) for s in entry.sources}

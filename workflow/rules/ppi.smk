@@ -1,9 +1,16 @@
 # Gene embeddings (phi_G): GraphMAE on the protein-protein interaction network.
 
 
+# The paper's 19,379-gene list was never published. With `pretrain.genes:
+# protein_coding` the vocabulary is every HGNC protein-coding gene seen in the
+# corpus, sorted (celllm.tokens.Vocabulary.from_datasets); with `all`, every
+# corpus gene in order of appearance (the demo).
 rule vocabulary:
     input:
-        corpus=expand("results/data/{name}.h5ad", name=config["pretrain"]["corpus"]),
+        unpack(
+            lambda wildcards: {"corpus": expand("results/data/{name}.h5ad", name=config["pretrain"]["corpus"])}
+            | ({"hgnc": raw_file("hgnc")} if config["pretrain"]["genes"] == "protein_coding" else {})
+        ),
     output:
         VOCAB,
     log:

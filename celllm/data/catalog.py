@@ -1,0 +1,151 @@
+"""The real datasets of the paper configuration: which downloaded files make each one, and how.
+
+Every entry names its sources (ids of config/datasets.tsv) and a builder
+that turns the downloaded files into the standard contract with the parsers
+of `celllm.data.sources`. `build_dataset` then maps genes to HGNC symbols,
+brings log-scale expression back to a linear scale (the tokenizer
+normalises and logs it itself), validates and writes atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from celllm.data.genes import GeneSymbols
+from celllm.errors import InputError
+from celllm.io import atomic_path, validate_dataset, write_h5ad
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RealDataset:
+    name: str
+    sources: tuple[str, ...]  # ids of config/datasets.tsv (or derived downloads) the builder reads
+    build: Callable[[dict[str, Path]], object]
+    response: bool = False  # a drug-response dataset: (cell-line AnnData, response table)
+    unpack: tuple[str, ...] = ()  # sources that are archives to unpack before parsing
+    summary: str = ""
+    labels: dict = field(default_factory=dict)
+
+
+def _zheng68k(files):
+    from celllm.data.sources.zheng68k import parse_zheng68k
+
+    return parse_zheng68k(files["zheng68k_matrix"], files["zheng68k_annotation"])
+
+
+def _baron(files):
+    from celllm.data.sources.baron import parse_baron
+
+    return parse_baron(files["baron_raw"])
+
+
+def _gse117872(files):
+    from celllm.data.sources.gse117872 import parse_gse117872
+
+    return parse_gse117872(files["gse117872_tpm"], files["gse117872_cellinfo"])
+
+
+def _gdsc_smiles(files) -> pd.DataFrame:
+    from celllm.data.sources.gdsc import parse_gdsc_drug_list
+    from celllm.data.sources.smiles import parse_pubchem_smiles
+
+    return parse_pubchem_smiles(files["pubchem_smiles"], parse_gdsc_drug_list(files["gdsc_drug_list"]))
+
+
+def _gdsc(files):
+    from celllm.data.sources.gdsc import parse_gdsc_expression, parse_gdsc_response
+
+    expression = parse_gdsc_expression(files["gdsc_expression"])
+    return expression, parse_gdsc_response([files["gdsc1_response"], files["gdsc2_response"]], _gdsc_smiles(files))
+
+
+def _ccle(files):
+    from celllm.data.sources.ccle import parse_ccle_expression, parse_ccle_response
+
+    # CCLE ships no drug identifiers: its 24 compounds take the SMILES of the GDSC drug of the same name
+    expression = parse_ccle_expression(files["ccle_expression"], files["ccle_models"])
+    return expression, parse_ccle_response(files["ccle_response"], _gdsc_smiles(files))
+
+
+CATALOG: dict[str, RealDataset] = {
+    entry.name: entry
+    for entry in (
+        RealDataset("zheng68k", ("zheng68k_matrix", "zheng68k_annotation"), _zheng68k, summary="10x fresh 68k PBMCs, FACS-based cell types"),
+        RealDataset("baron", ("baron_raw",), _baron, summary="human pancreas (GSE84133), 4 donors"),
+        RealDataset("gse117872", ("gse117872_tpm", "gse117872_cellinfo"), _gse117872, summary="oral SCC cells, cisplatin sensitive/resistant"),
+        RealDataset("gdsc", ("gdsc_expression", "gdsc1_response", "gdsc2_response", "gdsc_drug_list", "pubchem_smiles"), _gdsc, response=True,
+                    summary="GDSC cell lines (RMA expression) x drugs, ln IC50"),
+        RealDataset("ccle", ("ccle_expression", "ccle_models", "ccle_response", "gdsc_drug_list", "pubchem_smiles"), _ccle, response=True,
+                    summary="CCLE cell lines (DepMap TPM) x 24 drugs, ln IC50"),
+    )
+}
+
+# log-scale sources, and how each returns to a linear scale the tokenizer can normalise
+LINEAR_SCALE = {
+    "rma_log2": ("2^x (RMA intensity)", lambda x: np.exp2(x)),
+    "log2_tpm_plus_1": ("tpm", lambda x: np.exp2(x) - 1.0),
+}
+
+
+def to_linear_scale(adata: ad.AnnData, source: str) -> ad.AnnData:
+    """Undo a source's log transform, recorded in .uns['value_scale'] (counts and TPM pass through)."""
+    scale = adata.uns.get("value_scale")
+    if scale not in LINEAR_SCALE:
+        return adata
+    name, inverse = LINEAR_SCALE[scale]
+    dense = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+    linear = np.clip(inverse(dense.astype(np.float64)), 0.0, None).astype(np.float32)
+    out = adata.copy()
+    out.X = sp.csr_matrix(linear)
+    out.uns["value_scale"] = name
+    log.info("%s: %s values brought back to %s", source, scale, name)
+    return out
+
+
+def build_dataset(name: str, files: dict, hgnc, out_h5ad, out_response=None) -> ad.AnnData:
+    """Parse a real dataset's downloaded files into results/data/{name}.h5ad (+ .response.tsv)."""
+    if name not in CATALOG:
+        raise InputError(f"unknown real dataset '{name}' (known: {', '.join(CATALOG)})")
+    entry = CATALOG[name]
+    missing = [s for s in entry.sources if s not in files]
+    if missing:
+        raise InputError(f"{name}: missing downloaded file(s) for {', '.join(missing)}")
+    built = entry.build({k: Path(v) for k, v in files.items()})
+    adata, response = built if entry.response else (built, None)
+    adata = GeneSymbols.from_hgnc(hgnc).harmonise(to_linear_scale(adata, name), name)
+    validate_dataset(adata, name)
+    if entry.response:
+        if out_response is None:
+            raise InputError(f"{name}: a drug-response dataset needs a path for its response table")
+        with atomic_path(out_response) as tmp:
+            response.to_csv(tmp, sep="\t", index=False)
+    write_h5ad(adata, out_h5ad)
+    return adata
+
+
+SOURCE_COLUMNS = ["id", "file", "url", "format", "sha256", "citation_licence", "source_of_facts"]
+
+
+def read_sources(path) -> pd.DataFrame:
+    """config/datasets.tsv: one row per downloaded file, indexed by id (lines starting with '#' are comments)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: source table not found")
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    table = pd.DataFrame([line.split("\t") for line in lines[1:]], columns=lines[0].split("\t")) if lines else pd.DataFrame()
+    missing = [c for c in SOURCE_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+    if table["id"].duplicated().any():
+        raise InputError(f"{path}: duplicated source id '{table.loc[table['id'].duplicated(), 'id'].iloc[0]}'")
+    return table.set_index("id")

@@ -1,0 +1,434 @@
+"""The one downloader and unpacker that every download rule of the workflow uses.
+
+`fetch` streams a URL to `dest.part` (never holding the file in memory),
+resumes a partial `.part` with an HTTP Range request, retries connection
+errors, timeouts, short reads and 5xx answers a bounded number of times with
+exponential backoff, and checks the SHA-256 of the result: against the hash it
+is given, else against the row for its key in a lock file (a TSV with columns
+key, sha256, url), else it records the hash there, so that the first download
+pins the data and every later run verifies it. Only a verified file is renamed
+to `dest`, in one `os.replace`, so a killed or failed download never looks
+complete, and a `dest` that already verifies is not downloaded again.
+`extract` unpacks .tar(.gz/.bz2/.xz), .zip and single-file .gz archives into
+a temporary sibling folder that is renamed to the target only when every member
+is out, and refuses members that would land outside it (absolute paths, `..`,
+links pointing out). Every failure is a `celllm.errors.InputError` of one line
+naming the key or file, the URL or archive, and the reason. Standard library
+only (urllib, tarfile, zipfile, gzip), plus tqdm for the progress bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import hashlib
+import http.client
+import lzma
+import os
+import re
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+from tqdm.auto import tqdm
+
+from celllm import __version__
+from celllm.errors import InputError
+from celllm.io import atomic_path
+
+try:  # POSIX: serialise concurrent writers of one lock file (parallel Snakemake jobs)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+__all__ = ["fetch", "extract", "sha256_of"]
+
+LOCK_COLUMNS = ("key", "sha256", "url")
+# 408/429 are the server asking us to come back later, so they are retried like a 5xx
+_RETRY_STATUS = {408, 429}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
+
+
+class _Transient(Exception):
+    """A failure worth another attempt; `reason` ends up in the final message."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def fetch(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    lock: str | os.PathLike | None = None,
+    key: str | None = None,
+    retries: int = 3,
+    timeout: float = 60.0,
+    backoff: float = 1.0,
+    progress: bool = True,
+    chunk_size: int = 1 << 20,
+) -> Path:
+    """Download `url` to `dest` and return `dest`, verified.
+
+    sha256: expected hex digest; when given, the lock file is neither read nor written.
+    lock, key: a TSV (key, sha256, url); the row `key` (default: the file name of
+        `dest`) is verified if it has a hash, recorded otherwise.
+    retries: the total number of attempts for transient failures (connection
+        errors, timeouts, short reads, 5xx, 408, 429); the wait before attempt
+        k+1 is `backoff * 2**(k-1)` seconds. Other 4xx answers fail at once.
+    timeout: seconds for connecting and for each read from the socket.
+    A `dest.part` left by an earlier run is resumed; it is kept when the
+    attempts run out (so that the next run resumes) and deleted on a checksum
+    mismatch or a permanent HTTP error.
+    """
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    lock = Path(lock) if lock is not None else None
+    key = key or dest.name
+    label = f"{key}: {url}"
+    if dest.is_dir():
+        raise InputError(f"{label}: destination {dest} is a folder")
+
+    if sha256 is not None:
+        expected = sha256.strip().lower()
+        if not _SHA256.match(expected):
+            raise InputError(f"{label}: '{sha256}' is not a SHA-256 hex digest (64 hex characters)")
+        lock = None
+    elif lock is not None:
+        expected = _read_lock(lock).get(key, {}).get("sha256") or None
+    else:
+        expected = None
+
+    if dest.is_file():
+        if expected is None:
+            # dest is only ever created by a rename after verification, so it is complete
+            if lock is not None:
+                _record(lock, key, sha256_of(dest), url, label)
+            return dest
+        if sha256_of(dest) == expected:
+            part.unlink(missing_ok=True)
+            return dest
+        dest.unlink()  # stale or corrupt: it must not look finished while we fetch again
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _download(url, part, dest.name, label, retries, timeout, backoff, progress, chunk_size)
+
+    actual = sha256_of(part)
+    if expected is not None and actual != expected:
+        part.unlink(missing_ok=True)
+        raise InputError(f"{label}: sha256 mismatch (expected {expected}, got {actual})")
+    if expected is None and lock is not None:
+        try:
+            _record(lock, key, actual, url, label)
+        except InputError:
+            part.unlink(missing_ok=True)
+            raise
+    os.replace(part, dest)
+    return dest
+
+
+# ---------------------------------------------------------------- download
+
+
+def _download(url, part, name, label, retries, timeout, backoff, progress, chunk_size) -> None:
+    attempts = max(1, int(retries))
+    reason = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            _attempt(url, part, name, label, timeout, progress, chunk_size)
+            return
+        except _Transient as exc:
+            reason = exc.reason
+        if attempt < attempts:
+            time.sleep(backoff * 2 ** (attempt - 1))
+    plural = "attempt" if attempts == 1 else "attempts"
+    raise InputError(f"{label}: gave up after {attempts} {plural} ({reason})")
+
+
+def _attempt(url, part, name, label, timeout, progress, chunk_size) -> None:
+    """One request; returns when `part` holds the whole body, raises _Transient or InputError."""
+    offset = part.stat().st_size if part.is_file() else 0
+    # identity encoding: byte counts and Range offsets must refer to the file itself
+    headers = {"User-Agent": f"celllm/{__version__}", "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        request = urllib.request.Request(url, headers=headers)
+    except ValueError as exc:
+        raise InputError(f"{label}: invalid URL ({exc})") from None
+
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and offset:
+            # nothing left to send: the part is complete, unless the server says it is larger
+            total = _content_range(exc.headers.get("Content-Range"))[1]
+            if total is None or total == offset:
+                return
+            part.unlink(missing_ok=True)
+            raise _Transient(f"HTTP 416 for a partial file of {offset} of {total} bytes") from None
+        reason = f"HTTP {exc.code} {exc.reason}".rstrip()
+        if exc.code >= 500 or exc.code in _RETRY_STATUS:
+            raise _Transient(reason) from None
+        part.unlink(missing_ok=True)
+        raise InputError(f"{label}: {reason}") from None
+    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
+        raise _Transient(_describe(exc)) from None
+
+    with response:
+        status = getattr(response, "status", None) or 200  # file:// answers without a status
+        length = _int(response.headers.get("Content-Length"))
+        if offset and status == 206:
+            start, total = _content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                part.unlink(missing_ok=True)
+                raise _Transient(f"server resumed at byte {start} instead of {offset}")
+            if total is None and length is not None:
+                total = offset + length
+            mode = "ab"
+        else:  # a 200 to a Range request: the server cannot resume, start again from zero
+            offset, total, mode = 0, length, "wb"
+
+        # read1 returns what has arrived, so a timeout or drop loses nothing already received
+        read = getattr(response, "read1", response.read)
+        received = 0
+        try:
+            out = open(part, mode)
+        except OSError as exc:
+            raise InputError(f"{label}: cannot write {part} ({exc.strerror or exc})") from None
+        with out, tqdm(total=total, initial=offset, desc=name, unit="B", unit_scale=True,
+                       unit_divisor=1024, disable=not progress, leave=False) as bar:
+            while True:
+                try:
+                    chunk = read(chunk_size)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _Transient(_describe(exc)) from None
+                if not chunk:
+                    break
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise InputError(f"{label}: cannot write {part} ({exc.strerror or exc})") from None
+                received += len(chunk)
+                bar.update(len(chunk))
+    # http.client returns b"" rather than raising when a connection closes early
+    if length is not None and received < length:
+        raise _Transient(f"incomplete read: got {received} of {length} bytes")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+        exc = exc.reason
+    elif isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "server closed the connection"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionAbortedError):
+        return "connection aborted"
+    if isinstance(exc, http.client.IncompleteRead):
+        return "incomplete read"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total size) of 'bytes 100-199/1000' or 'bytes */1000'; None where absent."""
+    match = re.match(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value or "")
+    if not match:
+        return None, None
+    start, total = match.groups()
+    return (int(start) if start else None), (int(total) if total and total != "*" else None)
+
+
+# ---------------------------------------------------------------- lock file
+
+
+def _read_lock(lock: Path) -> dict[str, dict[str, str]]:
+    if not lock.exists():
+        return {}
+    try:
+        with open(lock, newline="") as fh:
+            reader = csv.DictReader(fh, delimiter="\t")
+            columns = reader.fieldnames or []
+            if not columns:
+                return {}
+            missing = [c for c in LOCK_COLUMNS if c not in columns]
+            if missing:
+                raise InputError(f"{lock}: lock file needs the columns {', '.join(LOCK_COLUMNS)} "
+                                 f"(missing: {', '.join(missing)})")
+            rows = {}
+            for row in reader:
+                row = {k: (v or "").strip() for k, v in row.items() if k is not None}
+                if row["key"]:
+                    row["sha256"] = row["sha256"].lower()
+                    rows[row["key"]] = row
+            return rows
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{lock}: cannot read the lock file ({exc})") from None
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    # the lock file itself is replaced on every write, so the flock lives on a stable sidecar
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock.with_name(f".{lock.name}.flock"), "a") as guard:
+        if fcntl is not None:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(guard, fcntl.LOCK_UN)
+
+
+def _record(lock: Path, key: str, digest: str, url: str, label: str) -> None:
+    """Add or complete the row `key`, rewriting the file sorted by key, atomically."""
+    with _exclusive(lock):
+        rows = _read_lock(lock)  # re-read under the lock: another job may have written meanwhile
+        known = rows.get(key, {}).get("sha256")
+        if known:
+            if known != digest:
+                raise InputError(f"{label}: sha256 mismatch (expected {known}, got {digest})")
+            return
+        columns = list(LOCK_COLUMNS) + sorted({c for r in rows.values() for c in r} - set(LOCK_COLUMNS))
+        rows[key] = {**rows.get(key, {}), "key": key, "sha256": digest, "url": url}
+        with atomic_path(lock) as tmp:
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=columns, delimiter="\t", lineterminator="\n", restval="")
+                writer.writeheader()
+                for name in sorted(rows):
+                    writer.writerow(rows[name])
+
+
+# ---------------------------------------------------------------- extraction
+
+
+def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[Path]:
+    """Unpack `archive` into `dest_dir`; return the files (and links) now under it, sorted.
+
+    .tar, .tar.gz/.tgz, .tar.bz2, .tar.xz, .zip, or a single-file .gz (written
+    as `dest_dir/<name without .gz>`). An existing `dest_dir` is replaced only
+    once the new one is complete; on any failure nothing new is left there.
+    """
+    archive, dest_dir = Path(archive), Path(dest_dir)
+    if not archive.is_file():
+        raise InputError(f"{archive}: archive not found")
+    lower = archive.name.lower()
+    if lower.endswith(_TAR_SUFFIXES):
+        unpack = _extract_tar
+    elif lower.endswith(".zip"):
+        unpack = _extract_zip
+    elif lower.endswith(".gz"):
+        unpack = _extract_gz
+    else:
+        raise InputError(f"{archive}: unsupported archive type (expected .tar, .tar.gz, .tgz, .tar.bz2, "
+                         ".tar.xz, .zip or .gz)")
+    with atomic_path(dest_dir) as tmp:
+        tmp.mkdir()
+        try:
+            unpack(archive, Path(os.path.realpath(tmp)))
+        except InputError:
+            raise
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError,
+                NotImplementedError, RuntimeError) as exc:
+            raise InputError(f"{archive}: corrupt or truncated archive ({_what(exc)})") from None
+        except OSError as exc:
+            if exc.errno is None:  # gzip.BadGzipFile and friends: the data, not the disk
+                raise InputError(f"{archive}: corrupt or truncated archive ({_what(exc)})") from None
+            raise InputError(f"{archive}: cannot extract to {dest_dir} ({exc.strerror}: {exc.filename})") from None
+    return sorted(p for p in dest_dir.rglob("*") if p.is_symlink() or not p.is_dir())
+
+
+def _what(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _refuse(archive: Path, member: str, why: str) -> InputError:
+    return InputError(f"{archive}: refusing member '{member}': {why}")
+
+
+def _is_absolute(name: str) -> bool:
+    return name.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", name))
+
+
+def _inside(root: Path, relative: str) -> bool:
+    # lexical check; links are checked the same way, so the tree cannot grow a way out
+    target = os.path.normpath(os.path.join(root, relative.replace("\\", "/")))
+    return target == str(root) or target.startswith(str(root) + os.sep)
+
+
+def _extract_tar(archive: Path, root: Path) -> None:
+    with tarfile.open(archive, "r:*") as tar:
+        members = tar.getmembers()  # reads the whole archive: a truncated one fails before any write
+        for m in members:
+            if _is_absolute(m.name):
+                raise _refuse(archive, m.name, "absolute path")
+            if not _inside(root, m.name):
+                raise _refuse(archive, m.name, "path outside the target folder")
+            if m.issym():
+                target = os.path.join(os.path.dirname(m.name), m.linkname)
+                if _is_absolute(m.linkname) or not _inside(root, target):
+                    raise _refuse(archive, m.name, f"symlink pointing outside the target folder (-> {m.linkname})")
+            elif m.islnk():
+                if _is_absolute(m.linkname) or not _inside(root, m.linkname):
+                    raise _refuse(archive, m.name, f"hard link pointing outside the target folder (-> {m.linkname})")
+            elif not (m.isreg() or m.isdir()):
+                raise _refuse(archive, m.name, "device, FIFO or other special file")
+        if hasattr(tarfile, "data_filter"):
+            # the 'data' filter also checks the real paths on disk and drops setuid/odd modes
+            try:
+                tar.extractall(root, members=members, filter="data")
+            except tarfile.FilterError as exc:
+                raise _refuse(archive, exc.tarinfo.name, str(exc)) from None
+        else:  # pragma: no cover - Python < 3.11.4
+            tar.extractall(root, members=members)
+
+
+def _extract_zip(archive: Path, root: Path) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        for info in infos:
+            if _is_absolute(info.filename):
+                raise _refuse(archive, info.filename, "absolute path")
+            if not _inside(root, info.filename):
+                raise _refuse(archive, info.filename, "path outside the target folder")
+        # zipfile writes link entries as plain files and checks each member's CRC
+        for info in infos:
+            zf.extract(info, root)
+
+
+def _extract_gz(archive: Path, root: Path) -> None:
+    name = archive.name[:-3] or "data"
+    with gzip.open(archive, "rb") as src, open(root / name, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)

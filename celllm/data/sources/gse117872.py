@@ -1,0 +1,137 @@
+"""GSE117872 (Sharma et al. 2018, "Longitudinal single-cell RNA sequencing of
+patient-derived primary and metastatic head and neck cancer cells", oral
+squamous cell carcinoma lines HN120/HN137 under cisplatin): single-cell
+drug-sensitivity labels.
+
+Source layout and where each fact comes from:
+
+- GEO supplementary files of GSE117872 (series page
+  https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE117872, listed as the
+  source by the ChatCell README; GEO serves supplementary files gzip-compressed
+  under https://ftp.ncbi.nlm.nih.gov/geo/series/GSE117nnn/GSE117872/suppl/):
+  ``GSE117872_good_Data_TPM.txt`` and ``GSE117872_good_Data_cellinfo.txt``
+  (the names scDEAL reads: OSU-BMBL/scDEAL scmodel.py ``DATA_MAP`` and
+  utils.py ``process_117872``; ChatCell's GSE117872_to_json.py reads the same
+  pair). The ``.gz`` form is accepted as well.
+- ``..._TPM.txt``: tab-separated, one row per gene (symbol first), one column
+  per cell (ids such as ``RHH2177``, the ids in scDEAL's
+  FigS8_GSE117872_HN120_score.csv). scDEAL reads it with
+  ``pd.read_csv(sep="\\t", index_col=0)`` and transposes it (genes are rows);
+  ChatCell reads it without index_col and transposes it, which works when the
+  header has no field for the gene column (R's write.table); both header forms
+  are accepted. Values are TPM (file name; scDEAL normalises them further),
+  not counts: recorded in ``.uns["value_scale"] = "tpm"``.
+- ``..._cellinfo.txt``: tab-separated with a header; columns include
+  ``groups`` (the cell id, scDEAL uses it as the index to align with the TPM
+  columns), ``cell_color`` (e.g. HN120P, HN120PCR, HN120M, HN137MCR),
+  ``patient_id``, ``origin`` (HN120 / HN137 / ..., scDEAL's ``select_origin``),
+  ``drug_status`` and ``cluster`` (Sensitive / Resistant / Holiday). Column
+  order from a public script's comment ("groups, cell_color, patient_id,
+  origin, drug_status, cluster, ...") and ChatCell taking column 5 as the label.
+
+Label rule (scDEAL utils.py ``process_117872``: ``'Resistant' if
+row.find("Resistant") != -1 else 'Sensitive'`` over ``cluster``; ChatCell maps
+"Holiday" to "sensitive" explicitly): ``cluster`` Resistant -> resistant;
+Sensitive and Holiday (drug-holiday cells) -> sensitive. Any other value is
+an error here rather than silently 'sensitive'.
+
+scDEAL reports 548 cells for this dataset (README table, "Data 1&2", used per
+origin HN120 / HN137); CellLM's paper gives the same 548. Not verified: whether
+548 is every cell of the "good" files or the HN120 + HN137 subset; pass
+`origins` to select.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from celllm.data.sources.cancerscem import existing_file, open_text, read_gene_by_cell_table, sum_duplicate_genes
+from celllm.errors import InputError
+from celllm.io import validate_dataset
+
+ID_COLUMN = "groups"
+LABEL_COLUMN = "cluster"
+LABELS = {"resistant": "resistant", "sensitive": "sensitive", "holiday": "sensitive"}
+
+
+def parse_gse117872(tpm_path: str | os.PathLike, cellinfo_path: str | os.PathLike,
+                    origins: Sequence[str] | None = None) -> ad.AnnData:
+    """GSE117872 as an AnnData in the standard contract.
+
+    `tpm_path`: ``GSE117872_good_Data_TPM.txt[.gz]``; `cellinfo_path`:
+    ``GSE117872_good_Data_cellinfo.txt[.gz]``; `origins`: keep only cells
+    whose ``origin`` is one of these (e.g. ``["HN120"]``, as scDEAL does),
+    default every cell.
+
+    Returns TPM values (float32 CSR; ``.uns["value_scale"] = "tpm"``), obs
+    ``response`` in {sensitive, resistant} plus the cellinfo columns; cells of
+    the TPM file without cell information are dropped with a warning.
+    """
+    info = read_cellinfo(cellinfo_path)
+    X, genes, cells = read_gene_by_cell_table(tpm_path, sep="\t")
+    known = pd.Index(cells).isin(info.index)
+    if not known.any():
+        raise InputError(f"{cellinfo_path}: none of the {len(cells)} cells of {tpm_path} is listed in column "
+                         f"'{ID_COLUMN}' (e.g. '{cells[0]}' vs '{info.index[0]}')")
+    if not known.all():
+        warnings.warn(f"{cellinfo_path}: {int((~known).sum())} cells of {tpm_path} have no cell information; dropped",
+                      stacklevel=2)
+    keep = np.flatnonzero(known)
+    obs = info.loc[[cells[i] for i in keep]].copy()
+    if origins is not None:
+        if "origin" not in obs.columns:
+            raise InputError(f"{cellinfo_path}: no 'origin' column to select origins {list(origins)} from")
+        chosen = obs["origin"].isin(list(origins)).to_numpy()
+        if not chosen.any():
+            raise InputError(f"{cellinfo_path}: no cell has origin in {list(origins)} "
+                             f"(origins present: {', '.join(sorted(obs['origin'].dropna().unique()))})")
+        keep, obs = keep[chosen], obs[chosen]
+    X, genes, _ = sum_duplicate_genes(X[keep], genes)
+    obs.index = pd.Index(obs.index.astype(str), dtype=object)
+    for column in obs.columns:
+        obs[column] = pd.Categorical(obs[column].astype(str))
+    adata = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(genes, dtype=object)))
+    validate_dataset(adata, str(tpm_path), required_obs=("response",))
+    adata.uns.update(
+        dataset="gse117872",
+        simulated=False,
+        count_scale="tpm",
+        value_scale="tpm",
+        drug="cisplatin",
+        label_rule="cellinfo 'cluster': Resistant -> resistant; Sensitive, Holiday -> sensitive "
+                   "(scDEAL utils.process_117872)",
+        source="GEO GSE117872 GSE117872_good_Data_TPM.txt + GSE117872_good_Data_cellinfo.txt (Sharma et al. 2018)",
+        origins=list(origins) if origins is not None else "all",
+    )
+    return adata
+
+
+def read_cellinfo(path: str | os.PathLike) -> pd.DataFrame:
+    """The cell-information table, indexed by cell id, with a `response` column added."""
+    path = existing_file(path)
+    try:
+        with open_text(path) as fh:
+            table = pd.read_csv(fh, sep="\t", dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"{path}: not a tab-separated cell-information table ({type(exc).__name__})") from None
+    if not isinstance(table.index, pd.RangeIndex):  # header one field short (R write.table): ids became the index
+        table = table.reset_index(drop=True) if ID_COLUMN in table.columns else table.reset_index(names=ID_COLUMN)
+    missing = [c for c in (ID_COLUMN, LABEL_COLUMN) if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(map(str, table.columns))})")
+    if table.empty:
+        raise InputError(f"{path}: no cells")
+    if table[ID_COLUMN].isna().any() or table[ID_COLUMN].duplicated().any():
+        raise InputError(f"{path}: cell ids in column '{ID_COLUMN}' are missing or repeated")
+    labels = table[LABEL_COLUMN].str.strip().str.lower().map(LABELS)
+    if labels.isna().any():
+        bad = table.loc[labels.isna(), LABEL_COLUMN].iloc[0]
+        raise InputError(f"{path}: unknown '{LABEL_COLUMN}' value {bad!r} (expected Sensitive, Resistant or Holiday)")
+    table["response"] = labels
+    return table.set_index(ID_COLUMN)

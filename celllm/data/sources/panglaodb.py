@@ -1,0 +1,181 @@
+"""PanglaoDB human samples (Franzén, Gan & Björkegren 2019, Database,
+"PanglaoDB: a web server for exploration of mouse and human single-cell RNA
+sequencing data"): the normal half of CellLM's pretraining corpus.
+
+Source layout and where each fact comes from:
+
+- One R data file per sample, ``SRA<digits>_SRS<digits>.sparse.RData``
+  (``SRA<digits>.sparse.RData`` when the study has one sample, PanglaoDB's
+  "notused" SRS); names as loaded by public analyses, e.g.
+  ``load("SRA850958_SRS4386125.sparse.RData")``, and a loader that builds
+  ``'%s%s.sparse.RData' % (SRA, '_' + SRS if SRS != 'notused' else '')``.
+  Downloads are offered per sample on https://panglaodb.se (sample pages,
+  "Download" links); the exact URL pattern was not verified here.
+- Content: one object named ``sm``, an R ``Matrix::dgCMatrix`` (genes x
+  cells, column-compressed: slots i, p, x, Dim, Dimnames) of read/UMI counts;
+  public code does ``load(...)`` then ``rownames(sm)``/``CreateSeuratObject(sm)``.
+- Gene names are ``<symbol>_<Ensembl id with version>``, e.g.
+  ``0610009O20Rik_ENSMUSG00000024442.5`` in a mouse sample and symbols that
+  themselves contain "_" (``00R_AC107638.2_ENSMUSG00000111425.1``), so the
+  symbol is everything before the last ``_ENS...`` (public R code uses
+  ``sub("[_].*", "", ...)``, which would cut such symbols short). Human
+  samples carry ``ENSG`` ids; mouse ones (``ENSMUSG``) are refused here.
+- Cell barcodes are the column names (Dimnames[[2]]).
+
+Reading .RData needs the pip package ``rdata`` (pure Python, reads R's XDR
+serialization and returns S4 objects such as a dgCMatrix as their slots); it
+is imported only when a file is read. It is NOT a dependency of the project
+yet: add ``rdata`` (it pulls in ``xarray``) to the data extras to use this parser.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from celllm.data.sources.cancerscem import concat_samples, count_scale, existing_file, sum_duplicate_genes
+from celllm.errors import InputError
+from celllm.io import validate_dataset
+
+SUFFIX = ".sparse.RData"
+OBJECT = "sm"
+GENE = re.compile(r"^(?P<symbol>.+)_(?P<ensembl>ENS(?P<species>[A-Z]*)G\d+(?:\.\d+)?)$")
+TISSUES = ("normal", "tumor")
+
+
+def _rdata(path: Path):
+    try:
+        import rdata
+    except ImportError:
+        raise InputError(f"{path}: reading PanglaoDB .RData files needs the Python package 'rdata' "
+                         f"(pip install rdata)") from None
+    return rdata
+
+
+def read_panglaodb_sample(path: str | os.PathLike, tissue: str = "normal") -> ad.AnnData:
+    """One ``SRA..._SRS....sparse.RData`` file as an AnnData (obs `tissue`, `sample`)."""
+    path = existing_file(path)
+    if tissue not in TISSUES:
+        raise InputError(f"{path}: tissue must be one of {', '.join(TISSUES)}, got {tissue!r}")
+    rdata = _rdata(path)
+    try:
+        objects = rdata.read_rda(path)
+    except Exception as exc:  # the parser raises many types (ValueError, NotImplementedError, EOFError...)
+        raise InputError(f"{path}: not a readable R data file ({type(exc).__name__}: {exc})") from None
+    sm = objects.get(OBJECT)
+    if sm is None:
+        raise InputError(f"{path}: no object '{OBJECT}' (has: {', '.join(objects) or 'none'}; "
+                         f"expected PanglaoDB's dgCMatrix 'sm')")
+    counts, genes, cells = _dgcmatrix(sm, path)
+
+    parsed = [GENE.match(g) for g in genes]
+    matched = [m for m in parsed if m]
+    if len(matched) < max(1, len(genes) // 2):
+        example = next((g for g, m in zip(genes, parsed) if not m), genes[0])
+        raise InputError(f"{path}: gene names do not look like PanglaoDB's '<symbol>_<Ensembl id>' "
+                         f"(e.g. {example!r})")
+    species = {m.group("species") for m in matched}
+    if species - {""}:
+        raise InputError(f"{path}: not a human sample (Ensembl ids ENS{sorted(species - {''})[0]}G...); "
+                         f"PanglaoDB human samples carry ENSG ids")
+    symbols = [m.group("symbol") if m else g for g, m in zip(genes, parsed)]
+    ensembl = [m.group("ensembl") if m else "" for m in parsed]
+
+    X = counts.T.tocsr().astype(np.float32)  # dgCMatrix is genes x cells, column-compressed
+    if X.nnz and not np.isfinite(X.data).all():
+        raise InputError(f"{path}: NaN or infinite values in the count matrix")
+    if X.nnz and X.data.min() < 0:
+        raise InputError(f"{path}: negative values in the count matrix")
+    X.eliminate_zeros()
+    X, names, codes = sum_duplicate_genes(X, symbols)
+    ensembl_ids = pd.Series(ensembl).groupby(codes).agg(lambda ids: ";".join(i for i in ids if i)).to_numpy()
+    sample = path.name[: -len(SUFFIX)] if path.name.endswith(SUFFIX) else path.stem
+    obs = pd.DataFrame({"tissue": tissue, "sample": sample}, index=pd.Index([f"{sample}:{c}" for c in cells],
+                                                                            dtype=object))
+    adata = ad.AnnData(X=X, obs=obs, var=pd.DataFrame({"ensembl_id": ensembl_ids}, index=pd.Index(names, dtype=object)))
+    validate_dataset(adata, str(path), required_obs=("tissue", "sample"))
+    adata.uns["count_scale"] = count_scale(adata.X)
+    return adata
+
+
+def _dgcmatrix(sm: Any, path: Path) -> tuple[sp.csc_matrix, list[str], list[str]]:
+    slots = vars(sm) if hasattr(sm, "__dict__") else {}
+    missing = [s for s in ("i", "p", "x", "Dim", "Dimnames") if s not in slots]
+    if missing:
+        kind = getattr(sm, "class", None) if slots else type(sm).__name__
+        raise InputError(f"{path}: object '{OBJECT}' is not a dgCMatrix (class {_text(kind)!r}; "
+                         f"missing slot(s) {', '.join(missing)})")
+    shape = tuple(int(v) for v in np.asarray(slots["Dim"]).ravel())
+    dimnames = slots["Dimnames"]
+    if len(shape) != 2 or not isinstance(dimnames, (list, tuple)) or len(dimnames) != 2 or dimnames[0] is None \
+            or dimnames[1] is None:
+        raise InputError(f"{path}: dgCMatrix '{OBJECT}' needs gene and cell names (Dimnames)")
+    genes = [str(g) for g in np.asarray(dimnames[0]).ravel()]
+    cells = [str(c) for c in np.asarray(dimnames[1]).ravel()]
+    if shape[1] == 0 or not cells:
+        raise InputError(f"{path}: no cells in '{OBJECT}'")
+    if (len(genes), len(cells)) != shape:
+        raise InputError(f"{path}: Dimnames ({len(genes)} x {len(cells)}) do not match Dim {shape}")
+    if len(set(cells)) != len(cells):
+        raise InputError(f"{path}: duplicated cell barcodes in '{OBJECT}'")
+    try:
+        matrix = sp.csc_matrix((np.asarray(slots["x"], dtype=np.float64).ravel(),
+                                np.asarray(slots["i"], dtype=np.int64).ravel(),
+                                np.asarray(slots["p"], dtype=np.int64).ravel()), shape=shape)
+        matrix.check_format(full_check=True)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{path}: inconsistent dgCMatrix slots ({exc})") from None
+    return matrix, genes, cells
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ",".join(str(v) for v in np.asarray(value).ravel())
+    return str(value)
+
+
+def parse_panglaodb(rdata_paths: str | os.PathLike | Sequence[str | os.PathLike], tissue: str = "normal") -> ad.AnnData:
+    """PanglaoDB human samples as one AnnData in the standard contract.
+
+    `rdata_paths`: ``SRA..._SRS....sparse.RData`` files. obs: `tissue`
+    (= `tissue`, 'normal' for PanglaoDB) and `sample` (the file's
+    SRA_SRS id); obs_names ``<sample>:<barcode>``; var_names = the symbol part
+    of PanglaoDB's ``<symbol>_<Ensembl id>`` names (duplicates summed; the ids
+    in ``var['ensembl_id']``, first sample's ids), the union over samples. Raw counts, float32 CSR.
+    """
+    paths = [rdata_paths] if isinstance(rdata_paths, (str, os.PathLike)) else list(rdata_paths)
+    if not paths:
+        raise InputError("PanglaoDB: no .sparse.RData files given")
+    samples = [read_panglaodb_sample(p, tissue) for p in paths]
+    names = [a.obs["sample"].iloc[0] for a in samples]
+    if len(set(names)) != len(names):
+        dup = pd.Index(names)[pd.Index(names).duplicated()][0]
+        raise InputError(f"PanglaoDB: sample '{dup}' is given twice")
+    scales = {a.uns["count_scale"] for a in samples}
+    ensembl: dict[str, str] = {}
+    for a in samples:  # ids may differ in version between samples: keep the first seen per symbol
+        for symbol, ids in zip(a.var_names, a.var["ensembl_id"]):
+            ensembl.setdefault(symbol, ids)
+        a.var = a.var.drop(columns="ensembl_id")
+    adata = concat_samples(samples)
+    adata.var["ensembl_id"] = [ensembl.get(g, "") for g in adata.var_names]
+    adata.obs["tissue"] = pd.Categorical(adata.obs["tissue"].astype(str))
+    adata.obs["sample"] = pd.Categorical(adata.obs["sample"].astype(str))
+    validate_dataset(adata, "PanglaoDB", required_obs=("tissue", "sample"))
+    adata.uns.clear()
+    adata.uns.update(
+        dataset="panglaodb_human",
+        simulated=False,
+        count_scale="raw_counts" if scales == {"raw_counts"} else "unverified_non_integer",
+        value_scale="counts" if scales == {"raw_counts"} else "unverified",
+        source="PanglaoDB (Franzén et al. 2019) SRA..._SRS....sparse.RData, dgCMatrix 'sm'",
+        n_samples=len(samples),
+    )
+    return adata

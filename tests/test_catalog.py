@@ -1,0 +1,60 @@
+"""Real datasets: the source table, the catalog and the build step (on tiny files in the real formats)."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from celllm.data.catalog import CATALOG, build_dataset, read_sources, to_linear_scale
+from celllm.data.genes import GeneSymbols
+from celllm.errors import InputError
+from tests.test_genes import HGNC
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_every_catalog_source_is_in_the_source_table_or_derived():
+    sources = read_sources(ROOT / "config" / "datasets.tsv")
+    for entry in CATALOG.values():
+        for source in entry.sources:
+            assert source in sources.index or source == "pubchem_smiles", (entry.name, source)
+    assert {"hgnc", "string_links", "string_info"} <= set(sources.index)
+    assert all(url.startswith(("https://", "manual:https://")) for url in sources["url"])
+    assert all(len(s) == 64 or s == "-" for s in sources["sha256"])
+
+
+def test_source_table_errors_are_named(tmp_path):
+    (tmp_path / "d.tsv").write_text("id\tfile\nx\ty\n")
+    with pytest.raises(InputError, match="d.tsv: missing column"):
+        read_sources(tmp_path / "d.tsv")
+
+
+def test_log_scale_sources_return_to_a_linear_scale():
+    adata = ad.AnnData(np.array([[0.0, 1.0, 3.0]], dtype=np.float32), uns={"value_scale": "log2_tpm_plus_1"})
+    out = to_linear_scale(adata, "toy")
+    assert np.allclose(out.X.toarray(), [[0.0, 1.0, 7.0]]) and out.uns["value_scale"] == "tpm" and sp.issparse(out.X)
+
+
+def test_build_dataset_harmonises_genes_validates_and_writes(tmp_path, monkeypatch):
+    (tmp_path / "hgnc.txt").write_text(HGNC)
+    toy = ad.AnnData(sp.csr_matrix(np.array([[1, 2, 0], [0, 3, 4]], dtype=np.float32)),
+                     obs=pd.DataFrame({"cell_type": ["a", "b"]}, index=["c1", "c2"]),
+                     var=pd.DataFrame(index=["SEPT7", "ENSG00000121410", "NOVEL1"]))
+    from celllm.data import catalog
+
+    entry = catalog.RealDataset("toy", ("toy_file",), lambda files: toy)
+    monkeypatch.setitem(catalog.CATALOG, "toy", entry)
+    out = build_dataset("toy", {"toy_file": tmp_path / "raw"}, tmp_path / "hgnc.txt", tmp_path / "toy.h5ad")
+    written = ad.read_h5ad(tmp_path / "toy.h5ad")
+    assert list(written.var_names) == ["A1BG", "NOVEL1", "SEPTIN7"] == list(out.var_names)
+    with pytest.raises(InputError, match="toy: missing downloaded file"):
+        build_dataset("toy", {}, tmp_path / "hgnc.txt", tmp_path / "again.h5ad")
+    assert not (tmp_path / "again.h5ad").exists()
+
+
+def test_string_edges_in_approved_symbols(tmp_path):
+    (tmp_path / "hgnc.txt").write_text(HGNC)
+    edges = pd.DataFrame({"gene_a": ["SEPT7", "MARCHF1", "SEPTIN7", "A1BG"], "gene_b": ["MARCH1", "SEPTIN7", "SEPTIN7", "ENSG00000999999"], "score": [500, 900, 999, 700]})
+    out = GeneSymbols.from_hgnc(tmp_path / "hgnc.txt").harmonise_edges(edges)
+    assert out.to_dict("records") == [{"gene_a": "MARCHF1", "gene_b": "SEPTIN7", "score": 900}]

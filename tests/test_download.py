@@ -1,0 +1,398 @@
+"""The downloader and unpacker, against a local HTTP server on 127.0.0.1 (no internet)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import re
+import socket
+import tarfile
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from celllm.data.download import extract, fetch, sha256_of
+from celllm.errors import InputError
+
+DATA = os.urandom(300_000)
+FAST = {"progress": False, "backoff": 0.01, "timeout": 5.0, "chunk_size": 64 * 1024}
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_GET(self):
+        state = self.server.state
+        with state.guard:
+            n = state.counts.get(self.path, 0)
+            state.counts[self.path] = n + 1
+            state.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+        mode = state.modes.get(self.path, {})
+        if self.path not in state.files or "status" in mode:
+            self.send_error(mode.get("status", 404))
+            return
+        if n < mode.get("fail_times", 0):
+            self.send_error(500)
+            return
+        data = state.files[self.path]
+        start = 0
+        wanted = self.headers.get("Range")
+        if wanted and not mode.get("no_range"):
+            start = int(re.fullmatch(r"bytes=(\d+)-", wanted).group(1))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if "cut_after" in mode and n < mode.get("cut_times", 1):
+            # announce the full length, send part of it, then close: a dropped connection
+            self.wfile.write(body[: mode["cut_after"]])
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_WR)
+            return
+        if "stall" in mode and n == 0:
+            self.wfile.write(body[:10])
+            time.sleep(mode["stall"])
+            body = body[10:]
+        self.wfile.write(body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # dropped connections are the point here
+        pass
+
+
+class FileServer:
+    """In-memory files; `modes[path]` tells the server how to misbehave for that path."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.modes: dict[str, dict] = {}
+        self.counts: dict[str, int] = {}
+        self.requests: list[tuple[str, dict]] = []
+        self.guard = threading.Lock()
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
+        self.httpd.state = self
+        # a short poll interval keeps shutdown() (and so each test's teardown) quick
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
+        self.thread.start()
+
+    def add(self, path: str, data: bytes = DATA, **mode) -> str:
+        self.files[path] = data
+        self.modes[path] = mode
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def hits(self, path: str) -> list[dict]:
+        return [headers for p, headers in self.requests if p == path]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    srv = FileServer()
+    yield srv
+    srv.close()
+
+
+def no_part(dest: Path) -> bool:
+    return not dest.with_name(dest.name + ".part").exists()
+
+
+# ---------------------------------------------------------------- fetch
+
+
+def test_plain_download_records_then_verifies_lock(server, tmp_path):
+    url = server.add("/a.bin")
+    lock = tmp_path / "lock.tsv"
+    dest = fetch(url, tmp_path / "one" / "a.bin", lock=lock, key="a_data", **FAST)
+    assert dest.read_bytes() == DATA and no_part(dest)
+    assert lock.read_text() == f"key\tsha256\turl\na_data\t{sha(DATA)}\t{url}\n"
+    # a fresh destination with the same key is verified against the recorded hash
+    again = fetch(url, tmp_path / "two" / "a.bin", lock=lock, key="a_data", **FAST)
+    assert again.read_bytes() == DATA
+    assert len(server.hits("/a.bin")) == 2
+    assert sha256_of(again) == sha(DATA)
+
+
+def test_lock_is_kept_sorted_and_placeholder_rows_are_filled(server, tmp_path):
+    lock = tmp_path / "lock.tsv"
+    lock.write_text("key\tsha256\turl\nmiddle\t\thttps://example.org/m\n")
+    for key in ("zeta", "alpha", "middle"):
+        fetch(server.add(f"/{key}", key.encode()), tmp_path / key, lock=lock, key=key, **FAST)
+    lines = lock.read_text().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["key", "alpha", "middle", "zeta"]
+    assert lines[2].split("\t")[1] == sha(b"middle")
+
+
+def test_resume_after_cut_connection(server, tmp_path):
+    url = server.add("/cut.bin", cut_after=100_000)
+    dest = fetch(url, tmp_path / "cut.bin", sha256=sha(DATA), **FAST)
+    assert dest.read_bytes() == DATA and no_part(dest)
+    first, second = server.hits("/cut.bin")
+    assert "range" not in first
+    assert second["range"] == "bytes=100000-"
+
+
+def test_part_kept_when_attempts_run_out_and_resumed_next_run(server, tmp_path):
+    url = server.add("/flaky.bin", cut_after=50_000, cut_times=99)
+    dest = tmp_path / "flaky.bin"
+    with pytest.raises(InputError, match=r"gave up after 2 attempts \(incomplete read"):
+        fetch(url, dest, retries=2, **FAST)
+    assert not dest.exists() and dest.with_name("flaky.bin.part").stat().st_size == 100_000
+    server.modes["/flaky.bin"] = {}
+    fetch(url, dest, retries=2, **FAST)
+    assert dest.read_bytes() == DATA and no_part(dest)
+    assert server.hits("/flaky.bin")[-1]["range"] == "bytes=100000-"
+
+
+def test_server_without_range_support_restarts_from_zero(server, tmp_path):
+    url = server.add("/norange.bin", cut_after=120_000, no_range=True)
+    dest = fetch(url, tmp_path / "norange.bin", sha256=sha(DATA), **FAST)
+    assert dest.read_bytes() == DATA
+    assert server.hits("/norange.bin")[1]["range"] == "bytes=120000-"  # asked, got a 200
+
+
+def test_complete_part_answered_416_goes_to_verification(server, tmp_path):
+    url = server.add("/done.bin")
+    dest = tmp_path / "done.bin"
+    dest.with_name("done.bin.part").write_bytes(DATA)
+    fetch(url, dest, sha256=sha(DATA), **FAST)
+    assert dest.read_bytes() == DATA and no_part(dest)
+    assert server.hits("/done.bin")[0]["range"] == f"bytes={len(DATA)}-"
+
+
+def test_server_errors_are_retried(server, tmp_path):
+    url = server.add("/busy.bin", fail_times=2)
+    dest = fetch(url, tmp_path / "busy.bin", retries=3, **FAST)
+    assert dest.read_bytes() == DATA
+    assert len(server.hits("/busy.bin")) == 3
+
+
+def test_timeout_is_retried(server, tmp_path):
+    url = server.add("/slow.bin", stall=1.0)
+    dest = fetch(url, tmp_path / "slow.bin", **{**FAST, "timeout": 0.2})
+    assert dest.read_bytes() == DATA
+    assert server.hits("/slow.bin")[1]["range"] == "bytes=10-"
+
+
+def test_retries_exhausted(server, tmp_path):
+    url = server.add("/down.bin", fail_times=99)
+    dest = tmp_path / "down.bin"
+    with pytest.raises(InputError) as info:
+        fetch(url, dest, key="down", retries=3, **FAST)
+    message = str(info.value)
+    assert message.startswith(f"down: {url}: gave up after 3 attempts (HTTP 500")
+    assert "\n" not in message
+    assert len(server.hits("/down.bin")) == 3
+    assert not dest.exists() and no_part(dest)
+
+
+def test_refused_connection_gives_up(tmp_path):
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/x"
+    with pytest.raises(InputError, match=r"gave up after 2 attempts \(connection refused\)"):
+        fetch(url, tmp_path / "x", retries=2, **FAST)
+
+
+def test_404_fails_at_once(server, tmp_path):
+    url = server.url("/missing.bin")
+    dest = tmp_path / "missing.bin"
+    with pytest.raises(InputError) as info:
+        fetch(url, dest, key="string_links", **FAST)
+    assert str(info.value) == f"string_links: {url}: HTTP 404 Not Found"
+    assert len(server.hits("/missing.bin")) == 1
+    assert not dest.exists() and no_part(dest)
+
+
+def test_explicit_sha256_mismatch(server, tmp_path):
+    url = server.add("/a.bin")
+    dest = tmp_path / "a.bin"
+    with pytest.raises(InputError, match=rf"a\.bin: .*: sha256 mismatch \(expected {'0' * 64}, got {sha(DATA)}\)"):
+        fetch(url, dest, sha256="0" * 64, **FAST)
+    assert not dest.exists() and no_part(dest)
+
+
+def test_lock_sha256_mismatch(server, tmp_path):
+    lock = tmp_path / "lock.tsv"
+    url = server.add("/a.bin", b"original")
+    fetch(url, tmp_path / "first" / "a.bin", lock=lock, key="a", **FAST)
+    server.files["/a.bin"] = b"changed upstream"
+    dest = tmp_path / "second" / "a.bin"
+    with pytest.raises(InputError, match=rf"^a: {url}: sha256 mismatch \(expected {sha(b'original')}"):
+        fetch(url, dest, lock=lock, key="a", **FAST)
+    assert not dest.exists() and no_part(dest)
+    assert sha(b"original") in lock.read_text()
+
+
+def test_existing_verified_dest_is_not_requested(server, tmp_path):
+    url = server.add("/a.bin")
+    lock = tmp_path / "lock.tsv"
+    dest = fetch(url, tmp_path / "a.bin", lock=lock, **FAST)
+    for kwargs in ({"lock": lock}, {"sha256": sha(DATA)}, {}):
+        assert fetch(url, dest, **kwargs, **FAST) == dest
+    assert len(server.hits("/a.bin")) == 1
+    # a dest that fails verification is fetched again
+    dest.write_bytes(b"corrupt")
+    fetch(url, dest, sha256=sha(DATA), **FAST)
+    assert dest.read_bytes() == DATA and len(server.hits("/a.bin")) == 2
+
+
+def test_bad_arguments(server, tmp_path):
+    with pytest.raises(InputError, match="not a SHA-256"):
+        fetch(server.add("/a.bin"), tmp_path / "a.bin", sha256="abc", **FAST)
+    with pytest.raises(InputError, match="invalid URL"):
+        fetch("not a url", tmp_path / "b.bin", **FAST)
+    bad_lock = tmp_path / "bad.tsv"
+    bad_lock.write_text("name\thash\nx\ty\n")
+    with pytest.raises(InputError, match="lock file needs the columns"):
+        fetch(server.url("/a.bin"), tmp_path / "c.bin", lock=bad_lock, **FAST)
+
+
+# ---------------------------------------------------------------- extract
+
+TREE = {"top.txt": b"hello\n", "sub/inner.bin": os.urandom(2000)}
+
+
+def leftovers(folder: Path, *keep: str) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+def make_tar(path: Path, tree=TREE) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in tree.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def make_zip(path: Path, tree=TREE) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in tree.items():
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("make, name", [(make_tar, "a.tar.gz"), (make_tar, "a.tgz"), (make_zip, "a.zip")])
+def test_extract_round_trip(tmp_path, make, name):
+    archive = make(tmp_path / name)
+    out = tmp_path / "out"
+    files = extract(archive, out)
+    assert files == sorted(out / n for n in TREE)
+    for n, data in TREE.items():
+        assert (out / n).read_bytes() == data
+    assert leftovers(tmp_path, name, "out") == []
+
+
+def test_extract_single_gz(tmp_path):
+    archive = tmp_path / "table.tsv.gz"
+    archive.write_bytes(gzip.compress(b"a\tb\n1\t2\n"))
+    assert extract(archive, tmp_path / "out") == [tmp_path / "out" / "table.tsv"]
+    assert (tmp_path / "out" / "table.tsv").read_bytes() == b"a\tb\n1\t2\n"
+
+
+def test_extract_replaces_existing_folder(tmp_path):
+    out = tmp_path / "out"
+    (out / "old").mkdir(parents=True)
+    extract(make_zip(tmp_path / "a.zip"), out)
+    assert sorted(p.name for p in out.iterdir()) == ["sub", "top.txt"]
+    assert leftovers(tmp_path, "a.zip", "out") == []
+
+
+@pytest.mark.parametrize("name", ["a.tar.gz", "a.zip", "a.gz"])
+def test_truncated_archive(tmp_path, name):
+    big = {"big.bin": os.urandom(200_000)}
+    archive = tmp_path / name
+    if name.endswith(".tar.gz"):
+        make_tar(archive, big)
+    elif name.endswith(".zip"):
+        make_zip(archive, big)
+    else:
+        archive.write_bytes(gzip.compress(big["big.bin"]))
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(InputError, match=rf"^{re.escape(str(archive))}: corrupt or truncated archive"):
+        extract(archive, tmp_path / "out")
+    assert leftovers(tmp_path, name) == []
+
+
+def test_unsupported_archive(tmp_path):
+    archive = tmp_path / "a.rar"
+    archive.write_bytes(b"x")
+    with pytest.raises(InputError, match="unsupported archive type"):
+        extract(archive, tmp_path / "out")
+
+
+def _tar_member(tar, name, data=b"evil", kind=tarfile.REGTYPE, linkname=""):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+
+@pytest.mark.parametrize("member, kind, linkname", [
+    ("../evil", tarfile.REGTYPE, ""),
+    ("ok/../../evil", tarfile.REGTYPE, ""),
+    ("/tmp/abs_evil", tarfile.REGTYPE, ""),
+    ("link", tarfile.SYMTYPE, "../../evil"),
+    ("abslink", tarfile.SYMTYPE, "/etc/passwd"),
+    ("hard", tarfile.LNKTYPE, "../evil"),
+])
+def test_tar_escape_is_refused(tmp_path, member, kind, linkname):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    archive = folder / "evil.tar"
+    with tarfile.open(archive, "w") as tar:
+        _tar_member(tar, "good.txt", b"fine")  # a harmless member first: it must not be left behind
+        _tar_member(tar, member, kind=kind, linkname=linkname)
+    with pytest.raises(InputError) as info:
+        extract(archive, folder / "out")
+    assert str(info.value).startswith(f"{archive}: refusing member '{member}'")
+    assert leftovers(folder, "evil.tar") == []
+    assert not any("evil" in p.name for p in tmp_path.rglob("*") if p != archive)
+
+
+@pytest.mark.parametrize("member", ["../evil", "/abs_evil", "a/../../evil"])
+def test_zip_escape_is_refused(tmp_path, member):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    archive = folder / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("good.txt", b"fine")
+        zf.writestr(zipfile.ZipInfo(member), b"evil")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(archive))}: refusing member '{re.escape(member)}'"):
+        extract(archive, folder / "out")
+    assert leftovers(folder, "evil.zip") == []
+    assert not any("evil" in p.name for p in tmp_path.rglob("*") if p != archive)
