@@ -55,6 +55,32 @@ def _gse117872(files):
     return parse_gse117872(files["gse117872_tpm"], files["gse117872_cellinfo"])
 
 
+def _gse149383(files):
+    from celllm.data.sources.gse149383 import parse_gse149383
+
+    return parse_gse149383(files["gse149383_expression"], files["gse149383_meta"])
+
+
+def _samples(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
+    """The per-sample files a corpus source keeps in one folder."""
+    found = sorted(p for pattern in patterns for p in Path(folder).glob(pattern))
+    if not found:
+        raise InputError(f"{folder}: no sample files ({', '.join(patterns)})")
+    return found
+
+
+def _panglaodb(files):
+    from celllm.data.sources.panglaodb import parse_panglaodb
+
+    return parse_panglaodb(_samples(files["panglaodb_human"], ("*.RData", "*.rdata")), tissue="normal")
+
+
+def _cancerscem(files):
+    from celllm.data.sources.cancerscem import parse_cancerscem
+
+    return parse_cancerscem(_samples(files["cancerscem"], ("*.tsv", "*.tsv.gz", "*.txt", "*.txt.gz")))
+
+
 def _gdsc_smiles(files) -> pd.DataFrame:
     from celllm.data.sources.gdsc import parse_gdsc_drug_list
     from celllm.data.sources.smiles import parse_pubchem_smiles
@@ -83,6 +109,9 @@ CATALOG: dict[str, RealDataset] = {
         RealDataset("zheng68k", ("zheng68k_matrix", "zheng68k_annotation"), _zheng68k, summary="10x fresh 68k PBMCs, FACS-based cell types"),
         RealDataset("baron", ("baron_raw",), _baron, summary="human pancreas (GSE84133), 4 donors"),
         RealDataset("gse117872", ("gse117872_tpm", "gse117872_cellinfo"), _gse117872, summary="oral SCC cells, cisplatin sensitive/resistant"),
+        RealDataset("gse149383", ("gse149383_expression", "gse149383_meta"), _gse149383, summary="PC9 lung cells, erlotinib sensitive/resistant"),
+        RealDataset("panglaodb_human", ("panglaodb_human",), _panglaodb, summary="PanglaoDB human samples (normal tissue), pretraining"),
+        RealDataset("cancerscem", ("cancerscem",), _cancerscem, summary="CancerSCEM tumour samples, pretraining"),
         RealDataset("gdsc", ("gdsc_expression", "gdsc1_response", "gdsc2_response", "gdsc_drug_list", "pubchem_smiles"), _gdsc, response=True,
                     summary="GDSC cell lines (RMA expression) x drugs, ln IC50"),
         RealDataset("ccle", ("ccle_expression", "ccle_models", "ccle_response", "gdsc_drug_list", "pubchem_smiles"), _ccle, response=True,

@@ -112,6 +112,7 @@ def read_gene_by_cell_table(path: str | os.PathLike, sep: str = "\t",
     cells x genes array. Raises InputError naming the file for every problem.
     """
     path = name = existing_file(path)
+    kind = "tab" if sep == "\t" else repr(sep)
     try:
         with open_text(path) as fh:
             header_line = fh.readline()
@@ -121,8 +122,6 @@ def read_gene_by_cell_table(path: str | os.PathLike, sep: str = "\t",
     if not header_line.strip():
         raise InputError(f"{name}: empty file (expected a header of cell names)")
     header = split_line(header_line, sep)
-    if len(header) < 2 and not first_line:
-        raise InputError(f"{name}: no cells (header has {len(header)} field) and no genes")
     if not first_line.strip():
         raise InputError(f"{name}: no gene rows after the header")
     n_fields = len(split_line(first_line, sep))
@@ -132,7 +131,7 @@ def read_gene_by_cell_table(path: str | os.PathLike, sep: str = "\t",
         cells = header[1:]
     else:
         raise InputError(f"{name}: the header has {len(header)} fields but the first gene row has {n_fields} "
-                         f"(wrong separator? expected {'tab' if sep == chr(9) else repr(sep)}-separated genes x cells)")
+                         f"(wrong separator? expected {kind}-separated genes x cells)")
     if not cells:
         raise InputError(f"{name}: no cells (the header names no cell columns)")
     if len(set(cells)) != len(cells):
@@ -158,7 +157,7 @@ def read_gene_by_cell_table(path: str | os.PathLike, sep: str = "\t",
     except InputError:
         raise
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError, UnicodeDecodeError) as exc:
-        raise InputError(f"{name}: not a valid {'tab' if sep == chr(9) else repr(sep)}-separated table "
+        raise InputError(f"{name}: not a valid {kind}-separated table "
                          f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
     if any((not isinstance(g, str)) or not g.strip() for g in genes):
         raise InputError(f"{name}: a gene row has an empty gene name")

@@ -133,8 +133,6 @@ def _read_meta(path: str | os.PathLike, cells: list[str], label_column: int | No
     if width < 2:
         raise InputError(f"{path}: expected a cell id and a sensitive/resistant label per row")
     table = pd.DataFrame([r + [""] * (width - len(r)) for r in rows])
-    if table.iloc[0, 0] not in set(cells) and len(table) > 1 and table.iloc[1:, 0].isin(cells).any():
-        table = table.iloc[1:].reset_index(drop=True)  # a header row
     if label_column is None:
         candidates = [c for c in range(1, width) if table[c].map(_response).notna().all()]
         if not candidates:

@@ -65,8 +65,10 @@ def read_panglaodb_sample(path: str | os.PathLike, tissue: str = "normal") -> ad
     if tissue not in TISSUES:
         raise InputError(f"{path}: tissue must be one of {', '.join(TISSUES)}, got {tissue!r}")
     rdata = _rdata(path)
+    # a dgCMatrix comes back as its slots (i, p, x, Dim, Dimnames); say so, so rdata does not warn about it
+    constructors = {**rdata.conversion.DEFAULT_CLASS_MAP, "dgCMatrix": lambda obj, attrs: obj}
     try:
-        objects = rdata.read_rda(path)
+        objects = rdata.read_rda(path, constructor_dict=constructors)
     except Exception as exc:  # the parser raises many types (ValueError, NotImplementedError, EOFError...)
         raise InputError(f"{path}: not a readable R data file ({type(exc).__name__}: {exc})") from None
     sm = objects.get(OBJECT)
