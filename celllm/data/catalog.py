@@ -10,7 +10,7 @@ normalises and logs it itself), validates and writes atomically.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -32,9 +32,7 @@ class RealDataset:
     sources: tuple[str, ...]  # ids of config/datasets.tsv (or derived downloads) the builder reads
     build: Callable[[dict[str, Path]], object]
     response: bool = False  # a drug-response dataset: (cell-line AnnData, response table)
-    unpack: tuple[str, ...] = ()  # sources that are archives to unpack before parsing
     summary: str = ""
-    labels: dict = field(default_factory=dict)
 
 
 def _zheng68k(files):

@@ -103,8 +103,10 @@ def run_inputs(wildcards):
 
 # Real data sources (config/datasets.tsv) and the files each real dataset is built from.
 
-SOURCES = read_sources(Path(workflow.basedir) / "config" / "datasets.tsv")
-LOCK = str(Path(workflow.basedir) / "config" / "datasets.lock.tsv")
+SOURCE_TABLE = Path(workflow.basedir) / config["sources"]
+SOURCES = read_sources(SOURCE_TABLE)
+# checksums recorded by first downloads, verified by every later one (beside the table)
+LOCK = str(SOURCE_TABLE.with_name(SOURCE_TABLE.name.replace(".tsv", "") + ".lock.tsv"))
 
 
 # downloads whose address is computed from another file (the PubChem query lists GDSC's CIDs)
@@ -114,14 +116,11 @@ DERIVED = {"pubchem_smiles": "results/raw/pubchem_smiles/pubchem_smiles.csv"}
 def raw_file(source):
     if source in DERIVED:
         return DERIVED[source]
+    if source not in SOURCES.index:
+        raise ValueError(f"{SOURCE_TABLE}: no row for source '{source}'")
     return f"results/raw/{source}/{SOURCES.loc[source, 'file']}"
 
 
-def unpacked(source):
-    return f"results/raw/{source}/unpacked"
-
-
 def source_inputs(wildcards):
-    """The downloaded (and unpacked, for archives) files of a real dataset, by source id."""
-    entry = CATALOG[wildcards.dataset]
-    return {s: unpacked(s) if s in entry.unpack else raw_file(s) for s in entry.sources}
+    """The downloaded files of a real dataset, by source id."""
+    return {s: raw_file(s) for s in CATALOG[wildcards.dataset].sources}

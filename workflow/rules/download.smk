@@ -1,6 +1,6 @@
 # Real data: every file of config/datasets.tsv is fetched once into results/raw/{source}/
 # (streamed, resumed, retried, checksum-verified, renamed only when complete),
-# archives are unpacked beside it, and a parse rule turns a dataset's files into
+# and a parse rule turns a dataset's files (archives are read in place) into
 # results/data/{dataset}.h5ad in the standard contract (celllm/data/catalog.py).
 rule download:
     output:
@@ -24,7 +24,7 @@ rule download:
 
 rule pubchem_smiles:
     input:
-        raw_file("gdsc_drug_list"),
+        lambda wildcards: raw_file("gdsc_drug_list"),
     output:
         DERIVED["pubchem_smiles"],
     params:
@@ -39,26 +39,10 @@ rule pubchem_smiles:
         "../scripts/pubchem_smiles.py"
 
 
-rule unpack:
-    input:
-        lambda wildcards: raw_file(wildcards.source),
-    output:
-        directory("results/raw/{source}/unpacked"),
-    wildcard_constraints:
-        source="|".join(SOURCES.index),
-    log:
-        "logs/raw/{source}/unpack.log",
-    threads: 1
-    conda:
-        ENV
-    script:
-        "../scripts/unpack.py"
-
-
 rule parse_dataset:
     input:
         unpack(source_inputs),
-        hgnc=raw_file("hgnc"),
+        hgnc=lambda wildcards: raw_file("hgnc"),
     output:
         "results/data/{dataset}.h5ad",
     wildcard_constraints:
@@ -75,7 +59,7 @@ rule parse_dataset:
 rule parse_drug_response_dataset:
     input:
         unpack(source_inputs),
-        hgnc=raw_file("hgnc"),
+        hgnc=lambda wildcards: raw_file("hgnc"),
     output:
         data="results/data/{dataset}.h5ad",
         response="results/data/{dataset}.response.tsv",
@@ -92,9 +76,9 @@ rule parse_drug_response_dataset:
 
 rule string_ppi:
     input:
-        links=raw_file("string_links"),
-        info=raw_file("string_info"),
-        hgnc=raw_file("hgnc"),
+        links=lambda wildcards: raw_file("string_links"),
+        info=lambda wildcards: raw_file("string_info"),
+        hgnc=lambda wildcards: raw_file("hgnc"),
     output:
         "results/data/string_human.tsv",
     log:
