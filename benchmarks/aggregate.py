@@ -1,4 +1,10 @@
-"""Run records -> tables: every model's metrics as mean and spread over seeds."""
+"""Run records -> tables: every model's metrics as mean and spread over seeds.
+
+Each (task, setting, dataset) table ranks the models by the task's first
+headline metric, says whether each model beats the best control, and shows
+published numbers (benchmarks/references.tsv) beside the measured ones on
+real data, marked as references and never ranked.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,10 @@ from celllm.errors import InputError
 from celllm.io import atomic_path
 
 KEYS = ["task", "setting", "dataset", "simulated", "model", "kind"]
-KIND_ORDER = {"celllm": 0, "baseline": 1, "control": 2}
+KIND_ORDER = {"celllm": 0, "baseline": 1, "control": 2, "reference": 3}
+LOWER_IS_BETTER = {"rmse", "mae"}
+REFERENCES = Path(__file__).with_name("references.tsv")
+GROUP = ["task", "setting", "dataset"]
 
 
 def load_runs(paths) -> pd.DataFrame:
@@ -41,6 +50,40 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["task", "setting", "dataset", "_kind", "model"]).drop(columns="_kind").reset_index(drop=True)
 
 
+def rank_models(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Add `rank` (1 = best by `metric` within each task/setting/dataset) and `beats_control`
+    (the model's mean is strictly better than the best control's; empty for controls)."""
+    table = table.copy()
+    column = f"{metric}_mean"
+    sign = 1.0 if metric in LOWER_IS_BETTER else -1.0  # rank on sign * mean, ascending
+    score = sign * table[column]
+    table["rank"] = score.groupby([table[k] for k in GROUP]).rank(method="min").astype("Int64")
+    best_control = score.where(table["kind"] == "control").groupby([table[k] for k in GROUP]).transform("min")
+    beats = (score < best_control).where(best_control.notna() & score.notna())
+    table["beats_control"] = beats.where(table["kind"] != "control").map({True: "yes", False: "no"})
+    return table
+
+
+def load_references(path=REFERENCES) -> pd.DataFrame:
+    """Published numbers: task, setting, dataset ('*' = any real dataset), model, metric, value, source."""
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip() and not line.startswith("#")]
+    rows = [line.split("\t") for line in lines]
+    return pd.DataFrame(rows[1:], columns=rows[0]).astype({"value": float})
+
+
+def reference_rows(table: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
+    """The references that apply to the real-data tables present, one row per (table, reference model)."""
+    rows = []
+    for (task, setting, dataset), part in table[~table["simulated"].astype(bool)].groupby(GROUP, sort=False):
+        chosen = references[(references["task"] == task) & (references["setting"] == setting) & references["dataset"].isin([dataset, "*"])]
+        for model, entries in chosen.groupby("model", sort=False):
+            row = {"task": task, "setting": setting, "dataset": dataset, "simulated": False, "model": model, "kind": "reference",
+                   "source": "; ".join(dict.fromkeys(entries["source"]))}
+            row.update({f"{m}_mean": v for m, v in zip(entries["metric"], entries["value"])})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _mean_sd(row, metric: str) -> str:
     """'mean ± sd'; a metric a model leaves undefined (e.g. Pearson of constant predictions) shows as '–'."""
     mean, sd = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
@@ -50,22 +93,37 @@ def _mean_sd(row, metric: str) -> str:
 
 
 def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:
-    """A readable table per dataset: 'mean ± sd' cells, data provenance in the heading."""
+    """A readable table per dataset: rank, 'mean ± sd' cells, whether a model beats the best control;
+    published reference rows last, in italics; data provenance in the heading."""
     lines = []
-    for (task, setting, dataset, simulated), part in table.groupby(["task", "setting", "dataset", "simulated"], sort=False):
-        data = "simulated data" if simulated else "real data"
-        lines += [f"### {task} / {dataset} ({setting}; {data})", ""]
-        lines.append("| model | kind | " + " | ".join(metrics) + " | seeds |")
-        lines.append("|---|---|" + "---|" * len(metrics) + "---|")
+    for (task, setting, dataset), part in table.groupby(GROUP, sort=False):
+        simulated = bool(part["simulated"].iloc[0])
+        lines += [f"### {task} / {dataset} ({setting}; {'simulated data' if simulated else 'real data'})", ""]
+        lines.append("| rank | model | kind | " + " | ".join(metrics) + " | beats control | seeds |")
+        lines.append("|---|---|---|" + "---|" * len(metrics) + "---|---|")
         for _, row in part.iterrows():
             cells = [_mean_sd(row, m) for m in metrics]
-            lines.append(f"| {row['model']} | {row['kind']} | " + " | ".join(cells) + f" | {row['n_seeds']} |")
+            if row["kind"] == "reference":
+                cells = [c.split(" ±")[0] for c in cells]
+                lines.append(f"| – | *{row['model']}* | *published* | " + " | ".join(cells) + " | – | – |")
+                continue
+            beats = row.get("beats_control")
+            lines.append(f"| {row['rank']} | {row['model']} | {row['kind']} | " + " | ".join(cells)
+                         + f" | {'–' if pd.isna(beats) else beats} | {row['n_seeds']} |")
+        if (part["kind"] == "reference").any():
+            lines += ["", "*published*: numbers from the literature on the real dataset (benchmarks/references.tsv), not measured here."]
         lines.append("")
     return "\n".join(lines)
 
 
-def write_tables(run_paths, csv_path, md_path, metrics: list[str]) -> pd.DataFrame:
-    table = summarise(load_runs(run_paths))
+def write_tables(run_paths, csv_path, md_path, metrics: list[str], references=REFERENCES) -> pd.DataFrame:
+    table = rank_models(summarise(load_runs(run_paths)), metrics[0])
+    extra = reference_rows(table, load_references(references)) if references else pd.DataFrame()
+    if not extra.empty:  # each table's reference rows right after its measured rows
+        blocks = []
+        for key, part in table.groupby(GROUP, sort=False):
+            blocks += [part, extra[(extra[GROUP] == pd.Series(key, index=GROUP)).all(axis=1)]]
+        table = pd.concat(blocks, ignore_index=True).astype({"n_seeds": "Int64"})
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.4f")
     with atomic_path(md_path) as tmp:

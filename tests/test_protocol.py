@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.aggregate import load_runs, summarise, to_markdown
+from benchmarks.aggregate import load_runs, rank_models, summarise, to_markdown
 from benchmarks.protocol import read_split, split_units, stratified_split, write_split
 from benchmarks.tasks import get_task
 from celllm.errors import InputError
@@ -48,7 +48,7 @@ def test_summary_gives_mean_and_sd_over_seeds_with_celllm_first(tmp_path):
     row = table.iloc[0]
     assert row["accuracy_mean"] == pytest.approx(0.7) and row["accuracy_std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
     assert row["n_seeds"] == 2
-    assert "| celllm_probe | celllm | 0.700 ± 0.141 |" in to_markdown(table, ["accuracy", "macro_f1"])
+    assert "| 1 | celllm_probe | celllm | 0.700 ± 0.141 |" in to_markdown(rank_models(table, "accuracy"), ["accuracy", "macro_f1"])
 
 
 def test_unreadable_run_record_names_the_file(tmp_path):
@@ -78,3 +78,30 @@ def test_cold_splits_keep_every_unit_in_one_part():
         assert {"train", "val", "test"} == set(split)
     warm = split_units(np.arange(140), 0, settings["warm"])
     assert (warm == "test").sum() == 14 and (warm == "val").sum() == 14
+
+
+def _table_record(path, model, kind, seed, rmse, dataset="gdsc", simulated=False):
+    record = {"task": "drug_response", "setting": "warm", "dataset": dataset, "simulated": simulated, "model": model, "kind": kind,
+              "seed": seed, "metrics": {"rmse": rmse, "pearson": 1 - rmse / 4}}
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_tables_rank_flag_controls_and_show_published_rows_on_real_data_only(tmp_path):
+    from benchmarks.aggregate import write_tables
+
+    runs = [("celllm_probe", "celllm", 1.2), ("ridge_ecfp", "baseline", 1.6), ("drug_mean", "control", 1.5)]
+    paths = [_table_record(tmp_path / f"{m}{d}.json", m, k, 0, r, dataset=d, simulated=d.startswith("sim"))
+             for m, k, r in runs for d in ("gdsc", "sim_cell_lines")]
+    table = write_tables(paths, tmp_path / "t.csv", tmp_path / "t.md", ["rmse", "pearson"])
+    real = table[table["dataset"] == "gdsc"].set_index("model")
+    assert real.loc["celllm_probe", "rank"] == 1 and real.loc["ridge_ecfp", "rank"] == 3  # lower RMSE ranks first
+    assert real.loc["celllm_probe", "beats_control"] == "yes" and real.loc["ridge_ecfp", "beats_control"] == "no"
+    assert pd.isna(real.loc["drug_mean", "beats_control"])
+    published = table[table["kind"] == "reference"]
+    assert set(published["dataset"]) == {"gdsc"}  # published numbers are about real data
+    assert published.set_index("model").loc["per-drug mean (DeepCDR's 95/5 GDSC split)", "pearson_mean"] == pytest.approx(0.84)
+    markdown = (tmp_path / "t.md").read_text()
+    assert "| – | *CellLM (paper)* | *published* | – | 0.934 | – | – |" in markdown
+    assert "| 3 | ridge_ecfp | baseline | 1.600 ± 0.000 | 0.600 ± 0.000 | no | 1 |" in markdown
+    assert "### drug_response / sim_cell_lines (warm; simulated data)" in markdown and markdown.count("*published*: numbers") == 1
