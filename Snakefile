@@ -29,5 +29,5 @@ include: "workflow/rules/perf.smk"
 rule all:
     input:
         table_outputs(),
-        rules.figures.input,
+        figure_files(),
     default_target: True

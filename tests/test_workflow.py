@@ -81,6 +81,24 @@ def test_pbmc68k_test_cells_are_never_pretrained_on(finished_run):
     assert corpus.uns["simulated"] and not set(split["id"]) & set(corpus.obs_names)
 
 
+def test_figures_are_redrawn_from_results_alone_and_the_report_builds(finished_run):
+    import shutil
+
+    figures = finished_run / "results" / "figures"
+    drawn = sorted(p.name for p in figures.glob("*.png"))
+    assert len(drawn) >= 8 and all((figures / name).with_suffix(".pdf").exists() for name in drawn)
+    shutil.rmtree(figures)
+    result = _snakemake(finished_run, "figures", "--configfile", str(ROOT / "tests" / "workflow_config.yaml"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert sorted(p.name for p in figures.glob("*.png")) == drawn
+    for rule in ("run_model", "pretrain", "embed", "aggregate"):
+        assert f"rule {rule}:" not in output, rule  # no model, no table is recomputed
+    result = _snakemake(finished_run, "--report", "results/report.html", "--configfile", str(ROOT / "tests" / "workflow_config.yaml"))
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert (finished_run / "results" / "report.html").stat().st_size > 10_000
+
+
 def test_second_run_has_nothing_to_do(finished_run):
     result = _snakemake(finished_run, "--configfile", str(ROOT / "tests" / "workflow_config.yaml"), "-n")
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr

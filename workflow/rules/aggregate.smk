@@ -5,7 +5,7 @@ rule aggregate:
     input:
         lambda wildcards: run_records(wildcards.task),
     output:
-        csv="results/tables/{task}.csv",
+        csv=report("results/tables/{task}.csv", caption="../report/table.rst", category="Tables", subcategory="{task}"),
         md="results/tables/{task}.md",
     log:
         "logs/tables/{task}.log",

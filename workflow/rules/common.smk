@@ -124,3 +124,24 @@ def raw_file(source):
 def source_inputs(wildcards):
     """The downloaded files of a real dataset, by source id."""
     return {s: raw_file(s) for s in CATALOG[wildcards.dataset].sources}
+
+
+# Figures: which runs they draw, and which exist for this config.
+FIGURE_MODEL = "celllm_probe"  # the confusion matrices and UMAPs show the frozen pretrained encoder
+
+
+def scatter_models():
+    """Predicted-vs-measured panels: CellLM, the best-known baseline and the per-drug control, as configured."""
+    return [m for m in ("celllm_probe", "deepcdr_mlp", "drug_mean") if m in task_models("drug_response")]
+
+
+def figure_files():
+    tasks = config["tasks"]
+    names = ["pretrain_losses"] + [t for t in tasks]
+    if "annotation" in tasks and FIGURE_MODEL in task_models("annotation"):
+        names += [f"{kind}_{d}" for d in tasks["annotation"]["datasets"] for kind in ("confusion", "umap")]
+    if "drug_response" in tasks and scatter_models():
+        names += [f"scatter_{tasks['drug_response']['datasets'][0]}"]
+    # performance figures only where `snakemake perf` has measured
+    names += [f"perf_{b}" for b in ("dnc", "tokens") if Path(f"results/perf/{b}.json").exists()]
+    return [f"results/figures/{name}.png" for name in names]

@@ -1,11 +1,13 @@
-# Figures, drawn from result files only (`snakemake figures` redraws them without running a model).
+# Figures, drawn from result files only: tables, run records, predictions, cached
+# embeddings, training logs and perf records. `snakemake figures` redraws them
+# without running a model. Each figure is in the report (`snakemake --report`).
 
 
 rule pretrain_loss_figure:
     input:
         checkpoint=CHECKPOINT,
     output:
-        png="results/figures/pretrain_losses.png",
+        png=report("results/figures/pretrain_losses.png", caption="../report/pretrain_losses.rst", category="Figures"),
         pdf="results/figures/pretrain_losses.pdf",
     log:
         "logs/figures/pretrain_losses.log",
@@ -16,6 +18,98 @@ rule pretrain_loss_figure:
         "../scripts/pretrain_loss_figure.py"
 
 
+rule table_figure:
+    input:
+        table="results/tables/{task}.csv",
+    output:
+        png=report("results/figures/{task}.png", caption="../report/task_figure.rst", category="Figures"),
+        pdf="results/figures/{task}.pdf",
+    params:
+        plot=lambda wildcards: f"benchmarks.figures.tasks:plot_{wildcards.task}",
+        kwargs=lambda wildcards, input: {"table_csv": input.table},
+    log:
+        "logs/figures/{task}.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/plot.py"
+
+
+rule confusion_figure:
+    input:
+        lambda wildcards: [f"{run_dir('annotation', wildcards.dataset, 'standard', FIGURE_MODEL)}/seed{seed}/metrics.json" for seed in SEEDS],
+    output:
+        png=report("results/figures/confusion_{dataset}.png", caption="../report/confusion.rst", category="Figures"),
+        pdf="results/figures/confusion_{dataset}.pdf",
+    params:
+        plot="benchmarks.figures.tasks:plot_confusion",
+        kwargs=lambda wildcards, input: {"metrics_json_paths": list(input)},
+    log:
+        "logs/figures/confusion_{dataset}.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/plot.py"
+
+
+rule scatter_figure:
+    input:
+        unpack(lambda wildcards: {m: [f"{run_dir('drug_response', wildcards.dataset, 'warm', m)}/seed{s}/predictions.csv" for s in SEEDS] for m in scatter_models()}),
+    output:
+        png=report("results/figures/scatter_{dataset}.png", caption="../report/scatter.rst", category="Figures"),
+        pdf="results/figures/scatter_{dataset}.pdf",
+    params:
+        plot="benchmarks.figures.tasks:plot_predicted_vs_measured",
+        kwargs=lambda wildcards, input: {"prediction_csvs": {m: list(input[m]) for m in scatter_models()}},
+    log:
+        "logs/figures/scatter_{dataset}.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/plot.py"
+
+
+rule umap_figure:
+    input:
+        f"results/embeddings/{PRETRAIN_NAME}/{{dataset}}.h5ad",
+    output:
+        png=report("results/figures/umap_{dataset}.png", caption="../report/umap.rst", category="Figures"),
+        pdf="results/figures/umap_{dataset}.pdf",
+    params:
+        plot="benchmarks.figures.embeddings:plot_umap",
+        kwargs=lambda wildcards, input: {"embedded_h5ad": input[0]},
+    log:
+        "logs/figures/umap_{dataset}.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/plot.py"
+
+
+rule perf_figure:
+    input:
+        "results/perf/{benchmark}.json",
+    output:
+        png=report("results/figures/perf_{benchmark}.png", caption="../report/perf_{benchmark}.rst", category="Performance"),
+        pdf="results/figures/perf_{benchmark}.pdf",
+    wildcard_constraints:
+        benchmark="dnc|tokens",
+    params:
+        plot=lambda wildcards: f"benchmarks.figures.perf:plot_{wildcards.benchmark}",
+        kwargs=lambda wildcards, input: {f"{wildcards.benchmark}_json": input[0]},
+    log:
+        "logs/figures/perf_{benchmark}.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/plot.py"
+
+
 rule figures:
     input:
-        rules.pretrain_loss_figure.output,
+        figure_files(),
