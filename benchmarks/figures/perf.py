@@ -6,14 +6,13 @@ figure, and raises `InputError` naming the file for a missing or malformed recor
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
-from benchmarks.figures import style
+from benchmarks.figures import read_json_object, style
 from benchmarks.figures.tasks import wrap_label
 from celllm.errors import InputError
 
@@ -29,16 +28,9 @@ MODE_STYLE = {
 
 
 def _read_record(path, benchmark: str) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(record, dict) or record.get("benchmark", benchmark) != benchmark:
-        found = record.get("benchmark") if isinstance(record, dict) else type(record).__name__
-        raise InputError(f"{path}: not a '{benchmark}' benchmark record (found {found!r})")
+    record = read_json_object(path)
+    if record.get("benchmark", benchmark) != benchmark:
+        raise InputError(f"{path}: not a '{benchmark}' benchmark record (found {record.get('benchmark')!r})")
     return record
 
 

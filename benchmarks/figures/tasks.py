@@ -29,7 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from benchmarks.figures import style
+from benchmarks.figures import read_json_object, style
 from celllm.errors import InputError
 
 KEYS = ["task", "setting", "dataset", "simulated", "model", "kind"]
@@ -398,19 +398,6 @@ def plot_drug_response(table_csv, png):
 
 
 # ---------------------------------------------------------------- confusion matrix
-def _read_json(path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(record, dict):
-        raise InputError(f"{path}: expected a JSON object")
-    return record
-
-
 def _confusion(path, record: dict) -> tuple[list[str], np.ndarray]:
     confusion = record.get("confusion")
     try:
@@ -432,7 +419,7 @@ def plot_confusion(metrics_json_paths, png):
         raise InputError("no run records (metrics.json) given for the confusion matrix")
     records, first = [], None
     for path in paths:
-        record = _read_json(path)
+        record = read_json_object(path)
         labels, matrix = _confusion(path, record)
         key = (record.get("task"), record.get("setting"), record.get("dataset"), record.get("model"))
         if first is None:
