@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from celllm.errors import InputError
-from celllm.io import atomic_path
+from celllm.io import atomic_path, read_annotated_tsv
 
 KEYS = ["task", "setting", "dataset", "simulated", "model", "kind"]
 KIND_ORDER = {"celllm": 0, "baseline": 1, "control": 2, "reference": 3}
@@ -66,9 +66,7 @@ def rank_models(table: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def load_references(path=REFERENCES) -> pd.DataFrame:
     """Published numbers: task, setting, dataset ('*' = any real dataset), model, metric, value, source."""
-    lines = [line for line in Path(path).read_text().splitlines() if line.strip() and not line.startswith("#")]
-    rows = [line.split("\t") for line in lines]
-    return pd.DataFrame(rows[1:], columns=rows[0]).astype({"value": float})
+    return read_annotated_tsv(path, "reference table").astype({"value": float})
 
 
 def reference_rows(table: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:

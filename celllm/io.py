@@ -16,6 +16,7 @@ from typing import Iterable, Iterator
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from celllm.errors import InputError
@@ -92,3 +93,12 @@ def write_h5ad(adata: ad.AnnData, path: str | os.PathLike) -> None:
     """Write an AnnData atomically (compressed)."""
     with atomic_path(path) as tmp:
         adata.write_h5ad(tmp, compression="gzip")
+
+
+def read_annotated_tsv(path, what: str = "table") -> pd.DataFrame:
+    """A tab-separated table of strings whose lines starting with '#' are comments (config tables kept by hand)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
+    rows = [line.split("\t") for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return pd.DataFrame(rows[1:], columns=rows[0]) if rows else pd.DataFrame()

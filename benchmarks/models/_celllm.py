@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import anndata as ad
 import numpy as np

@@ -19,6 +19,7 @@ from torch import nn
 
 from benchmarks.registry import register
 from celllm.checkpoint import load_checkpoint
+from celllm.embed import embed_tokens
 from celllm.tokens import pad_batch, tokenize
 
 DEFAULTS = {"epochs": 20, "lr": 1e-4, "batch_size": 32, "patience": 4}
@@ -56,13 +57,10 @@ class CellLMFineTune:
 
     @torch.no_grad()
     def _predict_proba(self, cells):
-        self.encoder.eval(), self.head.eval()
-        order = np.argsort(cells.lengths(), kind="stable")  # little padding; each cell's output is batch-independent
-        out = np.empty((len(cells), len(self.classes_)), dtype=np.float32)
-        for start in range(0, len(cells), 64):
-            rows = order[start : start + 64]
-            out[rows] = torch.softmax(self._logits(cells, rows), dim=1).float().cpu().numpy()
-        return out
+        # in eval mode the partially trainable encoder embeds exactly like the frozen one, so reuse its batching
+        embeddings = torch.from_numpy(embed_tokens(self.encoder, cells, self.cfg.tokens, device=self.context.device)).to(self.context.device)
+        self.head.eval()
+        return torch.softmax(self.head(embeddings), dim=1).float().cpu().numpy()
 
     def fit(self, train, val):
         self.classes_, y = np.unique(train.labels, return_inverse=True)

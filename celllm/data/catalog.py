@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from celllm.data.genes import GeneSymbols
 from celllm.errors import InputError
-from celllm.io import atomic_path, validate_dataset, write_h5ad
+from celllm.io import atomic_path, read_annotated_tsv, validate_dataset, write_h5ad
 
 log = logging.getLogger(__name__)
 
@@ -165,11 +165,7 @@ SOURCE_COLUMNS = ["id", "file", "url", "format", "sha256", "citation_licence", "
 
 def read_sources(path) -> pd.DataFrame:
     """config/datasets.tsv: one row per downloaded file, indexed by id (lines starting with '#' are comments)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: source table not found")
-    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    table = pd.DataFrame([line.split("\t") for line in lines[1:]], columns=lines[0].split("\t")) if lines else pd.DataFrame()
+    table = read_annotated_tsv(path, "source table")
     missing = [c for c in SOURCE_COLUMNS if c not in table.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")

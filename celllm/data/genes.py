@@ -21,6 +21,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import anndata as ad
 import numpy as np
@@ -33,6 +34,21 @@ log = logging.getLogger(__name__)
 
 HGNC_COLUMNS = ["symbol", "locus_group", "alias_symbol", "prev_symbol", "ensembl_gene_id"]
 ENSEMBL = re.compile(r"^ENSG\d+(\.\d+)?$")
+
+
+def sum_duplicate_genes(X: sp.csr_matrix, genes: Sequence[str]) -> tuple[sp.csr_matrix, list[str], np.ndarray]:
+    """Sum the columns of genes that share a name; returns (X, unique names, codes).
+
+    `codes[j]` is the output column of input gene j. Symbols are the project's
+    gene space (DESIGN.md), and two Ensembl genes with one symbol are one
+    symbol there, so their counts are added rather than renamed 'X-1'.
+    """
+    codes, uniques = pd.factorize(pd.Index(list(genes), dtype=object))
+    if len(uniques) == len(codes):
+        return X, list(uniques), codes
+    n = len(codes)
+    merge = sp.csr_matrix((np.ones(n, dtype=X.dtype), (np.arange(n), codes)), shape=(n, len(uniques)))
+    return (X @ merge).tocsr(), list(uniques), codes
 
 
 @dataclass
@@ -89,12 +105,11 @@ class GeneSymbols:
         keep = np.array([m is not None for m in mapped])
         if not keep.any():
             raise InputError(f"{source}: none of its {adata.n_vars} genes maps to a human gene symbol")
-        symbols = pd.Index([m for m in mapped if m is not None])
+        symbols = [m for m in mapped if m is not None]
         changed = sum(1 for g, m in zip(adata.var_names, mapped) if m is not None and m != g)
-        unique, column = np.unique(symbols, return_inverse=True)
-        # a (kept genes x symbols) 0/1 matrix: X @ merge sums the columns that share a symbol
-        merge = sp.csr_matrix((np.ones(len(column), dtype=np.float32), (np.arange(len(column)), column)), shape=(len(column), len(unique)))
-        X = sp.csr_matrix(adata.X)[:, np.flatnonzero(keep)] @ merge
+        X, unique, _ = sum_duplicate_genes(sp.csr_matrix(adata.X, dtype=np.float32)[:, np.flatnonzero(keep)], symbols)
+        order = np.argsort(unique)  # symbols in sorted order, whatever the source's gene order
+        X, unique = X[:, order], [unique[i] for i in order]
         log.info("%s: %d genes renamed to approved symbols, %d unmapped Ensembl ids dropped, %d duplicates summed",
                  source, changed, int((~keep).sum()), len(symbols) - len(unique))
         out = ad.AnnData(sp.csr_matrix(X, dtype=np.float32), obs=adata.obs.copy(), var=pd.DataFrame(index=pd.Index(unique, name=None)), uns=dict(adata.uns))

@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from celllm.data.sources.cancerscem import existing_file, open_text, sum_duplicate_genes
+from celllm.data.genes import sum_duplicate_genes
+from celllm.data.sources._common import existing_file, open_text
 from celllm.errors import InputError
 from celllm.io import validate_dataset
 

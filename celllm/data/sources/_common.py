@@ -1,0 +1,161 @@
+"""What the source parsers share: opening plain or gzipped text, reading a genes x cells
+table, joining samples and naming them. Duplicate genes are summed by
+`celllm.data.genes.sum_duplicate_genes`, the rule the gene-symbol mapping uses too.
+
+(A leading underscore: this module parses no source of its own.)
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import re
+from pathlib import Path
+from typing import IO, Iterable, Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from celllm.errors import InputError
+
+
+def existing_file(path: str | os.PathLike) -> Path:
+    """The path as a Path; InputError if it is not an existing file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if not path.is_file():
+        raise InputError(f"{path}: expected a file, found a folder")
+    return path
+
+
+def open_text(path: str | os.PathLike | Path, fileobj: IO[bytes] | None = None) -> IO[str]:
+    """Open a plain or gzip-compressed text file (decided by the magic bytes, not the name).
+
+    With `fileobj` (a seekable binary stream, e.g. a tar member) that stream is
+    read instead of `path`.
+    """
+    if fileobj is None:
+        with open(path, "rb") as raw:
+            head = raw.read(2)
+        if head == b"\x1f\x8b":
+            return gzip.open(path, "rt", encoding="utf-8", newline="")
+        return open(path, encoding="utf-8", newline="")
+    head = fileobj.read(2)
+    fileobj.seek(0)
+    if head == b"\x1f\x8b":
+        fileobj = gzip.GzipFile(fileobj=fileobj, mode="rb")
+    return io.TextIOWrapper(fileobj, encoding="utf-8", newline="")
+
+
+def split_line(line: str, sep: str) -> list[str]:
+    """Split one text line on `sep`, honouring double quotes (R's write.table quotes names)."""
+    return next(csv.reader([line.rstrip("\r\n")], delimiter=sep))
+
+
+def read_gene_by_cell_table(path: str | os.PathLike, sep: str = "\t",
+                            chunk_rows: int = 2000) -> tuple[sp.csr_matrix, list[str], list[str]]:
+    """Read a text table with one row per gene and one column per cell.
+
+    The first column holds gene names; the header holds cell names, with or
+    without a leading field for the gene column (R's ``write.table`` leaves it
+    out, pandas writes it). Returns ``(X, genes, cells)`` with X a float32 CSR
+    cells x genes matrix. The table is read in chunks of `chunk_rows` genes and
+    each chunk is made sparse at once, so a sample never exists as a dense
+    cells x genes array. Raises InputError naming the file for every problem.
+    """
+    path = name = existing_file(path)
+    kind = "tab" if sep == "\t" else repr(sep)
+    try:
+        with open_text(path) as fh:
+            header_line = fh.readline()
+            first_line = fh.readline()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise InputError(f"{name}: not a readable text table ({type(exc).__name__}: {exc})") from None
+    if not header_line.strip():
+        raise InputError(f"{name}: empty file (expected a header of cell names)")
+    header = split_line(header_line, sep)
+    if not first_line.strip():
+        raise InputError(f"{name}: no gene rows after the header")
+    n_fields = len(split_line(first_line, sep))
+    if n_fields == len(header) + 1:
+        cells = header
+    elif n_fields == len(header):
+        cells = header[1:]
+    else:
+        raise InputError(f"{name}: the header has {len(header)} fields but the first gene row has {n_fields} "
+                         f"(wrong separator? expected {kind}-separated genes x cells)")
+    if not cells:
+        raise InputError(f"{name}: no cells (the header names no cell columns)")
+    if len(set(cells)) != len(cells):
+        dup = pd.Index(cells)[pd.Index(cells).duplicated()][0]
+        raise InputError(f"{name}: duplicated cell name '{dup}' in the header")
+
+    blocks, genes = [], []
+    try:
+        with open_text(path) as fh:
+            fh.readline()  # header, parsed above
+            for chunk in pd.read_csv(fh, sep=sep, header=None, index_col=0, chunksize=chunk_rows,
+                                     dtype={0: str}, keep_default_na=True, low_memory=False):
+                if chunk.shape[1] != len(cells):
+                    raise InputError(f"{name}: a gene row has {chunk.shape[1]} values for {len(cells)} cells")
+                try:
+                    values = chunk.to_numpy(dtype=np.float32)
+                except (ValueError, TypeError):
+                    bad = _first_non_numeric(chunk)
+                    raise InputError(f"{name}: non-numeric expression value {bad!r} "
+                                     f"(expected numbers in a genes x cells table)") from None
+                blocks.append(sp.csr_matrix(values))
+                genes.extend(chunk.index.tolist())
+    except InputError:
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError, UnicodeDecodeError) as exc:
+        raise InputError(f"{name}: not a valid {kind}-separated table "
+                         f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
+    if any((not isinstance(g, str)) or not g.strip() for g in genes):
+        raise InputError(f"{name}: a gene row has an empty gene name")
+    X = sp.vstack(blocks, format="csr").T.tocsr()
+    return X.astype(np.float32), genes, cells
+
+
+def _first_non_numeric(frame: pd.DataFrame) -> str:
+    for column in frame.columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column][values.isna() & frame[column].notna()]
+        if len(bad):
+            return str(bad.iloc[0])
+    return "?"
+
+
+def count_scale(X: sp.spmatrix) -> str:
+    """'raw_counts' if every stored value is an integer, else 'unverified_non_integer'."""
+    data = X.data
+    if data.size and not np.all(np.isfinite(data)):
+        return "unverified_non_integer"
+    return "raw_counts" if np.all(data == np.round(data)) else "unverified_non_integer"
+
+
+def concat_samples(adatas: Sequence[ad.AnnData]) -> ad.AnnData:
+    """Concatenate per-sample AnnData over the union of genes (missing genes are zeros)."""
+    if len(adatas) == 1:
+        return adatas[0]
+    merged = ad.concat(list(adatas), join="outer", merge="same", fill_value=0)
+    merged.X = sp.csr_matrix(merged.X, dtype=np.float32)
+    return merged
+
+
+def sample_name(path: Path, suffixes: Iterable[str]) -> str:
+    """File name without the first matching suffix."""
+    name = path.name
+    for suffix in suffixes:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return re.sub(r"(\.gz)?$", "", name)
+
+
+# ----------------------------------------------------------------------------------------------
+# the CancerSCEM parser
