@@ -88,9 +88,7 @@ def _embedding_drug_response(seed, context):
         def cell_features(self, data):
             return cell_embeddings(data.cell_lines, self.context)
 
-    model = EmbeddingDrugResponse(seed, context)
-    model.context = context
-    return model
+    return EmbeddingDrugResponse(seed, context)
 
 
 class FrozenCellLM:

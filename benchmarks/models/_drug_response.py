@@ -130,7 +130,7 @@ class GraphDrugResponseModel:
             real = isinstance(self.OPTIONS[name], float)  # lr may be any positive number, the rest are counts
             if isinstance(value, bool) or not isinstance(value, (int, float) if real else int) or value <= 0:
                 raise InputError(f"option '{name}' must be a positive {'number' if real else 'integer'}, got {value!r}")
-        self.seed, self.device = int(seed), torch.device(context.device)
+        self.seed, self.context, self.device = int(seed), context, torch.device(context.device)
         torch.set_num_threads(context.threads)
         self.net: DrugResponseNet | None = None
         self.best_epoch: int | None = None
