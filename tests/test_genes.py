@@ -10,21 +10,11 @@ from celllm.data.genes import GeneSymbols
 from celllm.errors import InputError
 from celllm.io import write_h5ad
 from celllm.tokens import Vocabulary
-
-# the HGNC complete set's layout: tab-separated, pipe-separated lists in double quotes
-HGNC = (
-    "hgnc_id\tsymbol\tname\tlocus_group\tlocus_type\tstatus\talias_symbol\tprev_symbol\tentrez_id\tensembl_gene_id\n"
-    'HGNC:5\tA1BG\talpha-1-B glycoprotein\tprotein-coding gene\tgene with protein product\tApproved\t"ABG|GAB"\t\t1\tENSG00000121410\n'
-    'HGNC:1\tMARCHF1\tmembrane associated ring-CH-type finger 1\tprotein-coding gene\tgene with protein product\tApproved\t\t"MARCH1"\t55016\tENSG00000145416\n'
-    'HGNC:2\tSEPTIN7\tseptin 7\tprotein-coding gene\tgene with protein product\tApproved\t"CDC10"\t"SEPT7"\t989\tENSG00000122545\n'
-    'HGNC:3\tMALAT1\tmetastasis associated lung adenocarcinoma transcript 1\tnon-coding RNA\tRNA, long non-coding\tApproved\t"GAB"\t\t378938\tENSG00000251562\n'
-)
-
+from tests.fixtures.formats import HGNC_GENES, write_hgnc
 
 @pytest.fixture
 def symbols(tmp_path):
-    (tmp_path / "hgnc.txt").write_text(HGNC)
-    return GeneSymbols.from_hgnc(tmp_path / "hgnc.txt")
+    return GeneSymbols.from_hgnc(write_hgnc(tmp_path / "hgnc.txt", HGNC_GENES))
 
 
 def test_identifiers_map_to_approved_symbols(symbols):

@@ -4,9 +4,7 @@ Each fixture copies the real layout (headers, separators, quoting, compression)
 as documented in the parser modules; the values are made up but plausible.
 """
 
-import gzip
 import logging
-import zipfile
 
 import numpy as np
 import pandas as pd
@@ -15,10 +13,24 @@ import pytest
 from benchmarks.tasks.data import read_response_table
 from celllm.data.sources.ccle import parse_ccle_expression, parse_ccle_response
 from celllm.data.sources.gdsc import parse_gdsc_drug_list, parse_gdsc_expression, parse_gdsc_response
-from celllm.data.sources.smiles import attach_smiles, parse_pubchem_smiles, pubchem_smiles_url
+from celllm.data.sources.smiles import attach_smiles, parse_pubchem_smiles, pubchem_cid_list
 from celllm.data.sources.string_ppi import parse_string
 from celllm.errors import InputError
 from celllm.io import validate_dataset
+from tests.fixtures.formats import (
+    ccle_drug_row,
+    gdsc_response_table,
+    write_ccle_drug_data,
+    write_depmap_expression,
+    write_depmap_models,
+    write_gdsc_drug_list,
+    write_gdsc_expression,
+    write_gdsc_response,
+    write_pubchem,
+    write_string_info,
+    write_string_links,
+    write_text,
+)
 
 # ----------------------------------------------------------------------------------------- PubChem
 
@@ -29,34 +41,26 @@ CAMPTOTHECIN_FLAT = "CCC1(C2=C(COC1=O)C(=O)N3CC4=CC5=CC=CC=C5N=C4C3=C2)O"
 CISPLATIN = "N.N.Cl[Pt]Cl"
 
 
-def write_pubchem(path, new_names=True, broken=False):
-    # PUG-REST CSV: quoted header, bare CID, quoted strings; since 2025 keyed SMILES / ConnectivitySMILES
-    full, flat = ("SMILES", "ConnectivitySMILES") if new_names else ("IsomericSMILES", "CanonicalSMILES")
+def write_props(path, new_names=True, broken=False):
     camptothecin = "CC[C@@]1(C2=C(" if broken else CAMPTOTHECIN
-    path.write_text(
-        f'"CID","{full}","{flat}"\n'
-        f'176870,"{ERLOTINIB}","{ERLOTINIB}"\n'
-        f'24360,"{camptothecin}","{CAMPTOTHECIN_FLAT}"\n'
-        f'84691,"{CISPLATIN}","{CISPLATIN}"\n'
-    )
-    return path
+    rows = [(176870, ERLOTINIB, ERLOTINIB), (24360, camptothecin, CAMPTOTHECIN_FLAT), (84691, CISPLATIN, CISPLATIN)]
+    return write_pubchem(path, rows, new_names=new_names)
 
 
 DRUG_CIDS = pd.DataFrame({"drug": ["Erlotinib", "Camptothecin", "Cisplatin", "Retired"], "pubchem_cid": [176870, 24360, 84691, 99999999]})
 
 
-def test_pubchem_url_uses_the_current_property_names():
-    url = pubchem_smiles_url([176870, "24360", 176870])
-    assert url == "https://pubchem.ncbi.nlm.nih.gov/rest/pug/compound/cid/176870,24360/property/SMILES,ConnectivitySMILES/CSV"
+def test_pubchem_cid_list_is_unique_and_bounded():
+    assert pubchem_cid_list([176870, "24360", 176870, 24360.0]) == "176870,24360"
     with pytest.raises(InputError, match="not a positive integer"):
-        pubchem_smiles_url(["aspirin"])
+        pubchem_cid_list(["aspirin"])
     with pytest.raises(InputError, match="too many"):
-        pubchem_smiles_url(range(1, 1002))
+        pubchem_cid_list(range(1, 1002))
 
 
 @pytest.mark.parametrize("new_names", [True, False])
 def test_pubchem_smiles_new_and_old_column_names(tmp_path, new_names, caplog):
-    path = write_pubchem(tmp_path / "props.csv", new_names=new_names)
+    path = write_props(tmp_path / "props.csv", new_names=new_names)
     with caplog.at_level(logging.WARNING):
         table = parse_pubchem_smiles(path, DRUG_CIDS)
     assert list(table.columns) == ["drug", "pubchem_cid", "smiles"]
@@ -69,13 +73,13 @@ def test_pubchem_smiles_new_and_old_column_names(tmp_path, new_names, caplog):
 
 
 def test_pubchem_smiles_reads_the_drug_table_from_a_file(tmp_path):
-    write_pubchem(tmp_path / "props.csv")
+    write_props(tmp_path / "props.csv")
     DRUG_CIDS.to_csv(tmp_path / "cids.tsv", sep="\t", index=False)
     assert len(parse_pubchem_smiles(tmp_path / "props.csv", tmp_path / "cids.tsv")) == 3
 
 
 def test_pubchem_smiles_bad_inputs_name_the_file_and_drug(tmp_path):
-    bad = write_pubchem(tmp_path / "bad.csv", broken=True)
+    bad = write_props(tmp_path / "bad.csv", broken=True)
     with pytest.raises(InputError, match=r"bad.csv: drug 'Camptothecin' \(CID 24360\): RDKit cannot parse"):
         parse_pubchem_smiles(bad, DRUG_CIDS)
     (tmp_path / "nocid.csv").write_text('"Title","SMILES"\n"aspirin","CC"\n')
@@ -83,7 +87,7 @@ def test_pubchem_smiles_bad_inputs_name_the_file_and_drug(tmp_path):
         parse_pubchem_smiles(tmp_path / "nocid.csv", DRUG_CIDS)
     with pytest.raises(InputError, match="absent.csv: PubChem property table not found"):
         parse_pubchem_smiles(tmp_path / "absent.csv", DRUG_CIDS)
-    good = write_pubchem(tmp_path / "good.csv")
+    good = write_props(tmp_path / "good.csv")
     with pytest.raises(InputError, match="drug 'Erlotinib' has no valid PubChem CID"):
         parse_pubchem_smiles(good, pd.DataFrame({"drug": ["Erlotinib"], "pubchem_cid": [None]}))
     with pytest.raises(InputError, match="none of the 1 drugs"):
@@ -101,28 +105,14 @@ def test_attach_smiles_matches_spelling_variants_and_refuses_two_structures():
 
 # -------------------------------------------------------------------------------------------- GDSC
 
-GDSC_COLUMNS = ["DATASET", "NLME_RESULT_ID", "NLME_CURVE_ID", "COSMIC_ID", "CELL_LINE_NAME", "SANGER_MODEL_ID", "TCGA_DESC",
-                "DRUG_ID", "DRUG_NAME", "PUTATIVE_TARGET", "PATHWAY_NAME", "COMPANY_ID", "WEBRELEASE", "MIN_CONC", "MAX_CONC",
-                "LN_IC50", "AUC", "RMSE", "Z_SCORE"]
-
-
-def gdsc_rows(dataset, rows):
-    result_id = 343 if dataset == "GDSC2" else 342
-    return pd.DataFrame(
-        [[dataset, result_id, 15946310 + i, cosmic, name, f"SIDM{i:05d}", "LUAD", drug_id, drug, "EGFR", "EGFR signaling", 1045, "Y",
-          0.0078, 2.0, ln_ic50, 0.9, 0.08, 0.4] for i, (cosmic, name, drug_id, drug, ln_ic50) in enumerate(rows)],
-        columns=GDSC_COLUMNS,
-    )
-
-
-GDSC2 = gdsc_rows("GDSC2", [
+GDSC2 = gdsc_response_table("GDSC2", [
     (906826, "A549", 1168, "Erlotinib", 3.0),
     (906826, "A549", 1003, "Camptothecin", -1.5),
     (687983, "HCC827", 1168, "Erlotinib", -2.0),
     (687983, "HCC827", 1003, "Camptothecin", -1.0),
     (687983, "HCC827", 9999, "Unknownib", 1.0),  # no SMILES: dropped
 ])
-GDSC1 = gdsc_rows("GDSC1", [
+GDSC1 = gdsc_response_table("GDSC1", [
     (906826, "A549", 1, "Erlotinib", 5.0),  # also in GDSC2: GDSC2 wins
     (910927, "CAL-51", 1, "Erlotinib", 2.0),
     (910927, "CAL-51", 1005, "Cisplatin", 4.0),  # the same drug twice in one screen (two ids): averaged
@@ -136,8 +126,8 @@ def smiles_table():
 
 
 def test_gdsc_response_from_csv_resolves_duplicates(tmp_path, caplog):
-    GDSC1.to_csv(tmp_path / "GDSC1_fitted_dose_response_27Oct23.csv", index=False)
-    GDSC2.to_csv(tmp_path / "GDSC2_fitted_dose_response_27Oct23.csv", index=False)
+    write_gdsc_response(tmp_path / "GDSC1_fitted_dose_response_27Oct23.csv", GDSC1)
+    write_gdsc_response(tmp_path / "GDSC2_fitted_dose_response_27Oct23.csv", GDSC2)
     paths = [tmp_path / "GDSC1_fitted_dose_response_27Oct23.csv", tmp_path / "GDSC2_fitted_dose_response_27Oct23.csv"]
     with caplog.at_level(logging.WARNING):
         pairs = parse_gdsc_response(paths, smiles_table())
@@ -153,22 +143,22 @@ def test_gdsc_response_from_csv_resolves_duplicates(tmp_path, caplog):
 
 def test_gdsc_response_reads_xlsx(tmp_path):
     pytest.importorskip("openpyxl")
-    GDSC2.to_excel(tmp_path / "GDSC2_fitted_dose_response_27Oct23.xlsx", index=False)
+    write_gdsc_response(tmp_path / "GDSC2_fitted_dose_response_27Oct23.xlsx", GDSC2)
     pairs = parse_gdsc_response(tmp_path / "GDSC2_fitted_dose_response_27Oct23.xlsx", smiles_table())
     assert len(pairs) == 4 and set(pairs["cell_line"]) == {"906826", "687983"}
 
 
 def test_gdsc_response_bad_inputs(tmp_path):
     broken = GDSC2.drop(columns=["LN_IC50"])
-    broken.to_csv(tmp_path / "nolnic50.csv", index=False)
+    write_gdsc_response(tmp_path / "nolnic50.csv", broken)
     with pytest.raises(InputError, match=r"nolnic50.csv: missing column\(s\) LN_IC50"):
         parse_gdsc_response(tmp_path / "nolnic50.csv", smiles_table())
     nan = GDSC2.copy()
     nan.loc[1, "LN_IC50"] = np.nan
-    nan.to_csv(tmp_path / "nan.csv", index=False)
+    write_gdsc_response(tmp_path / "nan.csv", nan)
     with pytest.raises(InputError, match="nan.csv: 1 rows have a missing or non-numeric LN_IC50"):
         parse_gdsc_response(tmp_path / "nan.csv", smiles_table())
-    GDSC2.iloc[:0].to_csv(tmp_path / "empty.csv", index=False)
+    write_gdsc_response(tmp_path / "empty.csv", GDSC2.iloc[:0])
     with pytest.raises(InputError, match="empty.csv: no dose-response rows"):
         parse_gdsc_response(tmp_path / "empty.csv", smiles_table())
     (tmp_path / "fake.xlsx").write_text("not a workbook")
@@ -176,28 +166,26 @@ def test_gdsc_response_bad_inputs(tmp_path):
         parse_gdsc_response(tmp_path / "fake.xlsx", smiles_table())
     with pytest.raises(InputError, match="gone.xlsx: GDSC dose-response file not found"):
         parse_gdsc_response(tmp_path / "gone.xlsx", smiles_table())
-    GDSC2.to_csv(tmp_path / "ok.csv", index=False)
+    write_gdsc_response(tmp_path / "ok.csv", GDSC2)
     with pytest.raises(InputError, match="ok.csv: none of its 3 drugs has a SMILES"):
         parse_gdsc_response(tmp_path / "ok.csv", pd.DataFrame({"drug": ["Aspirin"], "smiles": [ASPIRIN]}))
 
 
-def write_gdsc_expression(path):
-    # tab-separated: GENE_SYMBOLS, GENE_title, DATA.<COSMIC_ID>...; a probe without a symbol, one symbol on two rows
-    lines = [
-        "GENE_SYMBOLS\tGENE_title\tDATA.906826\tDATA.687983\tDATA.910927",
-        "TSPAN6\ttetraspanin 6 [Source:HGNC Symbol;Acc:11858]\t7.632023\t7.548671\t8.712338",
-        "TNMD\ttenomodulin [Source:HGNC Symbol;Acc:17757]\t2.964585\t2.777716\t2.643508",
-        "\t\t3.1\t3.2\t3.3",
-        "DPM1\tdolichyl-phosphate mannosyltransferase polypeptide 1, catalytic subunit [Source:HGNC Symbol;Acc:3005]\t10.379553\t11.807341\t9.880733",
-        "DPM1\tduplicate probe set\t10.0\t11.0\t9.0",
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+# a probe without a symbol, one symbol on two rows
+GDSC_EXPRESSION = [
+    ("TSPAN6", "tetraspanin 6 [Source:HGNC Symbol;Acc:11858]", [7.632023, 7.548671, 8.712338]),
+    ("TNMD", "tenomodulin [Source:HGNC Symbol;Acc:17757]", [2.964585, 2.777716, 2.643508]),
+    ("", "", [3.1, 3.2, 3.3]),
+    ("DPM1", "dolichyl-phosphate mannosyltransferase polypeptide 1, catalytic subunit [Source:HGNC Symbol;Acc:3005]",
+     [10.379553, 11.807341, 9.880733]),
+    ("DPM1", "duplicate probe set", [10.0, 11.0, 9.0]),
+]
+GDSC_COSMIC = [906826, 687983, 910927]
 
 
 def test_gdsc_expression_follows_the_contract_and_matches_the_response_key(tmp_path):
-    txt = write_gdsc_expression(tmp_path / "Cell_line_RMA_proc_basalExp.txt")
-    GDSC2.to_csv(tmp_path / "GDSC2.csv", index=False)
+    txt = write_gdsc_expression(tmp_path / "Cell_line_RMA_proc_basalExp.txt", GDSC_COSMIC, GDSC_EXPRESSION)
+    write_gdsc_response(tmp_path / "GDSC2.csv", GDSC2)
     adata = parse_gdsc_expression(txt, names=tmp_path / "GDSC2.csv")
     assert adata.obs_names.tolist() == ["906826", "687983", "910927"]
     assert adata.obs["cell_line"].tolist() == adata.obs_names.tolist()
@@ -210,9 +198,7 @@ def test_gdsc_expression_follows_the_contract_and_matches_the_response_key(tmp_p
     validate_dataset(adata, "gdsc")  # CSR float32, finite, non-negative, unique genes
 
     # the zip that GDSC serves reads the same
-    with zipfile.ZipFile(tmp_path / "Cell_line_RMA_proc_basalExp.txt.zip", "w") as archive:
-        archive.write(txt, "Cell_line_RMA_proc_basalExp.txt")
-    zipped = parse_gdsc_expression(tmp_path / "Cell_line_RMA_proc_basalExp.txt.zip")
+    zipped = parse_gdsc_expression(write_gdsc_expression(tmp_path / "Cell_line_RMA_proc_basalExp.txt.zip", GDSC_COSMIC, GDSC_EXPRESSION))
     assert np.allclose(zipped.X.toarray(), adata.X.toarray())
 
     pairs = parse_gdsc_response(tmp_path / "GDSC2.csv", smiles_table())
@@ -225,13 +211,13 @@ def test_gdsc_expression_bad_inputs(tmp_path):
     (tmp_path / "wrong.txt").write_text("SYMBOL\tDATA.1\nA\t1.0\n")
     with pytest.raises(InputError, match="wrong.txt: missing column GENE_SYMBOLS"):
         parse_gdsc_expression(tmp_path / "wrong.txt")
-    (tmp_path / "nan.txt").write_text("GENE_SYMBOLS\tGENE_title\tDATA.1\tDATA.2\nA\ta\t1.0\t\n")
+    write_gdsc_expression(tmp_path / "nan.txt", [1, 2], [("A", "a", [1.0, ""])])
     with pytest.raises(InputError, match=r"nan.txt: 1 expression values are missing .*DATA.2"):
         parse_gdsc_expression(tmp_path / "nan.txt")
     (tmp_path / "odd.txt").write_text("GENE_SYMBOLS\tGENE_title\tDATA.1\tCOSMIC_2\nA\ta\t1.0\t2.0\n")
     with pytest.raises(InputError, match="odd.txt: column 'COSMIC_2'"):
         parse_gdsc_expression(tmp_path / "odd.txt")
-    (tmp_path / "header.txt").write_text("GENE_SYMBOLS\tGENE_title\tDATA.1\n")
+    write_gdsc_expression(tmp_path / "header.txt", [1], [])
     with pytest.raises(InputError, match="header.txt: no genes"):
         parse_gdsc_expression(tmp_path / "header.txt")
     with pytest.raises(InputError, match="missing.txt: GDSC expression file not found"):
@@ -240,15 +226,14 @@ def test_gdsc_expression_bad_inputs(tmp_path):
 
 def test_gdsc_drug_list_reads_pubchem_ids(tmp_path):
     # the compounds page download: drug_id, Name, Synonyms, Targets, Target pathway, PubCHEM, ...
-    (tmp_path / "Drug_list.csv").write_text(
-        "drug_id,Name,Synonyms,Targets,Target pathway,PubCHEM,Datasets,number of cell lines,Screening site\n"
-        '1168,Erlotinib,"Tarceva, RG-1415, CP-358774, OSI-774, Ro-508231, R-1415",EGFR,EGFR signaling,176870,GDSC2,808,SANGER\n'
-        "1003,Camptothecin,,TOP1,DNA replication,24360,GDSC2,969,SANGER\n"
-        '1005,Cisplatin,,DNA crosslinker,DNA replication,"84691, 5702198",GDSC1,680,MGH\n'
-        "1006,Cisplatin,,DNA crosslinker,DNA replication,84691,GDSC2,700,SANGER\n"
-        "1500,Compound X,,unknown,Other,none,GDSC2,10,SANGER\n"
-        "1501,Compound Y,,unknown,Other,several,GDSC2,10,SANGER\n"
-    )
+    write_gdsc_drug_list(tmp_path / "Drug_list.csv", [
+        (1168, "Erlotinib", "Tarceva, RG-1415, CP-358774, OSI-774, Ro-508231, R-1415", "EGFR", "EGFR signaling", 176870, "GDSC2"),
+        (1003, "Camptothecin", "", "TOP1", "DNA replication", 24360, "GDSC2"),
+        (1005, "Cisplatin", "", "DNA crosslinker", "DNA replication", "84691, 5702198", "GDSC1"),
+        (1006, "Cisplatin", "", "DNA crosslinker", "DNA replication", 84691, "GDSC2"),
+        (1500, "Compound X", "", "unknown", "Other", "none", "GDSC2"),
+        (1501, "Compound Y", "", "unknown", "Other", "several", "GDSC2"),
+    ])
     table = parse_gdsc_drug_list(tmp_path / "Drug_list.csv")
     assert table.to_dict("list") == {"drug": ["Erlotinib", "Camptothecin", "Cisplatin"], "pubchem_cid": [176870, 24360, 84691]}
     (tmp_path / "screened_compounds_rel_8.5.csv").write_text(
@@ -259,26 +244,15 @@ def test_gdsc_drug_list_reads_pubchem_ids(tmp_path):
 
 # -------------------------------------------------------------------------------------------- CCLE
 
-CCLE_HEADER = ('"CCLE Cell Line Name","Primary Cell Line Name","Compound","Target","Doses (uM)","Activity Data (median)",'
-               '"Activity SD","Num Data","FitType","EC50 (uM)","IC50 (uM)","Amax","ActArea"')
-DOSES = ".0025,.0080,.025,.080,.25,.80,2.53,8"
-
-
-def ccle_row(cell, primary, compound, target, ic50, ec50="NA", fit="Sigmoid"):
-    return (f'"{cell}","{primary}","{compound}","{target}","{DOSES}","-2.1,1.3,-4.6,-9.8,-21,-40,-63,-75",'
-            f'"3.2,2.8,4.1,2.2,3.9,5.0,3.3,2.7",8,"{fit}",{ec50},{ic50},-75,2.1')
-
-
-def write_ccle_drug_data(path, rows=None):
+def write_drug_data(path, rows=None):
     rows = rows if rows is not None else [
-        ccle_row("HELA_CERVIX", "HeLa", "Erlotinib", "EGFR", "8"),  # at the 8 uM cap
-        ccle_row("A549_LUNG", "A549", "Erlotinib", "EGFR", "2.5", ec50="1.9"),
-        ccle_row("A549_LUNG", "A549", "Paclitaxel", "TUBB1", ".012", ec50=".008"),
-        ccle_row("A549_LUNG", "A549", "ZD-6474", "EGFR", "3.6"),
-        ccle_row("SW480_LARGE_INTESTINE", "SW480", "L-685458", "GS", "8"),  # no SMILES: dropped
+        ccle_drug_row("HELA_CERVIX", "HeLa", "Erlotinib", "EGFR", "8"),  # at the 8 uM cap
+        ccle_drug_row("A549_LUNG", "A549", "Erlotinib", "EGFR", "2.5", ec50="1.9"),
+        ccle_drug_row("A549_LUNG", "A549", "Paclitaxel", "TUBB1", ".012", ec50=".008"),
+        ccle_drug_row("A549_LUNG", "A549", "ZD-6474", "EGFR", "3.6"),
+        ccle_drug_row("SW480_LARGE_INTESTINE", "SW480", "L-685458", "GS", "8"),  # no SMILES: dropped
     ]
-    path.write_text("\n".join([CCLE_HEADER, *rows]) + "\n")
-    return path
+    return write_ccle_drug_data(path, rows)
 
 
 def ccle_smiles():
@@ -288,7 +262,7 @@ def ccle_smiles():
 
 
 def test_ccle_response_converts_and_handles_the_cap(tmp_path, caplog):
-    path = write_ccle_drug_data(tmp_path / "CCLE_NP24.2009_Drug_data_2015.02.24.csv")
+    path = write_drug_data(tmp_path / "CCLE_NP24.2009_Drug_data_2015.02.24.csv")
     with caplog.at_level(logging.WARNING):
         pairs = parse_ccle_response(path, ccle_smiles())
     assert "L-685458" in caplog.text
@@ -305,30 +279,16 @@ def test_ccle_response_bad_inputs(tmp_path):
     (tmp_path / "renamed.csv").write_text('"Cell Line","Compound","IC50"\n"A549_LUNG","Erlotinib",2.5\n')
     with pytest.raises(InputError, match=r"renamed.csv: missing column\(s\) 'CCLE Cell Line Name', 'IC50 \(uM\)'"):
         parse_ccle_response(tmp_path / "renamed.csv", ccle_smiles())
-    write_ccle_drug_data(tmp_path / "na.csv", [ccle_row("A549_LUNG", "A549", "Erlotinib", "EGFR", "NA")])
+    write_drug_data(tmp_path / "na.csv", [ccle_drug_row("A549_LUNG", "A549", "Erlotinib", "EGFR", "NA")])
     with pytest.raises(InputError, match=r"na.csv: 1 rows have a missing, non-numeric or non-positive 'IC50 \(uM\)'"):
         parse_ccle_response(tmp_path / "na.csv", ccle_smiles())
-    write_ccle_drug_data(tmp_path / "header_only.csv", [])
+    write_drug_data(tmp_path / "header_only.csv", [])
     with pytest.raises(InputError, match="header_only.csv: no drug-response rows"):
         parse_ccle_response(tmp_path / "header_only.csv", ccle_smiles())
 
 
-MODEL_HEADER = ("ModelID,PatientID,CellLineName,StrippedCellLineName,DepmapModelType,OncotreeLineage,OncotreePrimaryDisease,"
-                "OncotreeSubtype,OncotreeCode,PatientSubtypeFeatures,RRID,Age,AgeCategory,Sex,PatientRace,PrimaryOrMetastasis,"
-                "SampleCollectionSite,SourceType,SourceDetail,CatalogNumber,ModelType,TissueOrigin,ModelDerivationMaterial,"
-                "ModelTreatment,PatientTreatmentStatus,PatientTreatmentType,PatientTreatmentDetails,Stage,StagingSystem,"
-                "PatientTumorGrade,PatientTreatmentResponse,GrowthPattern,OnboardedMedia,FormulationID,SerumFreeMedia,"
-                "PlateCoating,EngineeredModel,EngineeredModelDetails,CulturedResistanceDrug,PublicComments,CCLEName,HCMIID,"
-                "ModelAvailableInDbgap,ModelSubtypeFeatures,WTSIMasterCellID,SangerModelID,COSMICID").split(",")
-
-
-def write_models(path):
-    rows = [("ACH-000001", "NIH:OVCAR-3", "OVCAR3_OVARY", "905933"), ("ACH-000681", "A549", "A549_LUNG", "905949"),
-            ("ACH-001086", "HeLa", "HELA_CERVIX", ""), ("ACH-003000", "PDO-1", "", "")]  # an organoid without CCLE name
-    table = pd.DataFrame([{**dict.fromkeys(MODEL_HEADER, ""), "ModelID": m, "CellLineName": n, "CCLEName": c, "COSMICID": k}
-                          for m, n, c, k in rows], columns=MODEL_HEADER)
-    table.to_csv(path, index=False)
-    return path
+MODELS = [("ACH-000001", "NIH:OVCAR-3", "OVCAR3_OVARY", "905933"), ("ACH-000681", "A549", "A549_LUNG", "905949"),
+          ("ACH-001086", "HeLa", "HELA_CERVIX", ""), ("ACH-003000", "PDO-1", "", "")]  # an organoid without CCLE name
 
 
 GENES = ["TSPAN6 (7105)", "TNMD (64102)", "DPM1 (8813)"]
@@ -337,9 +297,8 @@ VALUES = {"ACH-000001": [4.33, 0.0, 7.1], "ACH-000681": [3.1, 0.2, 6.5], "ACH-00
 
 def test_ccle_expression_old_layout(tmp_path):
     # up to 24Q2: OmicsExpressionProteinCodingGenesTPMLogp1.csv, first column unnamed = ModelID
-    table = pd.DataFrame.from_dict(VALUES, orient="index", columns=GENES)
-    table.to_csv(tmp_path / "OmicsExpressionProteinCodingGenesTPMLogp1.csv")
-    adata = parse_ccle_expression(tmp_path / "OmicsExpressionProteinCodingGenesTPMLogp1.csv", write_models(tmp_path / "Model.csv"))
+    write_depmap_expression(tmp_path / "OmicsExpressionProteinCodingGenesTPMLogp1.csv", GENES, VALUES.items())
+    adata = parse_ccle_expression(tmp_path / "OmicsExpressionProteinCodingGenesTPMLogp1.csv", write_depmap_models(tmp_path / "Model.csv", MODELS))
     assert adata.obs_names.tolist() == ["OVCAR3_OVARY", "A549_LUNG", "HELA_CERVIX"]  # the organoid has no CCLE name
     assert adata.obs["model_id"].tolist() == ["ACH-000001", "ACH-000681", "ACH-001086"]
     assert adata.var_names.tolist() == ["DPM1", "TNMD", "TSPAN6"] and adata.var["entrez_id"].tolist() == [8813, 64102, 7105]
@@ -350,31 +309,25 @@ def test_ccle_expression_old_layout(tmp_path):
 
 def test_ccle_expression_new_layout_keeps_default_entries_and_matches_the_response(tmp_path):
     # 25Q2+: OmicsExpressionTPMLogp1HumanProteinCodingGenes.csv, one row per sequencing, metadata columns first
-    rows = []
-    for i, (model, values) in enumerate(VALUES.items()):
-        rows.append([i, f"CDS-{i:06d}", model, "Yes", f"MC-{i:06d}-a", "Yes", *values])
-    rows.append([4, "CDS-000099", "ACH-000681", "No", "MC-000001-b", "No", 9.0, 9.0, 9.0])  # a second, non-default profile
-    header = ["", "SequencingID", "ModelID", "IsDefaultEntryForModel", "ModelConditionID", "IsDefaultEntryForMC", *GENES]
-    pd.DataFrame(rows, columns=header).to_csv(tmp_path / "OmicsExpressionTPMLogp1HumanProteinCodingGenes.csv", index=False)
-    adata = parse_ccle_expression(tmp_path / "OmicsExpressionTPMLogp1HumanProteinCodingGenes.csv", write_models(tmp_path / "Model.csv"))
+    rows = [(model, values, True) for model, values in VALUES.items()] + [("ACH-000681", [9.0, 9.0, 9.0], False)]  # a non-default profile
+    write_depmap_expression(tmp_path / "OmicsExpressionTPMLogp1HumanProteinCodingGenes.csv", GENES, rows, layout="new")
+    adata = parse_ccle_expression(tmp_path / "OmicsExpressionTPMLogp1HumanProteinCodingGenes.csv", write_depmap_models(tmp_path / "Model.csv", MODELS))
     assert adata.obs_names.tolist() == ["OVCAR3_OVARY", "A549_LUNG", "HELA_CERVIX"]
     assert adata.to_df().loc["A549_LUNG", "TSPAN6"] == pytest.approx(3.1)  # not the 9.0 of the non-default profile
 
-    pairs = parse_ccle_response(write_ccle_drug_data(tmp_path / "drug.csv"), ccle_smiles())
+    pairs = parse_ccle_response(write_drug_data(tmp_path / "drug.csv"), ccle_smiles())
     pairs.to_csv(tmp_path / "ccle.response.tsv", sep="\t", index=False)
     table = read_response_table(tmp_path / "ccle.response.tsv", adata)
     assert set(table["cell_line"]) == {"A549_LUNG", "HELA_CERVIX"}
 
 
 def test_ccle_expression_bad_inputs(tmp_path):
-    models = write_models(tmp_path / "Model.csv")
+    models = write_depmap_models(tmp_path / "Model.csv", MODELS)
     pd.DataFrame({"ModelID": ["ACH-000001"], "CellLineName": ["x"]}).to_csv(tmp_path / "NoName.csv", index=False)
-    table = pd.DataFrame.from_dict(VALUES, orient="index", columns=GENES)
-    table.to_csv(tmp_path / "expr.csv")
+    write_depmap_expression(tmp_path / "expr.csv", GENES, VALUES.items())
     with pytest.raises(InputError, match=r"NoName.csv: missing column\(s\) CCLEName"):
         parse_ccle_expression(tmp_path / "expr.csv", tmp_path / "NoName.csv")
-    table.iloc[1, 2] = np.nan
-    table.to_csv(tmp_path / "nan.csv")
+    write_depmap_expression(tmp_path / "nan.csv", GENES, {**VALUES, "ACH-000681": [3.1, 0.2, np.nan]}.items())
     with pytest.raises(InputError, match=r"nan.csv: 1 expression values are missing .*ACH-000681, DPM1 \(8813\)"):
         parse_ccle_expression(tmp_path / "nan.csv", models)
     pd.DataFrame({"gene": ["A"], "x": [1.0]}).to_csv(tmp_path / "notdepmap.csv", index=False)
@@ -384,31 +337,27 @@ def test_ccle_expression_bad_inputs(tmp_path):
 
 # ------------------------------------------------------------------------------------------ STRING
 
-def write_gz(path, text):
-    with gzip.open(path, "wt", encoding="utf-8") as handle:
-        handle.write(text)
-    return path
+STRING_PROTEINS = [
+    ("9606.ENSP00000000233", "ARF5", 180, "ADP-ribosylation factor 5; GTP-binding protein that functions as an allosteric activator"),
+    ("9606.ENSP00000000412", "M6PR", 277, 'Cation-dependent mannose-6-phosphate receptor; "Transport of phosphorylated lysosomal enzymes"'),
+    ("9606.ENSP00000001008", "FKBP4", 459, "Peptidyl-prolyl cis-trans isomerase FKBP4"),
+    ("9606.ENSP00000002125", "FKBP4", 300, "an isoform listed under the same gene"),
+    ("9606.ENSP00000001146", "CYP26B1", 512, "Cytochrome P450 26B1"),
+]
+STRING_LINKS = [
+    ("9606.ENSP00000000233", "9606.ENSP00000000412", 400),
+    ("9606.ENSP00000000412", "9606.ENSP00000000233", 400),
+    ("9606.ENSP00000000233", "9606.ENSP00000001008", 900),
+    ("9606.ENSP00000002125", "9606.ENSP00000000233", 950),  # another protein of FKBP4: the pair keeps 950
+    ("9606.ENSP00000001008", "9606.ENSP00000002125", 999),  # FKBP4-FKBP4 after merging: a self loop, dropped
+    ("9606.ENSP00000001146", "9606.ENSP00000000412", 151),
+    ("9606.ENSP00000009999", "9606.ENSP00000000233", 800),  # not in the info file: dropped
+]
 
 
-def string_files(tmp_path, links=None):
-    info = write_gz(tmp_path / "9606.protein.info.v12.0.txt.gz",
-                    "#string_protein_id\tpreferred_name\tprotein_size\tannotation\n"
-                    "9606.ENSP00000000233\tARF5\t180\tADP-ribosylation factor 5; GTP-binding protein that functions as an allosteric activator\n"
-                    "9606.ENSP00000000412\tM6PR\t277\tCation-dependent mannose-6-phosphate receptor; \"Transport of phosphorylated lysosomal enzymes\"\n"
-                    "9606.ENSP00000001008\tFKBP4\t459\tPeptidyl-prolyl cis-trans isomerase FKBP4\n"
-                    "9606.ENSP00000002125\tFKBP4\t300\tan isoform listed under the same gene\n"
-                    "9606.ENSP00000001146\tCYP26B1\t512\tCytochrome P450 26B1\n")
-    links = links if links is not None else (
-        "protein1 protein2 combined_score\n"
-        "9606.ENSP00000000233 9606.ENSP00000000412 400\n"
-        "9606.ENSP00000000412 9606.ENSP00000000233 400\n"
-        "9606.ENSP00000000233 9606.ENSP00000001008 900\n"
-        "9606.ENSP00000002125 9606.ENSP00000000233 950\n"  # another protein of FKBP4: the pair keeps 950
-        "9606.ENSP00000001008 9606.ENSP00000002125 999\n"  # FKBP4-FKBP4 after merging: a self loop, dropped
-        "9606.ENSP00000001146 9606.ENSP00000000412 151\n"
-        "9606.ENSP00000009999 9606.ENSP00000000233 800\n"  # not in the info file: dropped
-    )
-    return write_gz(tmp_path / "9606.protein.links.v12.0.txt.gz", links), info
+def string_files(tmp_path, links=STRING_LINKS):
+    info = write_string_info(tmp_path / "9606.protein.info.v12.0.txt.gz", STRING_PROTEINS)
+    return write_string_links(tmp_path / "9606.protein.links.v12.0.txt.gz", links), info
 
 
 def test_string_gives_one_row_per_gene_pair(tmp_path, caplog):
@@ -428,16 +377,17 @@ def test_string_gives_one_row_per_gene_pair(tmp_path, caplog):
 
 
 def test_string_bad_inputs(tmp_path):
-    links, info = string_files(tmp_path, links="protein1\tprotein2\tcombined_score\n9606.ENSP00000000233\t9606.ENSP00000000412\t400\n")
+    links, info = string_files(tmp_path)
+    write_text(links, "protein1\tprotein2\tcombined_score\n9606.ENSP00000000233\t9606.ENSP00000000412\t400\n")  # tabs, not spaces
     with pytest.raises(InputError, match=r"9606.protein.links.v12.0.txt.gz: missing column\(s\)"):
         parse_string(links, info)
-    links, info = string_files(tmp_path, links="protein1 protein2 combined_score\n9606.ENSP00000000233 9606.ENSP00000000412 high\n")
+    links, info = string_files(tmp_path, links=[("9606.ENSP00000000233", "9606.ENSP00000000412", "high")])
     with pytest.raises(InputError, match="links.v12.0.txt.gz: 1 combined_score values are missing or not numbers"):
         parse_string(links, info)
     links, info = string_files(tmp_path)
     with pytest.raises(InputError, match="links.v12.0.txt.gz: no interaction .* score >= 1000"):
         parse_string(links, info, min_score=1000)
-    bad_info = write_gz(tmp_path / "info.txt.gz", "string_protein_id preferred_name\n9606.ENSP00000000233 ARF5\n")
+    bad_info = write_text(tmp_path / "info.txt.gz", "string_protein_id preferred_name\n9606.ENSP00000000233 ARF5\n")
     with pytest.raises(InputError, match=r"info.txt.gz: missing column\(s\) #string_protein_id"):
         parse_string(links, bad_info)
     with pytest.raises(InputError, match="nothere.txt.gz: STRING links file not found"):
