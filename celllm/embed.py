@@ -51,6 +51,9 @@ class CellEmbedder:
     def __call__(self, adata: ad.AnnData, source: str = "data", progress: bool = False) -> tuple[np.ndarray, int]:
         """Embeddings of every cell of a validated AnnData, and how many of its genes the vocabulary lacks."""
         cells = tokenize(adata.X, adata.var_names, self.vocab, self.cfg.tokens, source)
+        if cells.n_truncated_cells:
+            log.info("%s: %d of %d cells have more than %d expressed genes and keep %s", source, cells.n_truncated_cells, len(cells),
+                     self.cfg.tokens.max_len - 1, "their most expressed ones" if self.cfg.tokens.truncation == "top_expressed" else "the first ones in vocabulary order")
         return embed_tokens(self.encoder, cells, self.cfg.tokens, self.batch_size, self.device, progress), cells.n_dropped_genes
 
 

@@ -1,8 +1,11 @@
 """Cells as token sequences: the non-zero genes of each cell, with a [CLS] in front.
 
 Each token is a pair (gene id, expression bin). Zero genes are dropped, not
-binned, as in the released code; cells longer than `max_len - 1` genes are cut
-in vocabulary order. Batches are padded only to their own longest cell.
+binned, as in the released code. Cells with more than `max_len - 1` non-zero
+genes keep their most expressed ones by default; the released code keeps the
+first ones in vocabulary order, which for bulk profiles (almost every gene
+non-zero) means the alphabetically first genes (`truncation: vocabulary_order`).
+Batches are padded only to their own longest cell.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from celllm.errors import InputError
 from celllm.options import Options
 from celllm.preprocess import BINNINGS, bin_values, normalize_log2
 
+# How a cell longer than max_len - 1 genes is cut: keep its most expressed genes (ties in
+# vocabulary order), or its first genes in vocabulary order as the released code does.
+TRUNCATIONS = ("top_expressed", "vocabulary_order")
+
 
 @dataclass(frozen=True)
 class TokenConfig(Options):
@@ -29,10 +36,13 @@ class TokenConfig(Options):
     n_bins: int = 6  # released code: bins 0..5
     target_sum: float = 1e4  # normalize_total target before log2(1 + x)
     max_len: int = 6000  # tokens per cell including [CLS] (released code)
+    truncation: str = "top_expressed"  # or "vocabulary_order" (released code); see TRUNCATIONS
 
     def __post_init__(self):
         if self.binning not in BINNINGS:
             raise ValueError(f"unknown binning '{self.binning}' (choose from {', '.join(BINNINGS)})")
+        if self.truncation not in TRUNCATIONS:
+            raise ValueError(f"unknown truncation '{self.truncation}' (choose from {', '.join(TRUNCATIONS)})")
         if self.n_bins < 2 or self.max_len < 2:
             raise ValueError("n_bins and max_len must be at least 2")
 
@@ -126,6 +136,7 @@ class TokenizedCells:
     gene_ids: np.ndarray  # int64 vocabulary ids, ascending within a cell
     bins: np.ndarray  # int64 expression bins
     n_dropped_genes: int = 0  # genes of the input absent from the vocabulary
+    n_truncated_cells: int = 0  # cells cut to max_len - 1 genes
 
     def __len__(self) -> int:
         return len(self.indptr) - 1
@@ -159,14 +170,34 @@ def tokenize(X: sp.csr_matrix, genes, vocab: Vocabulary, cfg: TokenConfig, sourc
     Xn.eliminate_zeros()
     bins = bin_values(Xn, cfg.binning, cfg.n_bins)
     indptr, gene_ids = Xn.indptr.astype(np.int64), Xn.indices.astype(np.int64)
-    # cut long cells to max_len - 1 genes in vocabulary order
-    limit = cfg.max_len - 1
     lengths = np.diff(indptr)
-    if (lengths > limit).any():
-        keep = np.concatenate([np.arange(s, s + min(n, limit)) for s, n in zip(indptr[:-1], lengths)])
+    n_truncated = int((lengths > cfg.max_len - 1).sum())
+    if n_truncated:
+        keep = _kept_tokens(Xn, cfg.max_len - 1, cfg.truncation)
         gene_ids, bins = gene_ids[keep], bins[keep]
-        indptr = np.concatenate([[0], np.cumsum(np.minimum(lengths, limit))])
-    return TokenizedCells(indptr, gene_ids, bins, n_dropped_genes=int((~known).sum()))
+        indptr = np.concatenate([[0], np.cumsum(np.minimum(lengths, cfg.max_len - 1))])
+    return TokenizedCells(indptr, gene_ids, bins, n_dropped_genes=int((~known).sum()), n_truncated_cells=n_truncated)
+
+
+def _kept_tokens(X: sp.csr_matrix, limit: int, truncation: str) -> np.ndarray:
+    """Mask of the stored values of X (rows sorted by gene id) kept when each row is cut to `limit`.
+
+    Each value's rank within its row, in the truncation's order: by gene id
+    (vocabulary order), or by decreasing value with ties by gene id. Vectorised:
+    one stable sort of all values of the long rows, no per-cell loop.
+    """
+    lengths = np.diff(X.indptr)
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    rank = np.arange(X.nnz) - X.indptr[row]  # position within the row = vocabulary order
+    if truncation == "top_expressed":
+        long_rows = lengths > limit
+        values = np.flatnonzero(long_rows[row])  # the values of the long rows, row by row
+        # by row, then by decreasing value; lexsort is stable, so ties stay in vocabulary order
+        order = values[np.lexsort((-X.data[values], row[values]))]
+        long_lengths = lengths[long_rows]
+        row_start = np.repeat(np.cumsum(long_lengths) - long_lengths, long_lengths)
+        rank[order] = np.arange(len(order)) - row_start
+    return rank < limit
 
 
 def pad_batch(sequences: list[tuple[np.ndarray, np.ndarray]], vocab_size: int, cfg: TokenConfig) -> dict[str, torch.Tensor]:

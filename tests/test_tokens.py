@@ -38,11 +38,30 @@ def test_tokenize_keeps_nonzero_vocabulary_genes_in_vocab_order():
     assert cells.cell(1)[0].tolist() == [2]
 
 
-def test_tokenize_cuts_long_cells_in_gene_order():
+def test_tokenize_cuts_long_cells_in_gene_order_when_asked():
     X = sp.csr_matrix(np.ones((2, 10), dtype=np.float32))
-    cells = tokenize(X, [f"G{i}" for i in range(10)], Vocabulary([f"G{i}" for i in range(10)]), TokenConfig(max_len=4))
-    assert cells.lengths().tolist() == [3, 3]
+    cfg = TokenConfig(max_len=4, truncation="vocabulary_order")  # the released code's cut
+    cells = tokenize(X, [f"G{i}" for i in range(10)], Vocabulary([f"G{i}" for i in range(10)]), cfg)
+    assert cells.lengths().tolist() == [3, 3] and cells.n_truncated_cells == 2
     assert cells.cell(1)[0].tolist() == [0, 1, 2]
+
+
+def test_bulk_profiles_keep_their_most_expressed_genes():
+    """A bulk profile has every gene non-zero: cut in vocabulary order it would keep only the
+    alphabetically first genes; by default it keeps the most expressed (ties in vocabulary order)."""
+    genes = ["ABCA1", "ACTB", "BRCA1", "EGFR", "GAPDH", "MKI67", "TP53", "ZNF1"]
+    bulk = np.array([[3.0, 900.0, 5.0, 40.0, 800.0, 40.0, 2.0, 1.0],  # every gene expressed, as in GDSC/CCLE
+                     [0.0, 0.0, 0.0, 0.0, 7.0, 0.0, 0.0, 2.0]], dtype=np.float32)  # a short cell: untouched
+    vocab = Vocabulary(genes)
+    cells = tokenize(sp.csr_matrix(bulk), genes, vocab, TokenConfig(max_len=5))  # 4 genes + [CLS]
+    assert [vocab.genes[i] for i in cells.cell(0)[0]] == ["ACTB", "EGFR", "GAPDH", "MKI67"]  # EGFR/MKI67 tie: both kept
+    assert [vocab.genes[i] for i in cells.cell(1)[0]] == ["GAPDH", "ZNF1"] and cells.n_truncated_cells == 1
+    three = tokenize(sp.csr_matrix(bulk), genes, vocab, TokenConfig(max_len=4))
+    assert [vocab.genes[i] for i in three.cell(0)[0]] == ["ACTB", "EGFR", "GAPDH"]  # of the tie, the first in vocabulary order
+    released = tokenize(sp.csr_matrix(bulk), genes, vocab, TokenConfig(max_len=5, truncation="vocabulary_order"))
+    assert [vocab.genes[i] for i in released.cell(0)[0]] == ["ABCA1", "ACTB", "BRCA1", "EGFR"]
+    with pytest.raises(ValueError, match="unknown truncation 'first'"):
+        TokenConfig(truncation="first")
 
 
 def test_tokenize_without_known_genes_fails_clearly():

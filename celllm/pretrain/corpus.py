@@ -35,6 +35,7 @@ def concat_tokens(parts: list[TokenizedCells]) -> TokenizedCells:
         gene_ids=np.concatenate([p.gene_ids for p in parts]),
         bins=np.concatenate([p.bins for p in parts]),
         n_dropped_genes=sum(p.n_dropped_genes for p in parts),
+        n_truncated_cells=sum(p.n_truncated_cells for p in parts),
     )
 
 
