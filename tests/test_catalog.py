@@ -6,19 +6,19 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from celllm.data.catalog import CATALOG, build_dataset, read_sources, to_linear_scale
+from celllm.data.catalog import CATALOG, address_sources, build_dataset, read_sources, resolve_address, to_linear_scale
 from celllm.data.genes import GeneSymbols
 from celllm.errors import InputError
-from tests.test_genes import HGNC
+from tests.fixtures.formats import HGNC_GENES, write_gdsc_drug_list, write_hgnc
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
-def test_every_catalog_source_is_in_the_source_table_or_derived():
+def test_every_catalog_source_is_in_the_source_table():
     sources = read_sources(ROOT / "config" / "datasets.tsv")
     for entry in CATALOG.values():
         for source in entry.sources:
-            assert source in sources.index or source == "pubchem_smiles", (entry.name, source)
+            assert source in sources.index, (entry.name, source)
     assert {"hgnc", "string_links", "string_info"} <= set(sources.index)
     assert all(url.startswith(("https://", "manual:https://")) for url in sources["url"])
     assert all(len(s) == 64 or s == "-" for s in sources["sha256"])
@@ -28,6 +28,25 @@ def test_source_table_errors_are_named(tmp_path):
     (tmp_path / "d.tsv").write_text("id\tfile\nx\ty\n")
     with pytest.raises(InputError, match="d.tsv: missing column"):
         read_sources(tmp_path / "d.tsv")
+    header = "id\tfile\turl\tformat\tsha256\tcitation_licence\tsource_of_facts\n"
+    (tmp_path / "typo.tsv").write_text(header + "p\tp.csv\thttps://x/{pubchem_cid}/CSV\tcsv\t-\tc\ts\n")
+    with pytest.raises(InputError, match=r"typo.tsv: row 'p': unknown field \{pubchem_cid\}"):
+        read_sources(tmp_path / "typo.tsv")
+    (tmp_path / "orphan.tsv").write_text(header + "p\tp.csv\thttps://x/{pubchem_cids}/CSV\tcsv\t-\tc\ts\n")
+    with pytest.raises(InputError, match="orphan.tsv: the address of 'p' reads source 'gdsc_drug_list', which has no row"):
+        read_sources(tmp_path / "orphan.tsv")
+
+
+def test_pubchem_address_is_filled_with_the_cids_of_the_gdsc_drug_list(tmp_path):
+    sources = read_sources(ROOT / "config" / "datasets.tsv")
+    url = sources.loc["pubchem_smiles", "url"]
+    assert address_sources(url) == ["gdsc_drug_list"] and address_sources(sources.loc["hgnc", "url"]) == []
+    drugs = write_gdsc_drug_list(tmp_path / "Drug_list.csv", [(1168, "Erlotinib", "", "EGFR", "EGFR signaling", 176870, "GDSC2"),
+                                                              (1003, "Camptothecin", "", "TOP1", "DNA replication", 24360, "GDSC2")])
+    assert resolve_address(url, {"gdsc_drug_list": drugs}) == (
+        "https://pubchem.ncbi.nlm.nih.gov/rest/pug/compound/cid/176870,24360/property/SMILES,ConnectivitySMILES/CSV")
+    with pytest.raises(InputError, match="needs the file of source 'gdsc_drug_list'"):
+        resolve_address(url, {})
 
 
 def test_log_scale_sources_return_to_a_linear_scale():
@@ -37,7 +56,7 @@ def test_log_scale_sources_return_to_a_linear_scale():
 
 
 def test_build_dataset_harmonises_genes_validates_and_writes(tmp_path, monkeypatch):
-    (tmp_path / "hgnc.txt").write_text(HGNC)
+    write_hgnc(tmp_path / "hgnc.txt", HGNC_GENES)
     toy = ad.AnnData(sp.csr_matrix(np.array([[1, 2, 0], [0, 3, 4]], dtype=np.float32)),
                      obs=pd.DataFrame({"cell_type": ["a", "b"]}, index=["c1", "c2"]),
                      var=pd.DataFrame(index=["SEPT7", "ENSG00000121410", "NOVEL1"]))
@@ -54,7 +73,7 @@ def test_build_dataset_harmonises_genes_validates_and_writes(tmp_path, monkeypat
 
 
 def test_string_edges_in_approved_symbols(tmp_path):
-    (tmp_path / "hgnc.txt").write_text(HGNC)
+    write_hgnc(tmp_path / "hgnc.txt", HGNC_GENES)
     edges = pd.DataFrame({"gene_a": ["SEPT7", "MARCHF1", "SEPTIN7", "A1BG"], "gene_b": ["MARCH1", "SEPTIN7", "SEPTIN7", "ENSG00000999999"], "score": [500, 900, 999, 700]})
     out = GeneSymbols.from_hgnc(tmp_path / "hgnc.txt").harmonise_edges(edges)
     assert out.to_dict("records") == [{"gene_a": "MARCHF1", "gene_b": "SEPTIN7", "score": 900}]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from celllm.data.download import extract, fetch, sha256_of
+from celllm.data.download import extract, fetch, pin, pin_sources, sha256_of
 from celllm.errors import InputError
 
 DATA = os.urandom(300_000)
@@ -278,6 +278,43 @@ def test_bad_arguments(server, tmp_path):
     bad_lock.write_text("name\thash\nx\ty\n")
     with pytest.raises(InputError, match="lock file needs the columns"):
         fetch(server.url("/a.bin"), tmp_path / "c.bin", lock=bad_lock, **FAST)
+
+
+def test_manual_source_says_where_to_get_it_and_where_to_save_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lock = tmp_path / "lock.tsv"
+    with pytest.raises(InputError) as error:
+        fetch("manual:https://example.org/compounds", Path("raw/drugs/Drug_list.csv"), lock=lock, key="drugs", **FAST)
+    message = str(error.value)
+    assert "\n" not in message and "get it from https://example.org/compounds" in message
+    assert f"save it as {tmp_path / 'raw/drugs/Drug_list.csv'}," in message  # absolute: right from any folder
+    assert not (tmp_path / "raw").exists() and not lock.exists()
+    placed = tmp_path / "raw/drugs/Drug_list.csv"
+    placed.parent.mkdir(parents=True)
+    placed.write_text("drug_id,Name\n")
+    assert fetch("manual:https://example.org/compounds", placed, lock=lock, key="drugs", **FAST) == placed
+    assert sha(b"drug_id,Name\n") in lock.read_text()  # pinned on first use
+
+
+def test_pin_records_once_then_verifies_files_and_folders(tmp_path):
+    lock = tmp_path / "lock.tsv"
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    (folder / "a.RData").write_bytes(b"a")
+    (folder / ".DS_Store").write_bytes(b"ignored")
+    first = pin(folder, "panglaodb", lock, "manual:https://panglaodb.se")
+    (folder / ".DS_Store").write_bytes(b"still ignored")
+    assert pin(folder, "panglaodb", lock) == first == sha256_of(folder)
+    (folder / "b.RData").write_bytes(b"b")  # a sample added: no longer the pinned folder
+    with pytest.raises(InputError, match=r"samples: sha256 \w+ differs from the one pinned for 'panglaodb' in .*lock.tsv"):
+        pin(folder, "panglaodb", lock)
+    single = tmp_path / "x.csv"
+    single.write_text("x")
+    pin_sources({"x": single}, {"x": {"url": "manual:page", "sha256": "-"}}, lock)
+    with pytest.raises(InputError, match="differs from the one the source table gives for 'x'"):
+        pin_sources({"x": single}, {"x": {"url": "manual:page", "sha256": sha(b"y")}}, lock)
+    with pytest.raises(InputError, match="gone.csv: not found"):
+        pin(tmp_path / "gone.csv", "gone", lock)
 
 
 # ---------------------------------------------------------------- extract

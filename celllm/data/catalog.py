@@ -10,6 +10,7 @@ normalises and logs it itself), validates and writes atomically.
 from __future__ import annotations
 
 import logging
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RealDataset:
     name: str
-    sources: tuple[str, ...]  # ids of config/datasets.tsv (or derived downloads) the builder reads
+    sources: tuple[str, ...]  # ids of config/datasets.tsv the builder reads
     build: Callable[[dict[str, Path]], object]
     response: bool = False  # a drug-response dataset: (cell-line AnnData, response table)
     summary: str = ""
@@ -163,6 +164,43 @@ def build_dataset(name: str, files: dict, hgnc, out_h5ad, out_response=None) -> 
 SOURCE_COLUMNS = ["id", "file", "url", "format", "sha256", "citation_licence", "source_of_facts"]
 
 
+def _gdsc_cids(path) -> str:
+    from celllm.data.sources.gdsc import parse_gdsc_drug_list
+    from celllm.data.sources.smiles import pubchem_cid_list
+
+    return pubchem_cid_list(parse_gdsc_drug_list(path)["pubchem_cid"])
+
+
+# Fields an address of the source table may hold, each filled from another source's
+# file: PubChem's query lists the CIDs of GDSC's compound list. field -> (source, reader)
+ADDRESS_FIELDS: dict[str, tuple[str, Callable[[Path], str]]] = {"pubchem_cids": ("gdsc_drug_list", _gdsc_cids)}
+
+
+def address_fields(url: str, where: str = "address") -> list[str]:
+    """The {fields} of an address, in order; InputError naming `where` for an unknown one."""
+    fields = [name for _, name, _, _ in string.Formatter().parse(url) if name is not None]
+    unknown = [f for f in fields if f not in ADDRESS_FIELDS]
+    if unknown:
+        raise InputError(f"{where}: unknown field {{{unknown[0]}}} in address {url} (known: {', '.join(ADDRESS_FIELDS)})")
+    return fields
+
+
+def address_sources(url: str) -> list[str]:
+    """The sources whose files fill an address's fields (none for a plain address)."""
+    return [ADDRESS_FIELDS[f][0] for f in address_fields(url)]
+
+
+def resolve_address(url: str, files: dict) -> str:
+    """The address with its fields filled from the files of `address_sources(url)` (source id -> path)."""
+    values = {}
+    for field in address_fields(url):
+        source, read = ADDRESS_FIELDS[field]
+        if source not in files:
+            raise InputError(f"address {url}: field {{{field}}} needs the file of source '{source}'")
+        values[field] = read(Path(files[source]))
+    return url.format(**values)
+
+
 def read_sources(path) -> pd.DataFrame:
     """config/datasets.tsv: one row per downloaded file, indexed by id (lines starting with '#' are comments)."""
     table = read_annotated_tsv(path, "source table")
@@ -171,4 +209,10 @@ def read_sources(path) -> pd.DataFrame:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
     if table["id"].duplicated().any():
         raise InputError(f"{path}: duplicated source id '{table.loc[table['id'].duplicated(), 'id'].iloc[0]}'")
-    return table.set_index("id")
+    table = table.set_index("id")
+    for source, url in table["url"].items():
+        for field in address_fields(url, f"{path}: row '{source}'"):
+            needed = ADDRESS_FIELDS[field][0]
+            if needed not in table.index:
+                raise InputError(f"{path}: the address of '{source}' reads source '{needed}', which has no row")
+    return table

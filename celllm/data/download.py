@@ -9,6 +9,10 @@ key, sha256, url), else it records the hash there, so that the first download
 pins the data and every later run verifies it. Only a verified file is renamed
 to `dest`, in one `os.replace`, so a killed or failed download never looks
 complete, and a `dest` that already verifies is not downloaded again.
+A `manual:PAGE` address names a page where a person gets the file: `fetch`
+then stops with one line saying where to get it and where (absolute path) to
+save it. `pin` verifies a file, or a folder of files, against its row of the
+lock, or records it there on first use: how files placed by hand are pinned.
 `extract` unpacks .tar(.gz/.bz2/.xz), .zip and single-file .gz archives into
 a temporary sibling folder that is renamed to the target only when every member
 is out, and refuses members that would land outside it (absolute paths, `..`,
@@ -48,9 +52,10 @@ try:  # POSIX: serialise concurrent writers of one lock file (parallel Snakemake
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["fetch", "extract", "sha256_of"]
+__all__ = ["fetch", "pin", "pin_sources", "table_sha256", "extract", "sha256_of", "MANUAL"]
 
 LOCK_COLUMNS = ("key", "sha256", "url")
+MANUAL = "manual:"  # an address naming a page where a person gets the file
 # 408/429 are the server asking us to come back later, so they are retried like a 5xx
 _RETRY_STATUS = {408, 429}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -66,9 +71,53 @@ class _Transient(Exception):
 
 
 def sha256_of(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
+    """Hex SHA-256 of a file, read in chunks; of a folder, of its files' relative paths and
+    SHA-256s, sorted by path (hidden files left out), so a folder of samples pins like a file."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        listing = "".join(f"{p.relative_to(path).as_posix()}\t{sha256_of(p)}\n" for p in files)
+        return hashlib.sha256(listing.encode()).hexdigest()
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def pin(path: str | os.PathLike, key: str, lock: str | os.PathLike | None = None, url: str = "", sha256: str | None = None) -> str:
+    """Verify `path` (a file or a folder) against `sha256`, else against the row `key` of the
+    lock file, or record it there if the row has no hash yet (the first use of a file placed
+    by hand); returns the hash. A mismatch is an InputError naming the file and both hashes.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: not found (source '{key}')")
+    actual = sha256_of(path)
+    if sha256 is not None:
+        if actual != sha256.strip().lower():
+            raise InputError(f"{path}: sha256 {actual} differs from the one the source table gives for '{key}' ({sha256})")
+        return actual
+    if lock is None:
+        return actual
+    lock = Path(lock)
+    known = _read_lock(lock).get(key, {}).get("sha256")
+    if known and known != actual:
+        raise InputError(f"{path}: sha256 {actual} differs from the one pinned for '{key}' in {lock} ({known}); "
+                         f"put the pinned file back, or delete the row '{key}' from the lock to pin this one")
+    if not known:
+        _record(lock, key, actual, url, f"{key}: {path}")
+    return actual
+
+
+def table_sha256(value: str) -> str | None:
+    """The checksum a source table gives, or None where it says '-' (the lock file then holds it)."""
+    value = str(value).strip().lower()
+    return value if _SHA256.match(value) else None
+
+
+def pin_sources(files: dict, sources: dict, lock: str | os.PathLike) -> None:
+    """`pin` every file of `files` (source id -> path) with its row of the source table
+    (`sources`: id -> {"url", "sha256"})."""
+    for key, path in files.items():
+        pin(path, key, lock, sources[key]["url"], table_sha256(sources[key]["sha256"]))
 
 
 def fetch(
@@ -86,6 +135,9 @@ def fetch(
 ) -> Path:
     """Download `url` to `dest` and return `dest`, verified.
 
+    url: an http(s) or file address, or `manual:PAGE` for a file a person places at
+        `dest` by hand (pinned in the lock if it is there, else an InputError saying
+        where to get it and where to save it).
     sha256: expected hex digest; when given, the lock file is neither read nor written.
     lock, key: a TSV (key, sha256, url); the row `key` (default: the file name of
         `dest`) is verified if it has a hash, recorded otherwise.
@@ -102,6 +154,11 @@ def fetch(
     lock = Path(lock) if lock is not None else None
     key = key or dest.name
     label = f"{key}: {url}"
+    if url.startswith(MANUAL):
+        if dest.exists():
+            pin(dest, key, lock, url, sha256)
+            return dest
+        raise InputError(f"{key}: no stable download address; get it from {url[len(MANUAL):]} and save it as {dest.resolve()}, then run again")
     if dest.is_dir():
         raise InputError(f"{label}: destination {dest} is a folder")
 

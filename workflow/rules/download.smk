@@ -1,8 +1,13 @@
 # Real data: every file of config/datasets.tsv is fetched once into results/raw/{source}/
-# (streamed, resumed, retried, checksum-verified, renamed only when complete),
-# and a parse rule turns a dataset's files (archives are read in place) into
-# results/data/{dataset}.h5ad in the standard contract (celllm/data/catalog.py).
+# (streamed, resumed, retried, checksum-verified, renamed only when complete; a
+# `manual:` row stops with where to get the file and where to save it), and a parse
+# rule turns a dataset's files (archives are read in place) into results/data/{dataset}.h5ad
+# in the standard contract (celllm/data/catalog.py). Every parse first verifies its
+# raw files against the lock, pinning a file placed by hand on its first use.
+# No `retries:`: fetch retries what can succeed on a second try, and nothing else can.
 rule download:
+    input:
+        unpack(address_inputs),
     output:
         "results/raw/{source}/{filename}",
     params:
@@ -15,28 +20,10 @@ rule download:
     log:
         "logs/raw/{source}/{filename}.log",
     threads: 1
-    retries: 1
     conda:
         ENV
     script:
         "../scripts/download.py"
-
-
-rule pubchem_smiles:
-    input:
-        lambda wildcards: raw_file("gdsc_drug_list"),
-    output:
-        DERIVED["pubchem_smiles"],
-    params:
-        lock=LOCK,
-    log:
-        "logs/raw/pubchem_smiles.log",
-    threads: 1
-    retries: 1
-    conda:
-        ENV
-    script:
-        "../scripts/pubchem_smiles.py"
 
 
 rule parse_dataset:
@@ -45,6 +32,9 @@ rule parse_dataset:
         hgnc=lambda wildcards: raw_file("hgnc"),
     output:
         "results/data/{dataset}.h5ad",
+    params:
+        sources=lambda wildcards: source_rows([*CATALOG[wildcards.dataset].sources, "hgnc"]),
+        lock=LOCK,
     wildcard_constraints:
         dataset="|".join(n for n, e in CATALOG.items() if not e.response),
     log:
@@ -63,6 +53,9 @@ rule parse_drug_response_dataset:
     output:
         data="results/data/{dataset}.h5ad",
         response="results/data/{dataset}.response.tsv",
+    params:
+        sources=lambda wildcards: source_rows([*CATALOG[wildcards.dataset].sources, "hgnc"]),
+        lock=LOCK,
     wildcard_constraints:
         dataset="|".join(n for n, e in CATALOG.items() if e.response),
     log:
@@ -76,11 +69,14 @@ rule parse_drug_response_dataset:
 
 rule string_ppi:
     input:
-        links=lambda wildcards: raw_file("string_links"),
-        info=lambda wildcards: raw_file("string_info"),
+        string_links=lambda wildcards: raw_file("string_links"),
+        string_info=lambda wildcards: raw_file("string_info"),
         hgnc=lambda wildcards: raw_file("hgnc"),
     output:
         "results/data/string_human.tsv",
+    params:
+        sources=source_rows(["string_links", "string_info", "hgnc"]),
+        lock=LOCK,
     log:
         "logs/data/string_human.log",
     threads: 1

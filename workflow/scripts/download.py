@@ -2,10 +2,9 @@ from _shim import log_to_file
 
 log_to_file(snakemake)
 
-from celllm.data.download import fetch
-from celllm.errors import InputError
+from celllm.data.catalog import resolve_address
+from celllm.data.download import fetch, table_sha256
 
-url, sha256, source = snakemake.params.url, snakemake.params.sha256, snakemake.wildcards.source
-if url.startswith("manual:"):
-    raise InputError(f"{source}: no stable download address; get it from {url[len('manual:'):]} and save it as {snakemake.output[0]}")
-fetch(url, snakemake.output[0], sha256=sha256 if len(sha256) == 64 else None, lock=snakemake.params.lock, key=source)
+p = snakemake.params
+url = resolve_address(p.url, dict(snakemake.input.items()))
+fetch(url, snakemake.output[0], sha256=table_sha256(p.sha256), lock=p.lock, key=snakemake.wildcards.source)

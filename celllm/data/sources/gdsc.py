@@ -272,7 +272,7 @@ def parse_gdsc_drug_list(path: str | os.PathLike) -> pd.DataFrame:
     entries 'none'/'several'/empty are skipped; a comma-separated list of CIDs keeps
     its first CID; a name listed under several drug ids keeps its first CID. Counts of
     what was skipped are logged. The result feeds `parse_pubchem_smiles`, and its
-    pubchem_cid column `smiles.pubchem_smiles_url`.
+    pubchem_cid column the PubChem query (`smiles.pubchem_cid_list`).
 
     Raises InputError naming the file for a missing file, a missing Name or PubCHEM
     column (case-insensitive), or no drug with a CID.

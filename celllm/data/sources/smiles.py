@@ -3,7 +3,9 @@
 Real layout (where each fact comes from):
 - Request: ``https://pubchem.ncbi.nlm.nih.gov/rest/pug/compound/cid/<cid,cid,...>/property/<names>/CSV``
   (PUG-REST "Compound Property Tables", https://pubchem.ncbi.nlm.nih.gov/docs/pug-rest,
-  linked from github.com/davidbuterez/mf-pcba pull #1).
+  linked from github.com/davidbuterez/mf-pcba pull #1). The address is a row of the
+  source table (config/datasets.tsv) whose ``{pubchem_cids}`` field `pubchem_cid_list`
+  fills with the CIDs of GDSC's compound list (celllm.data.catalog.resolve_address).
 - PubChem renamed its SMILES properties in 2025: ``IsomericSMILES`` is now ``SMILES``
   (full SMILES, with stereo and isotopes) and ``CanonicalSMILES`` is now
   ``ConnectivitySMILES`` (no stereo). The old names are still accepted in the URL as
@@ -19,7 +21,7 @@ Real layout (where each fact comes from):
   ``ChemDep-Cal`` download check found by code search).
 - PubChem does not take very long URLs: about 1,000 CIDs is the practical limit
   of one GET (rpubchem's documentation, rdrr.io/cran/rpubchem/man/getcid.html);
-  `pubchem_smiles_url` refuses more than `MAX_CIDS_PER_URL` so a caller splits the
+  `pubchem_cid_list` refuses more than `MAX_CIDS_PER_URL` so a caller splits the
   list (or POSTs it) instead of getting a truncated answer.
 
 Which SMILES: the full one (``SMILES``, formerly ``IsomericSMILES``) by default,
@@ -45,7 +47,6 @@ from celllm.errors import InputError
 
 log = logging.getLogger(__name__)
 
-PUG_REST = "https://pubchem.ncbi.nlm.nih.gov/rest/pug"
 MAX_CIDS_PER_URL = 1000
 # current names first, then the names before PubChem's 2025 rename
 FULL_SMILES = ("SMILES", "IsomericSMILES")
@@ -53,13 +54,11 @@ CONNECTIVITY_SMILES = ("ConnectivitySMILES", "CanonicalSMILES")
 SMILES_COLUMNS = ["drug", "pubchem_cid", "smiles"]
 
 
-def pubchem_smiles_url(cids: Iterable[int | str]) -> str:
-    """The PUG-REST URL of a CSV with the full and connectivity SMILES of `cids`.
+def pubchem_cid_list(cids: Iterable[int | str]) -> str:
+    """The CIDs as PUG-REST takes them in an address: comma-separated, duplicates removed (first kept).
 
-    Duplicates are removed (first occurrence kept). Uses the property names PubChem
-    documents since 2025 (``SMILES,ConnectivitySMILES``); the answer carries the
-    same names. Raises InputError for an empty list, a CID that is not a positive
-    integer, or more than `MAX_CIDS_PER_URL` CIDs.
+    Raises InputError for an empty list, a CID that is not a positive integer, or
+    more than `MAX_CIDS_PER_URL` CIDs.
     """
     if isinstance(cids, (str, bytes, int, np.integer)):
         cids = [cids]
@@ -74,7 +73,7 @@ def pubchem_smiles_url(cids: Iterable[int | str]) -> str:
         raise InputError("PubChem CID list: no CIDs given")
     if len(unique) > MAX_CIDS_PER_URL:
         raise InputError(f"PubChem CID list: {len(unique)} CIDs are too many for one URL (at most {MAX_CIDS_PER_URL}); split the list")
-    return f"{PUG_REST}/compound/cid/{','.join(map(str, unique))}/property/SMILES,ConnectivitySMILES/CSV"
+    return ",".join(map(str, unique))
 
 
 def parse_pubchem_smiles(path: str | os.PathLike, drugs: pd.DataFrame | str | os.PathLike, prefer: str = "full") -> pd.DataFrame:
