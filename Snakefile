@@ -1,14 +1,20 @@
 # CellLM reproduction: raw data -> gene embeddings -> pretraining -> benchmarks -> tables.
-# The default config is the embedded demo; `--configfile config/paper.yaml` is the real run.
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+# The embedded demo is the default. A --configfile is a whole configuration of its own
+# (several given together merge with each other), never merged over the demo, so no
+# demo option leaks into the real run. The path is the project's, whatever the workdir.
+if not workflow.overwrite_configfiles:
+
+    configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
-# A profile may write its results/ and logs/ to a folder of its own (the paper
+# A configuration may write its results/ and logs/ to a folder of its own (the paper
 # config uses runs/paper), so demo and real results never mix.
 if config.get("workdir"):
 

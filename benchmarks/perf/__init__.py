@@ -16,3 +16,4 @@ tokens, timing, peak memory, output) live in `benchmarks.perf.common`.
 """
 
 BENCHMARKS = ("dnc", "tokens", "gpu")
+FIGURES = ("dnc", "tokens")  # the benchmarks drawn by benchmarks.figures.perf (plot_<name>)

@@ -97,7 +97,7 @@ rule perf_figure:
         png=report("results/figures/perf_{benchmark}.png", caption="../report/perf_{benchmark}.rst", category="Performance"),
         pdf="results/figures/perf_{benchmark}.pdf",
     wildcard_constraints:
-        benchmark="dnc|tokens",
+        benchmark="|".join(PERF_FIGURES),
     params:
         plot=lambda wildcards: f"benchmarks.figures.perf:plot_{wildcards.benchmark}",
         kwargs=lambda wildcards, input: {f"{wildcards.benchmark}_json": input[0]},

@@ -1,14 +1,15 @@
 # Performance benchmarks (benchmarks/perf), not part of `all`: `snakemake --cores 2 perf`.
-# Each writes results/perf/{benchmark}.json and prints its table to the log.
+# Each writes results/perf/{benchmark}.json and prints its table to the log; the
+# figures of those that have one are drawn with them (the report shows them).
 # gpu.json is always written: measured where torch sees a CUDA device, and
 # {"available": false, ...} with the analytic FLOP model elsewhere; on a GPU
 # machine, `snakemake --cores N perf --forcerun results/perf/gpu.json` measures it.
-from benchmarks.perf import BENCHMARKS as PERF_BENCHMARKS
 
 
 rule perf:
     input:
         expand("results/perf/{benchmark}.json", benchmark=PERF_BENCHMARKS),
+        expand("results/figures/perf_{benchmark}.png", benchmark=PERF_FIGURES),
 
 
 rule perf_benchmark:
@@ -18,8 +19,10 @@ rule perf_benchmark:
         "logs/perf/{benchmark}.log",
     wildcard_constraints:
         benchmark="|".join(PERF_BENCHMARKS),
-    # every core: a benchmark must not share the machine with other jobs
-    threads: workflow.cores
+    # every core: a benchmark must not share the machine with other jobs. Snakemake lowers
+    # a rule's threads to --cores; `workflow.cores` would fail where no --cores is given
+    # (--report, --unlock).
+    threads: 1024
     conda:
         ENV
     script:
