@@ -83,11 +83,12 @@ def reference_rows(table: pd.DataFrame, references: pd.DataFrame) -> pd.DataFram
 
 
 def _mean_sd(row, metric: str) -> str:
-    """'mean ± sd'; a metric a model leaves undefined (e.g. Pearson of constant predictions) shows as '–'."""
+    """'mean ± sd'; the mean alone where there is no spread to show (one seed); a metric a model
+    leaves undefined (e.g. Pearson of constant predictions) shows as '–'."""
     mean, sd = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
     if mean is None or pd.isna(mean):
         return "–"
-    return f"{mean:.3f} ± {0 if pd.isna(sd) else sd:.3f}"
+    return f"{mean:.3f}" if sd is None or pd.isna(sd) else f"{mean:.3f} ± {sd:.3f}"
 
 
 def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:

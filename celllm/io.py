@@ -1,6 +1,6 @@
 """Reading, validating and atomically writing standard datasets (.h5ad).
 
-The standard dataset contract (see DESIGN.md): `.X` sparse CSR with
+The standard dataset contract, which every parser and loader keeps: `.X` sparse CSR with
 non-negative, finite values on a count scale; unique gene symbols as
 `var_names`; task labels in named `.obs` columns.
 """

@@ -103,5 +103,5 @@ def test_tables_rank_flag_controls_and_show_published_rows_on_real_data_only(tmp
     assert published.set_index("model").loc["per-drug mean (DeepCDR's 95/5 GDSC split)", "pearson_mean"] == pytest.approx(0.84)
     markdown = (tmp_path / "t.md").read_text()
     assert "| – | *CellLM (paper)* | *published* | – | 0.934 | – | – |" in markdown
-    assert "| 3 | ridge_ecfp | baseline | 1.600 ± 0.000 | 0.600 ± 0.000 | no | 1 |" in markdown
+    assert "| 3 | ridge_ecfp | baseline | 1.600 | 0.600 | no | 1 |" in markdown  # one seed: no spread to show
     assert "### drug_response / sim_cell_lines (warm; simulated data)" in markdown and markdown.count("*published*: numbers") == 1

@@ -1,6 +1,7 @@
 """The whole DAG on tiny data: data -> pretraining (+ ablations) -> every task and setting -> tables."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,22 @@ def test_second_run_has_nothing_to_do(finished_run):
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_changing_one_models_options_reruns_only_that_model(finished_run, tmp_path):
+    import yaml
+
+    config = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())
+    config["tasks"]["drug_response"]["options"]["celllm_probe"]["epochs"] += 1
+    (tmp_path / "edited.yaml").write_text(yaml.safe_dump(config))
+    result = _snakemake(finished_run, "--configfile", str(tmp_path / "edited.yaml"), "-n")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    planned = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", output, flags=re.M)
+    runs = [wildcards for rule, wildcards in planned if rule == "run_model"]
+    assert len(runs) == 3 and all("task=drug_response" in w and "model=celllm_probe" in w for w in runs), runs  # one per setting
+    rules = set(re.findall(r"^(?:local)?rule (\w+):", output, flags=re.M))
+    assert rules <= {"run_model", "aggregate", "table_figure", "scatter_figure", "all"}, rules  # no split, pretrain or embed
+
+
 def test_lint_is_clean(tmp_path):
     result = _snakemake(tmp_path, "--lint", "--configfile", str(ROOT / "config" / "config.yaml"))
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr
@@ -127,43 +144,3 @@ def test_paper_config_plans_every_job_without_network(tmp_path):
         assert f"results/data/{dataset}.h5ad" in output, dataset
     for task in ("annotation", "drug_sensitivity", "drug_response"):
         assert f"results/tables/{task}.csv" in output
-
-
-def test_a_real_source_is_downloaded_verified_and_parsed(tmp_path):
-    """Download -> checksum lock -> parse -> HGNC symbols, for Zheng68k served from 127.0.0.1 in its real formats."""
-    import functools
-    import http.server
-    import threading
-
-    import anndata as ad
-    import yaml
-
-    from tests.test_genes import HGNC
-    from tests.test_sources_singlecell import ZHENG_ANNOTATION, write_zheng_tar
-
-    served = tmp_path / "served"
-    served.mkdir()
-    write_zheng_tar(served / "matrices.tar.gz")
-    (served / "annotation.tsv").write_text(ZHENG_ANNOTATION)
-    (served / "hgnc.txt").write_text(HGNC.replace("HGNC:3\tMALAT1", "HGNC:4\tOR4F5\tolfactory receptor\tprotein-coding gene\tgene\tApproved\t\t\t1\tENSG00000186092\nHGNC:3\tMALAT1"))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        base = f"http://127.0.0.1:{server.server_port}"
-        header = "id\tfile\turl\tformat\tsha256\tcitation_licence\tsource_of_facts\n"
-        rows = [("hgnc", "hgnc_complete_set.txt", f"{base}/hgnc.txt"), ("zheng68k_matrix", "m.tar.gz", f"{base}/matrices.tar.gz"),
-                ("zheng68k_annotation", "a.tsv", f"{base}/annotation.tsv")]
-        (tmp_path / "sources.tsv").write_text(header + "".join(f"{i}\t{f}\t{u}\ttest\t-\ttest\ttest\n" for i, f, u in rows))
-        config = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())
-        config["sources"] = str(tmp_path / "sources.tsv")  # an absolute path wins over the project folder
-        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-        result = _snakemake(tmp_path / "run", "results/data/zheng68k.h5ad", "--configfile", str(tmp_path / "config.yaml"))
-    finally:
-        server.shutdown()
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    adata = ad.read_h5ad(tmp_path / "run" / "results/data/zheng68k.h5ad")
-    assert adata.n_obs == 2 and set(adata.obs["cell_type"]) == {"CD8+ Cytotoxic T", "CD8+/CD45RA+ Naive Cytotoxic"}
-    assert "OR4F5" in adata.var_names and adata.uns["gene_symbols"] == "HGNC approved"
-    lock = pd.read_csv(tmp_path / "sources.lock.tsv", sep="\t")
-    assert sorted(lock["key"]) == ["hgnc", "zheng68k_annotation", "zheng68k_matrix"] and lock["sha256"].str.len().eq(64).all()

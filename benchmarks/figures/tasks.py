@@ -194,7 +194,7 @@ def _seed_note(table: pd.DataFrame) -> str:
         return "mean ± sd over seeds"
     seeds = pd.to_numeric(table.loc[table["kind"] != "reference", "n_seeds"], errors="coerce").dropna().astype(int).unique()
     if len(seeds) == 1:
-        return f"mean ± sd over {seeds[0]} seeds"
+        return "one seed" if seeds[0] == 1 else f"mean ± sd over {seeds[0]} seeds"
     if len(seeds) > 1:
         return f"mean ± sd over {seeds.min()}–{seeds.max()} seeds"
     return "mean ± sd over seeds"

@@ -18,7 +18,7 @@ from benchmarks import registry
 from benchmarks.metrics import binary_metrics, classification_metrics, confusion, regression_metrics
 from benchmarks.protocol import provenance, read_split, split_units, write_run, write_split
 from benchmarks.tasks.data import CellData, PairData, pair_ids, read_response_table
-from benchmarks.tasks.spec import Task, get_task, task_settings
+from benchmarks.tasks.spec import Task, get_task, task_setting
 from celllm.errors import InputError
 from celllm.io import read_dataset
 
@@ -50,13 +50,13 @@ def _split_items(task: Task, inputs: TaskInputs):
     return pair_ids(pairs), (cell_lines, pairs)
 
 
-def make_split(task_name: str, setting_name: str, seed: int, inputs: TaskInputs, out_path, config: dict | None = None) -> np.ndarray:
-    """Draw and write the split file of one (task, dataset, setting, seed)."""
+def make_split(task_name: str, setting_name: str, seed: int, inputs: TaskInputs, out_path, fractions: dict | None = None) -> np.ndarray:
+    """Draw and write the split file of one (task, dataset, setting, seed); `fractions` re-size the setting."""
     task = get_task(task_name)
-    settings = task_settings(task_name, config)
-    if setting_name not in settings:
-        raise InputError(f"task '{task_name}': unknown setting '{setting_name}' (configured: {', '.join(settings)})")
-    setting = settings[setting_name]
+    try:
+        setting = task_setting(task_name, setting_name, fractions)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     ids, items = _split_items(task, inputs)
     if task.kind == "classification":
         units, strata = ids, items.obs[task.target].astype(str).to_numpy()
@@ -114,8 +114,12 @@ def _score_regression(test: PairData, predicted: np.ndarray) -> tuple[dict, pd.D
 
 
 def run_task(task_name: str, setting: str, inputs: TaskInputs, split_path, model_name: str, seed: int, out_dir,
-             context: registry.ModelContext, config: dict | None = None) -> dict:
-    """Fit one registered model on train (+ validation), score it on test, write metrics.json and predictions.csv."""
+             context: registry.ModelContext) -> dict:
+    """Fit one registered model on train (+ validation), score it on test, write metrics.json and predictions.csv.
+
+    The record carries the model's options (`context.options`), so two runs with
+    different options are told apart by their records, not only by their folders.
+    """
     task = get_task(task_name)
     spec = registry.get(model_name)
     if task_name not in spec.tasks:
@@ -146,8 +150,9 @@ def run_task(task_name: str, setting: str, inputs: TaskInputs, split_path, model
         **{f"n_{p}": len(parts[p]) for p in PARTS},
         "metrics": metrics,
         **extra,
+        "options": context.options,
         "wall_time_s": wall,
-        "provenance": provenance(context.checkpoint if spec.needs_checkpoint else None, config),
+        "provenance": provenance(context.checkpoint if spec.needs_checkpoint else None, context.options),
     }
     write_run(out_dir, record, predictions)
     return record

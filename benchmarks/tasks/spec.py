@@ -74,6 +74,14 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
+def task_setting(name: str, setting: str, fractions: dict | None = None) -> Setting:
+    """One setting of a task, re-sized by its configured split fractions ({val:, test:, train:})."""
+    task = get_task(name)
+    if setting not in task.settings:
+        raise ValueError(f"task '{name}': unknown setting '{setting}' (known: {', '.join(task.settings)})")
+    return task.settings[setting].with_fractions(fractions or {})
+
+
 def task_settings(name: str, config: dict | None = None) -> dict[str, Setting]:
     """The task's settings, restricted and re-sized by its config (`settings: {name: {val:, test:, train:}}`)."""
     task = get_task(name)
@@ -81,4 +89,4 @@ def task_settings(name: str, config: dict | None = None) -> dict[str, Setting]:
     unknown = set(chosen) - set(task.settings)
     if unknown:
         raise ValueError(f"task '{name}': unknown setting(s) {', '.join(sorted(unknown))} (known: {', '.join(task.settings)})")
-    return {s: task.settings[s].with_fractions(chosen[s] or {}) for s in chosen}
+    return {s: task_setting(name, s, chosen[s]) for s in chosen}

@@ -40,7 +40,7 @@ def sum_duplicate_genes(X: sp.csr_matrix, genes: Sequence[str]) -> tuple[sp.csr_
     """Sum the columns of genes that share a name; returns (X, unique names, codes).
 
     `codes[j]` is the output column of input gene j. Symbols are the project's
-    gene space (DESIGN.md), and two Ensembl genes with one symbol are one
+    gene space (this module), and two Ensembl genes with one symbol are one
     symbol there, so their counts are added rather than renamed 'X-1'.
     """
     codes, uniques = pd.factorize(pd.Index(list(genes), dtype=object))

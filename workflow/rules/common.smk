@@ -1,12 +1,15 @@
 # Config validation and the helpers that turn config + task specs + model registry into file lists.
+import json
 from pathlib import Path
 
 from snakemake.utils import validate
 
 from benchmarks import registry
 from benchmarks.ablations import PRETRAINED, checkpoint_name
+from benchmarks.perf import BENCHMARKS as PERF_BENCHMARKS, FIGURES as PERF_FIGURES
 from benchmarks.tasks import TASKS, get_task, task_settings
-from celllm.data.catalog import CATALOG, read_sources
+from celllm.data.catalog import CATALOG, address_sources, read_sources
+from celllm.data.download import MANUAL
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -23,6 +26,13 @@ CHECKPOINT = f"results/pretrain/{PRETRAIN_NAME}"
 VOCAB = f"results/pretrain/{PRETRAIN_NAME}.vocab.txt"
 
 
+def canonical(value):
+    """`value` with the keys of every mapping sorted. Snakemake compares a job's params as
+    text, so a config whose keys are only reordered must not look changed (and re-run
+    pretraining); every mapping a rule takes as params goes through here."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
 def task_models(task):
     """The task's configured models, or every registered model that supports it."""
     chosen = config["tasks"][task].get("models") or registry.models_for(task)
@@ -34,6 +44,16 @@ def task_models(task):
 
 def settings_of(task):
     return list(task_settings(task, config["tasks"][task]))
+
+
+def setting_fractions(task, setting):
+    """The configured split fractions of one setting ({} for the task spec's own)."""
+    return canonical((config["tasks"][task].get("settings") or {}).get(setting) or {})
+
+
+def model_options(task, model):
+    """The configured options of one model on one task (e.g. epochs, lr)."""
+    return canonical((config["tasks"][task].get("options") or {}).get(model) or {})
 
 
 def pretrainings():
@@ -109,21 +129,31 @@ SOURCES = read_sources(SOURCE_TABLE)
 LOCK = str(SOURCE_TABLE.with_name(SOURCE_TABLE.name.replace(".tsv", "") + ".lock.tsv"))
 
 
-# downloads whose address is computed from another file (the PubChem query lists GDSC's CIDs)
-DERIVED = {"pubchem_smiles": "results/raw/pubchem_smiles/pubchem_smiles.csv"}
-
-
 def raw_file(source):
-    if source in DERIVED:
-        return DERIVED[source]
     if source not in SOURCES.index:
         raise ValueError(f"{SOURCE_TABLE}: no row for source '{source}'")
     return f"results/raw/{source}/{SOURCES.loc[source, 'file']}"
 
 
+def address_inputs(wildcards):
+    """The files a source's address is filled from (PubChem's query lists GDSC's CIDs), by source id."""
+    return {s: raw_file(s) for s in address_sources(SOURCES.loc[wildcards.source, "url"])}
+
+
 def source_inputs(wildcards):
     """The downloaded files of a real dataset, by source id."""
     return {s: raw_file(s) for s in CATALOG[wildcards.dataset].sources}
+
+
+def source_rows(sources):
+    """Checksum (and, for a file placed by hand, the page it comes from) of each source, for the
+    parse jobs that pin their raw files in the lock. A downloaded file's address is in the lock
+    already, and leaving it out of the params lets a mirror change it without a re-parse."""
+    rows = {}
+    for s in sources:
+        url = SOURCES.loc[s, "url"]
+        rows[s] = {"url": url if url.startswith(MANUAL) else "", "sha256": SOURCES.loc[s, "sha256"]}
+    return rows
 
 
 # Figures: which runs they draw, and which exist for this config.
@@ -143,5 +173,5 @@ def figure_files():
     if "drug_response" in tasks and scatter_models():
         names += [f"scatter_{tasks['drug_response']['datasets'][0]}"]
     # performance figures only where `snakemake perf` has measured
-    names += [f"perf_{b}" for b in ("dnc", "tokens") if Path(f"results/perf/{b}.json").exists()]
+    names += [f"perf_{b}" for b in PERF_FIGURES if Path(f"results/perf/{b}.json").exists()]
     return [f"results/figures/{name}.png" for name in names]

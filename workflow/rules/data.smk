@@ -26,7 +26,7 @@ rule simulate:
         drug_response="results/data/sim_cell_lines.response.tsv",
         ppi="results/data/sim_ppi.tsv",
     params:
-        simulation=config["simulation"],
+        simulation=canonical(config["simulation"]),
     log:
         "logs/data/simulate.log",
     threads: 1

@@ -32,7 +32,7 @@ rule ppi:
     params:
         dim=config["pretrain"]["model"]["encoder"]["dim"],
         min_score=config["ppi"]["min_score"],
-        graphmae=config["ppi"]["graphmae"],
+        graphmae=canonical(config["ppi"]["graphmae"]),
     log:
         "logs/ppi/graphmae.log",
     threads: config["ppi"]["threads"]

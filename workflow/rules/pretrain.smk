@@ -7,7 +7,7 @@ rule pretrain_config:
     output:
         "results/pretrain/{checkpoint_name}.config.json",
     params:
-        model=config["pretrain"]["model"],
+        model=canonical(config["pretrain"]["model"]),
         base=PRETRAIN_NAME,
     log:
         "logs/pretrain/{checkpoint_name}.config.log",

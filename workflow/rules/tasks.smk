@@ -1,4 +1,6 @@
 # Downstream tasks: one split file per (task, dataset, setting, seed); one job per model runs every seed.
+# Each job's params hold only what it depends on (a setting's fractions, a model's options),
+# so editing one model's options re-runs that model's jobs and nothing else.
 
 
 rule split:
@@ -7,7 +9,7 @@ rule split:
     output:
         expand("results/splits/{{task}}/{{dataset}}/{{setting}}/seed{seed}.tsv", seed=SEEDS),
     params:
-        task_config=lambda wildcards: config["tasks"][wildcards.task],
+        fractions=lambda wildcards: setting_fractions(wildcards.task, wildcards.setting),
         seeds=SEEDS,
     log:
         "logs/splits/{task}/{dataset}/{setting}.log",
@@ -59,7 +61,7 @@ rule run_model:
         metrics=expand("results/runs/{{task}}/{{dataset}}/{{setting}}/{{model}}/seed{seed}/metrics.json", seed=SEEDS),
         predictions=expand("results/runs/{{task}}/{{dataset}}/{{setting}}/{{model}}/seed{seed}/predictions.csv", seed=SEEDS),
     params:
-        task_config=lambda wildcards: config["tasks"][wildcards.task],
+        options=lambda wildcards: model_options(wildcards.task, wildcards.model),
         seeds=SEEDS,
     log:
         "logs/runs/{task}/{dataset}/{setting}/{model}.log",

@@ -10,14 +10,13 @@ from benchmarks.registry import ModelContext
 from benchmarks.tasks.run import TaskInputs, run_task
 
 w, given = snakemake.wildcards, snakemake.input
-task_config = snakemake.params.task_config
 context = ModelContext(
     checkpoint=Path(given.checkpoint) if given.get("checkpoint") else None,
     embeddings=Path(given.embeddings) if given.get("embeddings") else None,
     threads=snakemake.threads,
     device="cuda" if torch.cuda.is_available() else "cpu",
-    options=(task_config.get("options") or {}).get(w.model, {}),
+    options=snakemake.params.options,
 )
 inputs = TaskInputs(given.data, given.get("response"), given.get("drugs"))
 for seed, split, metrics in zip(snakemake.params.seeds, given.splits, snakemake.output.metrics):
-    run_task(w.task, w.setting, inputs, split, w.model, seed, Path(metrics).parent, context, task_config)
+    run_task(w.task, w.setting, inputs, split, w.model, seed, Path(metrics).parent, context)

@@ -7,4 +7,4 @@ from benchmarks.tasks.run import TaskInputs, make_split
 w = snakemake.wildcards
 inputs = TaskInputs(snakemake.input.data, snakemake.input.get("response"))
 for seed, out in zip(snakemake.params.seeds, snakemake.output):
-    make_split(w.task, w.setting, seed, inputs, out, snakemake.params.task_config)
+    make_split(w.task, w.setting, seed, inputs, out, snakemake.params.fractions)
