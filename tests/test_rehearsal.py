@@ -1,0 +1,186 @@
+"""The rehearsal of the real run: config/paper.yaml end to end, offline, on a miniature mirror.
+
+Every row of config/datasets.tsv is written in its source's real format
+(tests/fixtures/mirror.py) and served from 127.0.0.1, or, for the `manual:`
+rows, placed where the download job says to put it. The workflow then runs the
+real DAG as a new user would (download -> parse -> vocabulary -> STRING ->
+GraphMAE -> pretrain -> embed -> every task -> tables -> figures -> report),
+with config/paper.yaml plus tests/rehearsal.yaml (a tiny model, three steps,
+one seed, three models per task). To check a setup offline:
+
+    pytest tests/test_rehearsal.py
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.fixtures.mirror import build_mirror, serve, write_mirror_table
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ROOT / "config" / "datasets.tsv"
+PAPER = ROOT / "config" / "paper.yaml"
+SHRINK = ROOT / "tests" / "rehearsal.yaml"
+MANUAL_MESSAGE = re.compile(r"download: (\w+): no stable download address; get it from (\S+) and save it as (.+), then run again")
+
+
+def _snakemake(project, configfiles, *args):
+    """`snakemake` as a user types it in the project folder (the paper config's workdir applies)."""
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", *map(str, configfiles)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=project)
+
+
+def _config(configfiles) -> dict:
+    """The configuration Snakemake sees: the files merged in order, nested mappings key by key."""
+    def merge(base, extra):
+        for key, value in extra.items():
+            base[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        return base
+
+    config = {}
+    for path in configfiles:
+        merge(config, yaml.safe_load(Path(path).read_text()))
+    return config
+
+
+@pytest.fixture(scope="module")
+def rehearsal(tmp_path_factory):
+    base = tmp_path_factory.mktemp("rehearsal")
+    mirror = build_mirror(base / "mirror", SOURCES)
+    # a copy of the workflow, demo config included, so that the run writes nowhere in the checkout
+    project = base / "project"
+    project.mkdir()
+    for part in ("Snakefile", "environment.yml", "workflow", "config"):
+        (shutil.copytree if (ROOT / part).is_dir() else shutil.copy)(ROOT / part, project / part,
+                                                                     **({"ignore": shutil.ignore_patterns("*.lock.tsv", ".*")} if (ROOT / part).is_dir() else {}))
+    run = project / "runs" / "paper"  # config/paper.yaml's workdir
+    with serve(mirror.routes) as address:
+        table = write_mirror_table(SOURCES, address, base / "datasets.tsv")
+        (base / "sources.yaml").write_text(f"sources: {table}\n")
+        configfiles = [PAPER, SHRINK, base / "sources.yaml"]
+
+        # a first run downloads what it can and stops at each file a person must place, saying where
+        first = _snakemake(project, configfiles, "--keep-going")
+        output = first.stdout + first.stderr
+        asked = {source: (page, Path(dest)) for source, page, dest in MANUAL_MESSAGE.findall(output)}
+        for source, (_, dest) in asked.items():
+            placed = mirror.manual[source]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if placed.is_dir() else shutil.copy)(placed, dest)
+
+        second = _snakemake(project, configfiles)
+        report = _snakemake(project, configfiles, "--report", "results/report.html")
+    return {"project": project, "run": run, "first": first, "second": second, "report": report, "asked": asked, "mirror": mirror,
+            "lock": base / "datasets.lock.tsv", "configfiles": configfiles, "config": _config(configfiles)}
+
+
+def test_manual_sources_are_asked_for_once_each_with_an_absolute_destination(rehearsal):
+    output = rehearsal["first"].stdout + rehearsal["first"].stderr
+    assert rehearsal["first"].returncode != 0
+    assert set(rehearsal["asked"]) == set(rehearsal["mirror"].manual), output[-3000:]
+    for source, (page, dest) in rehearsal["asked"].items():
+        assert dest.is_absolute() and dest == rehearsal["run"] / "results" / "raw" / source / dest.name
+        assert page.startswith("https://") and output.count(f"download: {source}: no stable download address") == 1  # not retried
+
+
+def test_the_real_dag_runs_to_tables_figures_and_report(rehearsal):
+    second = rehearsal["second"]
+    assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
+    report = rehearsal["report"]
+    assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
+    assert (rehearsal["run"] / "results" / "report.html").stat().st_size > 10_000
+
+
+def test_every_paper_dataset_is_parsed_to_the_contract(rehearsal):
+    from benchmarks.tasks.data import read_response_table
+    from celllm.data.catalog import CATALOG
+    from celllm.io import read_dataset
+
+    data = rehearsal["run"] / "results" / "data"
+    labels = {"zheng68k": "cell_type", "baron": "cell_type", "gse117872": "response", "gse149383": "response",
+              "panglaodb_human": "tissue", "cancerscem": "tissue"}
+    assert set(CATALOG) == set(labels) | {"gdsc", "ccle"}
+    for name, column in labels.items():
+        adata = read_dataset(data / f"{name}.h5ad", required_obs=[column])
+        assert adata.uns["gene_symbols"] == "HGNC approved" and "GENE010" in adata.var_names  # OLD010 / Ensembl ids mapped
+    assert set(read_dataset(data / "panglaodb_human.h5ad").obs["tissue"]) == {"normal"}
+    assert set(read_dataset(data / "cancerscem.h5ad").obs["tissue"]) == {"tumor"}
+    for name in ("gdsc", "ccle"):
+        lines = read_dataset(data / f"{name}.h5ad")
+        pairs = read_response_table(data / f"{name}.response.tsv", lines)
+        assert len(pairs) > 0 and set(pairs["cell_line"]) <= set(lines.obs_names)
+    edges = pd.read_csv(data / "string_human.tsv", sep="\t")
+    assert len(edges) > 0 and not edges["gene_a"].str.startswith("OLD").any()
+
+
+def test_vocabulary_gene_table_and_checkpoint(rehearsal):
+    import numpy as np
+
+    from celllm.checkpoint import load_checkpoint
+    from celllm.tokens import Vocabulary
+
+    results = rehearsal["run"] / "results"
+    vocab = Vocabulary.load(results / "pretrain" / "celllm_paper.vocab.txt")
+    non_coding = {f"GENE{i:03d}" for i in range(11, 200, 12)}
+    assert vocab.genes == sorted(vocab.genes) and len(vocab) > 100 and not non_coding & set(vocab.genes)  # HGNC protein-coding only
+    table = np.load(results / "ppi" / "gene_embeddings.npz")
+    assert table["genes"].tolist() == vocab.genes and table["embeddings"].shape == (len(vocab), 16)
+    model, loaded, cfg = load_checkpoint(results / "pretrain" / "celllm_paper")
+    assert loaded == vocab and cfg.encoder.dim == 16 and cfg.tokens.truncation == "top_expressed"
+    assert cfg.pretrain.precision == "bf16" and cfg.pretrain.sub_batch_tokens == 131072  # the paper's own values kept
+
+
+def test_a_run_record_for_every_task_dataset_setting_and_model_with_its_own_options(rehearsal):
+    from benchmarks.tasks import task_settings
+
+    config = rehearsal["config"]
+    records = 0
+    for task, spec in config["tasks"].items():
+        for dataset in spec["datasets"]:
+            for setting in task_settings(task, spec):
+                for model in spec["models"]:
+                    for seed in config["seeds"]:
+                        path = rehearsal["run"] / f"results/runs/{task}/{dataset}/{setting}/{model}/seed{seed}/metrics.json"
+                        record = json.loads(path.read_text())
+                        # no demo option leaks in: celllm_finetune runs with the paper's (released) defaults
+                        assert record["options"] == (spec.get("options") or {}).get(model, {}), path
+                        records += 1
+    assert records == 2 * 3 + 2 * 2 * 3 + 2 * 3 * 3
+    finetune = json.loads((rehearsal["run"] / "results/runs/drug_sensitivity/gse149383/full/celllm_finetune/seed0/metrics.json").read_text())
+    assert finetune["options"] == {}
+    probe = json.loads((rehearsal["run"] / "results/runs/drug_response/gdsc/warm/celllm_probe/seed0/metrics.json").read_text())
+    assert probe["options"] == {"lr": 0.0001, "epochs": 3, "patience": 30}  # paper.yaml's, with the rehearsal's epochs
+
+
+def test_tables_show_the_published_numbers_beside_the_measured_ones(rehearsal):
+    tables = rehearsal["run"] / "results" / "tables"
+    annotation = pd.read_csv(tables / "annotation.csv")
+    zheng = annotation[annotation["dataset"] == "zheng68k"]
+    assert {"celllm_probe", "logreg_l1", "majority", "CellLM (paper)"} <= set(zheng["model"])
+    assert zheng.loc[zheng["model"] == "CellLM (paper)", "macro_f1_mean"].iloc[0] == pytest.approx(0.718)
+    assert not annotation["simulated"].astype(bool).any()
+    response = (tables / "drug_response.md").read_text()
+    assert "### drug_response / gdsc (warm; real data)" in response and "*CellLM (paper)*" in response
+    assert "±" not in response  # one seed: no spread is shown
+    figures = {p.name for p in (rehearsal["run"] / "results" / "figures").glob("*.png")}
+    assert {"annotation.png", "drug_sensitivity.png", "drug_response.png", "pretrain_losses.png", "confusion_zheng68k.png",
+            "umap_baron.png", "scatter_gdsc.png"} <= figures
+
+
+def test_every_source_is_pinned_and_a_changed_placed_file_is_refused(rehearsal):
+    from celllm.data.catalog import read_sources
+
+    lock = pd.read_csv(rehearsal["lock"], sep="\t")
+    assert set(lock["key"]) == set(read_sources(SOURCES).index) and lock["sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
+    placed = rehearsal["asked"]["gse149383_meta"][1]
+    placed.write_text(placed.read_text() + "EXTRA,sensitive,D0,sensitive\n")
+    result = _snakemake(rehearsal["project"], rehearsal["configfiles"], "results/data/gse149383.h5ad")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "differs from the one pinned for 'gse149383_meta'" in output
