@@ -12,8 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _snakemake(workdir, *args):
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+def _snakemake(workdir, *args, cores="2"):
+    """snakemake on the project's Snakefile in `workdir`; cores=None leaves --cores out, as --report and --unlock do."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+    command += ["--cores", cores] if cores else []
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
@@ -95,9 +97,18 @@ def test_figures_are_redrawn_from_results_alone_and_the_report_builds(finished_r
     assert sorted(p.name for p in figures.glob("*.png")) == drawn
     for rule in ("run_model", "pretrain", "embed", "aggregate"):
         assert f"rule {rule}:" not in output, rule  # no model, no table is recomputed
-    result = _snakemake(finished_run, "--report", "results/report.html", "--configfile", str(ROOT / "tests" / "workflow_config.yaml"))
+    result = _snakemake(finished_run, "--report", "results/report.html", "--configfile", str(ROOT / "tests" / "workflow_config.yaml"), cores=None)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert (finished_run / "results" / "report.html").stat().st_size > 10_000
+
+
+def test_unlock_needs_no_cores_and_perf_draws_its_figures(finished_run):
+    config = str(ROOT / "tests" / "workflow_config.yaml")
+    result = _snakemake(finished_run, "--unlock", "--configfile", config, cores=None)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    result = _snakemake(finished_run, "perf", "-n", "--configfile", config)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and output.count("rule perf_figure:") == 2, output[-3000:]  # what the report will ask for
 
 
 def test_second_run_has_nothing_to_do(finished_run):
