@@ -14,7 +14,7 @@ import yaml
 
 from celllm.errors import InputError
 from celllm.model.encoder import EncoderConfig
-from celllm.options import Options
+from celllm.options import Options, option
 from celllm.tokens import TokenConfig
 
 
@@ -24,45 +24,33 @@ class PretrainConfig(Options):
 
     label = "pretrain option"
 
-    batch_size: int = 256  # cells per optimizer step (contrastive negatives come from the whole batch)
-    sub_batch_size: int = 32  # cells per forward pass in divide-and-conquer; only memory depends on it
+    batch_size: int = option(256, low=2)  # cells per optimizer step (contrastive negatives come from the whole batch)
+    sub_batch_size: int = option(32, low=1)  # cells per forward pass in divide-and-conquer; only memory depends on it
     # If > 0, a forward pass also holds at most this many padded tokens, so that the pass
     # with the longest cells is no larger than the others (flat peak memory). 0: cells only.
-    sub_batch_tokens: int = 0
-    max_steps: int = 1000
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 100  # linear warm-up, then cosine decay to 0 at max_steps
-    grad_clip: float = 1.0
+    sub_batch_tokens: int = option(0, low=0)
+    max_steps: int = option(1000, low=0)
+    lr: float = option(1e-4, low=0.0, low_open=True)
+    weight_decay: float = option(0.01, low=0.0)
+    warmup_steps: int = option(100, low=0)  # linear warm-up, then cosine decay to 0 at max_steps
+    grad_clip: float = option(1.0, low=0.0, low_open=True)
     # Two views of a cell: each keeps a random `view_keep` share of its non-zero
     # genes and hides `mask_ratio` of the kept bins behind [MASK].
-    view_keep: float = 0.8
-    mask_ratio: float = 0.15
+    view_keep: float = option(0.8, low=0.0, low_open=True, high=1.0)
+    mask_ratio: float = option(0.15, low=0.0, high=1.0, high_open=True)
     # NT-Xent temperature. At 0.1 instance discrimination dominated the demo and the
     # tumor-vs-normal loss stayed flat (0.67 after 300 steps); at 0.5 it fell to 0.55.
-    temperature: float = 0.5
-    proj_dim: int = 128  # contrastive projection head output
-    weight_contrastive: float = 1.0
-    weight_mlm: float = 1.0
-    weight_tissue: float = 1.0
+    temperature: float = option(0.5, low=0.0, low_open=True)
+    proj_dim: int = option(128, low=1)  # contrastive projection head output
+    weight_contrastive: float = option(1.0, low=0.0)
+    weight_mlm: float = option(1.0, low=0.0)
+    weight_tissue: float = option(1.0, low=0.0)
     # How a GraphMAE gene-embedding table (--gene-embeddings) is used: kept "frozen", as in the
     # released model, or "trainable". Without a table, gene embeddings start random and train.
-    gene_embeddings: str = "frozen"
-    precision: str = "bf16"  # "bf16": autocast on CUDA (CPU always runs float32); "fp32": never
-    checkpoint_every: int = 0  # optimizer steps between checkpoints; 0 = only at the end
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.batch_size < 2:
-            raise ValueError("batch_size must be at least 2 (the contrastive loss needs negatives)")
-        if self.sub_batch_size < 1 or self.sub_batch_tokens < 0:
-            raise ValueError("sub_batch_size must be at least 1 and sub_batch_tokens at least 0")
-        if not 0 < self.view_keep <= 1 or not 0 <= self.mask_ratio < 1:
-            raise ValueError("view_keep must be in (0, 1] and mask_ratio in [0, 1)")
-        if self.gene_embeddings not in ("frozen", "trainable"):
-            raise ValueError(f"gene_embeddings must be 'frozen' or 'trainable', not '{self.gene_embeddings}'")
-        if self.precision not in ("bf16", "fp32"):
-            raise ValueError(f"precision must be 'bf16' or 'fp32', not '{self.precision}'")
+    gene_embeddings: str = option("frozen", choices=("frozen", "trainable"))
+    precision: str = option("bf16", choices=("bf16", "fp32"))  # "bf16": autocast on CUDA (CPU always runs float32); "fp32": never
+    checkpoint_every: int = option(0, low=0)  # optimizer steps between checkpoints; 0 = only at the end
+    seed: int = option(0, low=0)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def test_interaction_table_errors_name_the_file(tmp_path):
 def test_negative_token_budget_is_refused():
     from celllm.config import CellLMConfig
 
-    with pytest.raises(InputError, match="sub_batch_tokens at least 0"):
+    with pytest.raises(InputError, match="c.yaml: pretrain option 'sub_batch_tokens' must be >= 0, not -1"):
         CellLMConfig.from_dict({"pretrain": {"sub_batch_tokens": -1}}, "c.yaml")
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from celllm.model.attention import MaskedFavorAttention
-from celllm.options import Options
+from celllm.options import Options, option
 from celllm.model.dropout import CellDropout
 
 
@@ -22,14 +22,14 @@ from celllm.model.dropout import CellDropout
 class EncoderConfig(Options):
     label = "encoder option"
 
-    dim: int = 512
-    depth: int = 10
-    heads: int = 16
-    dim_head: int = 64
-    ff_mult: int = 4  # FFN width = ff_mult * dim (2048 in the paper)
-    nb_features: int = 266  # FAVOR+ random features
-    dropout: float = 0.0
-    feature_redraw_interval: int = 1000  # optimizer steps between random-feature redraws
+    dim: int = option(512, low=1)
+    depth: int = option(10, low=1)
+    heads: int = option(16, low=1)
+    dim_head: int = option(64, low=1)
+    ff_mult: int = option(4, low=1)  # FFN width = ff_mult * dim (2048 in the paper)
+    nb_features: int = option(266, low=1)  # FAVOR+ random features
+    dropout: float = option(0.0, low=0.0, high=1.0, high_open=True)
+    feature_redraw_interval: int = option(1000, low=1)  # optimizer steps between random-feature redraws
 
 
 

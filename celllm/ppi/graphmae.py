@@ -30,7 +30,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import GATConv
 from tqdm.auto import tqdm
 
-from celllm.options import Options
+from celllm.options import Options, option
 from celllm.ppi.graph import isolated_nodes, node_features, standardise_columns
 
 # Random stream tag of the rows given to genes without interactions (see
@@ -44,33 +44,22 @@ class GraphMAEConfig(Options):
 
     label = "GraphMAE option"
 
-    hidden_dim: int = 256  # width of the encoder's inner layers (all heads together)
-    num_layers: int = 2  # GAT layers in the encoder; its last one outputs the embedding size
-    heads: int = 4  # attention heads per encoder layer, concatenated
-    mask_rate: float = 0.5  # share of the nodes with interactions masked each epoch
-    replace_rate: float = 0.1  # share of the masked nodes given another node's features
-    alpha: float = 2.0  # scaled cosine error exponent (gamma in the GraphMAE paper)
-    lr: float = 1e-3
-    weight_decay: float = 2e-4
-    epochs: int = 300
-    feature_dim: int = 64  # input node feature size (see celllm.ppi.graph.node_features)
-    dropout: float = 0.1  # on layer inputs and on attention weights
-    seed: int = 0
+    hidden_dim: int = option(256, low=1)  # width of the encoder's inner layers (all heads together)
+    num_layers: int = option(2, low=1)  # GAT layers in the encoder; its last one outputs the embedding size
+    heads: int = option(4, low=1)  # attention heads per encoder layer, concatenated
+    mask_rate: float = option(0.5, low=0.0, low_open=True, high=1.0, high_open=True)  # share of the nodes with interactions masked each epoch
+    replace_rate: float = option(0.1, low=0.0, high=1.0, high_open=True)  # share of the masked nodes given another node's features
+    alpha: float = option(2.0, low=1.0)  # scaled cosine error exponent (gamma in the GraphMAE paper)
+    lr: float = option(1e-3, low=0.0, low_open=True)
+    weight_decay: float = option(2e-4, low=0.0)
+    epochs: int = option(300, low=1)
+    feature_dim: int = option(64, low=1)  # input node feature size (see celllm.ppi.graph.node_features)
+    dropout: float = option(0.1, low=0.0, high=1.0, high_open=True)  # on layer inputs and on attention weights
+    seed: int = option(0, low=0)
 
-    def __post_init__(self):
-        if self.num_layers < 1 or self.heads < 1 or self.epochs < 1:
-            raise ValueError("num_layers, heads and epochs must be at least 1")
+    def validate(self):
         if self.hidden_dim % self.heads:
             raise ValueError(f"hidden_dim ({self.hidden_dim}) must be divisible by heads ({self.heads})")
-        if not 0.0 < self.mask_rate < 1.0:
-            raise ValueError(f"mask_rate must be in (0, 1), got {self.mask_rate}")
-        if not 0.0 <= self.replace_rate < 1.0:
-            raise ValueError(f"replace_rate must be in [0, 1), got {self.replace_rate}")
-        if self.alpha < 1.0:
-            raise ValueError(f"alpha must be >= 1, got {self.alpha}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
 
 
 def scaled_cosine_error(x: torch.Tensor, x_hat: torch.Tensor, alpha: float) -> torch.Tensor:
