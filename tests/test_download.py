@@ -50,6 +50,9 @@ class _Handler(BaseHTTPRequestHandler):
         data = state.files[self.path]
         start = 0
         wanted = self.headers.get("Range")
+        etag = mode.get("etag")
+        if self.headers.get("If-Range") not in (None, etag):
+            wanted = None  # the file changed since the part began: all of it
         if wanted and not mode.get("no_range"):
             start = int(re.fullmatch(r"bytes=(\d+)-", wanted).group(1))
             if start >= len(data):
@@ -63,6 +66,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
+        if etag:
+            self.send_header("ETag", etag)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -173,6 +178,33 @@ def test_part_kept_when_attempts_run_out_and_resumed_next_run(server, tmp_path):
     fetch(url, dest, retries=2, **FAST)
     assert dest.read_bytes() == DATA and no_part(dest)
     assert server.hits("/flaky.bin")[-1]["range"] == "bytes=100000-"
+
+
+def test_a_first_download_resumes_only_its_own_part(server, tmp_path):
+    """A first download's hash is pinned unverified: a stale .part (another run, another file) must not go into it."""
+    url = server.add("/first.bin", etag='"v1"')
+    lock = tmp_path / "lock.tsv"
+    dest = tmp_path / "first.bin"
+    dest.with_name("first.bin.part").write_bytes(b"junk from an older run" * 100)
+    fetch(url, dest, lock=lock, key="first", **FAST)
+    assert dest.read_bytes() == DATA and sha(DATA) in lock.read_text()
+    assert "range" not in server.hits("/first.bin")[0]  # started from zero
+    # an interrupted first download of this run is resumed, on the same version of the file only
+    cut = server.add("/cut_first.bin", etag='"v1"', cut_after=100_000, cut_times=99)
+    dest = tmp_path / "cut_first.bin"
+    with pytest.raises(InputError, match="gave up"):
+        fetch(cut, dest, lock=lock, key="cut_first", retries=1, **FAST)
+    server.modes["/cut_first.bin"] = {"etag": '"v1"'}
+    fetch(cut, dest, lock=lock, key="cut_first", **FAST)
+    assert dest.read_bytes() == DATA and server.hits("/cut_first.bin")[-1]["if-range"] == '"v1"'
+    assert server.hits("/cut_first.bin")[-1]["range"] == "bytes=100000-" and sha(DATA) in lock.read_text()
+    changed = server.add("/changed.bin", data=b"old " * 50_000, etag='"v1"', cut_after=100_000, cut_times=99)
+    dest = tmp_path / "changed.bin"
+    with pytest.raises(InputError, match="gave up"):
+        fetch(changed, dest, lock=lock, key="changed", retries=1, **FAST)
+    server.add("/changed.bin", data=DATA, etag='"v2"')  # a new release meanwhile: If-Range gets all of it
+    fetch(changed, dest, lock=lock, key="changed", **FAST)
+    assert dest.read_bytes() == DATA and not dest.with_name("changed.bin.part.origin").exists()
 
 
 def test_server_without_range_support_restarts_from_zero(server, tmp_path):

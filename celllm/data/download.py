@@ -28,6 +28,7 @@ import csv
 import gzip
 import hashlib
 import http.client
+import json
 import lzma
 import os
 import re
@@ -184,7 +185,13 @@ def fetch(
         dest.unlink()  # stale or corrupt: it must not look finished while we fetch again
 
     dest.parent.mkdir(parents=True, exist_ok=True)
+    origin = _origin_file(part)
+    if part.exists() and expected is None and lock is not None and _read_origin(origin).get("url") != url:
+        # nothing can verify a first download, and its hash is about to be pinned: only a part
+        # this downloader started from the same address (its origin file) is resumed
+        part.unlink()
     _download(url, part, dest.name, label, retries, timeout, backoff, progress, chunk_size)
+    origin.unlink(missing_ok=True)
 
     actual = sha256_of(part)
     if expected is not None and actual != expected:
@@ -218,6 +225,18 @@ def _download(url, part, name, label, retries, timeout, backoff, progress, chunk
     raise InputError(f"{label}: gave up after {attempts} {plural} ({reason})")
 
 
+def _origin_file(part: Path) -> Path:
+    """Beside a partial download: the address it comes from and the server's version tag of the file."""
+    return part.with_name(part.name + ".origin")
+
+
+def _read_origin(origin: Path) -> dict:
+    try:
+        return json.loads(origin.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _attempt(url, part, name, label, timeout, progress, chunk_size) -> None:
     """One request; returns when `part` holds the whole body, raises _Transient or InputError."""
     offset = part.stat().st_size if part.is_file() else 0
@@ -225,6 +244,10 @@ def _attempt(url, part, name, label, timeout, progress, chunk_size) -> None:
     headers = {"User-Agent": f"celllm/{__version__}", "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        # If-Range: the rest of the file only if it is still the version the part began with (else all of it)
+        version = _read_origin(_origin_file(part)).get("version")
+        if version:
+            headers["If-Range"] = version
     try:
         request = urllib.request.Request(url, headers=headers)
     except ValueError as exc:
@@ -260,7 +283,7 @@ def _attempt(url, part, name, label, timeout, progress, chunk_size) -> None:
             if total is None and length is not None:
                 total = offset + length
             mode = "ab"
-        else:  # a 200 to a Range request: the server cannot resume, start again from zero
+        else:  # a 200 (to a Range request: the server cannot resume, or the file changed): start from zero
             offset, total, mode = 0, length, "wb"
 
         # read1 returns what has arrived, so a timeout or drop loses nothing already received
@@ -268,6 +291,9 @@ def _attempt(url, part, name, label, timeout, progress, chunk_size) -> None:
         received = 0
         try:
             out = open(part, mode)
+            if mode == "wb":
+                version = response.headers.get("ETag") or response.headers.get("Last-Modified")
+                _origin_file(part).write_text(json.dumps({"url": url, "version": version}))
         except OSError as exc:
             raise InputError(f"{label}: cannot write {part} ({exc.strerror or exc})") from None
         with out, tqdm(total=total, initial=offset, desc=name, unit="B", unit_scale=True,
