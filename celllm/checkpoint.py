@@ -2,26 +2,44 @@
 
 Weights are safetensors; the trainer state (optimizer, schedule, step, random
 state) is a torch.save of plain tensors and numbers, read with
-weights_only=True. A checkpoint refuses to load against another vocabulary.
+weights_only=True. A checkpoint refuses to load against another vocabulary, and
+the weights carry the SHA-256 of their gene order, so a vocab.txt whose lines
+were reordered or edited is refused too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from celllm.config import CellLMConfig
 from celllm.errors import InputError
-from celllm.io import atomic_path
+from celllm.io import atomic_path, recover_interrupted_swap
 from celllm.pretrain.model import CellLMForPretraining
 from celllm.tokens import Vocabulary
 
+logger = logging.getLogger(__name__)
+
 CONFIG, VOCAB, WEIGHTS, TRAINER_STATE, TRAIN_LOG = "config.json", "vocab.txt", "model.safetensors", "trainer_state.pt", "train_log.csv"
+VOCAB_SHA256 = "vocab_sha256"  # metadata key of the weights file
+
+
+def vocab_sha256(vocab: Vocabulary) -> str:
+    """SHA-256 of the gene order (the rows of the gene embedding)."""
+    return hashlib.sha256("\n".join(vocab.genes).encode()).hexdigest()
+
+
+def is_checkpoint(folder) -> bool:
+    """Whether `folder` looks like a checkpoint folder (the files every checkpoint has)."""
+    return all((Path(folder) / name).is_file() for name in (CONFIG, VOCAB, WEIGHTS))
 
 
 def save_checkpoint(path, model: CellLMForPretraining, vocab: Vocabulary, cfg: CellLMConfig, trainer_state: dict | None = None, log: list[dict] | None = None) -> None:
@@ -30,7 +48,8 @@ def save_checkpoint(path, model: CellLMForPretraining, vocab: Vocabulary, cfg: C
         tmp.mkdir()
         cfg.save(tmp / CONFIG)
         vocab.save(tmp / VOCAB)
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS),
+                  metadata={VOCAB_SHA256: vocab_sha256(vocab)})
         _readable_by_group(tmp / WEIGHTS)
         if trainer_state is not None:
             torch.save(trainer_state, tmp / TRAINER_STATE)
@@ -58,6 +77,8 @@ def load_checkpoint(path, vocab: Vocabulary | None = None, map_location="cpu") -
     If `vocab` is given, the checkpoint must have been trained on exactly it.
     """
     folder = Path(path)
+    if recover_interrupted_swap(folder):
+        logger.warning("%s: recovered the checkpoint from a save that was interrupted", folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: checkpoint folder not found")
     cfg = CellLMConfig.load(_require(folder, CONFIG))
@@ -65,9 +86,15 @@ def load_checkpoint(path, vocab: Vocabulary | None = None, map_location="cpu") -
     if vocab is not None and vocab != ckpt_vocab:
         raise InputError(f"{folder}: checkpoint was trained on another gene vocabulary ({len(ckpt_vocab)} genes, expected {len(vocab)})")
     try:
-        state = load_file(str(_require(folder, WEIGHTS)), device=str(map_location))
+        with safe_open(str(_require(folder, WEIGHTS)), "pt") as weights:
+            recorded = (weights.metadata() or {}).get(VOCAB_SHA256)
+        state = load_file(str(folder / WEIGHTS), device=str(map_location))
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(f"{folder / WEIGHTS}: unreadable weights ({exc})") from None
+    if recorded is not None and recorded != vocab_sha256(ckpt_vocab):
+        raise InputError(f"{folder / VOCAB}: not the gene order the weights were trained with (reordered or edited); restore the original file")
     rows = state.get("encoder.gene_embedding.weight")
     if rows is None or rows.shape[0] != len(ckpt_vocab) + 2:
         found = "none" if rows is None else rows.shape[0] - 2
@@ -81,8 +108,17 @@ def load_checkpoint(path, vocab: Vocabulary | None = None, map_location="cpu") -
 
 
 def load_trainer_state(path) -> dict | None:
+    """The optimizer/schedule/step/random state of a checkpoint, or None if it has none."""
     file = Path(path) / TRAINER_STATE
-    return torch.load(file, weights_only=True) if file.exists() else None
+    if not file.exists():
+        return None
+    try:
+        state = torch.load(file, weights_only=True)
+    except Exception as exc:  # truncated or foreign files raise many types
+        raise InputError(f"{file}: unreadable trainer state ({type(exc).__name__}); the weights may still load, but this run cannot resume from it") from None
+    if not isinstance(state, dict) or not {"step", "optimizer", "scheduler", "torch_rng"} <= set(state):
+        raise InputError(f"{file}: not a CellLM trainer state (expected step, optimizer, scheduler, torch_rng)")
+    return state
 
 
 def checkpoint_hash(path) -> str:
@@ -92,3 +128,35 @@ def checkpoint_hash(path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def progress_folder(out, inputs) -> Path:
+    """Where a job that must write `out` only when finished keeps its periodic checkpoints meanwhile.
+
+    A hidden sibling of `out` named after it and after a digest of `inputs` (path, size,
+    modification time of each), so that the same job run again after a kill resumes there,
+    while a job on changed inputs starts afresh. (A workflow manager removes the declared
+    output of a killed job; this folder is not declared, so it survives.)
+    """
+    out = Path(out)
+    digest = hashlib.sha256()
+    for given in map(Path, inputs):
+        stat = given.stat()
+        digest.update(f"{given.as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return out.parent / f".{out.name}.progress-{digest.hexdigest()[:16]}"
+
+
+def publish_checkpoint(progress, out) -> Path:
+    """Put the finished checkpoint `progress` in place as `out` (atomically; hard links where the
+    file system allows, so nothing is copied), then remove `progress`."""
+    progress, out = Path(progress), Path(out)
+    if not is_checkpoint(progress):
+        raise InputError(f"{progress}: no finished checkpoint to publish")
+    with atomic_path(out) as tmp:
+        try:
+            shutil.copytree(progress, tmp, copy_function=os.link)
+        except OSError:  # another file system: copy
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(progress, tmp)
+    shutil.rmtree(progress)
+    return out

@@ -1,74 +1,146 @@
-"""The `celllm` command: pretrain a model, embed cells."""
+"""The `celllm` command: pretrain a model, embed cells.
+
+Every bad input stops the command with one line on stderr (`celllm: error: ...`)
+and exit status 2, before anything is written: options are range-checked when
+parsed, and outputs are checked (kind, not an input, writable) before any work.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from celllm.errors import InputError
 
+log = logging.getLogger(__name__)
+
+
+def _integer(low: int, what: str):
+    """An argparse type: an integer >= `low`, described as `what` in the message."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, not '{text}'") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text}")
+        return value
+
+    return parse
+
+
+POSITIVE = _integer(1, "a positive integer")
+NON_NEGATIVE = _integer(0, "an integer >= 0")
+
+
+def _device(name: str) -> str:
+    """An argparse type: a torch device that exists on this machine."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"'{name}' is not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"'{name}': no CUDA device is available here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"'{name}': this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"'{name}': only cpu and cuda devices are supported")
+    return name
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors on one line like every other error of the command."""
+
+    def error(self, message):
+        self.exit(2, f"celllm: error: {message} (see `{self.prog} --help`)\n")
+
 
 def _pretrain(args) -> None:
+    from celllm.checkpoint import CONFIG, VOCAB, is_checkpoint
     from celllm.config import CellLMConfig
-    from celllm.pretrain.corpus import load_corpus
+    from celllm.io import check_output_folder
     from celllm.ppi import read_gene_embeddings
+    from celllm.pretrain.corpus import load_corpus
     from celllm.pretrain.distributed import group_from_environment
     from celllm.pretrain.trainer import pretrain
     from celllm.tokens import Vocabulary
 
-    cfg = CellLMConfig.load(args.config) if args.config else CellLMConfig()
+    # a checkpoint's own config.json and vocab.txt may be given back to it: they are rewritten as they are
+    own = {(Path(args.out) / name).resolve() for name in (CONFIG, VOCAB)}
+    inputs = [*args.data, args.gene_embeddings, *(p for p in (args.config, args.vocab) if p and Path(p).resolve() not in own)]
+    out = check_output_folder(args.out, "CellLM checkpoint", is_checkpoint, [p for p in inputs if p])
+    if is_checkpoint(out) and not args.resume:
+        log.warning("%s: holds a checkpoint, which this run replaces when it saves (--resume continues it instead)", out)
+    # resuming without --config continues with the checkpoint's own options
+    base = args.config or (out / CONFIG if args.resume and (out / CONFIG).exists() else None)
+    cfg = CellLMConfig.load(base) if base else CellLMConfig()
     cfg = cfg.with_pretrain(batch_size=args.batch_size, sub_batch_size=args.sub_batch_size, sub_batch_tokens=args.sub_batch_tokens,
                             max_steps=args.max_steps, seed=args.seed)
     vocab = Vocabulary.load(args.vocab) if args.vocab else None
     group = group_from_environment()  # several processes under torchrun, else one
-    corpus = load_corpus(args.data, cfg.tokens, vocab)
-    genes = read_gene_embeddings(args.gene_embeddings, corpus.vocab.genes) if args.gene_embeddings else None
-    out = pretrain(corpus, args.out, cfg, resume=args.resume, device=args.device, progress=not args.quiet, group=group, gene_embeddings=genes)
+    corpus = load_corpus(args.data, cfg.tokens, vocab, scale_check=not args.skip_scale_check)
+    genes = read_gene_embeddings(args.gene_embeddings, corpus.vocab.genes, dim=cfg.encoder.dim) if args.gene_embeddings else None
+    out = pretrain(corpus, out, cfg, resume=args.resume, device=args.device, progress=not args.quiet, group=group, gene_embeddings=genes)
     if group.rank == 0:
         print(f"checkpoint written to {out}")
 
 
 def _embed(args) -> None:
     from celllm.embed import OBSM_KEY, embed_file
+    from celllm.io import check_output_file
 
-    dropped = embed_file(args.input, args.checkpoint, args.out, args.batch_size, args.device, progress=not args.quiet)
+    check_output_file(args.out, ".h5ad", [args.input, args.checkpoint], what="--out")
+    dropped = embed_file(args.input, args.checkpoint, args.out, args.batch_size, args.device, progress=not args.quiet,
+                         scale_check=not args.skip_scale_check)
     print(f"wrote .obsm['{OBSM_KEY}'] to {args.out} ({dropped} genes outside the vocabulary dropped)")
 
 
+SCALE_HELP = "accept expression that does not look like counts (log-transformed, binary): only if you know it is right"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="celllm", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _OneLineParser(prog="celllm", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
     p = commands.add_parser("pretrain", help="pretrain CellLM on one or more .h5ad corpora")
     p.add_argument("--data", action="append", required=True, metavar="CORPUS.h5ad", help="pretraining data; repeat for several files")
-    p.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
+    p.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write (new, or a checkpoint to replace or --resume)")
     p.add_argument("--config", metavar="FILE", help="model/training config (YAML or JSON; a checkpoint's config.json works)")
     p.add_argument("--vocab", metavar="FILE", help="gene vocabulary, one symbol per line (default: genes of --data in order)")
     p.add_argument("--gene-embeddings", metavar="FILE.npz", help="gene embedding table (e.g. GraphMAE on a PPI network) for phi_G")
-    p.add_argument("--batch-size", type=int, help="cells per optimizer step (contrastive batch)")
-    p.add_argument("--sub-batch-size", type=int, help="cells per forward pass (memory only; results do not change)")
-    p.add_argument("--sub-batch-tokens", type=int, help="also cap each forward pass at this many padded tokens (flat memory)")
-    p.add_argument("--max-steps", type=int, help="optimizer steps")
-    p.add_argument("--seed", type=int, help="random seed")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--batch-size", type=_integer(2, "an integer >= 2"), help="cells per optimizer step (contrastive batch)")
+    p.add_argument("--sub-batch-size", type=POSITIVE, help="cells per forward pass (memory only; results do not change)")
+    p.add_argument("--sub-batch-tokens", type=NON_NEGATIVE, help="also cap each forward pass at this many padded tokens (flat memory)")
+    p.add_argument("--max-steps", type=NON_NEGATIVE, help="optimizer steps")
+    p.add_argument("--seed", type=NON_NEGATIVE, help="random seed")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (with its options unless --config is given)")
+    p.add_argument("--device", type=_device, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--skip-scale-check", action="store_true", help=SCALE_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_pretrain)
 
     e = commands.add_parser("embed", help="write CellLM cell embeddings to .obsm['X_celllm']")
     e.add_argument("input", metavar="IN.h5ad")
     e.add_argument("--checkpoint", required=True, metavar="DIR")
-    e.add_argument("--out", required=True, metavar="OUT.h5ad")
-    e.add_argument("--batch-size", type=int, default=64)
-    e.add_argument("--device")
+    e.add_argument("--out", required=True, metavar="OUT.h5ad", help="a new .h5ad (an existing .h5ad other than the input is replaced)")
+    e.add_argument("--batch-size", type=POSITIVE, default=64)
+    e.add_argument("--device", type=_device)
+    e.add_argument("--skip-scale-check", action="store_true", help=SCALE_HELP)
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(run=_embed)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad option already reported on one line
+        return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
         args.run(args)

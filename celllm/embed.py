@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from celllm.checkpoint import checkpoint_hash, load_checkpoint
+from celllm.errors import InputError
 from celllm.io import read_dataset, write_h5ad
 from celllm.model import CellLMEncoder
 from celllm.tokens import TokenConfig, TokenizedCells, pad_batch, tokenize
@@ -49,17 +50,27 @@ class CellEmbedder:
         self.encoder = model.encoder
 
     def __call__(self, adata: ad.AnnData, source: str = "data", progress: bool = False) -> tuple[np.ndarray, int]:
-        """Embeddings of every cell of a validated AnnData, and how many of its genes the vocabulary lacks."""
+        """Embeddings of every cell of a validated AnnData, and how many of its genes the vocabulary lacks.
+
+        A cell that expresses no vocabulary gene gets the [CLS]-only embedding (the same for
+        every such cell): they are counted in a warning, and refused when every cell is one.
+        """
         cells = tokenize(adata.X, adata.var_names, self.vocab, self.cfg.tokens, source)
+        empty = int((cells.lengths() == 0).sum())
+        if empty == len(cells):
+            raise InputError(f"{source}: no cell expresses a gene of the checkpoint's {len(self.vocab)}-gene vocabulary")
+        if empty:
+            log.warning("%s: %d of %d cells express no vocabulary gene; they all get the same [CLS]-only embedding", source, empty, len(cells))
         if cells.n_truncated_cells:
             log.info("%s: %d of %d cells have more than %d expressed genes and keep %s", source, cells.n_truncated_cells, len(cells),
                      self.cfg.tokens.max_len - 1, "their most expressed ones" if self.cfg.tokens.truncation == "top_expressed" else "the first ones in vocabulary order")
         return embed_tokens(self.encoder, cells, self.cfg.tokens, self.batch_size, self.device, progress), cells.n_dropped_genes
 
 
-def embed_file(in_path, checkpoint, out_path, batch_size: int = 64, device: str | None = None, progress: bool = True) -> int:
+def embed_file(in_path, checkpoint, out_path, batch_size: int = 64, device: str | None = None, progress: bool = True,
+               scale_check: bool = True) -> int:
     """`celllm embed`: read IN.h5ad, write OUT.h5ad with .obsm['X_celllm']. Returns the dropped-gene count."""
-    adata = read_dataset(in_path)
+    adata = read_dataset(in_path, scale_check=scale_check)
     embeddings, dropped = CellEmbedder(checkpoint, device, batch_size)(adata, source=str(in_path), progress=progress)
     if dropped:
         log.warning("%s: %d of %d genes are not in the checkpoint's vocabulary and were dropped", in_path, dropped, adata.n_vars)

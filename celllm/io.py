@@ -1,8 +1,15 @@
-"""Reading, validating and atomically writing standard datasets (.h5ad).
+"""Reading, validating and atomically writing standard datasets (.h5ad), and checking outputs.
 
 The standard dataset contract, which every parser and loader keeps: `.X` sparse CSR with
-non-negative, finite values on a count scale; unique gene symbols as
-`var_names`; task labels in named `.obs` columns.
+non-negative, finite values on a count scale (raw counts, or counts scaled per
+cell such as TPM); unique gene symbols as `var_names`; task labels in named
+`.obs` columns.
+
+Outputs are checked before any work starts (`check_output_file`,
+`check_output_folder`): an output never replaces an input, nor something of
+another kind, and its folder must be writable. A folder replaced by
+`atomic_path` moves in two renames; `recover_interrupted_swap` finishes a swap
+that a kill cut between them.
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ import scipy.sparse as sp
 from celllm.errors import InputError
 
 
-def read_dataset(path: str | os.PathLike, required_obs: Iterable[str] = ()) -> ad.AnnData:
+def read_dataset(path: str | os.PathLike, required_obs: Iterable[str] = (), scale_check: bool = True) -> ad.AnnData:
     """Read an .h5ad file and check it against the standard dataset contract.
 
     Returns the AnnData with `.X` as float32 CSR. Raises InputError with one
-    line naming the file for anything that breaks the contract.
+    line naming the file for anything that breaks the contract; `scale_check=False`
+    accepts values that do not look like counts (see `check_count_scale`).
     """
     path = Path(path)
     if not path.exists():
@@ -37,11 +45,11 @@ def read_dataset(path: str | os.PathLike, required_obs: Iterable[str] = ()) -> a
         adata = ad.read_h5ad(path)
     except Exception as exc:  # h5py/anndata raise many types for a corrupt file
         raise InputError(f"{path}: not a readable AnnData .h5ad file ({type(exc).__name__}: {exc})") from None
-    validate_dataset(adata, str(path), required_obs)
+    validate_dataset(adata, str(path), required_obs, scale_check)
     return adata
 
 
-def validate_dataset(adata: ad.AnnData, name: str, required_obs: Iterable[str] = ()) -> None:
+def validate_dataset(adata: ad.AnnData, name: str, required_obs: Iterable[str] = (), scale_check: bool = True) -> None:
     """Check the contract in place; converts `.X` to float32 CSR."""
     if adata.n_obs == 0:
         raise InputError(f"{name}: the dataset has no cells")
@@ -60,12 +68,114 @@ def validate_dataset(adata: ad.AnnData, name: str, required_obs: Iterable[str] =
         raise InputError(f"{name}: expression contains NaN or infinite values")
     if values.size and values.min() < 0:
         raise InputError(f"{name}: expression contains negative values (expected counts or size-normalised values)")
+    if scale_check:
+        check_count_scale(X, name)
     adata.X = X
     for column in required_obs:
         if column not in adata.obs.columns:
             raise InputError(f"{name}: missing label column '{column}' in .obs (has: {', '.join(map(str, adata.obs.columns)) or 'none'})")
         if adata.obs[column].isna().any():
             raise InputError(f"{name}: label column '{column}' has missing values")
+
+
+# log1p of counts stays below ~12 and log2(1 + x) of CPM below ~20; counts and TPM go far higher
+LOG_SCALE_MAX = 30.0
+
+
+def check_count_scale(X: sp.csr_matrix, name: str) -> None:
+    """InputError unless `X` looks like counts or counts scaled per cell (CellLM normalises them itself).
+
+    Refused: every non-zero value equal to 1 (binary data), and non-integer
+    values that never exceed LOG_SCALE_MAX in cells whose totals differ (log
+    transformed). Integers pass; so do non-integer values whose cells all share
+    one total (size-normalised) or that reach beyond LOG_SCALE_MAX (TPM, intensities).
+    """
+    values = X.data
+    if values.size == 0:
+        return
+    expected = "CellLM reads counts or size-normalised counts (raw counts are often in .raw.X or a 'counts' layer)"
+    if (values == 1).all():
+        raise InputError(f"{name}: every non-zero value is 1, which looks like binary data, not counts; {expected}")
+    if (values == np.round(values)).all():
+        return
+    totals = np.asarray(X.sum(axis=1)).ravel()
+    totals = totals[totals > 0]
+    if totals.max() <= totals.min() * (1 + 1e-3):
+        return  # every cell scaled to one total
+    if values.max() <= LOG_SCALE_MAX:
+        raise InputError(f"{name}: values look log-transformed (not integers, at most {values.max():.3g}, cells with different totals); {expected}")
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """InputError unless a file can be created in `folder` or, where it does not exist yet, in its nearest existing parent."""
+    folder = Path(folder).absolute()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise InputError(f"{what}: {existing} is not a folder")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise InputError(f"{what}: cannot write in {existing} ({exc.strerror or exc})") from None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_output_file(out, suffix: str, inputs: Iterable = (), what: str = "output") -> Path:
+    """Check, before any work, that `out` can be written without destroying anything but an older file of its kind.
+
+    `out` must end in `suffix`, must not be a folder, must not be (or lie inside)
+    one of `inputs` (files or folders), and its folder must be writable.
+    """
+    out = Path(out)
+    resolved = out.resolve()
+    if out.is_dir():
+        raise InputError(f"{out}: is a folder; the {what} must be a {suffix} file (nothing was written)")
+    if out.suffix != suffix:
+        raise InputError(f"{out}: the {what} must be a {suffix} file")
+    for given in inputs:
+        if _inside(resolved, Path(given).resolve()):
+            raise InputError(f"{out}: the {what} would replace the input {given}; choose another path")
+    check_writable(out.parent, str(out))
+    return out
+
+
+def check_output_folder(out, kind: str, is_kind, inputs: Iterable = ()) -> Path:
+    """Check, before any work, that folder `out` can be written: it does not exist, or it is a `kind`
+    (`is_kind(out)`), it holds none of `inputs`, and its parent is writable."""
+    out = Path(out)
+    resolved = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder; the output must be a {kind} folder")
+    for given in inputs:
+        if _inside(Path(given).resolve(), resolved):
+            raise InputError(f"{out}: holds the input {given}, which writing the {kind} would delete; choose another folder")
+    if out.is_dir() and any(out.iterdir()) and not is_kind(out):
+        raise InputError(f"{out}: exists and is not a {kind} folder; choose a new folder (nothing was written)")
+    check_writable(out.parent, str(out))
+    return out
+
+
+def recover_interrupted_swap(path) -> bool:
+    """Finish a folder replacement of `atomic_path` that a kill cut between its two renames.
+
+    Then `path` is missing, the old version waits as `.{name}.*/{name}.previous` and the
+    new one, complete, as `.{name}.*/{name}` (the first rename happens only once the new
+    version is written). Moves the new version into place; returns whether it did.
+    """
+    path = Path(path)
+    if path.exists():
+        return False
+    for leftover in sorted(path.parent.glob(f".{path.name}.*")):
+        if (leftover / f"{path.name}.previous").is_dir() and (leftover / path.name).is_dir():
+            try:
+                os.replace(leftover / path.name, path)
+            except FileNotFoundError:  # another process recovered it first
+                pass
+            shutil.rmtree(leftover, ignore_errors=True)
+            return path.exists()
+    return False
 
 
 @contextlib.contextmanager

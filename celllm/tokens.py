@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from celllm.errors import InputError
-from celllm.options import Options
+from celllm.options import Options, option
 from celllm.preprocess import BINNINGS, bin_values, normalize_log2
 
 # How a cell longer than max_len - 1 genes is cut: keep its most expressed genes (ties in
@@ -32,19 +32,11 @@ class TokenConfig(Options):
 
     label = "tokens option"
 
-    binning: str = "floor_clip"  # released code; or "quantile"
-    n_bins: int = 6  # released code: bins 0..5
-    target_sum: float = 1e4  # normalize_total target before log2(1 + x)
-    max_len: int = 6000  # tokens per cell including [CLS] (released code)
-    truncation: str = "top_expressed"  # or "vocabulary_order" (released code); see TRUNCATIONS
-
-    def __post_init__(self):
-        if self.binning not in BINNINGS:
-            raise ValueError(f"unknown binning '{self.binning}' (choose from {', '.join(BINNINGS)})")
-        if self.truncation not in TRUNCATIONS:
-            raise ValueError(f"unknown truncation '{self.truncation}' (choose from {', '.join(TRUNCATIONS)})")
-        if self.n_bins < 2 or self.max_len < 2:
-            raise ValueError("n_bins and max_len must be at least 2")
+    binning: str = option("floor_clip", choices=BINNINGS)  # released code; or "quantile"
+    n_bins: int = option(6, low=2)  # released code: bins 0..5
+    target_sum: float = option(1e4, low=0.0, low_open=True)  # normalize_total target before log2(1 + x)
+    max_len: int = option(6000, low=2)  # tokens per cell including [CLS] (released code)
+    truncation: str = option("top_expressed", choices=TRUNCATIONS)  # or "vocabulary_order" (released code)
 
     # Special bin tokens follow the expression bins; CLS and PAD keep the
     # released code's numbers (6 and 7 with six bins).
@@ -96,10 +88,23 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
+        """One gene symbol per line; InputError naming the file for a missing, empty or duplicated gene."""
         path = Path(path)
-        if not path.exists():
+        if not path.is_file():
             raise InputError(f"{path}: vocabulary file not found")
-        return cls([line for line in path.read_text().splitlines() if line])
+        try:
+            lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not a readable vocabulary file ({type(exc).__name__})") from None
+        genes = [line.strip() for line in lines if line.strip()]
+        if not genes:
+            raise InputError(f"{path}: the vocabulary is empty (expected one gene symbol per line)")
+        first = {}
+        for number, gene in enumerate(genes, start=1):
+            if gene in first:
+                raise InputError(f"{path}: gene '{gene}' is listed twice (genes {first[gene]} and {number})")
+            first[gene] = number
+        return cls(genes)
 
     @classmethod
     def from_datasets(cls, paths, keep=None) -> "Vocabulary":

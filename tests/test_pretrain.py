@@ -97,11 +97,32 @@ def test_resume_after_a_kill_reaches_the_same_weights(corpus_path, tiny_config, 
     monkeypatch.setattr(trainer, "make_views", real_make_views)
     assert len((tmp_path / "resumed" / "train_log.csv").read_text().splitlines()) == 3  # header + 2 steps
 
+    # and a kill between the two renames of the next save: the saved checkpoint waits in a hidden folder
+    import shutil
+
+    leftover = tmp_path / ".resumed.x1y2"
+    leftover.mkdir()
+    shutil.copytree(tmp_path / "resumed", leftover / "resumed.previous")
+    (tmp_path / "resumed").rename(leftover / "resumed")
     resumed = pretrain(corpus, tmp_path / "resumed", cfg, resume=True, progress=False)
+    assert not leftover.exists()
     a, b = load_checkpoint(straight)[0].state_dict(), load_checkpoint(resumed)[0].state_dict()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-7, msg=lambda m: f"{name}: {m}")
     assert len((resumed / "train_log.csv").read_text().splitlines()) == 5
+
+
+def test_a_corpus_without_tissue_labels_trains_with_a_stated_warning(tmp_path, tiny_config, caplog):
+    from celllm.io import write_h5ad
+    from tests.conftest import make_counts
+
+    write_h5ad(make_counts(n_cells=20, seed=4, tissue=False), tmp_path / "untagged.h5ad")
+    with caplog.at_level("WARNING"):
+        corpus = load_corpus([tmp_path / "untagged.h5ad"], tiny_config.tokens)
+        pretrain(corpus, tmp_path / "m", tiny_config.with_pretrain(max_steps=1), progress=False)
+    assert "untagged.h5ad: no 'tissue' column, so its 20 cells do not train the tumor/normal objective" in caplog.text
+    assert "the tumor/normal objective (weight_tissue 1) is 0 throughout" in caplog.text
+    assert (tmp_path / "m" / "train_log.csv").exists()
 
 
 def test_bad_pretraining_input_fails_with_one_line(tmp_path, capsys):

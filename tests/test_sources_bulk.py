@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.tasks.data import read_response_table
+from celllm.data.catalog import to_linear_scale
 from celllm.data.sources.ccle import parse_ccle_expression, parse_ccle_response
 from celllm.data.sources.gdsc import parse_gdsc_drug_list, parse_gdsc_expression, parse_gdsc_response
 from celllm.data.sources.smiles import attach_smiles, parse_pubchem_smiles, pubchem_cid_list
@@ -195,7 +196,7 @@ def test_gdsc_expression_follows_the_contract_and_matches_the_response_key(tmp_p
     assert adata.uns["value_scale"] == "rma_log2"
     dense = adata.to_df()
     assert dense.loc["906826", "DPM1"] == pytest.approx((10.379553 + 10.0) / 2, rel=1e-6)
-    validate_dataset(adata, "gdsc")  # CSR float32, finite, non-negative, unique genes
+    validate_dataset(to_linear_scale(adata, "gdsc"), "gdsc")  # on the linear scale build_dataset gives it: CSR float32, finite, non-negative, unique genes
 
     # the zip that GDSC serves reads the same
     zipped = parse_gdsc_expression(write_gdsc_expression(tmp_path / "Cell_line_RMA_proc_basalExp.txt.zip", GDSC_COSMIC, GDSC_EXPRESSION))
@@ -304,7 +305,7 @@ def test_ccle_expression_old_layout(tmp_path):
     assert adata.var_names.tolist() == ["DPM1", "TNMD", "TSPAN6"] and adata.var["entrez_id"].tolist() == [8813, 64102, 7105]
     assert adata.to_df().loc["A549_LUNG", "TSPAN6"] == pytest.approx(3.1)
     assert adata.uns["value_scale"] == "log2_tpm_plus_1"
-    validate_dataset(adata, "ccle")
+    validate_dataset(to_linear_scale(adata, "ccle"), "ccle")
 
 
 def test_ccle_expression_new_layout_keeps_default_entries_and_matches_the_response(tmp_path):

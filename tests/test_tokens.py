@@ -60,7 +60,7 @@ def test_bulk_profiles_keep_their_most_expressed_genes():
     assert [vocab.genes[i] for i in three.cell(0)[0]] == ["ACTB", "EGFR", "GAPDH"]  # of the tie, the first in vocabulary order
     released = tokenize(sp.csr_matrix(bulk), genes, vocab, TokenConfig(max_len=5, truncation="vocabulary_order"))
     assert [vocab.genes[i] for i in released.cell(0)[0]] == ["ABCA1", "ACTB", "BRCA1", "EGFR"]
-    with pytest.raises(ValueError, match="unknown truncation 'first'"):
+    with pytest.raises(ValueError, match="tokens option 'truncation' must be one of top_expressed, vocabulary_order, not 'first'"):
         TokenConfig(truncation="first")
 
 

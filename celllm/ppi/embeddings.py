@@ -35,18 +35,22 @@ def write_gene_embeddings(path: str | os.PathLike, genes: list[str], embeddings:
             np.savez(handle, genes=np.array(genes, dtype=str), embeddings=embeddings)
 
 
-def read_gene_embeddings(path: str | os.PathLike, vocab_genes: list[str]) -> torch.Tensor:
+def read_gene_embeddings(path: str | os.PathLike, vocab_genes: list[str], dim: int | None = None) -> torch.Tensor:
     """The rows of `vocab_genes`, in that order, as a (len(vocab_genes), dim) float32 tensor.
 
     Genes of the table outside the vocabulary are ignored. Raises InputError
-    (one line naming the file) if the file is missing or unreadable, malformed,
-    holds NaN or infinite values, or lacks any vocabulary gene.
+    (one line naming the file) if the file is missing or unreadable, not an .npz
+    archive, malformed, holds NaN or infinite values, lacks any vocabulary gene,
+    or (with `dim`) has rows of another width than the encoder's.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise InputError(f"{path}: gene embedding file not found")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise InputError(f"{path}: a single array, not a gene embedding table (expected an .npz with arrays 'genes' and 'embeddings')")
+        with loaded as archive:
             if not {"genes", "embeddings"} <= set(archive.files):
                 raise InputError(f"{path}: expected arrays 'genes' and 'embeddings' (has: {', '.join(archive.files) or 'none'})")
             genes, table = archive["genes"], archive["embeddings"]
@@ -70,5 +74,7 @@ def read_gene_embeddings(path: str | os.PathLike, vocab_genes: list[str]) -> tor
         raise InputError(
             f"{path}: {len(missing)} of {len(vocab_genes)} vocabulary genes have no embedding (for example '{missing[0]}')"
         )
+    if dim is not None and table.shape[1] != dim:
+        raise InputError(f"{path}: rows of width {table.shape[1]}, but the encoder's gene embeddings have dim {dim}")
     rows = np.fromiter((row_of[str(g)] for g in vocab_genes), dtype=np.int64, count=len(vocab_genes))
     return torch.from_numpy(np.ascontiguousarray(table[rows], dtype=np.float32))

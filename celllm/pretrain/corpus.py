@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,8 @@ from celllm.errors import InputError
 from celllm.io import read_dataset
 from celllm.pretrain.objectives import IGNORE, TISSUE_CODES
 from celllm.tokens import TokenConfig, TokenizedCells, Vocabulary, tokenize
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,11 +42,16 @@ def concat_tokens(parts: list[TokenizedCells]) -> TokenizedCells:
     )
 
 
-def load_corpus(paths, cfg: TokenConfig, vocab: Vocabulary | None = None) -> Corpus:
-    """Read and tokenize every dataset; the vocabulary defaults to their genes in order of appearance."""
+def load_corpus(paths, cfg: TokenConfig, vocab: Vocabulary | None = None, scale_check: bool = True) -> Corpus:
+    """Read and tokenize every dataset; the vocabulary defaults to their genes in order of appearance.
+
+    Says (logging) which files have no tissue labels (their cells train every objective
+    but tumor/normal), how many cells have no vocabulary gene and how many were cut
+    at max_len; refuses a corpus in which no cell has a vocabulary gene.
+    """
     if not paths:
         raise InputError("no pretraining data given (use --data FILE.h5ad)")
-    datasets = [(str(p), read_dataset(p)) for p in paths]
+    datasets = [(str(p), read_dataset(p, scale_check=scale_check)) for p in paths]
     vocab = vocab or Vocabulary.union(adata.var_names for _, adata in datasets)
     parts, tissues = [], []
     for source, adata in datasets:
@@ -51,5 +59,15 @@ def load_corpus(paths, cfg: TokenConfig, vocab: Vocabulary | None = None) -> Cor
         if "tissue" in adata.obs:
             tissues.append(tissue_codes(adata.obs["tissue"].to_numpy(), source))
         else:
+            log.warning("%s: no 'tissue' column, so its %d cells do not train the tumor/normal objective", source, adata.n_obs)
             tissues.append(np.full(adata.n_obs, IGNORE, dtype=np.int64))
-    return Corpus(concat_tokens(parts), np.concatenate(tissues), vocab)
+    cells = concat_tokens(parts)
+    empty = int((cells.lengths() == 0).sum())
+    if empty == len(cells):
+        raise InputError(f"no cell of {', '.join(map(str, paths))} expresses a gene of the {len(vocab)}-gene vocabulary")
+    if empty:
+        log.warning("%d of %d pretraining cells express no vocabulary gene; they are kept as [CLS]-only cells", empty, len(cells))
+    if cells.n_truncated_cells:
+        log.info("%d of %d pretraining cells have more than %d expressed genes and are cut (%s)", cells.n_truncated_cells, len(cells),
+                 cfg.max_len - 1, cfg.truncation)
+    return Corpus(cells, np.concatenate(tissues), vocab)
