@@ -13,6 +13,13 @@ A model that needs a CellLM checkpoint names the pretraining it wants with
 then gives it `context.checkpoint` and `context.embeddings` (that checkpoint's
 cached [CLS] embeddings of the dataset, see benchmarks.models._celllm).
 
+A model that takes options declares them with their defaults, `options={"epochs": 20,
+"lr": 1e-4}` (on the tasks of `option_tasks`, default all its tasks); a default's type is
+the option's type and numbers must be positive. The task config's
+`options: {model: {...}}` is checked against that before any job runs
+(`ModelSpec.resolve_options`), and the run gives the model the defaults with the
+configured values over them in `context.options`.
+
 Everything else (the DAG, the tables, the tests) discovers models from here.
 """
 
@@ -24,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.ablations import PRETRAININGS
+from celllm.errors import InputError
 
 KINDS = ("celllm", "baseline", "control")
 
@@ -37,10 +45,21 @@ class ModelSpec:
     reference: str
     checkpoint: str | None  # the pretraining variant it needs, or None
     factory: type = field(compare=False, repr=False)
+    options: dict = field(default_factory=dict)  # option -> default
+    option_tasks: tuple[str, ...] = ()  # the tasks its options apply to
 
     @property
     def needs_checkpoint(self) -> bool:
         return self.checkpoint is not None
+
+    def resolve_options(self, task: str, given: dict | None) -> dict:
+        """The options the model runs with on `task`: its defaults, with the configured `given` over them."""
+        given = dict(given or {})
+        if task not in self.option_tasks:
+            if given:
+                raise InputError(f"model '{self.name}' takes no options on task '{task}' (given: {', '.join(map(str, given))})")
+            return {}
+        return check_options(f"model '{self.name}'", self.options, given)
 
 
 @dataclass(frozen=True)
@@ -57,7 +76,29 @@ class ModelContext:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register(name: str, *, kind: str, tasks, summary: str, reference: str = "", checkpoint: str | None = None):
+def check_options(model: str, defaults: dict, given: dict) -> dict:
+    """`defaults` with `given` over them; InputError for an unknown option or a value of the wrong type
+    (numbers must be positive). `model` names the model in messages ("model 'mlp'")."""
+    unknown = sorted(set(map(str, given)) - set(defaults))
+    if unknown:
+        raise InputError(f"unknown option '{unknown[0]}' for {model} (known: {', '.join(defaults) or 'none'})")
+    for name, value in given.items():
+        default = defaults[name]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            kind = (int, float) if isinstance(default, float) else int
+            ok = isinstance(value, kind) and not isinstance(value, bool) and value > 0
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            what = {bool: "true or false", int: "positive integer", float: "positive number"}.get(type(default), type(default).__name__)
+            raise InputError(f"option '{name}' must be a {what} for {model}, got {value!r}")
+    return {**defaults, **given}
+
+
+def register(name: str, *, kind: str, tasks, summary: str, reference: str = "", checkpoint: str | None = None,
+             options: dict | None = None, option_tasks=None):
     if kind not in KINDS:
         raise ValueError(f"model '{name}': kind must be one of {', '.join(KINDS)}, not '{kind}'")
     if checkpoint is not None and checkpoint not in PRETRAININGS:
@@ -67,7 +108,8 @@ def register(name: str, *, kind: str, tasks, summary: str, reference: str = "", 
         existing = _REGISTRY.get(name)
         if existing is not None and existing.factory.__module__ != factory.__module__:
             raise ValueError(f"model name '{name}' is registered twice ({existing.factory.__module__}, {factory.__module__})")
-        _REGISTRY[name] = ModelSpec(name, kind, tuple(tasks), summary, reference, checkpoint, factory)
+        _REGISTRY[name] = ModelSpec(name, kind, tuple(tasks), summary, reference, checkpoint, factory, dict(options or {}),
+                                    tuple(option_tasks if option_tasks is not None else tasks) if options else ())
         return factory
 
     return decorate

@@ -53,8 +53,10 @@ def test_model_writes_a_valid_run_record(model, task, setting, tmp_path, checkpo
     else:
         inputs = cell_inputs[task]
     split = make_split(task, setting, 0, inputs, tmp_path / "split.tsv")
+    spec = registry.get(model)
+    options = {k: v for k, v in FAST_OPTIONS.items() if k in spec.options} if task in spec.option_tasks else {}
     # every pretraining variant is stood in for by the same tiny checkpoint here
-    context = registry.ModelContext(checkpoint=checkpoint, threads=1, options=FAST_OPTIONS)
+    context = registry.ModelContext(checkpoint=checkpoint, threads=1, options=options)
     out = tmp_path / "run"
     run_task(task, setting, inputs, tmp_path / "split.tsv", model, 0, out, context)
 
@@ -78,3 +80,22 @@ def test_an_unknown_model_is_named():
 def test_a_model_asking_for_an_unknown_pretraining_is_refused():
     with pytest.raises(ValueError, match="checkpoint must be one of pretrained"):
         registry.register("bad", kind="celllm", tasks=("annotation",), summary="x", checkpoint="mystery")
+
+
+def test_declared_options_are_checked_and_completed_with_their_defaults():
+    from celllm.errors import InputError
+
+    finetune = registry.get("celllm_finetune")
+    assert finetune.resolve_options("annotation", {"epochs": 3}) == {"epochs": 3, "lr": 1e-4, "batch_size": 32, "patience": 4}
+    assert finetune.resolve_options("annotation", {"lr": 1}) ["lr"] == 1  # an integer is a fine number
+    with pytest.raises(InputError, match=r"unknown option 'epoch' for model 'celllm_finetune' \(known: epochs, lr, batch_size, patience\)"):
+        finetune.resolve_options("annotation", {"epoch": 3})
+    for bad in ("3", 2.5, -1, 0, True):
+        with pytest.raises(InputError, match="option 'epochs' must be a positive integer for model 'celllm_finetune'"):
+            finetune.resolve_options("annotation", {"epochs": bad})
+    probe = registry.get("celllm_probe")
+    assert probe.resolve_options("annotation", {}) == {} and probe.resolve_options("drug_response", {})["epochs"] == 200
+    with pytest.raises(InputError, match="model 'celllm_probe' takes no options on task 'annotation'"):
+        probe.resolve_options("annotation", {"epochs": 3})
+    with pytest.raises(InputError, match="model 'logreg_l1' takes no options"):
+        registry.get("logreg_l1").resolve_options("annotation", {"C": 1.0})

@@ -19,6 +19,8 @@ from torch import nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import GINConv, global_max_pool
 
+from benchmarks.models._celllm import DRUG_RESPONSE_OPTIONS
+from benchmarks.registry import check_options
 from benchmarks.tasks.data import PairData
 from celllm.errors import InputError
 
@@ -118,18 +120,10 @@ class GraphDrugResponseModel:
     Options (context.options): epochs, lr, batch_size, patience, hidden.
     """
 
-    OPTIONS = {"epochs": 200, "lr": 1e-3, "batch_size": 64, "patience": 20, "hidden": 128}
+    OPTIONS = DRUG_RESPONSE_OPTIONS
 
     def __init__(self, seed, context):
-        options = dict(context.options or {})
-        unknown = sorted(set(options) - set(self.OPTIONS))
-        if unknown:
-            raise InputError(f"unknown option '{unknown[0]}' for a drug-response model (known: {', '.join(self.OPTIONS)})")
-        self.options = {**self.OPTIONS, **options}
-        for name, value in self.options.items():
-            real = isinstance(self.OPTIONS[name], float)  # lr may be any positive number, the rest are counts
-            if isinstance(value, bool) or not isinstance(value, (int, float) if real else int) or value <= 0:
-                raise InputError(f"option '{name}' must be a positive {'number' if real else 'integer'}, got {value!r}")
+        self.options = check_options("a drug-response model", self.OPTIONS, context.options or {})
         self.seed, self.context, self.device = int(seed), context, torch.device(context.device)
         torch.set_num_threads(context.threads)
         self.net: DrugResponseNet | None = None

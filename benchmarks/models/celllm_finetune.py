@@ -17,7 +17,7 @@ import torch
 from sklearn.metrics import f1_score
 from torch import nn
 
-from benchmarks.registry import register
+from benchmarks.registry import check_options, register
 from celllm.checkpoint import load_checkpoint
 from celllm.embed import embed_tokens
 from celllm.tokens import pad_batch, tokenize
@@ -32,11 +32,12 @@ DEFAULTS = {"epochs": 20, "lr": 1e-4, "batch_size": 32, "patience": 4}
     summary="CellLM fine-tuned: last Performer layer + final norm + MLP head, class-weighted CE, epoch picked on validation",
     reference="Zhao, Zhang & Nie 2023; OpenBioMed configs/ctc/cellLM.json",
     checkpoint="pretrained",
+    options=DEFAULTS,
 )
 class CellLMFineTune:
     def __init__(self, seed, context):
         self.seed, self.context = seed, context
-        self.options = {**DEFAULTS, **context.options}
+        self.options = check_options("celllm_finetune", DEFAULTS, context.options or {})
         torch.set_num_threads(context.threads)
         torch.manual_seed(seed)
         model, self.vocab, self.cfg = load_checkpoint(context.checkpoint)

@@ -5,7 +5,7 @@ Only masked-bin prediction and tumor/normal discrimination train the encoder
 what the contrastive objective adds.
 """
 
-from benchmarks.models._celllm import ALL_TASKS, FrozenCellLM
+from benchmarks.models._celllm import ALL_TASKS, DRUG_RESPONSE_OPTIONS, FrozenCellLM
 from benchmarks.registry import register
 
 
@@ -16,6 +16,8 @@ from benchmarks.registry import register
     summary="ablation: celllm_probe on CellLM pretrained without the contrastive loss (MLM + tumor/normal)",
     reference="ablation of Zhao, Zhang & Nie 2023; scBERT, Yang et al. 2022",
     checkpoint="no_contrastive",
+    options=DRUG_RESPONSE_OPTIONS,  # of the GIN head; the linear probe of cells takes none
+    option_tasks=("drug_response",),
 )
 class CellLMNoContrastiveProbe(FrozenCellLM):
     pass

@@ -5,7 +5,7 @@ released recipe, the cell line's embedding beside a 3-layer GIN over the
 drug's molecular graph.
 """
 
-from benchmarks.models._celllm import ALL_TASKS, FrozenCellLM
+from benchmarks.models._celllm import ALL_TASKS, DRUG_RESPONSE_OPTIONS, FrozenCellLM
 from benchmarks.registry import register
 
 
@@ -16,6 +16,8 @@ from benchmarks.registry import register
     summary="CellLM frozen [CLS] embedding + trained head (logistic regression; GIN drug encoder for pairs)",
     reference="Zhao, Zhang & Nie 2023, arXiv 2306.04371",
     checkpoint="pretrained",
+    options=DRUG_RESPONSE_OPTIONS,  # of the GIN head; the linear probe of cells takes none
+    option_tasks=("drug_response",),
 )
 class CellLMProbe(FrozenCellLM):
     pass

@@ -4,7 +4,7 @@ The encoder is the pretraining's initial state (the GraphMAE gene table and
 a random Performer), so the gap to celllm_probe is what pretraining adds.
 """
 
-from benchmarks.models._celllm import ALL_TASKS, FrozenCellLM
+from benchmarks.models._celllm import ALL_TASKS, DRUG_RESPONSE_OPTIONS, FrozenCellLM
 from benchmarks.registry import register
 
 
@@ -15,6 +15,8 @@ from benchmarks.registry import register
     summary="ablation: celllm_probe on the untrained encoder (GraphMAE genes, random Performer)",
     reference="ablation of Zhao, Zhang & Nie 2023",
     checkpoint="untrained",
+    options=DRUG_RESPONSE_OPTIONS,  # of the GIN head; the linear probe of cells takes none
+    option_tasks=("drug_response",),
 )
 class CellLMUntrainedProbe(FrozenCellLM):
     pass

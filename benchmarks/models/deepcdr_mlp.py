@@ -17,6 +17,7 @@ from benchmarks.registry import register
     tasks=("drug_response",),
     summary="GIN drug encoder + MLP on log expression of the 1000 most variable training genes (DeepCDR-style)",
     reference="Liu et al. 2020, Bioinformatics 36:i911, DeepCDR",
+    options=GraphDrugResponseModel.OPTIONS,
 )
 class ExpressionGIN(GraphDrugResponseModel):
     def fit_cell_features(self, train):

@@ -8,7 +8,7 @@ The same code serves every task; the task spec says whether rows are cells
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -117,13 +117,15 @@ def run_task(task_name: str, setting: str, inputs: TaskInputs, split_path, model
              context: registry.ModelContext) -> dict:
     """Fit one registered model on train (+ validation), score it on test, write metrics.json and predictions.csv.
 
-    The record carries the model's options (`context.options`), so two runs with
+    The model runs with its declared options' defaults under the configured
+    `context.options`, and the record carries those options, so two runs with
     different options are told apart by their records, not only by their folders.
     """
     task = get_task(task_name)
     spec = registry.get(model_name)
     if task_name not in spec.tasks:
         raise InputError(f"model '{model_name}' does not support task '{task_name}'")
+    context = replace(context, options=spec.resolve_options(task_name, context.options))
     parts = _load_parts(task, inputs, split_path)
 
     np.random.seed(seed)  # for libraries that still read numpy's global state
