@@ -23,10 +23,22 @@ class Setting:
     stratify: bool = True
 
     def with_fractions(self, fractions: dict) -> "Setting":
+        """This setting re-sized: each of train, val, test in (0, 1), their sum at most 1
+        (below 1 with `train` given, the rest is left unused, as few-shot does)."""
         unknown = set(fractions) - {"train", "val", "test"}
         if unknown:
             raise ValueError(f"unknown split fraction(s) {', '.join(sorted(unknown))} (expected train, val, test)")
-        return Setting(fractions.get("val", self.val), fractions.get("test", self.test), fractions.get("train", self.train), self.unit, self.stratify)
+        resized = Setting(fractions.get("val", self.val), fractions.get("test", self.test), fractions.get("train", self.train), self.unit, self.stratify)
+        parts = {"train": resized.train, "val": resized.val, "test": resized.test}
+        for name, value in parts.items():
+            if value is not None and not 0 < value < 1:
+                raise ValueError(f"split fraction {name} must be between 0 and 1, not {value}")
+        total = sum(v for v in parts.values() if v is not None)
+        if total > 1 + 1e-9 or (resized.train is None and total >= 1):
+            given = ", ".join(f"{k} {v}" for k, v in parts.items() if v is not None)
+            limit = "at most 1" if resized.train is not None else "below 1, to leave cells to train on"
+            raise ValueError(f"split fractions {given} sum to {total:g}; they must sum to {limit}")
+        return resized
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,8 @@ CATALOG: dict[str, RealDataset] = {
     )
 }
 
+STRING_EDGES = "string_human"  # the interaction table parsed from STRING (results/data/{name}.tsv)
+
 # log-scale sources, and how each returns to a linear scale the tokenizer can normalise
 LINEAR_SCALE = {
     "rma_log2": ("2^x (RMA intensity)", lambda x: np.exp2(x)),

@@ -6,6 +6,11 @@ from __future__ import annotations
 from celllm.data.simulate import GeneProgramWorld, load_drug_table
 from celllm.io import atomic_path, write_h5ad
 
+# The demo's simulated datasets (results/data/{name}.h5ad), by their key in `outputs`; the
+# cell lines' response table and the interaction network are {cell_lines}.response.tsv and {ppi}.tsv.
+SIMULATED = {"corpus": "sim_pretrain", "pbmc": "sim_pbmc", "drug_sensitivity": "sim_drug_sensitivity", "cell_lines": "sim_cell_lines"}
+SIMULATED_PPI = "sim_ppi"
+
 
 def write_simulated_datasets(genes, outputs: dict[str, str], seed: int = 0, n_programs: int = 12, corpus_cells: int = 3000, pbmc_cells: int = 1500,
                              pbmc_types: int = 8, drug_sensitivity_cells: int = 800, cell_lines: int = 60) -> None:

@@ -6,17 +6,20 @@ from snakemake.utils import validate
 
 from benchmarks import registry
 from benchmarks.ablations import PRETRAINED, checkpoint_name
+from benchmarks.config import check_config, check_schema, task_models
 from benchmarks.perf import BENCHMARKS as PERF_BENCHMARKS, FIGURES as PERF_FIGURES
 from benchmarks.tasks import TASKS, get_task, task_settings
-from celllm.data.catalog import CATALOG, address_sources, read_sources
+from celllm.data.catalog import CATALOG, STRING_EDGES, address_sources, read_sources
+from celllm.data.demo import SIMULATED, SIMULATED_PPI
 from celllm.data.download import MANUAL
+from celllm.data.pbmc import DATASET as PBMC68K
 
 
+# The schema refuses unknown keys and wrong types, check_config unknown names and options:
+# both before any job, so `snakemake -n` catches a misspelt config (validate adds the defaults).
+check_schema(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 validate(config, "../schemas/config.schema.yaml")
-
-unknown_tasks = set(config["tasks"]) - set(TASKS)
-if unknown_tasks:
-    raise ValueError(f"config: unknown task(s) {', '.join(sorted(unknown_tasks))} (known: {', '.join(TASKS)})")
+check_config(config, lambda name: Path(f"results/data/{name}.h5ad").exists(), lambda name: Path(f"results/data/{name}.tsv").exists())
 
 SEEDS = config["seeds"]
 # every rule runs in the project environment (environment.yml); see README
@@ -31,15 +34,6 @@ def canonical(value):
     text, so a config whose keys are only reordered must not look changed (and re-run
     pretraining); every mapping a rule takes as params goes through here."""
     return json.loads(json.dumps(value, sort_keys=True))
-
-
-def task_models(task):
-    """The task's configured models, or every registered model that supports it."""
-    chosen = config["tasks"][task].get("models") or registry.models_for(task)
-    for name in chosen:
-        if task not in registry.get(name).tasks:
-            raise ValueError(f"config: model '{name}' does not support task '{task}'")
-    return chosen
 
 
 def settings_of(task):
@@ -58,7 +52,7 @@ def model_options(task, model):
 
 def pretrainings():
     """Every pretraining some configured model needs: the configured one and its ablations."""
-    wanted = {PRETRAINED} | {registry.get(m).checkpoint for t in config["tasks"] for m in task_models(t)}
+    wanted = {PRETRAINED} | {registry.get(m).checkpoint for t in config["tasks"] for m in task_models(config, t)}
     return sorted(checkpoint_name(PRETRAIN_NAME, p) for p in wanted if p)
 
 
@@ -87,7 +81,7 @@ def run_records(task):
         f"{run_dir(task, dataset, setting, model)}/seed{seed}/metrics.json"
         for dataset in config["tasks"][task]["datasets"]
         for setting in settings_of(task)
-        for model in task_models(task)
+        for model in task_models(config, task)
         for seed in SEEDS
     ]
 
@@ -162,13 +156,13 @@ FIGURE_MODEL = "celllm_probe"  # the confusion matrices and UMAPs show the froze
 
 def scatter_models():
     """Predicted-vs-measured panels: CellLM, the best-known baseline and the per-drug control, as configured."""
-    return [m for m in ("celllm_probe", "deepcdr_mlp", "drug_mean") if m in task_models("drug_response")]
+    return [m for m in ("celllm_probe", "deepcdr_mlp", "drug_mean") if m in task_models(config, "drug_response")]
 
 
 def figure_files():
     tasks = config["tasks"]
     names = ["pretrain_losses"] + [t for t in tasks]
-    if "annotation" in tasks and FIGURE_MODEL in task_models("annotation"):
+    if "annotation" in tasks and FIGURE_MODEL in task_models(config, "annotation"):
         names += [f"{kind}_{d}" for d in tasks["annotation"]["datasets"] for kind in ("confusion", "umap")]
     if "drug_response" in tasks and scatter_models():
         names += [f"scatter_{tasks['drug_response']['datasets'][0]}"]

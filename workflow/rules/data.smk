@@ -3,7 +3,7 @@
 
 rule pbmc68k_reduced:
     output:
-        "results/data/pbmc68k_reduced.h5ad",
+        f"results/data/{PBMC68K}.h5ad",
     log:
         "logs/data/pbmc68k_reduced.log",
     threads: 1
@@ -17,14 +17,11 @@ rule pbmc68k_reduced:
 # the real and the simulated cells.
 rule simulate:
     input:
-        genes_from="results/data/pbmc68k_reduced.h5ad",
+        genes_from=f"results/data/{PBMC68K}.h5ad",
     output:
-        corpus="results/data/sim_pretrain.h5ad",
-        pbmc="results/data/sim_pbmc.h5ad",
-        drug_sensitivity="results/data/sim_drug_sensitivity.h5ad",
-        cell_lines="results/data/sim_cell_lines.h5ad",
-        drug_response="results/data/sim_cell_lines.response.tsv",
-        ppi="results/data/sim_ppi.tsv",
+        **{key: f"results/data/{name}.h5ad" for key, name in SIMULATED.items()},
+        drug_response=f"results/data/{SIMULATED['cell_lines']}.response.tsv",
+        ppi=f"results/data/{SIMULATED_PPI}.tsv",
     params:
         simulation=canonical(config["simulation"]),
     log:

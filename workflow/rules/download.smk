@@ -73,12 +73,12 @@ rule string_ppi:
         string_info=lambda wildcards: raw_file("string_info"),
         hgnc=lambda wildcards: raw_file("hgnc"),
     output:
-        "results/data/string_human.tsv",
+        f"results/data/{STRING_EDGES}.tsv",
     params:
         sources=source_rows(["string_links", "string_info", "hgnc"]),
         lock=LOCK,
     log:
-        "logs/data/string_human.log",
+        f"logs/data/{STRING_EDGES}.log",
     threads: 1
     conda:
         ENV

@@ -1,0 +1,104 @@
+"""The checks of a workflow config, run before the workflow plans any job.
+
+`check_schema` holds the config to its JSON schema (workflow/schemas/config.schema.yaml),
+which refuses unknown keys and wrong types, and says what is wrong in one line.
+`check_config` checks the names the schema cannot know: tasks, datasets, models,
+settings and their split fractions, each model's options (names and types, as the
+model declares them), the corpus, the interaction network, and the CellLM and
+GraphMAE option sections. So `snakemake -n` catches a misspelt key or name; every
+problem is one InputError naming its key.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from benchmarks import registry
+from benchmarks.tasks import TASKS, task_settings
+from celllm.errors import InputError
+
+
+def check_schema(config: dict, schema_path) -> None:
+    """InputError, in one line naming the key, for the first way `config` breaks its JSON schema."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(open(schema_path))
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        error = errors[0]
+        where = ".".join(map(str, error.absolute_path)) or "top level"
+        raise InputError(f"config: {where}: {error.message}")
+
+
+def known_datasets() -> set[str]:
+    """Datasets some rule of the workflow can make: the paper's real ones and the demo's."""
+    from celllm.data.catalog import CATALOG
+    from celllm.data.demo import SIMULATED
+    from celllm.data.pbmc import DATASET as PBMC68K
+
+    return {*CATALOG, *SIMULATED.values(), PBMC68K}
+
+
+def known_networks() -> set[str]:
+    """Interaction tables (results/data/{name}.tsv) some rule can make."""
+    from celllm.data.catalog import STRING_EDGES
+    from celllm.data.demo import SIMULATED_PPI
+
+    return {STRING_EDGES, SIMULATED_PPI}
+
+
+def task_models(config: dict, task: str) -> list[str]:
+    """The task's configured models, or every registered model that supports it."""
+    return list(config["tasks"][task].get("models") or registry.models_for(task))
+
+
+def _names(kind: str, given, known, where: str, exists: Callable[[str], bool] = lambda name: False) -> None:
+    unknown = [name for name in given if name not in known and not exists(name)]
+    if unknown:
+        raise InputError(f"config: {where}: unknown {kind} '{unknown[0]}' (known: {', '.join(sorted(known))})")
+
+
+def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda name: False,
+                 network_exists: Callable[[str], bool] = lambda name: False) -> None:
+    """Raise InputError for the first name or option of `config` that the workflow cannot use.
+
+    `dataset_exists(name)` / `network_exists(name)` accept datasets and networks that no
+    rule makes but that a user has put in results/data/ by hand.
+    """
+    from celllm.config import CellLMConfig
+    from celllm.ppi.graphmae import GraphMAEConfig
+
+    _names("task", config["tasks"], TASKS, "tasks")
+    datasets = known_datasets()
+    for task, spec in config["tasks"].items():
+        where = f"tasks.{task}"
+        _names("dataset", spec["datasets"], datasets, f"{where}.datasets", dataset_exists)
+        for name in spec.get("models") or []:
+            try:
+                model = registry.get(name)
+            except KeyError:
+                raise InputError(f"config: {where}.models: unknown model '{name}' (registered: {', '.join(registry.discover())})") from None
+            if task not in model.tasks:
+                raise InputError(f"config: {where}.models: model '{name}' does not support task '{task}' (its tasks: {', '.join(model.tasks)})")
+        try:
+            task_settings(task, spec)
+        except ValueError as exc:
+            raise InputError(f"config: {where}.settings: {exc}") from None
+        supported = registry.models_for(task)  # options may wait for a model the config leaves out for now
+        for name, options in (spec.get("options") or {}).items():
+            if name not in supported:
+                raise InputError(f"config: {where}.options: '{name}' is not a model of task '{task}' (its models: {', '.join(supported)})")
+            try:
+                registry.get(name).resolve_options(task, options)
+            except InputError as exc:
+                raise InputError(f"config: {where}.options.{name}: {exc}") from None
+    pretrain = config["pretrain"]
+    _names("dataset", pretrain["corpus"], datasets, "pretrain.corpus", dataset_exists)
+    CellLMConfig.from_dict(pretrain["model"], "config: pretrain.model")
+    ppi = config["ppi"]
+    _names("interaction network", [ppi["edges"]], known_networks(), "ppi.edges", network_exists)
+    try:
+        GraphMAEConfig.from_dict(ppi.get("graphmae") or {})
+    except ValueError as exc:
+        raise InputError(f"config: ppi.graphmae: {exc}") from None

@@ -1,0 +1,127 @@
+"""A strict workflow config: a misspelt key, name or option stops the run before any job.
+
+The schema (workflow/schemas/config.schema.yaml) refuses unknown keys and wrong types; the
+library's check (benchmarks.config.check_config) refuses names and options the workflow cannot
+use. Both run in-process here; one `snakemake -n` shows the workflow calls them first.
+"""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from benchmarks.config import check_config, check_schema
+from celllm.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+BASE = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())
+
+
+def _edited(path: str, value):
+    """BASE with the key at dotted `path` set to `value` (a new key where it does not exist)."""
+    config = copy.deepcopy(BASE)
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return config
+
+
+def _rename(path: str, new: str):
+    config = copy.deepcopy(BASE)
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    node[new] = node.pop(last)
+    return config
+
+
+SCHEMA_CASES = [
+    ("seedz", _rename("seeds", "seedz"), "'seedz' was unexpected"),
+    ("thread", _rename("threads", "thread"), "'thread' was unexpected"),
+    ("simulation.corpus_cell", _rename("simulation.corpus_cells", "corpus_cell"), "'corpus_cell' was unexpected"),
+    ("pretrain.corpus_names", _edited("pretrain.corpus_names", ["sim_pretrain"]), "'corpus_names' was unexpected"),
+    ("ppi.min_scores", _rename("ppi.min_score", "min_scores"), "'min_scores' was unexpected"),
+    ("tasks.annotation.dataset", _rename("tasks.annotation.datasets", "dataset"), "'datasets' is a required property"),
+    ("tasks.annotation.option", _edited("tasks.annotation.option", {}), "'option' was unexpected"),
+    ("seeds repeated", _edited("seeds", [0, 0]), "has non-unique elements"),
+    ("threads as text", _edited("threads", "2"), "'2' is not of type 'integer'"),
+    ("fraction above 1", _edited("tasks.annotation.settings", {"standard": {"test": 1.5}}), "1.5 is greater than or equal to"),
+]
+
+CHECK_CASES = [
+    ("option of a misspelt model", _edited("tasks.drug_response.options.celllm_prob", {"epochs": 3}),
+     "tasks.drug_response.options: 'celllm_prob' is not a model of task 'drug_response'"),
+    ("option epoch", _edited("tasks.drug_response.options.celllm_probe", {"epoch": 3}),
+     "tasks.drug_response.options.celllm_probe: unknown option 'epoch' for model 'celllm_probe'"),
+    ("option of the wrong type", _edited("tasks.drug_response.options.celllm_probe", {"epochs": "3"}),
+     "option 'epochs' must be a positive integer for model 'celllm_probe'"),
+    ("option where the model takes none", _edited("tasks.drug_sensitivity.options", {"logreg_l1": {"C": 1.0}}),
+     "model 'logreg_l1' takes no options on task 'drug_sensitivity'"),
+    ("corpus nope", _edited("pretrain.corpus", ["nope"]), "pretrain.corpus: unknown dataset 'nope'"),
+    ("unknown task dataset", _edited("tasks.annotation.datasets", ["zheng86k"]), "tasks.annotation.datasets: unknown dataset 'zheng86k'"),
+    ("unknown model", _edited("tasks.annotation.models", ["logreg_l2"]), "tasks.annotation.models: unknown model 'logreg_l2'"),
+    ("model of another task", _edited("tasks.annotation.models", ["drug_mean"]), "model 'drug_mean' does not support task 'annotation'"),
+    ("unknown setting", _edited("tasks.drug_response.settings", {"lukewarm": None}), "unknown setting(s) lukewarm"),
+    ("fractions above 1", _edited("tasks.annotation.settings", {"standard": {"val": 0.5, "test": 0.6}}),
+     "split fractions val 0.5, test 0.6 sum to 1.1"),
+    ("unknown task", _edited("tasks.annotaton", {"datasets": ["sim_pbmc"]}), "tasks: unknown task 'annotaton'"),
+    ("encoder dim as text", _edited("pretrain.model.encoder.dim", "64"), "encoder option 'dim' must be an integer, not '64'"),
+    ("unknown tokens option", _edited("pretrain.model.tokens.max_length", 300), "unknown tokens option(s): max_length"),
+    ("graphmae epochs negative", _edited("ppi.graphmae.epochs", -5), "ppi.graphmae: GraphMAE option 'epochs' must be >= 1"),
+    ("unknown network", _edited("ppi.edges", "string"), "ppi.edges: unknown interaction network 'string'"),
+]
+
+
+def test_the_shipped_configs_pass():
+    for path in ("config/config.yaml", "config/paper.yaml", "tests/workflow_config.yaml"):
+        config = yaml.safe_load((ROOT / path).read_text())
+        check_schema(config, SCHEMA)
+        validate(config, SCHEMA)
+        check_config(config)
+
+
+@pytest.mark.parametrize("config,message", [c[1:] for c in SCHEMA_CASES], ids=[c[0] for c in SCHEMA_CASES])
+def test_the_schema_refuses(config, message):
+    with pytest.raises(InputError) as error:
+        check_schema(config, SCHEMA)
+    assert message in str(error.value) and str(error.value).startswith("config: ") and "\n" not in str(error.value)
+    with pytest.raises(WorkflowError):  # Snakemake's own validation agrees
+        validate(config, SCHEMA)
+
+
+@pytest.mark.parametrize("config,message", [c[1:] for c in CHECK_CASES], ids=[c[0] for c in CHECK_CASES])
+def test_the_names_and_options_are_checked(config, message):
+    check_schema(config, SCHEMA)  # the schema cannot see these
+    with pytest.raises(InputError) as error:
+        check_config(config)
+    assert message in str(error.value) and str(error.value).startswith("config: ") and "\n" not in str(error.value)
+
+
+def test_a_dataset_put_in_place_by_hand_is_accepted():
+    config = _edited("tasks.annotation.datasets", ["my_cells"])
+    check_config(config, dataset_exists=lambda name: name == "my_cells")
+
+
+def test_snakemake_stops_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_edited("tasks.drug_response.options.celllm_probe", {"epoch": 3})))
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "-n", "--configfile", str(bad)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "unknown option 'epoch' for model 'celllm_probe'" in output and "Job stats" not in output
+
+
+def test_options_may_wait_for_a_model_the_config_leaves_out():
+    """config/paper.yaml sets the GIN options of every drug-response model; a run may pick fewer models."""
+    config = _edited("tasks.drug_response.models", ["drug_mean"])
+    assert "celllm_probe" in config["tasks"]["drug_response"]["options"]
+    check_config(config)
