@@ -138,6 +138,7 @@ def test_vocabulary_gene_table_and_checkpoint(rehearsal):
 
 
 def test_a_run_record_for_every_task_dataset_setting_and_model_with_its_own_options(rehearsal):
+    from benchmarks import registry
     from benchmarks.tasks import task_settings
 
     config = rehearsal["config"]
@@ -149,14 +150,15 @@ def test_a_run_record_for_every_task_dataset_setting_and_model_with_its_own_opti
                     for seed in config["seeds"]:
                         path = rehearsal["run"] / f"results/runs/{task}/{dataset}/{setting}/{model}/seed{seed}/metrics.json"
                         record = json.loads(path.read_text())
-                        # no demo option leaks in: celllm_finetune runs with the paper's (released) defaults
-                        assert record["options"] == (spec.get("options") or {}).get(model, {}), path
+                        configured = (spec.get("options") or {}).get(model, {})
+                        assert record["options"] == registry.get(model).resolve_options(task, configured), path
                         records += 1
     assert records == 2 * 3 + 2 * 2 * 3 + 2 * 3 * 3
+    # no demo option leaks in: celllm_finetune runs with its own defaults (the released recipe), not the demo's 12 epochs at 1e-3
     finetune = json.loads((rehearsal["run"] / "results/runs/drug_sensitivity/gse149383/full/celllm_finetune/seed0/metrics.json").read_text())
-    assert finetune["options"] == {}
+    assert finetune["options"] == {"epochs": 20, "lr": 0.0001, "batch_size": 32, "patience": 4}
     probe = json.loads((rehearsal["run"] / "results/runs/drug_response/gdsc/warm/celllm_probe/seed0/metrics.json").read_text())
-    assert probe["options"] == {"lr": 0.0001, "epochs": 3, "patience": 30}  # paper.yaml's, with the rehearsal's epochs
+    assert probe["options"] == {"epochs": 3, "lr": 0.0001, "batch_size": 64, "patience": 30, "hidden": 128}  # paper.yaml's, the rehearsal's epochs
 
 
 def test_tables_show_the_published_numbers_beside_the_measured_ones(rehearsal):

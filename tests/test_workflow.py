@@ -132,17 +132,53 @@ def test_changing_one_models_options_reruns_only_that_model(finished_run, tmp_pa
     assert rules <= {"run_model", "aggregate", "table_figure", "scatter_figure", "all"}, rules  # no split, pretrain or embed
 
 
+def test_a_killed_pretraining_job_resumes_from_its_last_checkpoint(tmp_path):
+    """Snakemake removes the output of a killed job; the pretraining keeps its periodic checkpoints beside it."""
+    import os
+    import signal
+    import time
+
+    import yaml
+
+    config = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())
+    config["pretrain"]["model"]["pretrain"].update(max_steps=400, checkpoint_every=20)
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
+    run, target = tmp_path / "run", "results/pretrain/tiny"
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(run), "--cores", "2", target,
+               "--configfile", str(tmp_path / "long.yaml")]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    saved, deadline = [], time.time() + 300
+    while not saved and first.poll() is None and time.time() < deadline:
+        saved = list((run / "results" / "pretrain").glob(".tiny.progress-*/trainer_state.pt"))
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)  # Snakemake and its job, as a power cut would
+    first.wait()
+    assert saved and not (run / target).exists(), "the first run must be killed after a periodic checkpoint, before the end"
+
+    assert _snakemake(run, "--unlock", "--configfile", str(tmp_path / "long.yaml"), cores=None).returncode == 0
+    second = _snakemake(run, target, "--rerun-incomplete", "--configfile", str(tmp_path / "long.yaml"))
+    assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
+    resumed = re.search(r"resuming at step (\d+) of 400", (run / "logs" / "pretrain" / "tiny.log").read_text())
+    assert resumed and int(resumed.group(1)) >= 20
+    steps = pd.read_csv(run / target / "train_log.csv")["step"].tolist()
+    assert steps == list(range(1, 401))  # the steps before the kill are kept, none is repeated
+    assert not list((run / "results" / "pretrain").glob(".tiny.progress-*"))  # published, then cleaned up
+
+
 def test_lint_is_clean(tmp_path):
     result = _snakemake(tmp_path, "--lint", "--configfile", str(ROOT / "config" / "config.yaml"))
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr
 
 
 def test_invalid_config_is_rejected_before_any_job(tmp_path):
+    import yaml
+
+    config = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())
     bad = tmp_path / "bad.yaml"
-    bad.write_text("seeds: []\n")
+    bad.write_text(yaml.safe_dump({**config, "seeds": []}))
     result = _snakemake(tmp_path, "--configfile", str(bad), "-n")
     output = result.stdout + result.stderr
-    assert result.returncode != 0 and "On instance['seeds']" in output and "Job stats" not in output
+    assert result.returncode != 0 and "config: seeds: [] should be non-empty" in output and "Job stats" not in output
 
 
 def test_paper_config_plans_every_job_without_network(tmp_path):

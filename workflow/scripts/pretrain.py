@@ -6,9 +6,17 @@ import sys
 
 import torch
 
+from celllm.checkpoint import progress_folder, publish_checkpoint
 from celllm.cli import main
 
+# The checkpoint trains in a progress folder with --resume, so a killed job, run again,
+# continues from its last periodic checkpoint; the output appears only when training is done.
 torch.set_num_threads(snakemake.threads)
-data = [arg for path in snakemake.input.corpus for arg in ("--data", path)]
-options = ["--config", snakemake.input.config, "--vocab", snakemake.input.vocab, "--gene-embeddings", snakemake.input.gene_embeddings]
-sys.exit(main(["pretrain", *data, *options, "--out", snakemake.output[0]]))
+given = snakemake.input
+progress = progress_folder(snakemake.output[0], [given.config, given.vocab, given.gene_embeddings, *given.corpus])
+data = [arg for path in given.corpus for arg in ("--data", path)]
+options = ["--config", given.config, "--vocab", given.vocab, "--gene-embeddings", given.gene_embeddings]
+code = main(["pretrain", *data, *options, "--out", str(progress), "--resume"])
+if code:
+    sys.exit(code)
+publish_checkpoint(progress, snakemake.output[0])
