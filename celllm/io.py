@@ -135,8 +135,10 @@ def check_output_file(out, suffix: str, inputs: Iterable = (), what: str = "outp
     if out.suffix != suffix:
         raise InputError(f"{out}: the {what} must be a {suffix} file")
     for given in inputs:
-        if _inside(resolved, Path(given).resolve()):
+        if resolved == Path(given).resolve():
             raise InputError(f"{out}: the {what} would replace the input {given}; choose another path")
+        if _inside(resolved, Path(given).resolve()):
+            raise InputError(f"{out}: the {what} would be written inside the input folder {given}; choose another path")
     check_writable(out.parent, str(out))
     return out
 

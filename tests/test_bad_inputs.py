@@ -117,7 +117,7 @@ CASES = [
     ("data loss", "embed-out-is-a-folder", lambda c: c.embed(out=_folder_with_notes(c, "results")), "is a folder"),
     ("data loss", "embed-out-is-a-folder-named-h5ad", lambda c: c.embed(out=_folder_with_notes(c, "cells_celllm.h5ad")), "is a folder"),
     ("data loss", "embed-out-is-the-checkpoint", lambda c: c.embed(out=c.ckpt), "is a folder"),
-    ("data loss", "embed-out-inside-the-checkpoint", lambda c: c.embed(out=c.ckpt / "cells.h5ad"), "would replace the input"),
+    ("data loss", "embed-out-inside-the-checkpoint", lambda c: c.embed(out=c.ckpt / "cells.h5ad"), "would be written inside the input folder"),
     ("data loss", "embed-out-is-the-input", lambda c: c.embed(out=c.cells), "would replace the input"),
     ("data loss", "pretrain-out-is-a-project-folder", lambda c: c.pretrain(out=_folder_with_notes(c, "myproject")),
      "exists and is not a CellLM checkpoint folder"),
