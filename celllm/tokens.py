@@ -185,24 +185,27 @@ def tokenize(X: sp.csr_matrix, genes, vocab: Vocabulary, cfg: TokenConfig, sourc
 
 
 def _kept_tokens(X: sp.csr_matrix, limit: int, truncation: str) -> np.ndarray:
-    """Mask of the stored values of X (rows sorted by gene id) kept when each row is cut to `limit`.
+    """Boolean mask of the stored values of X (rows sorted by gene id) kept when each row is cut to `limit`.
 
-    Each value's rank within its row, in the truncation's order: by gene id
-    (vocabulary order), or by decreasing value with ties by gene id. Vectorised:
-    one stable sort of all values of the long rows, no per-cell loop.
+    Only the rows longer than `limit` are ranked, in the truncation's order: by gene id
+    (vocabulary order), or by decreasing value with ties by gene id. Vectorised (one
+    stable sort), with int64 work arrays over the long rows' values only.
     """
     lengths = np.diff(X.indptr)
-    row = np.repeat(np.arange(len(lengths)), lengths)
-    rank = np.arange(X.nnz) - X.indptr[row]  # position within the row = vocabulary order
+    long_rows = np.flatnonzero(lengths > limit)
+    long_lengths = lengths[long_rows]
+    row_start = np.repeat(np.cumsum(long_lengths) - long_lengths, long_lengths)  # where each long row begins among them
+    within = np.arange(long_lengths.sum()) - row_start  # position within its row = vocabulary order
+    positions = np.repeat(X.indptr[long_rows], long_lengths) + within  # the long rows' values in X.data
     if truncation == "top_expressed":
-        long_rows = lengths > limit
-        values = np.flatnonzero(long_rows[row])  # the values of the long rows, row by row
+        row = np.repeat(np.arange(len(long_rows)), long_lengths)
         # by row, then by decreasing value; lexsort is stable, so ties stay in vocabulary order
-        order = values[np.lexsort((-X.data[values], row[values]))]
-        long_lengths = lengths[long_rows]
-        row_start = np.repeat(np.cumsum(long_lengths) - long_lengths, long_lengths)
-        rank[order] = np.arange(len(order)) - row_start
-    return rank < limit
+        order = np.lexsort((-X.data[positions], row))
+        within = np.empty_like(within)
+        within[order] = np.arange(len(order)) - row_start
+    keep = np.ones(X.nnz, dtype=bool)
+    keep[positions[within >= limit]] = False
+    return keep
 
 
 def pad_batch(sequences: list[tuple[np.ndarray, np.ndarray]], vocab_size: int, cfg: TokenConfig) -> dict[str, torch.Tensor]:
