@@ -1,4 +1,4 @@
-"""The `celllm` command: pretrain a model, embed cells.
+"""The `celllm` command: tokenize a corpus, pretrain a model, embed cells.
 
 Every bad input stops the command with one line on stderr (`celllm: error: ...`)
 and exit status 2, before anything is written: options are range-checked when
@@ -90,6 +90,20 @@ def _pretrain(args) -> None:
         print(f"checkpoint written to {out}")
 
 
+def _tokenize(args) -> None:
+    from celllm.config import CellLMConfig
+    from celllm.io import check_output_folder
+    from celllm.pretrain.store import BLOCK_CELLS, build_token_store, is_token_store
+    from celllm.tokens import Vocabulary
+
+    out = check_output_folder(args.out, "token store", is_token_store, [*args.data, *filter(None, (args.config, args.vocab))])
+    cfg = CellLMConfig.load(args.config) if args.config else CellLMConfig()
+    vocab = Vocabulary.load(args.vocab) if args.vocab else Vocabulary.from_datasets(args.data)
+    build_token_store(args.data, out, vocab, cfg.tokens, block_cells=args.block_cells or BLOCK_CELLS, scale_check=not args.skip_scale_check,
+                      progress=not args.quiet)
+    print(f"token store written to {out}")
+
+
 def _embed(args) -> None:
     from celllm.embed import OBSM_KEY, embed_file
     from celllm.io import check_output_file
@@ -108,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
     p = commands.add_parser("pretrain", help="pretrain CellLM on one or more .h5ad corpora")
-    p.add_argument("--data", action="append", required=True, metavar="CORPUS.h5ad", help="pretraining data; repeat for several files")
+    p.add_argument("--data", action="append", required=True, metavar="CORPUS.h5ad|STORE",
+                   help="pretraining data: .h5ad files (repeat for several), or one token store made by `celllm tokenize`")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write (new, or a checkpoint to replace or --resume)")
     p.add_argument("--config", metavar="FILE", help="model/training config (YAML or JSON; a checkpoint's config.json works)")
     p.add_argument("--vocab", metavar="FILE", help="gene vocabulary, one symbol per line (default: genes of --data in order)")
@@ -123,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-scale-check", action="store_true", help=SCALE_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_pretrain)
+
+    t = commands.add_parser("tokenize", help="tokenize .h5ad corpora once into a token store (memory-mapped) for pretrain --data")
+    t.add_argument("--data", action="append", required=True, metavar="CORPUS.h5ad", help="a file to tokenize; repeat for several")
+    t.add_argument("--out", required=True, metavar="DIR", help="token store folder to write")
+    t.add_argument("--config", metavar="FILE", help="config whose tokens section applies (default: the default tokens options)")
+    t.add_argument("--vocab", metavar="FILE", help="gene vocabulary, one symbol per line (default: genes of --data in order)")
+    t.add_argument("--block-cells", type=POSITIVE, help="cells read and tokenized at once (memory follows it; default: celllm.pretrain.store.BLOCK_CELLS)")
+    t.add_argument("--skip-scale-check", action="store_true", help=SCALE_HELP)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(run=_tokenize)
 
     e = commands.add_parser("embed", help="write CellLM cell embeddings to .obsm['X_celllm']")
     e.add_argument("input", metavar="IN.h5ad")

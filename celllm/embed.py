@@ -1,46 +1,79 @@
-"""Cell embeddings from a pretrained CellLM checkpoint."""
+"""Cell embeddings from a pretrained CellLM checkpoint.
+
+`celllm embed` (`embed_file`) streams: it reads the input a block of cells at a
+time (celllm.io.DatasetBlocks), embeds each block in batches of alike length,
+and writes each block's embeddings straight into the output file, a copy of the
+input with `.obsm["X_celllm"]` and `.uns["celllm"]` added. Neither the
+expression matrix nor all the tokens are ever held whole, so memory follows the
+block and the batch, not the number of cells.
+"""
 
 from __future__ import annotations
 
 import logging
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
+import h5py
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from celllm.checkpoint import checkpoint_hash, load_checkpoint
 from celllm.errors import InputError
-from celllm.io import read_dataset, write_h5ad
+from celllm.io import DatasetBlocks, atomic_path
 from celllm.model import CellLMEncoder
-from celllm.tokens import TokenConfig, TokenizedCells, pad_batch, tokenize
+from celllm.tokens import TokenConfig, TokenizedCells, pad_ragged, tokenize
 
 log = logging.getLogger(__name__)
 
 OBSM_KEY = "X_celllm"
+BLOCK_CELLS = 8192  # cells read, tokenized and embedded at once by embed_file
+BATCH_TOKENS = 65_536  # padded tokens of one forward pass at most, so the longest cells do not set the peak
 
 
 @torch.no_grad()
-def embed_tokens(encoder: CellLMEncoder, cells: TokenizedCells, cfg: TokenConfig, batch_size: int = 64, device: str = "cpu", progress: bool = False) -> np.ndarray:
+def embed_tokens(encoder: CellLMEncoder, cells: TokenizedCells, cfg: TokenConfig, batch_size: int = 64, device: str = "cpu",
+                 progress: bool = False) -> np.ndarray:
     """[CLS] embeddings of tokenized cells, (n_cells, dim) float32.
 
-    Cells are batched by length to waste little padding; since a cell's
+    Cells are batched by length to waste little padding, each batch holding at
+    most `batch_size` cells and about BATCH_TOKENS padded tokens; since a cell's
     embedding does not depend on its batch, the order is free.
     """
     encoder.eval().to(device)
-    order = np.argsort(cells.lengths(), kind="stable")
+    lengths = cells.lengths()
+    order = np.argsort(lengths, kind="stable")
     out = np.empty((len(cells), encoder.cfg.dim), dtype=np.float32)
-    starts = range(0, len(cells), batch_size)
-    for start in tqdm(starts, desc="embed", unit="batch", disable=not progress):
-        rows = order[start : start + batch_size]
-        batch = pad_batch([cells.cell(int(i)) for i in rows], encoder.n_genes, cfg)
-        out[rows] = encoder.embed(batch["gene_ids"].to(device), batch["bins"].to(device), batch["mask"].to(device)).float().cpu().numpy()
+    start = 0
+    with tqdm(total=len(cells), desc="embed", unit="cell", disable=not progress) as bar:
+        while start < len(cells):
+            stop = min(start + batch_size, len(cells))
+            while stop - start > 1 and (stop - start) * (1 + lengths[order[stop - 1]]) > BATCH_TOKENS:
+                stop -= 1
+            rows = order[start:stop]
+            part = cells.select(rows)
+            batch = pad_ragged(part.indptr, part.gene_ids, part.bins, encoder.n_genes, cfg)
+            out[rows] = encoder.embed(batch["gene_ids"].to(device), batch["bins"].to(device), batch["mask"].to(device)).float().cpu().numpy()
+            bar.update(stop - start)
+            start = stop
     return out
 
 
+@dataclass
+class Embedded:
+    """Embeddings of some cells, and what their tokenizing dropped or cut."""
+
+    embeddings: np.ndarray
+    n_dropped_genes: int  # genes of the input outside the vocabulary
+    n_empty_cells: int  # cells with no vocabulary gene: they all get the [CLS]-only embedding
+    n_truncated_cells: int  # cells cut at max_len
+
+
 class CellEmbedder:
-    """A checkpoint loaded once, embedding any number of AnnData objects."""
+    """A checkpoint loaded once, embedding any number of expression matrices."""
 
     def __init__(self, checkpoint, device: str | None = None, batch_size: int = 64):
         self.checkpoint = Path(checkpoint)
@@ -49,32 +82,58 @@ class CellEmbedder:
         model, self.vocab, self.cfg = load_checkpoint(checkpoint)
         self.encoder = model.encoder
 
-    def __call__(self, adata: ad.AnnData, source: str = "data", progress: bool = False) -> tuple[np.ndarray, int]:
-        """Embeddings of every cell of a validated AnnData, and how many of its genes the vocabulary lacks.
+    def embed(self, X, genes, source: str = "data", progress: bool = False) -> Embedded:
+        """Embeddings of the cells of a count matrix (cells x `genes`, float32 CSR)."""
+        cells = tokenize(X, genes, self.vocab, self.cfg.tokens, source)
+        embeddings = embed_tokens(self.encoder, cells, self.cfg.tokens, self.batch_size, self.device, progress)
+        return Embedded(embeddings, cells.n_dropped_genes, int((cells.lengths() == 0).sum()), cells.n_truncated_cells)
 
-        A cell that expresses no vocabulary gene gets the [CLS]-only embedding (the same for
-        every such cell): they are counted in a warning, and refused when every cell is one.
-        """
-        cells = tokenize(adata.X, adata.var_names, self.vocab, self.cfg.tokens, source)
-        empty = int((cells.lengths() == 0).sum())
-        if empty == len(cells):
+    def __call__(self, adata: ad.AnnData, source: str = "data", progress: bool = False) -> tuple[np.ndarray, int]:
+        """Embeddings of every cell of a validated AnnData, and how many of its genes the vocabulary lacks."""
+        result = self.embed(adata.X, adata.var_names, source, progress)
+        self.report(result.n_empty_cells, result.n_truncated_cells, len(adata), source)
+        return result.embeddings, result.n_dropped_genes
+
+    def report(self, n_empty: int, n_truncated: int, n_cells: int, source: str) -> None:
+        """Warn about cells with no vocabulary gene (refused when every cell is one) and cells cut at max_len."""
+        if n_empty == n_cells:
             raise InputError(f"{source}: no cell expresses a gene of the checkpoint's {len(self.vocab)}-gene vocabulary")
-        if empty:
-            log.warning("%s: %d of %d cells express no vocabulary gene; they all get the same [CLS]-only embedding", source, empty, len(cells))
-        if cells.n_truncated_cells:
-            log.info("%s: %d of %d cells have more than %d expressed genes and keep %s", source, cells.n_truncated_cells, len(cells),
-                     self.cfg.tokens.max_len - 1, "their most expressed ones" if self.cfg.tokens.truncation == "top_expressed" else "the first ones in vocabulary order")
-        return embed_tokens(self.encoder, cells, self.cfg.tokens, self.batch_size, self.device, progress), cells.n_dropped_genes
+        if n_empty:
+            log.warning("%s: %d of %d cells express no vocabulary gene; they all get the same [CLS]-only embedding", source, n_empty, n_cells)
+        if n_truncated:
+            tokens = self.cfg.tokens
+            log.info("%s: %d of %d cells have more than %d expressed genes and keep %s", source, n_truncated, n_cells, tokens.max_len - 1,
+                     "their most expressed ones" if tokens.truncation == "top_expressed" else "the first ones in vocabulary order")
 
 
 def embed_file(in_path, checkpoint, out_path, batch_size: int = 64, device: str | None = None, progress: bool = True,
-               scale_check: bool = True) -> int:
-    """`celllm embed`: read IN.h5ad, write OUT.h5ad with .obsm['X_celllm']. Returns the dropped-gene count."""
-    adata = read_dataset(in_path, scale_check=scale_check)
-    embeddings, dropped = CellEmbedder(checkpoint, device, batch_size)(adata, source=str(in_path), progress=progress)
+               scale_check: bool = True, block_cells: int = BLOCK_CELLS) -> int:
+    """`celllm embed`: OUT.h5ad = IN.h5ad with .obsm['X_celllm'] and .uns['celllm'], streamed. Returns the dropped-gene count."""
+    embedder = CellEmbedder(checkpoint, device, batch_size)
+    dropped = empty = truncated = 0
+    with DatasetBlocks(in_path, scale_check=scale_check) as dataset, atomic_path(out_path) as tmp:
+        shutil.copyfile(in_path, tmp)  # everything of the input is kept; only the embedding is added
+        with h5py.File(tmp, "r+") as out:
+            obsm = out.require_group("obsm")
+            obsm.attrs.update({"encoding-type": "dict", "encoding-version": "0.1.0"})
+            if OBSM_KEY in obsm:
+                del obsm[OBSM_KEY]
+            target = obsm.create_dataset(OBSM_KEY, shape=(dataset.n_obs, embedder.encoder.cfg.dim), dtype=np.float32,
+                                         chunks=(min(dataset.n_obs, 4096), embedder.encoder.cfg.dim), compression="gzip")
+            target.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})  # anndata's dense array
+            with tqdm(total=dataset.n_obs, desc="embed", unit="cell", disable=not progress) as bar:
+                for start, X in dataset.blocks(block_cells):
+                    part = embedder.embed(X, dataset.var_names, str(in_path))
+                    target[start : start + X.shape[0]] = part.embeddings
+                    dropped, empty, truncated = part.n_dropped_genes, empty + part.n_empty_cells, truncated + part.n_truncated_cells
+                    bar.update(X.shape[0])
+            embedder.report(empty, truncated, dataset.n_obs, str(in_path))
+            provenance = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": checkpoint_hash(checkpoint),
+                          "dropped_genes": dropped}
+            uns = out.require_group("uns")
+            if "celllm" in uns:
+                del uns["celllm"]
+            ad.io.write_elem(uns, "celllm", provenance)
     if dropped:
-        log.warning("%s: %d of %d genes are not in the checkpoint's vocabulary and were dropped", in_path, dropped, adata.n_vars)
-    adata.obsm[OBSM_KEY] = embeddings
-    adata.uns["celllm"] = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": checkpoint_hash(checkpoint), "dropped_genes": dropped}
-    write_h5ad(adata, out_path)
+        log.warning("%s: %d of %d genes are not in the checkpoint's vocabulary and were dropped", in_path, dropped, len(dataset.var_names))
     return dropped

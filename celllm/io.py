@@ -29,28 +29,38 @@ import scipy.sparse as sp
 from celllm.errors import InputError
 
 
-def read_dataset(path: str | os.PathLike, required_obs: Iterable[str] = (), scale_check: bool = True) -> ad.AnnData:
-    """Read an .h5ad file and check it against the standard dataset contract.
-
-    Returns the AnnData with `.X` as float32 CSR. Raises InputError with one
-    line naming the file for anything that breaks the contract; `scale_check=False`
-    accepts values that do not look like counts (see `check_count_scale`).
-    """
+def _open_h5ad(path: str | os.PathLike, backed: bool = False) -> tuple[Path, ad.AnnData]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.suffix != ".h5ad":
         raise InputError(f"{path}: expected an .h5ad file (AnnData), got '{path.suffix or 'no suffix'}'")
     try:
-        adata = ad.read_h5ad(path)
+        return path, ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as exc:  # h5py/anndata raise many types for a corrupt file
         raise InputError(f"{path}: not a readable AnnData .h5ad file ({type(exc).__name__}: {exc})") from None
+
+
+def read_dataset(path: str | os.PathLike, required_obs: Iterable[str] = (), scale_check: bool = True) -> ad.AnnData:
+    """Read an .h5ad file and check it against the standard dataset contract.
+
+    Returns the AnnData with `.X` as float32 CSR. Raises InputError with one
+    line naming the file for anything that breaks the contract; `scale_check=False`
+    accepts values that do not look like counts (see `check_count_scale`).
+    For files too large to hold, `DatasetBlocks` reads and checks a block of cells at a time.
+    """
+    path, adata = _open_h5ad(path)
     validate_dataset(adata, str(path), required_obs, scale_check)
     return adata
 
 
-def validate_dataset(adata: ad.AnnData, name: str, required_obs: Iterable[str] = (), scale_check: bool = True) -> None:
-    """Check the contract in place; converts `.X` to float32 CSR."""
+def dataset_genes(path: str | os.PathLike) -> list[str]:
+    """The gene names of an .h5ad file (expression is not read); InputError if missing, corrupt or not unique."""
+    with DatasetBlocks(path) as dataset:
+        return [str(g) for g in dataset.var_names]
+
+
+def _check_shape_and_labels(adata: ad.AnnData, name: str, required_obs: Iterable[str]) -> None:
     if adata.n_obs == 0:
         raise InputError(f"{name}: the dataset has no cells")
     if adata.n_vars == 0:
@@ -58,7 +68,15 @@ def validate_dataset(adata: ad.AnnData, name: str, required_obs: Iterable[str] =
     if not adata.var_names.is_unique:
         dup = adata.var_names[adata.var_names.duplicated()][0]
         raise InputError(f"{name}: gene names are not unique (for example '{dup}')")
-    X = adata.X
+    for column in required_obs:
+        if column not in adata.obs.columns:
+            raise InputError(f"{name}: missing label column '{column}' in .obs (has: {', '.join(map(str, adata.obs.columns)) or 'none'})")
+        if adata.obs[column].isna().any():
+            raise InputError(f"{name}: label column '{column}' has missing values")
+
+
+def _checked_values(X, name: str, scale_check: bool) -> sp.csr_matrix:
+    """`X` as float32 CSR, finite and non-negative (and count-like with `scale_check`), or InputError."""
     if X is None:
         raise InputError(f"{name}: .X is empty")
     if not (sp.issparse(X) and X.format == "csr" and X.dtype == np.float32):
@@ -70,12 +88,50 @@ def validate_dataset(adata: ad.AnnData, name: str, required_obs: Iterable[str] =
         raise InputError(f"{name}: expression contains negative values (expected counts or size-normalised values)")
     if scale_check:
         check_count_scale(X, name)
-    adata.X = X
-    for column in required_obs:
-        if column not in adata.obs.columns:
-            raise InputError(f"{name}: missing label column '{column}' in .obs (has: {', '.join(map(str, adata.obs.columns)) or 'none'})")
-        if adata.obs[column].isna().any():
-            raise InputError(f"{name}: label column '{column}' has missing values")
+    return X
+
+
+def validate_dataset(adata: ad.AnnData, name: str, required_obs: Iterable[str] = (), scale_check: bool = True) -> None:
+    """Check the contract in place; converts `.X` to float32 CSR."""
+    _check_shape_and_labels(adata, name, required_obs)
+    adata.X = _checked_values(adata.X, name, scale_check)
+
+
+class DatasetBlocks:
+    """A standard dataset read a block of cells at a time (backed AnnData): memory follows the
+    block, not the file. Genes, labels and `.obs` are checked on opening, expression block by block
+    (the count-scale check on the first block). Use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike, required_obs: Iterable[str] = (), scale_check: bool = True):
+        self.path, self._adata = _open_h5ad(path, backed=True)
+        self.scale_check = scale_check
+        try:
+            _check_shape_and_labels(self._adata, str(self.path), required_obs)
+        except InputError:
+            self.close()
+            raise
+        self.n_obs, self.var_names, self.obs = self._adata.n_obs, self._adata.var_names, self._adata.obs
+
+    def blocks(self, cells: int) -> Iterator[tuple[int, sp.csr_matrix]]:
+        """(first cell, float32 CSR of the next `cells` cells), in file order."""
+        for start in range(0, self.n_obs, cells):
+            stop = min(start + cells, self.n_obs)
+            where = f"{self.path} (cells {start}-{stop - 1})"
+            try:
+                X = self._adata.X[start:stop]
+            except Exception as exc:
+                raise InputError(f"{where}: unreadable expression ({type(exc).__name__}: {exc})") from None
+            yield start, _checked_values(X, where, self.scale_check and start == 0)
+
+    def close(self) -> None:
+        if self._adata.isbacked:
+            self._adata.file.close()
+
+    def __enter__(self) -> "DatasetBlocks":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 # log1p of counts stays below ~12 and log2(1 + x) of CPM below ~20; counts and TPM go far higher

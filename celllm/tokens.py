@@ -114,12 +114,9 @@ class Vocabulary:
         set of symbols, e.g. HGNC protein-coding genes): the genes of the files
         that are in it, sorted, so the vocabulary does not depend on file order.
         """
-        import anndata as ad
+        from celllm.io import dataset_genes
 
-        for path in paths:
-            if not Path(path).exists():
-                raise InputError(f"{path}: file not found")
-        genes = cls.union(ad.read_h5ad(path, backed="r").var_names for path in paths)
+        genes = cls.union(dataset_genes(path) for path in paths)
         if keep is None:
             return genes
         kept = sorted(g for g in genes.genes if g in keep)
@@ -152,6 +149,27 @@ class TokenizedCells:
     def cell(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         start, stop = self.indptr[i], self.indptr[i + 1]
         return self.gene_ids[start:stop], self.bins[start:stop]
+
+    def select(self, rows) -> "TokenizedCells":
+        """The cells `rows`, in that order, as int64 arrays in memory (one gather, also from memory-mapped arrays)."""
+        indptr, source = ragged_take(self.indptr, rows)
+        return TokenizedCells(indptr, np.asarray(self.gene_ids[source], dtype=np.int64), np.asarray(self.bins[source], dtype=np.int64))
+
+
+def ragged_take(indptr: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
+    """Rows `rows` of ragged rows stored flat: their new indptr, and the flat positions to gather."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = np.asarray(indptr[rows], dtype=np.int64)
+    lengths = np.asarray(indptr[rows + 1], dtype=np.int64) - starts
+    new = np.concatenate([[0], np.cumsum(lengths)])
+    return new, np.repeat(starts - new[:-1], lengths) + np.arange(new[-1])
+
+
+def ragged_rows(indptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ragged rows stored flat (row r is [indptr[r], indptr[r + 1])): each element's row and position within it."""
+    lengths = np.diff(indptr)
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    return rows, np.arange(int(indptr[-1] - indptr[0])) - (indptr[rows] - indptr[0])
 
 
 def tokenize(X: sp.csr_matrix, genes, vocab: Vocabulary, cfg: TokenConfig, source: str = "data") -> TokenizedCells:
@@ -208,20 +226,27 @@ def _kept_tokens(X: sp.csr_matrix, limit: int, truncation: str) -> np.ndarray:
     return keep
 
 
-def pad_batch(sequences: list[tuple[np.ndarray, np.ndarray]], vocab_size: int, cfg: TokenConfig) -> dict[str, torch.Tensor]:
-    """[CLS] + each cell's tokens, padded to the batch's longest cell.
+def pad_ragged(indptr: np.ndarray, gene_ids: np.ndarray, bins: np.ndarray, vocab_size: int, cfg: TokenConfig) -> dict[str, torch.Tensor]:
+    """[CLS] + each row's tokens (rows stored flat, see `ragged_rows`), padded to the longest row.
 
-    Returns `gene_ids` and `bins` (batch, length) int64 tensors and a boolean
-    `mask` that is True on real tokens ([CLS] included).
+    Returns `gene_ids` and `bins` (rows, length) int64 tensors and a boolean
+    `mask` that is True on real tokens ([CLS] included). Vectorised: one scatter.
     """
-    length = 1 + max(len(g) for g, _ in sequences)
-    n = len(sequences)
-    gene_ids = np.full((n, length), vocab_size + 1, dtype=np.int64)  # PAD gene id
-    bins = np.full((n, length), cfg.pad_bin, dtype=np.int64)
+    rows, within = ragged_rows(indptr)
+    n, length = len(indptr) - 1, 1 + int(np.diff(indptr).max(initial=0))
+    padded_genes = np.full((n, length), vocab_size + 1, dtype=np.int64)  # PAD gene id
+    padded_bins = np.full((n, length), cfg.pad_bin, dtype=np.int64)
     mask = np.zeros((n, length), dtype=bool)
-    gene_ids[:, 0], bins[:, 0], mask[:, 0] = vocab_size, cfg.cls_bin, True
-    for row, (g, b) in enumerate(sequences):
-        gene_ids[row, 1 : 1 + len(g)] = g
-        bins[row, 1 : 1 + len(b)] = b
-        mask[row, 1 : 1 + len(g)] = True
-    return {"gene_ids": torch.from_numpy(gene_ids), "bins": torch.from_numpy(bins), "mask": torch.from_numpy(mask)}
+    padded_genes[:, 0], padded_bins[:, 0], mask[:, 0] = vocab_size, cfg.cls_bin, True
+    padded_genes[rows, within + 1] = gene_ids
+    padded_bins[rows, within + 1] = bins
+    mask[rows, within + 1] = True
+    return {"gene_ids": torch.from_numpy(padded_genes), "bins": torch.from_numpy(padded_bins), "mask": torch.from_numpy(mask)}
+
+
+def pad_batch(sequences: list[tuple[np.ndarray, np.ndarray]], vocab_size: int, cfg: TokenConfig) -> dict[str, torch.Tensor]:
+    """`pad_ragged` for a list of (gene ids, bins) sequences."""
+    indptr = np.concatenate([[0], np.cumsum([len(g) for g, _ in sequences])])
+    genes = np.concatenate([np.asarray(g, dtype=np.int64) for g, _ in sequences])
+    bins = np.concatenate([np.asarray(b, dtype=np.int64) for _, b in sequences])
+    return pad_ragged(indptr, genes, bins, vocab_size, cfg)

@@ -1,4 +1,5 @@
-"""Two CPU processes on gloo reach the same weights as one process with the same global batch."""
+"""Two CPU processes on gloo, each mapping the same token store and making only its own cells' views,
+reach the same weights as one process with the same global batch."""
 
 import os
 import socket
@@ -36,9 +37,13 @@ def _rank_main(rank, world_size, port, corpus_path, out):
 
 
 def test_two_gloo_processes_match_one_process(corpus_path, tmp_path):
+    from celllm.pretrain.store import build_token_store
+    from celllm.tokens import Vocabulary
+
     cfg = CellLMConfig.from_dict(MODEL)
-    single = pretrain(load_corpus([corpus_path], cfg.tokens), tmp_path / "single", cfg, device="cpu", progress=False)
-    mp.spawn(_rank_main, args=(2, _free_port(), str(corpus_path), str(tmp_path / "two")), nprocs=2, join=True)
+    store = build_token_store([corpus_path], tmp_path / "corpus.tokens", Vocabulary.from_datasets([corpus_path]), cfg.tokens, progress=False)
+    single = pretrain(load_corpus([store], cfg.tokens), tmp_path / "single", cfg, device="cpu", progress=False)
+    mp.spawn(_rank_main, args=(2, _free_port(), str(store), str(tmp_path / "two")), nprocs=2, join=True)
 
     a, b = load_checkpoint(single)[0].state_dict(), load_checkpoint(tmp_path / "two")[0].state_dict()
     for name in a:

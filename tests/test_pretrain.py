@@ -27,7 +27,7 @@ def test_divide_and_conquer_gradients_equal_full_batch(corpus_path, tiny_config,
     corpus = load_corpus([corpus_path], tiny_config.tokens)
     torch.manual_seed(0)
     model = CellLMForPretraining(len(corpus.vocab), tiny_config).to(dtype).train()
-    views = make_views(corpus.cells, np.arange(12), corpus.tissue, np.random.default_rng(0), 0.8, 0.3, tiny_config.tokens)
+    views = make_views(corpus.cells, np.arange(12), corpus.tissue, 0, 0, 0.8, 0.3, tiny_config.tokens)
     args = (len(corpus.vocab), tiny_config.tokens, LossWeights(1.0, 1.0, 0.5), 0.1)
 
     full_losses = full_batch_step(model, views, *args)
@@ -173,8 +173,8 @@ def test_token_budget_caps_every_pass_and_keeps_gradients_exact(corpus_path, tin
 
     corpus = load_corpus([corpus_path], tiny_config.tokens)
     indices = by_length(np.arange(16), corpus.cells.lengths())
-    views = make_views(corpus.cells, indices, corpus.tissue, np.random.default_rng(1), 0.8, 0.3, tiny_config.tokens)
-    longest = [1 + max(len(views.sequences[2 * c][0]), len(views.sequences[2 * c + 1][0])) for c in range(16)]
+    views = make_views(corpus.cells, indices, corpus.tissue, 1, 0, 0.8, 0.3, tiny_config.tokens)
+    longest = views.cell_lengths().tolist()
     budget = 4 * max(longest)  # room for two cells of the longest kind
     plan = plan_sub_batches(views, 6, budget)
     assert plan[0][0] == 0 and plan[-1][1] == 16 and all(a[1] == b[0] for a, b in zip(plan, plan[1:]))

@@ -105,8 +105,8 @@ def _allocate_training_state(model: torch.nn.Module, optimizer: torch.optim.Opti
 
 def _forward_pass_tokens(views: ViewBatch, plan: list[tuple[int, int]]) -> list[int]:
     """Tokens (real + padding, [CLS] included) of each forward pass of a step (one pass for the full step)."""
-    lengths = np.array([1 + len(genes) for genes, _ in views.sequences])
-    return [int(2 * (b - a) * lengths[2 * a : 2 * b].max()) for a, b in plan]
+    lengths = views.cell_lengths()
+    return [int(2 * (b - a) * lengths[a:b].max()) for a, b in plan]
 
 
 def measure_step(
@@ -142,7 +142,7 @@ def measure_step(
     cells, vocab = synthetic_cells(batch_size, n_genes, zero_fraction, cfg.tokens, seed)
     order = by_length(np.arange(batch_size), cells.lengths())
     tissue = np.arange(batch_size) % 2  # half tumor, half normal
-    views = make_views(cells, order, tissue, np.random.default_rng(seed), p.view_keep, p.mask_ratio, cfg.tokens)
+    views = make_views(cells, order, tissue, seed, 0, p.view_keep, p.mask_ratio, cfg.tokens)
 
     torch.manual_seed(seed)
     model = CellLMForPretraining(len(vocab), cfg).to(device).train()
@@ -172,7 +172,7 @@ def measure_step(
                 "seconds_per_step": timing["median_s"],
                 "seconds_all": timing["seconds"],
                 "cells_per_s": batch_size / timing["median_s"],
-                "real_tokens": int(sum(1 + len(g) for g, _ in views.sequences)),
+                "real_tokens": int(views.indptr[-1] + 2 * views.n_cells),
                 "padded_tokens": sum(passes),
                 "largest_pass_tokens": max(passes),
                 "loss": losses["loss"],

@@ -159,8 +159,9 @@ def measure(
     rng = np.random.default_rng(seed)
     tissue = np.arange(len(cells)) % 2
     steps = [
-        make_views(cells, _typical_sub_batch(lengths, rng, pretrain.batch_size, batch_size), tissue, rng, pretrain.view_keep, pretrain.mask_ratio, cfg.tokens)
-        for _ in range(warmup + repeats)
+        make_views(cells, _typical_sub_batch(lengths, rng, pretrain.batch_size, batch_size), tissue, seed, i, pretrain.view_keep,
+                   pretrain.mask_ratio, cfg.tokens)
+        for i in range(warmup + repeats)
     ]
     torch.manual_seed(seed)
     model = CellLMForPretraining(len(vocab), cfg).to(device).train()
@@ -175,8 +176,8 @@ def measure(
     with PeakMemory(device) as memory:
         timing = time_steps(step, warmup, repeats, device)
     timed = steps[warmup:]
-    real_tokens = sum(sum(1 + len(g) for g, _ in views.sequences) for views in timed)
-    padded_tokens = sum(len(views.sequences) * (1 + max(len(g) for g, _ in views.sequences)) for views in timed)
+    real_tokens = sum(int(views.indptr[-1]) + 2 * views.n_cells for views in timed)
+    padded_tokens = sum(2 * views.n_cells * int(views.cell_lengths().max()) for views in timed)
     total_s = sum(timing["seconds"])
     model_flops_per_s = training_flops(enc, real_tokens) / total_s
     padded_flops_per_s = training_flops(enc, padded_tokens) / total_s

@@ -47,9 +47,11 @@ class MaskedFavorAttention(nn.Module):
         # Padded keys copy the [CLS] key so the library's key stabiliser (a max over
         # positions) sees only real tokens; their features are zeroed below.
         k = torch.where(key_mask, k, k[:, :, :1])
-        # The random-feature exponentials overflow easily in bf16: keep this part in float32.
+        # The random-feature exponentials overflow easily in bf16: keep this part in float32
+        # (or float64, where the model runs in float64).
         with torch.autocast(device_type=x.device.type, enabled=False):
-            q, k, v = q.float(), k.float(), v.float()
+            wide = torch.promote_types(q.dtype, torch.float32)
+            q, k, v = q.to(wide), k.to(wide), v.to(wide)
             q_prime = softmax_kernel(q, projection_matrix=self.projection_matrix, is_query=True)
             k_prime = softmax_kernel(k, projection_matrix=self.projection_matrix, is_query=False)
             k_prime = k_prime * key_mask.to(k_prime.dtype)

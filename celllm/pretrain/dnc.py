@@ -60,7 +60,7 @@ def plan_sub_batches(views: ViewBatch, sub_batch_size: int, max_tokens: int = 0)
     cells grows with the batch; a token budget keeps peak memory flat. Any
     partition gives the same gradients.
     """
-    lengths = [1 + max(len(views.sequences[2 * c][0]), len(views.sequences[2 * c + 1][0])) for c in range(views.n_cells)]
+    lengths = views.cell_lengths().tolist()
     ranges, start = [], 0
     while start < views.n_cells:
         stop, longest = start + 1, lengths[start]

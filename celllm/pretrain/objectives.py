@@ -14,62 +14,129 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from celllm.tokens import TokenConfig, TokenizedCells, pad_batch
+from celllm.errors import InputError
+from celllm.tokens import TokenConfig, TokenizedCells, pad_ragged, ragged_rows, ragged_take
 
 IGNORE = -100  # label value that cross-entropy skips
 
 TISSUE_CODES = {"normal": 0, "tumor": 1}
 
 
+def tissue_codes(values, source: str) -> np.ndarray:
+    """'normal' -> 0, 'tumor' -> 1 (int64); InputError naming `source` for anything else."""
+    codes = np.array([TISSUE_CODES.get(str(v), -1) for v in values], dtype=np.int64)
+    if (codes < 0).any():
+        bad = sorted({str(v) for v, c in zip(values, codes) if c < 0})[:3]
+        raise InputError(f"{source}: column 'tissue' must hold 'tumor' or 'normal', found {', '.join(bad)}")
+    return codes
+
+
+# splitmix64's finaliser: a counter-based hash, so each view's random draws are a pure
+# function of (seed, step, cell, view, position), whichever rank or sub-batch makes them
+_M1, _M2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
+KEEP, MASK, DROPOUT = 1, 2, 3  # what a draw is for
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def _hash(*keys) -> np.ndarray:
+    """uint64 hash of the keys (ints or int arrays, broadcast together), element by element."""
+    h = np.uint64(0)
+    with np.errstate(over="ignore"):
+        for key in keys:
+            h = _mix(h ^ (np.asarray(key).astype(np.uint64) + _GOLDEN))
+    return h
+
+
+def _uniform(*keys) -> np.ndarray:
+    """Floats in [0, 1) from `_hash(*keys)` (53 bits)."""
+    return (_hash(*keys) >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
 @dataclass
 class ViewBatch:
-    """2N sequences for N cells: cell c's views sit at rows 2c and 2c + 1."""
+    """2N views of N cells, stored flat: view v of the c-th cell is row 2c + v, its tokens
+    [indptr[row], indptr[row + 1]) of `genes`, `bins` (input, [MASK] where hidden) and `targets`."""
 
-    sequences: list[tuple[np.ndarray, np.ndarray]]  # (gene ids, input bins) per view
-    targets: list[np.ndarray]  # per view: true bin at masked positions, IGNORE elsewhere
+    indptr: np.ndarray  # (2N + 1,)
+    genes: np.ndarray  # int64 vocabulary ids
+    bins: np.ndarray  # int64 input bins
+    targets: np.ndarray  # int64: the true bin where masked, IGNORE elsewhere
     tissue: np.ndarray  # (2N,) 0 normal, 1 tumor, IGNORE unknown
     seeds: np.ndarray  # (2N,) per-view dropout seeds (celllm.model.dropout)
 
     @property
     def n_cells(self) -> int:
-        return len(self.sequences) // 2
+        return (len(self.indptr) - 1) // 2
+
+    def cell_lengths(self) -> np.ndarray:
+        """Per cell, the tokens of its longer view, [CLS] included (what a padded pass holds)."""
+        return 1 + np.diff(self.indptr).reshape(-1, 2).max(axis=1)
 
     def cells(self, positions) -> "ViewBatch":
-        """The views of the cells at these positions of the batch (a data-parallel shard)."""
-        rows = np.stack([2 * np.asarray(positions), 2 * np.asarray(positions) + 1], axis=1).ravel()
-        return ViewBatch([self.sequences[r] for r in rows], [self.targets[r] for r in rows], self.tissue[rows], self.seeds[rows])
+        """The views of the cells at these positions of the batch."""
+        positions = np.asarray(positions, dtype=np.int64)
+        rows = np.stack([2 * positions, 2 * positions + 1], axis=1).ravel()
+        indptr, source = ragged_take(self.indptr, rows)
+        return ViewBatch(indptr, self.genes[source], self.bins[source], self.targets[source], self.tissue[rows], self.seeds[rows])
 
     def chunk(self, start_cell: int, stop_cell: int, vocab_size: int, cfg: TokenConfig) -> dict[str, torch.Tensor]:
         """Padded tensors for the views of cells [start_cell, stop_cell)."""
         rows = slice(2 * start_cell, 2 * stop_cell)
-        batch = pad_batch(self.sequences[rows], vocab_size, cfg)
+        indptr = self.indptr[2 * start_cell : 2 * stop_cell + 1]
+        tokens = slice(int(indptr[0]), int(indptr[-1]))
+        batch = pad_ragged(indptr, self.genes[tokens], self.bins[tokens], vocab_size, cfg)
         targets = torch.full(batch["bins"].shape, IGNORE, dtype=torch.int64)
-        for i, t in enumerate(self.targets[rows]):
-            targets[i, 1 : 1 + len(t)] = torch.from_numpy(t)
+        padded_rows, within = ragged_rows(indptr)
+        targets[padded_rows, within + 1] = torch.from_numpy(self.targets[tokens])
         batch["mlm_targets"] = targets
         batch["tissue"] = torch.from_numpy(self.tissue[rows])
         batch["seeds"] = torch.from_numpy(self.seeds[rows])
         return batch
 
 
-def make_views(
-    cells: TokenizedCells, indices: np.ndarray, tissue: np.ndarray, rng: np.random.Generator, keep: float, mask_ratio: float, cfg: TokenConfig
-) -> ViewBatch:
-    sequences, targets = [], []
-    for i in indices:
-        genes, bins = cells.cell(int(i))
-        for _ in range(2):
-            kept = rng.random(len(genes)) < keep
-            if len(genes) and not kept.any():  # a view keeps at least one gene
-                kept[rng.integers(len(genes))] = True
-            g, b = genes[kept], bins[kept].copy()
-            masked = rng.random(len(b)) < mask_ratio
-            target = np.where(masked, b, IGNORE)
-            b[masked] = cfg.mask_bin
-            sequences.append((g, b))
-            targets.append(target)
-    seeds = rng.integers(0, 2**31, size=len(sequences), dtype=np.int64)
-    return ViewBatch(sequences, targets, np.repeat(tissue[indices], 2), seeds)
+def make_views(cells: TokenizedCells, indices: np.ndarray, tissue: np.ndarray, seed: int, step: int, keep: float, mask_ratio: float,
+               cfg: TokenConfig) -> ViewBatch:
+    """Two views of each cell of `indices` (vectorised over the whole batch).
+
+    Each view keeps a `keep` share of the cell's genes (at least one) and hides a
+    `mask_ratio` share of the kept bins behind [MASK]. Every draw is a hash of
+    (seed, step, cell, view, position), so a cell's views are the same whichever
+    other cells, rank or sub-batch share its step.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    chosen = cells.select(indices)
+    rows, position = ragged_rows(chosen.indptr)
+    cell_id = indices[rows]
+    parts = []
+    for view in (0, 1):
+        draw = _uniform(seed, step, cell_id, view, position, KEEP)
+        kept = draw < keep
+        # a view keeps at least one gene: in a cell with none kept, its lowest draw
+        lowest = np.full(len(indices), np.inf)
+        np.minimum.at(lowest, rows, draw)
+        none_kept = np.bincount(rows[kept], minlength=len(indices)) == 0
+        kept |= none_kept[rows] & (draw == lowest[rows])
+        masked = kept & (_uniform(seed, step, cell_id, view, position, MASK) < mask_ratio)
+        parts.append((kept, masked))
+    # interleave: view v of cell c is row 2c + v; within a row, tokens stay in gene order
+    lengths = np.stack([np.bincount(rows[kept], minlength=len(indices)) for kept, _ in parts], axis=1)
+    indptr = np.concatenate([[0], np.cumsum(lengths.ravel())])
+    genes = np.empty(indptr[-1], dtype=np.int64)
+    bins, targets = np.empty_like(genes), np.empty_like(genes)
+    for view, (kept, masked) in enumerate(parts):
+        row_of, within = rows[kept], ragged_rows(np.concatenate([[0], np.cumsum(lengths[:, view])]))[1]
+        destination = indptr[2 * row_of + view] + within
+        genes[destination] = chosen.gene_ids[kept]
+        bins[destination] = np.where(masked[kept], cfg.mask_bin, chosen.bins[kept])
+        targets[destination] = np.where(masked[kept], chosen.bins[kept], IGNORE)
+    view_of = np.tile([0, 1], len(indices))
+    seeds = (_hash(seed, step, np.repeat(indices, 2), view_of, DROPOUT) & np.uint64(2**31 - 1)).astype(np.int64)
+    return ViewBatch(indptr, genes, bins, targets, np.repeat(np.asarray(tissue, dtype=np.int64)[indices], 2), seeds)
 
 
 def at_least_float32(x: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -45,20 +46,37 @@ def resume_conflicts(saved: CellLMConfig, run: CellLMConfig) -> list[str]:
     return conflicts
 
 
-def batch_indices(n_cells: int, batch_size: int, seed: int, step: int) -> np.ndarray:
-    """Cells of one step: a fresh seeded permutation each epoch, last partial batch dropped."""
-    steps_per_epoch = n_cells // batch_size
-    epoch, position = divmod(step, steps_per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(n_cells)
-    return order[position * batch_size : (position + 1) * batch_size]
-
-
 def by_length(indices: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Batch cells sorted by length, so each sub-batch needs little padding.
 
     The contrastive loss does not depend on the order of cells in the batch.
     """
     return indices[np.argsort(lengths[indices], kind="stable")]
+
+
+class BatchOrder:
+    """The cells of each optimizer step, for one data-parallel rank.
+
+    Every epoch is a seeded permutation of the corpus (drawn once per epoch, not
+    per step; the last partial batch is dropped). The global batch of a step is
+    sorted by length and rank r takes every world_size-th cell from position r,
+    so the ranks get alike lengths and, together, the whole batch. Deterministic
+    from (seed, step): a resumed run or another number of ranks sees the same batches.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.lengths, self.batch_size, self.seed, self.rank, self.world_size = lengths, batch_size, seed, rank, world_size
+        self.steps_per_epoch = len(lengths) // batch_size
+        self._epoch, self._order = None, None
+
+    def global_batch(self, step: int) -> np.ndarray:
+        epoch, position = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.lengths))
+        return by_length(self._order[position * self.batch_size : (position + 1) * self.batch_size], self.lengths)
+
+    def cells(self, step: int) -> np.ndarray:
+        return self.global_batch(step)[self.rank :: self.world_size]
 
 
 def warmup_cosine(warmup_steps: int, max_steps: int):
@@ -131,7 +149,6 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
 
     weights = LossWeights(p.weight_contrastive, p.weight_mlm, p.weight_tissue)
     vocab_size = len(corpus.vocab)
-    lengths = corpus.cells.lengths()
     is_main = group.rank == 0
 
     def save(step: int) -> None:
@@ -141,31 +158,47 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
             save_checkpoint(out_dir, model, corpus.vocab, cfg, trainer_state, rows)
         group.barrier()
 
+    # each rank makes only its own cells' views, one step ahead in a background thread (numpy
+    # releases the GIL), so preparing a batch overlaps the previous step's compute
+    order = BatchOrder(corpus.cells.lengths(), p.batch_size, p.seed, group.rank, group.world_size)
+
+    def views_of(step: int):
+        return make_views(corpus.cells, order.cells(step), corpus.tissue, p.seed, step, p.view_keep, p.mask_ratio, cfg.tokens)
+
+    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
+    upcoming = prefetch.submit(views_of, start) if start < p.max_steps else None
     bar = tqdm(range(start, p.max_steps), initial=start, total=p.max_steps, desc="pretrain", unit="step", disable=not (progress and is_main))
-    for step in bar:
-        if step > 0 and step % cfg.encoder.feature_redraw_interval == 0:
-            # redraws happen between optimizer steps only, seeded by the step (the same on every rank)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(p.seed * 1_000_003 + step)
-                model.encoder.redraw_random_features()
-        began = time.perf_counter()
-        # every rank builds the same global batch and views, then keeps its shard
-        indices = by_length(batch_indices(len(corpus.cells), p.batch_size, p.seed, step), lengths)
-        views = make_views(corpus.cells, indices, corpus.tissue, np.random.default_rng([p.seed, step, 1]), p.view_keep, p.mask_ratio, cfg.tokens)
-        views = views.cells(np.arange(group.rank, len(indices), group.world_size))
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        losses = divide_and_conquer_step(model, views, p.sub_batch_size, vocab_size, cfg.tokens, weights, p.temperature, device, amp_dtype, group,
-                                         sub_batch_tokens=p.sub_batch_tokens)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        seconds = time.perf_counter() - began
-        row = {"step": step + 1, **losses, "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0], "cells_per_s": p.batch_size / seconds}
-        rows.append(row)
-        bar.set_postfix(loss=f"{losses['loss']:.3f}", cells_s=f"{row['cells_per_s']:.0f}")
-        if p.checkpoint_every and (step + 1) % p.checkpoint_every == 0 and step + 1 < p.max_steps:
-            save(step + 1)
+    try:
+        for step in bar:
+            if step > 0 and step % cfg.encoder.feature_redraw_interval == 0:
+                # redraws happen between optimizer steps only, seeded by the step (the same on every rank)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(p.seed * 1_000_003 + step)
+                    model.encoder.redraw_random_features()
+            began = time.perf_counter()
+            views = upcoming.result()
+            upcoming = prefetch.submit(views_of, step + 1) if step + 1 < p.max_steps else None
+            rows.append(_train_step(model, optimizer, scheduler, views, cfg, vocab_size, weights, device, amp_dtype, group, step, began))
+            bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", cells_s=f"{rows[-1]['cells_per_s']:.0f}")
+            if p.checkpoint_every and (step + 1) % p.checkpoint_every == 0 and step + 1 < p.max_steps:
+                save(step + 1)
+    finally:
+        prefetch.shutdown(wait=True, cancel_futures=True)
     save(p.max_steps)
     model.eval()
     return out_dir
+
+
+def _train_step(model, optimizer, scheduler, views, cfg: CellLMConfig, vocab_size: int, weights: LossWeights, device, amp_dtype, group,
+                step: int, began: float) -> dict:
+    """One optimizer step on this rank's views; the row of the training log."""
+    p = cfg.pretrain
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    losses = divide_and_conquer_step(model, views, p.sub_batch_size, vocab_size, cfg.tokens, weights, p.temperature, device, amp_dtype, group,
+                                     sub_batch_tokens=p.sub_batch_tokens)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
+    optimizer.step()
+    scheduler.step()
+    seconds = time.perf_counter() - began
+    return {"step": step + 1, **losses, "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0], "cells_per_s": p.batch_size / seconds}

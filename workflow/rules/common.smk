@@ -27,6 +27,7 @@ ENV = "../../environment.yml"
 PRETRAIN_NAME = config["pretrain"]["name"]
 CHECKPOINT = f"results/pretrain/{PRETRAIN_NAME}"
 VOCAB = f"results/pretrain/{PRETRAIN_NAME}.vocab.txt"
+TOKEN_STORE = f"results/pretrain/{PRETRAIN_NAME}.tokens"
 
 
 def canonical(value):

@@ -1,6 +1,24 @@
 # Pretraining through the user-facing command, `celllm pretrain`: the configured
 # run (results/pretrain/{name}) and the ablations the benchmark models ask for
-# (results/pretrain/{name}_{ablation}, see benchmarks/ablations.py).
+# (results/pretrain/{name}_{ablation}, see benchmarks/ablations.py). The corpus is
+# tokenized once into a token store that every pretraining (and every rank) maps.
+
+
+rule tokenize:
+    input:
+        corpus=expand("results/data/{name}.h5ad", name=config["pretrain"]["corpus"]),
+        vocab=VOCAB,
+    output:
+        directory(TOKEN_STORE),
+    params:
+        tokens=canonical(config["pretrain"]["model"].get("tokens") or {}),
+    log:
+        "logs/pretrain/tokenize.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/tokenize.py"
 
 
 rule pretrain_config:
@@ -20,7 +38,7 @@ rule pretrain_config:
 
 rule pretrain:
     input:
-        corpus=expand("results/data/{name}.h5ad", name=config["pretrain"]["corpus"]),
+        store=TOKEN_STORE,
         config="results/pretrain/{checkpoint_name}.config.json",
         vocab=VOCAB,
         gene_embeddings=rules.ppi.output.embeddings,

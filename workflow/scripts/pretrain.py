@@ -13,10 +13,9 @@ from celllm.cli import main
 # continues from its last periodic checkpoint; the output appears only when training is done.
 torch.set_num_threads(snakemake.threads)
 given = snakemake.input
-progress = progress_folder(snakemake.output[0], [given.config, given.vocab, given.gene_embeddings, *given.corpus])
-data = [arg for path in given.corpus for arg in ("--data", path)]
+progress = progress_folder(snakemake.output[0], [given.config, given.vocab, given.gene_embeddings, f"{given.store}/manifest.json"])
 options = ["--config", given.config, "--vocab", given.vocab, "--gene-embeddings", given.gene_embeddings]
-code = main(["pretrain", *data, *options, "--out", str(progress), "--resume"])
+code = main(["pretrain", "--data", given.store, *options, "--out", str(progress), "--resume"])
 if code:
     sys.exit(code)
 publish_checkpoint(progress, snakemake.output[0])
