@@ -226,22 +226,31 @@ def _kept_tokens(X: sp.csr_matrix, limit: int, truncation: str) -> np.ndarray:
     return keep
 
 
-def pad_ragged(indptr: np.ndarray, gene_ids: np.ndarray, bins: np.ndarray, vocab_size: int, cfg: TokenConfig) -> dict[str, torch.Tensor]:
+def pad_ragged(indptr: np.ndarray, gene_ids: np.ndarray, bins: np.ndarray, vocab_size: int, cfg: TokenConfig,
+               extra: dict[str, tuple[np.ndarray, int]] | None = None) -> dict[str, torch.Tensor]:
     """[CLS] + each row's tokens (rows stored flat, see `ragged_rows`), padded to the longest row.
 
     Returns `gene_ids` and `bins` (rows, length) int64 tensors and a boolean
-    `mask` that is True on real tokens ([CLS] included). Vectorised: one scatter.
+    `mask` that is True on real tokens ([CLS] included); `extra` pads more
+    per-token int64 arrays the same way (name -> (values, value at [CLS] and padding)).
+    Vectorised in numpy: one scatter per array.
     """
     rows, within = ragged_rows(indptr)
-    n, length = len(indptr) - 1, 1 + int(np.diff(indptr).max(initial=0))
-    padded_genes = np.full((n, length), vocab_size + 1, dtype=np.int64)  # PAD gene id
-    padded_bins = np.full((n, length), cfg.pad_bin, dtype=np.int64)
-    mask = np.zeros((n, length), dtype=bool)
-    padded_genes[:, 0], padded_bins[:, 0], mask[:, 0] = vocab_size, cfg.cls_bin, True
-    padded_genes[rows, within + 1] = gene_ids
-    padded_bins[rows, within + 1] = bins
-    mask[rows, within + 1] = True
-    return {"gene_ids": torch.from_numpy(padded_genes), "bins": torch.from_numpy(padded_bins), "mask": torch.from_numpy(mask)}
+    columns = within + 1
+    shape = (len(indptr) - 1, 1 + int(np.diff(indptr).max(initial=0)))
+    arrays = {"gene_ids": (gene_ids, vocab_size + 1, vocab_size), "bins": (bins, cfg.pad_bin, cfg.cls_bin)}  # values, pad, [CLS]
+    arrays.update({name: (values, pad, pad) for name, (values, pad) in (extra or {}).items()})
+    padded = {}
+    for name, (values, pad, first) in arrays.items():
+        out = np.full(shape, pad, dtype=np.int64)
+        out[:, 0] = first
+        out[rows, columns] = values
+        padded[name] = torch.from_numpy(out)
+    mask = np.zeros(shape, dtype=bool)
+    mask[:, 0] = True
+    mask[rows, columns] = True
+    padded["mask"] = torch.from_numpy(mask)
+    return padded
 
 
 def pad_batch(sequences: list[tuple[np.ndarray, np.ndarray]], vocab_size: int, cfg: TokenConfig) -> dict[str, torch.Tensor]:

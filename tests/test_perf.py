@@ -147,3 +147,29 @@ def test_gpu_benchmark_without_cuda_writes_unavailable_record(tmp_path):
 def test_gpu_benchmark_on_cuda_at_tiny_size():
     result = gpu.run(batch_size=2, n_genes=200, encoder=TINY, warmup=1, repeats=2, peak_tflops=100.0)
     assert result["available"] is True and _positive(result["cells_per_s"]) and _positive(result["mfu"])
+
+
+# ---------------------------------------------------------------- corpus
+def test_corpus_benchmark_measures_store_memory_preparation_and_embed(tmp_path, monkeypatch):
+    """The whole record at a tiny size, each measurement called in-process (the benchmark runs them in fresh processes)."""
+    from importlib import import_module
+
+    from benchmarks.perf import corpus
+
+    def in_process(target, kwargs, env=None):
+        module, function = target.split(":")
+        return getattr(import_module(module), function)(**kwargs)
+
+    monkeypatch.setattr(corpus, "run_isolated", in_process)
+    monkeypatch.setattr(corpus, "GLOBAL_BATCH", 64)
+    result = corpus.run(sizes=(120, 240), n_genes=300, threads=1)
+    small, large = result["rows"]
+    assert small["tokenize"]["n_tokens"] > 0 and small["tokenize"]["bytes_per_token"] < 4  # uint16 ids + uint8 bins + offsets
+    assert _positive(large["pretrain_memory"]["private_mb"]) and _positive(large["pretrain_memory"]["store_pages_mb"])
+    assert large["batch_preparation"]["ranks_8"]["cells"] == 8 and _positive(large["batch_preparation"]["ranks_1"]["seconds_per_step"])
+    assert _positive(large["embed"]["peak_rss_mb"])
+    assert set(result["targets"]) == {"private_memory", "bytes_per_token", "batch_preparation", "embed_rss"}
+    assert all(t["met"] in (True, False) for t in result["targets"].values())
+    assert result["paper_corpus_estimate"]["store_gb"] > 0 and "prep_8_ranks_s" in corpus.table(result)
+    step = corpus.analytic_step_seconds(300_000)
+    assert 0.1 < step["seconds"] < 1.0  # the issue's 0.3-0.4 s per rank on 8 H200s

@@ -9,11 +9,14 @@ Each module measures one claim and writes one JSON file (plus a printed table):
   (released code), or every gene including zeros (scBERT).
 - `benchmarks.perf.gpu`: the paper-size model's bf16 training step on CUDA:
   cells/s and model FLOP/s as a fraction of the GPU's peak.
+- `benchmarks.perf.corpus`: at the paper's corpus shape, the token store (cells/s,
+  peak memory, bytes per token), each rank's private memory while pretraining
+  reads it, batch preparation per step, and `celllm embed`'s peak memory.
 
 Run one with `python -m benchmarks.perf.<name> --out results/perf/<name>.json`,
 or all of them with `snakemake --cores N perf`. Shared helpers (synthetic
 tokens, timing, peak memory, output) live in `benchmarks.perf.common`.
 """
 
-BENCHMARKS = ("dnc", "tokens", "gpu")
+BENCHMARKS = ("dnc", "tokens", "gpu", "corpus")
 FIGURES = ("dnc", "tokens")  # the benchmarks drawn by benchmarks.figures.perf (plot_<name>)

@@ -74,6 +74,14 @@ def plan_sub_batches(views: ViewBatch, sub_batch_size: int, max_tokens: int = 0)
     return ranges
 
 
+def pad_sub_batches(views: ViewBatch, sub_batch_size: int, vocab_size: int, cfg: TokenConfig, sub_batch_tokens: int = 0,
+                    pin: bool = False) -> list[dict[str, torch.Tensor]]:
+    """The padded tensors of every forward pass of a step (`plan_sub_batches`); `pin` puts them in
+    page-locked memory for an asynchronous copy to a GPU. The trainer makes them one step ahead."""
+    chunks = [views.chunk(a, b, vocab_size, cfg) for a, b in plan_sub_batches(views, sub_batch_size, sub_batch_tokens)]
+    return [{k: v.pin_memory() for k, v in chunk.items()} for chunk in chunks] if pin else chunks
+
+
 def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -99,16 +107,17 @@ def full_batch_step(model, views: ViewBatch, vocab_size: int, cfg: TokenConfig, 
 
 def divide_and_conquer_step(
     model, views: ViewBatch, sub_batch_size: int, vocab_size: int, cfg: TokenConfig, weights: LossWeights, temperature: float,
-    device="cpu", amp_dtype=None, group: SingleProcess = SingleProcess(), sub_batch_tokens: int = 0,
+    device="cpu", amp_dtype=None, group: SingleProcess = SingleProcess(), sub_batch_tokens: int = 0, padded: list | None = None,
 ) -> dict[str, float]:
     """Accumulate the gradients of the full-batch loss into `model`, one sub-batch at a time.
 
     `views` is this rank's shard of the global batch; sub-batches follow
-    `plan_sub_batches`. Returns the loss values of the whole (global) batch.
-    The caller zeroes gradients before and steps the optimizer after.
+    `plan_sub_batches` (`padded`: their tensors, made ahead by `pad_sub_batches`).
+    Returns the loss values of the whole (global) batch. The caller zeroes
+    gradients before and steps the optimizer after.
     """
-    plan = plan_sub_batches(views, sub_batch_size, sub_batch_tokens)
-    chunks = [_to(views.chunk(a, b, vocab_size, cfg), device) for a, b in plan]
+    padded = padded if padded is not None else pad_sub_batches(views, sub_batch_size, vocab_size, cfg, sub_batch_tokens)
+    chunks = [_to(chunk, device) for chunk in padded]
 
     # 1. embeddings of every sub-batch, no graph kept; remember each one's random state
     states, embeddings = [], []

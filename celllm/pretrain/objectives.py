@@ -34,27 +34,28 @@ def tissue_codes(values, source: str) -> np.ndarray:
 # splitmix64's finaliser: a counter-based hash, so each view's random draws are a pure
 # function of (seed, step, cell, view, position), whichever rank or sub-batch makes them
 _M1, _M2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
-KEEP, MASK, DROPOUT = 1, 2, 3  # what a draw is for
+_LOW32 = np.uint64(0xFFFFFFFF)
+VIEW_KEY, DROPOUT = 1, 2  # what a hash is for
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    x = (x ^ (x >> np.uint64(30))) * _M1
-    x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
+    """splitmix64's finaliser, in place on a uint64 array (and returned)."""
+    x ^= x >> np.uint64(30)
+    x *= _M1
+    x ^= x >> np.uint64(27)
+    x *= _M2
+    x ^= x >> np.uint64(31)
+    return x
 
 
 def _hash(*keys) -> np.ndarray:
     """uint64 hash of the keys (ints or int arrays, broadcast together), element by element."""
-    h = np.uint64(0)
+    h = np.zeros(np.broadcast_shapes(*(np.shape(k) for k in keys)), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for key in keys:
-            h = _mix(h ^ (np.asarray(key).astype(np.uint64) + _GOLDEN))
+            h ^= np.asarray(key).astype(np.uint64) + _GOLDEN
+            _mix(h)
     return h
-
-
-def _uniform(*keys) -> np.ndarray:
-    """Floats in [0, 1) from `_hash(*keys)` (53 bits)."""
-    return (_hash(*keys) >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
 @dataclass
@@ -89,11 +90,7 @@ class ViewBatch:
         rows = slice(2 * start_cell, 2 * stop_cell)
         indptr = self.indptr[2 * start_cell : 2 * stop_cell + 1]
         tokens = slice(int(indptr[0]), int(indptr[-1]))
-        batch = pad_ragged(indptr, self.genes[tokens], self.bins[tokens], vocab_size, cfg)
-        targets = torch.full(batch["bins"].shape, IGNORE, dtype=torch.int64)
-        padded_rows, within = ragged_rows(indptr)
-        targets[padded_rows, within + 1] = torch.from_numpy(self.targets[tokens])
-        batch["mlm_targets"] = targets
+        batch = pad_ragged(indptr, self.genes[tokens], self.bins[tokens], vocab_size, cfg, extra={"mlm_targets": (self.targets[tokens], IGNORE)})
         batch["tissue"] = torch.from_numpy(self.tissue[rows])
         batch["seeds"] = torch.from_numpy(self.seeds[rows])
         return batch
@@ -106,37 +103,33 @@ def make_views(cells: TokenizedCells, indices: np.ndarray, tissue: np.ndarray, s
     Each view keeps a `keep` share of the cell's genes (at least one) and hides a
     `mask_ratio` share of the kept bins behind [MASK]. Every draw is a hash of
     (seed, step, cell, view, position), so a cell's views are the same whichever
-    other cells, rank or sub-batch share its step.
+    other cells, rank or sub-batch share its step. One 64-bit hash per token and
+    view gives both draws (its high and low 32 bits, compared as integers).
     """
     indices = np.asarray(indices, dtype=np.int64)
-    chosen = cells.select(indices)
-    rows, position = ragged_rows(chosen.indptr)
-    cell_id = indices[rows]
-    parts = []
-    for view in (0, 1):
-        draw = _uniform(seed, step, cell_id, view, position, KEEP)
-        kept = draw < keep
-        # a view keeps at least one gene: in a cell with none kept, its lowest draw
-        lowest = np.full(len(indices), np.inf)
-        np.minimum.at(lowest, rows, draw)
-        none_kept = np.bincount(rows[kept], minlength=len(indices)) == 0
-        kept |= none_kept[rows] & (draw == lowest[rows])
-        masked = kept & (_uniform(seed, step, cell_id, view, position, MASK) < mask_ratio)
-        parts.append((kept, masked))
-    # interleave: view v of cell c is row 2c + v; within a row, tokens stay in gene order
-    lengths = np.stack([np.bincount(rows[kept], minlength=len(indices)) for kept, _ in parts], axis=1)
-    indptr = np.concatenate([[0], np.cumsum(lengths.ravel())])
-    genes = np.empty(indptr[-1], dtype=np.int64)
-    bins, targets = np.empty_like(genes), np.empty_like(genes)
-    for view, (kept, masked) in enumerate(parts):
-        row_of, within = rows[kept], ragged_rows(np.concatenate([[0], np.cumsum(lengths[:, view])]))[1]
-        destination = indptr[2 * row_of + view] + within
-        genes[destination] = chosen.gene_ids[kept]
-        bins[destination] = np.where(masked[kept], cfg.mask_bin, chosen.bins[kept])
-        targets[destination] = np.where(masked[kept], chosen.bins[kept], IGNORE)
-    view_of = np.tile([0, 1], len(indices))
-    seeds = (_hash(seed, step, np.repeat(indices, 2), view_of, DROPOUT) & np.uint64(2**31 - 1)).astype(np.int64)
-    return ViewBatch(indptr, genes, bins, targets, np.repeat(np.asarray(tissue, dtype=np.int64)[indices], 2), seeds)
+    cell_of_row, view_of_row = np.repeat(indices, 2), np.tile(np.array([0, 1], dtype=np.int64), len(indices))
+    # every cell's tokens twice, once per view: rows 2c and 2c + 1, already in the batch's layout
+    row_indptr, source = ragged_take(cells.indptr, cell_of_row)
+    rows, position = ragged_rows(row_indptr)
+    with np.errstate(over="ignore"):
+        h = _hash(seed, step, cell_of_row, view_of_row, VIEW_KEY)[rows]
+        h ^= position.astype(np.uint64) * _GOLDEN
+        _mix(h)
+    kept = (h >> np.uint64(32)) < np.uint64(keep * 2**32)
+    counts = np.bincount(rows[kept], minlength=len(cell_of_row))
+    for row in np.flatnonzero((counts == 0) & (np.diff(row_indptr) > 0)):  # rare: a view keeps at least its lowest draw
+        start = row_indptr[row]
+        kept[start + np.argmin(h[start : row_indptr[row + 1]] >> np.uint64(32))] = True
+        counts[row] = 1
+    masked = (h[kept] & _LOW32) < np.uint64(mask_ratio * 2**32)
+    kept_source = source[kept]
+    genes = np.asarray(cells.gene_ids[kept_source], dtype=np.int64)
+    true_bins = np.asarray(cells.bins[kept_source], dtype=np.int64)
+    bins = np.where(masked, cfg.mask_bin, true_bins)
+    targets = np.where(masked, true_bins, IGNORE)
+    seeds = (_hash(seed, step, cell_of_row, view_of_row, DROPOUT) & np.uint64(2**31 - 1)).astype(np.int64)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    return ViewBatch(indptr, genes, bins, targets, np.asarray(tissue, dtype=np.int64)[cell_of_row], seeds)
 
 
 def at_least_float32(x: torch.Tensor) -> torch.Tensor:

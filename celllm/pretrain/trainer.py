@@ -24,7 +24,7 @@ from celllm.errors import InputError
 from celllm.io import check_writable, recover_interrupted_swap
 from celllm.pretrain.corpus import Corpus
 from celllm.pretrain.distributed import SingleProcess, device_for
-from celllm.pretrain.dnc import LossWeights, divide_and_conquer_step
+from celllm.pretrain.dnc import LossWeights, divide_and_conquer_step, pad_sub_batches
 from celllm.pretrain.model import CellLMForPretraining
 from celllm.pretrain.objectives import IGNORE, make_views
 from celllm.pretrain.precision import autocast_dtype
@@ -158,15 +158,16 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
             save_checkpoint(out_dir, model, corpus.vocab, cfg, trainer_state, rows)
         group.barrier()
 
-    # each rank makes only its own cells' views, one step ahead in a background thread (numpy
-    # releases the GIL), so preparing a batch overlaps the previous step's compute
+    # each rank makes only its own cells' views and padded sub-batches, one step ahead in a background
+    # thread (numpy releases the GIL), so preparing a batch overlaps the previous step's compute
     order = BatchOrder(corpus.cells.lengths(), p.batch_size, p.seed, group.rank, group.world_size)
 
-    def views_of(step: int):
-        return make_views(corpus.cells, order.cells(step), corpus.tissue, p.seed, step, p.view_keep, p.mask_ratio, cfg.tokens)
+    def prepare(step: int):
+        views = make_views(corpus.cells, order.cells(step), corpus.tissue, p.seed, step, p.view_keep, p.mask_ratio, cfg.tokens)
+        return views, pad_sub_batches(views, p.sub_batch_size, vocab_size, cfg.tokens, p.sub_batch_tokens, pin=torch.device(device).type == "cuda")
 
     prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
-    upcoming = prefetch.submit(views_of, start) if start < p.max_steps else None
+    upcoming = prefetch.submit(prepare, start) if start < p.max_steps else None
     bar = tqdm(range(start, p.max_steps), initial=start, total=p.max_steps, desc="pretrain", unit="step", disable=not (progress and is_main))
     try:
         for step in bar:
@@ -176,9 +177,9 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
                     torch.manual_seed(p.seed * 1_000_003 + step)
                     model.encoder.redraw_random_features()
             began = time.perf_counter()
-            views = upcoming.result()
-            upcoming = prefetch.submit(views_of, step + 1) if step + 1 < p.max_steps else None
-            rows.append(_train_step(model, optimizer, scheduler, views, cfg, vocab_size, weights, device, amp_dtype, group, step, began))
+            views, padded = upcoming.result()
+            upcoming = prefetch.submit(prepare, step + 1) if step + 1 < p.max_steps else None
+            rows.append(_train_step(model, optimizer, scheduler, views, padded, cfg, vocab_size, weights, device, amp_dtype, group, step, began))
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", cells_s=f"{rows[-1]['cells_per_s']:.0f}")
             if p.checkpoint_every and (step + 1) % p.checkpoint_every == 0 and step + 1 < p.max_steps:
                 save(step + 1)
@@ -189,14 +190,14 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
     return out_dir
 
 
-def _train_step(model, optimizer, scheduler, views, cfg: CellLMConfig, vocab_size: int, weights: LossWeights, device, amp_dtype, group,
-                step: int, began: float) -> dict:
+def _train_step(model, optimizer, scheduler, views, padded, cfg: CellLMConfig, vocab_size: int, weights: LossWeights, device, amp_dtype,
+                group, step: int, began: float) -> dict:
     """One optimizer step on this rank's views; the row of the training log."""
     p = cfg.pretrain
     model.train()
     optimizer.zero_grad(set_to_none=True)
     losses = divide_and_conquer_step(model, views, p.sub_batch_size, vocab_size, cfg.tokens, weights, p.temperature, device, amp_dtype, group,
-                                     sub_batch_tokens=p.sub_batch_tokens)
+                                     sub_batch_tokens=p.sub_batch_tokens, padded=padded)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
     optimizer.step()
     scheduler.step()
