@@ -1,4 +1,4 @@
-"""The pretraining corpus: tokenized cells from one or more datasets, with tissue labels."""
+"""The pretraining corpus: a token store (memory-mapped), or .h5ad files tokenized in memory, with tissue labels."""
 
 from __future__ import annotations
 
