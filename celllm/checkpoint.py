@@ -42,10 +42,13 @@ def is_checkpoint(folder) -> bool:
     return all((Path(folder) / name).is_file() for name in (CONFIG, VOCAB, WEIGHTS))
 
 
-def save_checkpoint(path, model: CellLMForPretraining, vocab: Vocabulary, cfg: CellLMConfig, trainer_state: dict | None = None, log: list[dict] | None = None) -> None:
-    """Write the whole folder under a temporary name, then rename it into place."""
+def save_checkpoint(path, model: CellLMForPretraining, vocab: Vocabulary, cfg: CellLMConfig, trainer_state: dict | None = None,
+                    log: list[dict] | None = None, extra: dict[str, str] | None = None) -> None:
+    """Write the whole folder under a temporary name, then rename it into place (`extra`: more text files, name -> content)."""
     with atomic_path(path) as tmp:
         tmp.mkdir()
+        for name, text in (extra or {}).items():
+            (tmp / name).write_text(text)
         cfg.save(tmp / CONFIG)
         vocab.save(tmp / VOCAB)
         save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS),

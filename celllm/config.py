@@ -42,6 +42,9 @@ class PretrainConfig(Options):
     # tumor-vs-normal loss stayed flat (0.67 after 300 steps); at 0.5 it fell to 0.55.
     temperature: float = option(0.5, low=0.0, low_open=True)
     proj_dim: int = option(128, low=1)  # contrastive projection head output
+    # classes of the masked-bin head; 0: the expression bins (tokens.n_bins). The released model's
+    # head has 8 (the bins, [CLS] and PAD), kept as it is when it is imported.
+    mlm_classes: int = option(0, low=0)
     weight_contrastive: float = option(1.0, low=0.0)
     weight_mlm: float = option(1.0, low=0.0)
     weight_tissue: float = option(1.0, low=0.0)

@@ -1,12 +1,19 @@
-"""FAVOR+ self-attention (Performer) that ignores padded keys.
+"""FAVOR+ self-attention (Performer), in two modes.
 
 performer-pytorch provides the random-feature softmax kernel used here. Its
 own attention layer only zeroes padded *values*: padded keys still enter the
 attention normaliser and the key stabiliser (a max over all positions), so a
-cell's output would change with the padding its batch needs. This layer
-reuses the library's kernel and random matrices and masks the keys properly,
-which makes a cell's embedding independent of its batch, the property the
-divide-and-conquer contrastive step relies on.
+cell's output would change with the padding its batch needs.
+
+- masked (this project's default): padded keys are masked out as well, which
+  makes a cell's embedding independent of its batch, the property the
+  divide-and-conquer contrastive step relies on;
+- released (the authors' model, `EncoderConfig.attention = "released"`): the
+  released code pads every cell to 6,000 tokens and lets those padding keys in,
+  as performer-pytorch does. Every padding position of a cell holds one and the
+  same state, so here they are one position (the cell's first padding position)
+  counted as many times as the cell has padding positions: the same numbers at
+  the cost of the real tokens.
 """
 
 from __future__ import annotations
@@ -37,11 +44,15 @@ class MaskedFavorAttention(nn.Module):
         new = gaussian_orthogonal_random_matrix(self.nb_features, self.dim_head, device=self.projection_matrix.device)
         self.projection_matrix.copy_(new)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None, padding: torch.Tensor | None = None) -> torch.Tensor:
         """x: (batch, length, dim); mask: (batch, length) True on real tokens, position 0 real.
 
         `seeds` (batch,) make dropout a function of each cell (see celllm.model.dropout).
+        `padding` (batch,) selects the released mode: how many padding positions each cell
+        has in the released model; its first padding position (index mask.sum(1)) stands for them all.
         """
+        if padding is not None:
+            return self.dropout(self.to_out(self._released(x, mask, padding)), seeds)
         q, k, v = rearrange(self.to_qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         key_mask = mask[:, None, :, None]
         # Padded keys copy the [CLS] key so the library's key stabiliser (a max over
@@ -57,3 +68,26 @@ class MaskedFavorAttention(nn.Module):
             k_prime = k_prime * key_mask.to(k_prime.dtype)
             out = linear_attention(q_prime, k_prime, v)
         return self.dropout(self.to_out(rearrange(out, "b h n d -> b n (h d)").to(x.dtype)), seeds)
+
+    def _released(self, x: torch.Tensor, mask: torch.Tensor, padding: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+        """performer-pytorch's FAVOR+ over each cell padded to its released length, computed on the real
+        tokens and one padding position that counts `padding` times (values masked, keys not)."""
+        q, k, v = rearrange(self.to_qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        count = mask.to(torch.float64)
+        count[torch.arange(len(mask), device=mask.device), mask.sum(1)] = padding.to(torch.float64)  # the stand-in padding position
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            wide = torch.promote_types(q.dtype, torch.float32)
+            q, k, v = q.to(wide), k.to(wide), v.to(wide) * mask[:, None, :, None].to(wide)
+            count = count.to(wide)[:, None, :, None]
+            q_prime = softmax_kernel(q, projection_matrix=self.projection_matrix, is_query=True)
+            # the library's key features, with its stabiliser (a max over positions and features) taken over the counted positions
+            normaliser = k.shape[-1] ** -0.25
+            dash = torch.einsum("bhnd,jd->bhnj", normaliser * k, self.projection_matrix.to(wide))
+            diag = (k**2).sum(-1, keepdim=True) * normaliser**2 / 2
+            counted = count > 0
+            stabiliser = dash.masked_fill(~counted, float("-inf")).amax(dim=(-1, -2), keepdim=True)
+            k_prime = self.nb_features**-0.5 * (torch.exp((dash - diag - stabiliser).masked_fill(~counted, float("-inf"))) + eps)
+            normaliser_keys = (k_prime * count).sum(dim=-2)
+            context = torch.einsum("bhnd,bhne->bhde", k_prime, v)
+            out = torch.einsum("bhde,bhnd->bhne", context, q_prime) / torch.einsum("bhnd,bhd->bhn", q_prime, normaliser_keys)[..., None]
+        return rearrange(out, "b h n d -> b n (h d)").to(x.dtype)

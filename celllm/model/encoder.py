@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from celllm.model.attention import MaskedFavorAttention
@@ -30,6 +31,10 @@ class EncoderConfig(Options):
     nb_features: int = option(266, low=1)  # FAVOR+ random features
     dropout: float = option(0.0, low=0.0, high=1.0, high_open=True)
     feature_redraw_interval: int = option(1000, low=1)  # optimizer steps between random-feature redraws
+    # "masked": padding never reaches attention (a cell's embedding is independent of its batch, which
+    # divide-and-conquer needs); "released": the authors' model, whose padding keys (every cell padded to
+    # tokens.max_len) enter the attention normaliser (celllm.model.attention). Imported checkpoints use it.
+    attention: str = option("masked", choices=("masked", "released"))
 
 
 
@@ -56,32 +61,56 @@ class PerformerLayer(nn.Module):
         self.ff_norm = nn.LayerNorm(cfg.dim)
         self.ff = FeedForward(cfg.dim, cfg.ff_mult, cfg.dropout, first_site=sites + 1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), mask, seeds)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None, padding: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), mask, seeds, padding)
         return x + self.ff(self.ff_norm(x), seeds)
 
 
 class CellLMEncoder(nn.Module):
-    """Token sequences -> contextual token states; `embed` gives the [CLS] cell embedding."""
+    """Token sequences -> contextual token states; `embed` gives the [CLS] cell embedding.
 
-    def __init__(self, n_genes: int, n_bin_tokens: int, cfg: EncoderConfig):
+    With `cfg.attention == "released"`, every cell is taken as padded to `pad_to`
+    tokens with PAD tokens (gene id n_genes + 1, bin `pad_bin`), as in the released
+    model; the encoder appends one PAD position to the batch to stand for them.
+    """
+
+    def __init__(self, n_genes: int, n_bin_tokens: int, cfg: EncoderConfig, pad_to: int | None = None, pad_bin: int | None = None):
         super().__init__()
-        self.cfg, self.n_genes = cfg, n_genes
+        if cfg.attention == "released" and (pad_to is None or pad_bin is None):
+            raise ValueError("the released attention needs the length cells are padded to and the PAD bin")
+        self.cfg, self.n_genes, self.pad_to, self.pad_bin = cfg, n_genes, pad_to, pad_bin
         self.gene_embedding = nn.Embedding(n_genes + 2, cfg.dim)  # + [CLS], PAD
         self.bin_embedding = nn.Embedding(n_bin_tokens, cfg.dim)
         self.layers = nn.ModuleList(PerformerLayer(cfg, i) for i in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
 
+    def _states(self, gene_ids, bins, mask, seeds=None, trainable_layers: int | None = None) -> torch.Tensor:
+        """Normalised token states; layers before the last `trainable_layers` (None: all trainable) run without a graph."""
+        n = gene_ids.shape[1]
+        padding = None
+        if self.cfg.attention == "released":
+            padding = self.pad_to - mask.sum(1)
+            if (padding < 0).any():
+                raise ValueError(f"a cell has more than {self.pad_to} tokens, the length the released attention pads to")
+            gene_ids = F.pad(gene_ids, (0, 1), value=self.n_genes + 1)
+            bins = F.pad(bins, (0, 1), value=self.pad_bin)
+            mask = F.pad(mask, (0, 1), value=False)
+        split = 0 if trainable_layers is None else len(self.layers) - trainable_layers
+        with torch.set_grad_enabled(torch.is_grad_enabled() and split == 0):
+            x = self.gene_embedding(gene_ids) + self.bin_embedding(bins)
+            for layer in self.layers[:split]:
+                x = layer(x, mask, seeds, padding)
+        for layer in self.layers[split:]:
+            x = layer(x, mask, seeds, padding)
+        return self.norm(x)[:, :n]
+
     def forward(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None) -> torch.Tensor:
         """Token states (batch, length, dim). `seeds` (batch,) give each cell its own dropout masks."""
-        x = self.gene_embedding(gene_ids) + self.bin_embedding(bins)
-        for layer in self.layers:
-            x = layer(x, mask, seeds)
-        return self.norm(x)
+        return self._states(gene_ids, bins, mask, seeds)
 
     def embed(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The cell embedding: the final-normalised [CLS] state."""
-        return self.forward(gene_ids, bins, mask)[:, 0]
+        return self._states(gene_ids, bins, mask)[:, 0]
 
     def embed_last_layers(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor, trainable_layers: int = 1) -> torch.Tensor:
         """The cell embedding with autograd through the last `trainable_layers` layers and the final norm only.
@@ -89,14 +118,7 @@ class CellLMEncoder(nn.Module):
         The frozen prefix runs without a graph, which is what makes partial
         fine-tuning (the released recipe: last layer + norm + head) cheap.
         """
-        split = len(self.layers) - trainable_layers
-        with torch.no_grad():
-            x = self.gene_embedding(gene_ids) + self.bin_embedding(bins)
-            for layer in self.layers[:split]:
-                x = layer(x, mask)
-        for layer in self.layers[split:]:
-            x = layer(x, mask)
-        return self.norm(x)[:, 0]
+        return self._states(gene_ids, bins, mask, trainable_layers=trainable_layers)[:, 0]
 
     def redraw_random_features(self) -> None:
         for layer in self.layers:

@@ -19,9 +19,9 @@ class CellLMForPretraining(nn.Module):
     def __init__(self, n_genes: int, cfg: CellLMConfig):
         super().__init__()
         dim = cfg.encoder.dim
-        self.encoder = CellLMEncoder(n_genes, cfg.tokens.n_bin_tokens, cfg.encoder)
+        self.encoder = CellLMEncoder(n_genes, cfg.tokens.n_bin_tokens, cfg.encoder, pad_to=cfg.tokens.max_len, pad_bin=cfg.tokens.pad_bin)
         self.projection = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, cfg.pretrain.proj_dim))
-        self.mlm_head = nn.Linear(dim, cfg.tokens.n_bins)
+        self.mlm_head = nn.Linear(dim, cfg.pretrain.mlm_classes or cfg.tokens.n_bins)
         self.tissue_head = nn.Linear(dim, 2)
 
     def forward(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
