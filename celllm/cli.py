@@ -1,4 +1,4 @@
-"""The `celllm` command: tokenize a corpus, pretrain a model, embed cells.
+"""The `celllm` command: tokenize a corpus, pretrain a model, import the released one, embed cells.
 
 Every bad input stops the command with one line on stderr (`celllm: error: ...`)
 and exit status 2, before anything is written: options are range-checked when
@@ -104,6 +104,15 @@ def _tokenize(args) -> None:
     print(f"token store written to {out}")
 
 
+def _import_released(args) -> None:
+    from celllm.released import import_released
+
+    report = import_released(args.checkpoint, args.genes, args.out, hgnc=args.hgnc, **({"max_len": args.max_len} if args.max_len else {}))
+    genes = report["genes"]
+    mapped = f"{genes['renamed']} renamed to approved symbols, {genes['unknown']} unknown" if genes["mapped"] else "names as given (no --hgnc)"
+    print(f"imported {report['released_parameters']:,} parameters and {report['sizes']['n_genes']:,} genes ({mapped}) to {args.out}")
+
+
 def _embed(args) -> None:
     from celllm.embed import OBSM_KEY, embed_file
     from celllm.io import check_output_file
@@ -148,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--skip-scale-check", action="store_true", help=SCALE_HELP)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(run=_tokenize)
+
+    r = commands.add_parser("import-released", help="turn the authors' released CellLM weights into a checkpoint folder")
+    r.add_argument("checkpoint", metavar="CKPT.pth", help="a released file (checkpoint4_fixed.pth, ckpt.pth, nocls_fixed.pth)")
+    r.add_argument("--genes", required=True, metavar="GENES", help="the gene of each row of its gene table: a text file, one per line, or an .h5ad (var_names)")
+    r.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
+    r.add_argument("--hgnc", metavar="HGNC.txt", help="HGNC complete set, to map the genes to today's approved symbols")
+    r.add_argument("--max-len", type=_integer(2, "an integer >= 2"), help="tokens per cell the released model pads to (default: the released 6,000)")
+    r.set_defaults(run=_import_released)
 
     e = commands.add_parser("embed", help="write CellLM cell embeddings to .obsm['X_celllm']")
     e.add_argument("input", metavar="IN.h5ad")
