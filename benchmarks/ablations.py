@@ -1,8 +1,11 @@
-"""The pretrainings a benchmark model can ask for: the configured one and its ablations.
+"""The checkpoints a benchmark model can ask for: the configured pretraining, its ablations, and
+the authors' released weights.
 
 Each ablation changes the `pretrain` section of the configured CellLM config;
 everything else (architecture, corpus, gene embeddings, seed) stays the same,
-so a difference in the tables is the effect of that change alone.
+so a difference in the tables is the effect of that change alone. The released
+checkpoint is not pretrained here: the workflow imports the authors' file
+(`celllm import-released`) when the config says `released: true`.
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ ABLATIONS = {
     "no_contrastive": {"weight_contrastive": 0.0},
 }
 PRETRAININGS = (PRETRAINED, *ABLATIONS)
+RELEASED = "released"  # the authors' weights (OpenBioMed), imported
+RELEASED_FOLDER = "celllm_released"
+CHECKPOINTS = (*PRETRAININGS, RELEASED)
 
 
 def checkpoint_name(base: str, pretraining: str) -> str:
-    """Folder name under results/pretrain/ of a pretraining: `base` itself, or `base_{ablation}`."""
-    if pretraining not in PRETRAININGS:
-        raise ValueError(f"unknown pretraining '{pretraining}' (known: {', '.join(PRETRAININGS)})")
+    """Folder name under results/pretrain/ of a checkpoint: `base` itself, `base_{ablation}`, or the released one's."""
+    if pretraining not in CHECKPOINTS:
+        raise ValueError(f"unknown checkpoint '{pretraining}' (known: {', '.join(CHECKPOINTS)})")
+    if pretraining == RELEASED:
+        return RELEASED_FOLDER
     return base if pretraining == PRETRAINED else f"{base}_{pretraining}"
 
 

@@ -49,8 +49,14 @@ def known_networks() -> set[str]:
 
 
 def task_models(config: dict, task: str) -> list[str]:
-    """The task's configured models, or every registered model that supports it."""
-    return list(config["tasks"][task].get("models") or registry.models_for(task))
+    """The task's configured models, or every registered model that supports it (those of the
+    authors' released checkpoint only with `released: true`)."""
+    from benchmarks.ablations import RELEASED
+
+    chosen = config["tasks"][task].get("models")
+    if chosen:
+        return list(chosen)
+    return [m for m in registry.models_for(task) if config.get("released") or registry.get(m).checkpoint != RELEASED]
 
 
 def _names(kind: str, given, known, where: str, exists: Callable[[str], bool] = lambda name: False) -> None:
@@ -66,6 +72,7 @@ def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda na
     `dataset_exists(name)` / `network_exists(name)` accept datasets and networks that no
     rule makes but that a user has put in results/data/ by hand.
     """
+    from benchmarks.ablations import RELEASED
     from celllm.config import CellLMConfig
     from celllm.ppi.graphmae import GraphMAEConfig
 
@@ -81,6 +88,8 @@ def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda na
                 raise InputError(f"config: {where}.models: unknown model '{name}' (registered: {', '.join(registry.discover())})") from None
             if task not in model.tasks:
                 raise InputError(f"config: {where}.models: model '{name}' does not support task '{task}' (its tasks: {', '.join(model.tasks)})")
+            if model.checkpoint == RELEASED and not config.get("released"):
+                raise InputError(f"config: {where}.models: model '{name}' needs the authors' released checkpoint: set `released: true` (README)")
         try:
             task_settings(task, spec)
         except ValueError as exc:

@@ -8,8 +8,8 @@
         def predict(self, data): ...        # -> labels / values, one per row of data
         def predict_proba(self, data): ...  # optional (classification): (n, len(self.classes_)) probabilities
 
-A model that needs a CellLM checkpoint names the pretraining it wants with
-`checkpoint=` ("pretrained", or an ablation of benchmarks.ablations); the run
+A model that needs a CellLM checkpoint names it with `checkpoint=` ("pretrained",
+an ablation of benchmarks.ablations, or "released", the authors' weights); the run
 then gives it `context.checkpoint` and `context.embeddings` (that checkpoint's
 cached [CLS] embeddings of the dataset, see benchmarks.models._celllm).
 
@@ -30,7 +30,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.ablations import PRETRAININGS
+from benchmarks.ablations import CHECKPOINTS
 from celllm.errors import InputError
 
 KINDS = ("celllm", "baseline", "control")
@@ -101,8 +101,8 @@ def register(name: str, *, kind: str, tasks, summary: str, reference: str = "", 
              options: dict | None = None, option_tasks=None):
     if kind not in KINDS:
         raise ValueError(f"model '{name}': kind must be one of {', '.join(KINDS)}, not '{kind}'")
-    if checkpoint is not None and checkpoint not in PRETRAININGS:
-        raise ValueError(f"model '{name}': checkpoint must be one of {', '.join(PRETRAININGS)}, not '{checkpoint}'")
+    if checkpoint is not None and checkpoint not in CHECKPOINTS:
+        raise ValueError(f"model '{name}': checkpoint must be one of {', '.join(CHECKPOINTS)}, not '{checkpoint}'")
 
     def decorate(factory):
         existing = _REGISTRY.get(name)

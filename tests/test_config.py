@@ -78,6 +78,8 @@ CHECK_CASES = [
     ("unknown tokens option", _edited("pretrain.model.tokens.max_length", 300), "unknown tokens option(s): max_length"),
     ("graphmae epochs negative", _edited("ppi.graphmae.epochs", -5), "ppi.graphmae: GraphMAE option 'epochs' must be >= 1"),
     ("unknown network", _edited("ppi.edges", "string"), "ppi.edges: unknown interaction network 'string'"),
+    ("released model without released", _edited("tasks.annotation.models", ["celllm_released_probe"]),
+     "model 'celllm_released_probe' needs the authors' released checkpoint: set `released: true`"),
 ]
 
 

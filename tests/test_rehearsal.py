@@ -120,6 +120,18 @@ def test_every_paper_dataset_is_parsed_to_the_contract(rehearsal):
     assert len(edges) > 0 and not edges["gene_a"].str.startswith("OLD").any()
 
 
+def test_the_released_checkpoint_is_imported_in_its_own_gene_order(rehearsal):
+    from celllm.checkpoint import load_checkpoint
+
+    folder = rehearsal["run"] / "results" / "pretrain" / "celllm_released"
+    _, vocab, cfg = load_checkpoint(folder)
+    report = json.loads((folder / "released.json").read_text())
+    assert cfg.encoder.attention == "released" and cfg.tokens.max_len == 6000 and cfg.tokens.truncation == "vocabulary_order"
+    assert report["genes"]["renamed"] > 0 and "GENE010" in vocab.genes and vocab.genes != sorted(vocab.genes)  # OLD010 mapped, its own order
+    embedded = rehearsal["run"] / "results" / "embeddings" / "celllm_released" / "zheng68k.h5ad"
+    assert embedded.exists()
+
+
 def test_vocabulary_gene_table_and_checkpoint(rehearsal):
     import numpy as np
 
@@ -153,7 +165,7 @@ def test_a_run_record_for_every_task_dataset_setting_and_model_with_its_own_opti
                         configured = (spec.get("options") or {}).get(model, {})
                         assert record["options"] == registry.get(model).resolve_options(task, configured), path
                         records += 1
-    assert records == 2 * 3 + 2 * 2 * 3 + 2 * 3 * 3
+    assert records == 2 * 4 + 2 * 2 * 4 + 2 * 3 * 4
     # no demo option leaks in: celllm_finetune runs with its own defaults (the released recipe), not the demo's 12 epochs at 1e-3
     finetune = json.loads((rehearsal["run"] / "results/runs/drug_sensitivity/gse149383/full/celllm_finetune/seed0/metrics.json").read_text())
     assert finetune["options"] == {"epochs": 20, "lr": 0.0001, "batch_size": 32, "patience": 4}

@@ -30,9 +30,15 @@ def finished_run(tmp_path_factory):
 def test_tiny_run_writes_annotation_table_for_every_model(finished_run):
     table = pd.read_csv(finished_run / "results" / "tables" / "annotation.csv")
     assert set(table["dataset"]) == {"sim_pbmc", "pbmc68k_reduced"}
-    from benchmarks.registry import models_for
+    import yaml
 
-    assert set(table["model"]) == set(models_for("annotation")) >= {"celllm_probe", "logreg_l1", "majority"}
+    from benchmarks.ablations import RELEASED
+    from benchmarks.registry import get, models_for
+
+    # every registered model, but those of the released checkpoint, which a config must ask for (released: true)
+    expected = {m for m in models_for("annotation") if get(m).checkpoint != RELEASED}
+    assert not yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text()).get("released")
+    assert set(table["model"]) == expected >= {"celllm_probe", "logreg_l1", "majority"}
     assert (table["n_seeds"] == 1).all()
     assert table["accuracy_mean"].between(0, 1).all()
     assert dict(zip(table["dataset"], table["simulated"])) == {"sim_pbmc": True, "pbmc68k_reduced": False}

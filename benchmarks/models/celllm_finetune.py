@@ -37,7 +37,7 @@ DEFAULTS = {"epochs": 20, "lr": 1e-4, "batch_size": 32, "patience": 4}
 class CellLMFineTune:
     def __init__(self, seed, context):
         self.seed, self.context = seed, context
-        self.options = check_options("celllm_finetune", DEFAULTS, context.options or {})
+        self.options = check_options("a fine-tuned CellLM", DEFAULTS, context.options or {})
         torch.set_num_threads(context.threads)
         torch.manual_seed(seed)
         model, self.vocab, self.cfg = load_checkpoint(context.checkpoint)

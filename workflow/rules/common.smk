@@ -5,7 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from benchmarks import registry
-from benchmarks.ablations import PRETRAINED, checkpoint_name
+from benchmarks.ablations import PRETRAINED, RELEASED_FOLDER, checkpoint_name
 from benchmarks.config import check_config, check_schema, task_models
 from benchmarks.perf import BENCHMARKS as PERF_BENCHMARKS, FIGURES as PERF_FIGURES
 from benchmarks.tasks import TASKS, get_task, task_settings
@@ -51,10 +51,15 @@ def model_options(task, model):
     return canonical((config["tasks"][task].get("options") or {}).get(model) or {})
 
 
-def pretrainings():
-    """Every pretraining some configured model needs: the configured one and its ablations."""
+def checkpoints():
+    """Every checkpoint some configured model needs: the configured pretraining (always), its ablations, the released one."""
     wanted = {PRETRAINED} | {registry.get(m).checkpoint for t in config["tasks"] for m in task_models(config, t)}
     return sorted(checkpoint_name(PRETRAIN_NAME, p) for p in wanted if p)
+
+
+def pretrainings():
+    """The checkpoints pretrained here (all but the imported released one)."""
+    return [name for name in checkpoints() if name != RELEASED_FOLDER]
 
 
 def model_checkpoint(model):
@@ -69,7 +74,7 @@ wildcard_constraints:
     setting="[A-Za-z0-9_]+",
     model="[A-Za-z0-9_]+",
     seed=r"\d+",
-    checkpoint_name="|".join(pretrainings()),
+    checkpoint_name="|".join(checkpoints()),
 
 
 def run_dir(task, dataset, setting, model):

@@ -36,7 +36,29 @@ rule pretrain_config:
         "../scripts/pretrain_config.py"
 
 
+# The authors' released CellLM, imported from its manual sources (config `released: true`).
+rule import_released:
+    input:  # named by source id: the job pins each in the lock
+        celllm_released=lambda wildcards: raw_file("celllm_released"),
+        celllm_released_genes=lambda wildcards: raw_file("celllm_released_genes"),
+        hgnc=lambda wildcards: raw_file("hgnc"),
+    output:
+        directory(f"results/pretrain/{RELEASED_FOLDER}"),
+    params:
+        sources=lambda wildcards: source_rows(["celllm_released", "celllm_released_genes", "hgnc"]),
+        lock=LOCK,
+    log:
+        "logs/pretrain/import_released.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/import_released.py"
+
+
 rule pretrain:
+    wildcard_constraints:
+        checkpoint_name="|".join(pretrainings()),
     input:
         store=TOKEN_STORE,
         config="results/pretrain/{checkpoint_name}.config.json",

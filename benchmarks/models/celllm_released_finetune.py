@@ -1,0 +1,21 @@
+"""The authors' released CellLM fine-tuned with the released recipe (last Performer layer + final
+norm + head, class-weighted cross-entropy), the epoch chosen on validation as in celllm_finetune.
+
+Runs when the config says `released: true`.
+"""
+
+from benchmarks.models.celllm_finetune import DEFAULTS, CellLMFineTune
+from benchmarks.registry import register
+
+
+@register(
+    "celllm_released_finetune",
+    kind="celllm",
+    tasks=("annotation", "drug_sensitivity"),
+    summary="the authors' released CellLM fine-tuned: last Performer layer + final norm + MLP head, epoch picked on validation",
+    reference="Zhao, Zhang & Nie 2023; OpenBioMed configs/ctc/cellLM.json, checkpoint4_fixed.pth",
+    checkpoint="released",
+    options=DEFAULTS,
+)
+class CellLMReleasedFineTune(CellLMFineTune):
+    pass

@@ -1,0 +1,22 @@
+"""The authors' released CellLM (OpenBioMed weights, imported), frozen, with the heads of celllm_probe.
+
+Runs when the config says `released: true` (the workflow then imports the released
+file; see README, "Use the authors' released CellLM").
+"""
+
+from benchmarks.models._celllm import ALL_TASKS, DRUG_RESPONSE_OPTIONS, FrozenCellLM
+from benchmarks.registry import register
+
+
+@register(
+    "celllm_released_probe",
+    kind="celllm",
+    tasks=ALL_TASKS,
+    summary="the authors' released CellLM, frozen [CLS] embedding + trained head (logistic regression; GIN drug encoder for pairs)",
+    reference="Zhao, Zhang & Nie 2023; OpenBioMed checkpoint4_fixed.pth",
+    checkpoint="released",
+    options=DRUG_RESPONSE_OPTIONS,  # of the GIN head; the linear probe of cells takes none
+    option_tasks=("drug_response",),
+)
+class CellLMReleasedProbe(FrozenCellLM):
+    pass

@@ -1,0 +1,10 @@
+from _shim import log_to_file
+
+log_to_file(snakemake)
+
+from celllm.data.download import pin_sources
+from celllm.released import import_released
+
+given = snakemake.input
+pin_sources(dict(given.items()), snakemake.params.sources, snakemake.params.lock)
+import_released(given.celllm_released, given.celllm_released_genes, snakemake.output[0], hgnc=given.hgnc)
