@@ -22,8 +22,8 @@ if config.get("workdir"):
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/download.smk"
+include: "workflow/rules/demo_data.smk"
+include: "workflow/rules/real_data.smk"
 include: "workflow/rules/ppi.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/tasks.smk"

@@ -33,17 +33,17 @@ def check_schema(config: dict, schema_path) -> None:
 
 def known_datasets() -> set[str]:
     """Datasets some rule of the workflow can make: the paper's real ones and the demo's."""
-    from celllm.data.catalog import CATALOG
-    from celllm.data.demo import SIMULATED
-    from celllm.data.pbmc import DATASET as PBMC68K
+    from ingest.catalog import CATALOG
+    from ingest.demo import SIMULATED
+    from ingest.pbmc import DATASET as PBMC68K
 
     return {*CATALOG, *SIMULATED.values(), PBMC68K}
 
 
 def known_networks() -> set[str]:
     """Interaction tables (results/data/{name}.tsv) some rule can make."""
-    from celllm.data.catalog import STRING_EDGES
-    from celllm.data.demo import SIMULATED_PPI
+    from ingest.catalog import STRING_EDGES
+    from ingest.demo import SIMULATED_PPI
 
     return {STRING_EDGES, SIMULATED_PPI}
 
@@ -51,12 +51,12 @@ def known_networks() -> set[str]:
 def task_models(config: dict, task: str) -> list[str]:
     """The task's configured models, or every registered model that supports it (those of the
     authors' released checkpoint only with `released: true`)."""
-    from benchmarks.ablations import RELEASED
+    from benchmarks.pretrainings import RELEASED
 
     chosen = config["tasks"][task].get("models")
     if chosen:
         return list(chosen)
-    return [m for m in registry.models_for(task) if config.get("released") or registry.get(m).checkpoint != RELEASED]
+    return [m for m in registry.models_for(task) if config.get("released") or registry.get(m).pretraining != RELEASED]
 
 
 def _names(kind: str, given, known, where: str, exists: Callable[[str], bool] = lambda name: False) -> None:
@@ -72,7 +72,7 @@ def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda na
     `dataset_exists(name)` / `network_exists(name)` accept datasets and networks that no
     rule makes but that a user has put in results/data/ by hand.
     """
-    from benchmarks.ablations import RELEASED
+    from benchmarks.pretrainings import RELEASED
     from celllm.config import CellLMConfig
     from celllm.ppi.graphmae import GraphMAEConfig
 
@@ -88,7 +88,7 @@ def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda na
                 raise InputError(f"config: {where}.models: unknown model '{name}' (registered: {', '.join(registry.discover())})") from None
             if task not in model.tasks:
                 raise InputError(f"config: {where}.models: model '{name}' does not support task '{task}' (its tasks: {', '.join(model.tasks)})")
-            if model.checkpoint == RELEASED and not config.get("released"):
+            if model.pretraining == RELEASED and not config.get("released"):
                 raise InputError(f"config: {where}.models: model '{name}' needs the authors' released checkpoint: set `released: true` (README)")
         try:
             task_settings(task, spec)
@@ -104,7 +104,7 @@ def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda na
                 raise InputError(f"config: {where}.options.{name}: {exc}") from None
     pretrain = config["pretrain"]
     _names("dataset", pretrain["corpus"], datasets, "pretrain.corpus", dataset_exists)
-    CellLMConfig.from_dict(pretrain["model"], "config: pretrain.model")
+    CellLMConfig.from_dict(pretrain["celllm"], "config: pretrain.celllm")
     ppi = config["ppi"]
     _names("interaction network", [ppi["edges"]], known_networks(), "ppi.edges", network_exists)
     try:

@@ -8,10 +8,11 @@
         def predict(self, data): ...        # -> labels / values, one per row of data
         def predict_proba(self, data): ...  # optional (classification): (n, len(self.classes_)) probabilities
 
-A model that needs a CellLM checkpoint names it with `checkpoint=` ("pretrained",
-an ablation of benchmarks.ablations, or "released", the authors' weights); the run
-then gives it `context.checkpoint` and `context.embeddings` (that checkpoint's
-cached [CLS] embeddings of the dataset, see benchmarks.models._celllm).
+A model that needs a CellLM names its pretraining with `pretraining=` ("pretrained",
+an ablation of benchmarks.pretrainings, or "released", the authors' weights); the run
+then gives it `context.checkpoint`, that pretraining's checkpoint folder, and
+`context.embeddings` (its cached [CLS] embeddings of the dataset, see
+benchmarks.models._celllm).
 
 A model that takes options declares them with their defaults, `options={"epochs": 20,
 "lr": 1e-4}` (on the tasks of `option_tasks`, default all its tasks); a default's type is
@@ -30,7 +31,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.ablations import CHECKPOINTS
+from benchmarks.pretrainings import PRETRAININGS
 from celllm.errors import InputError
 
 KINDS = ("celllm", "baseline", "control")
@@ -43,14 +44,14 @@ class ModelSpec:
     tasks: tuple[str, ...]
     summary: str
     reference: str
-    checkpoint: str | None  # the pretraining variant it needs, or None
+    pretraining: str | None  # the CellLM pretraining it needs (benchmarks.pretrainings), or None
     factory: type = field(compare=False, repr=False)
     options: dict = field(default_factory=dict)  # option -> default
     option_tasks: tuple[str, ...] = ()  # the tasks its options apply to
 
     @property
     def needs_checkpoint(self) -> bool:
-        return self.checkpoint is not None
+        return self.pretraining is not None
 
     def resolve_options(self, task: str, given: dict | None) -> dict:
         """The options the model runs with on `task`: its defaults, with the configured `given` over them."""
@@ -97,18 +98,18 @@ def check_options(model: str, defaults: dict, given: dict) -> dict:
     return {**defaults, **given}
 
 
-def register(name: str, *, kind: str, tasks, summary: str, reference: str = "", checkpoint: str | None = None,
+def register(name: str, *, kind: str, tasks, summary: str, reference: str = "", pretraining: str | None = None,
              options: dict | None = None, option_tasks=None):
     if kind not in KINDS:
         raise ValueError(f"model '{name}': kind must be one of {', '.join(KINDS)}, not '{kind}'")
-    if checkpoint is not None and checkpoint not in CHECKPOINTS:
-        raise ValueError(f"model '{name}': checkpoint must be one of {', '.join(CHECKPOINTS)}, not '{checkpoint}'")
+    if pretraining is not None and pretraining not in PRETRAININGS:
+        raise ValueError(f"model '{name}': pretraining must be one of {', '.join(PRETRAININGS)}, not '{pretraining}'")
 
     def decorate(factory):
         existing = _REGISTRY.get(name)
         if existing is not None and existing.factory.__module__ != factory.__module__:
             raise ValueError(f"model name '{name}' is registered twice ({existing.factory.__module__}, {factory.__module__})")
-        _REGISTRY[name] = ModelSpec(name, kind, tuple(tasks), summary, reference, checkpoint, factory, dict(options or {}),
+        _REGISTRY[name] = ModelSpec(name, kind, tuple(tasks), summary, reference, pretraining, factory, dict(options or {}),
                                     tuple(option_tasks if option_tasks is not None else tasks) if options else ())
         return factory
 

@@ -159,13 +159,13 @@ def read_gene_order(path, n_genes: int) -> list[str]:
 
 
 def map_symbols(genes: list[str], hgnc=None) -> tuple[list[str], dict]:
-    """The released genes in this project's symbol space (HGNC approved, celllm.data.genes), and what changed.
+    """The released genes in this project's symbol space (HGNC approved, celllm.genes), and what changed.
 
     A gene whose approved symbol another row already took keeps its own name, so every row keeps one gene.
     """
     if hgnc is None:
         return list(genes), {"mapped": False, "renamed": 0, "unknown": None, "kept_for_a_clash": 0}
-    from celllm.data.genes import GeneSymbols
+    from celllm.genes import GeneSymbols
 
     symbols = GeneSymbols.from_hgnc(hgnc)
     names, taken = set(genes), set()  # a row's own name is never taken by another row's renaming

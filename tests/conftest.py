@@ -52,7 +52,7 @@ def checkpoint(tmp_path_factory, corpus_path):
 
 def make_drug_response(n_lines=10, n_genes=30, seed=0, n_drugs=4) -> tuple[ad.AnnData, pd.DataFrame]:
     """Cell-line counts and a complete (line x drug) ln IC50 table that depends on drug and on gene G0."""
-    from celllm.data.simulate import load_drug_table
+    from ingest.simulate import load_drug_table
 
     rng = np.random.default_rng(seed)
     counts = rng.poisson(rng.gamma(2.0, 20.0, size=(n_lines, n_genes))).astype(np.float32)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from celllm.data.catalog import CATALOG, address_sources, build_dataset, read_sources, resolve_address, to_linear_scale
-from celllm.data.genes import GeneSymbols
+from ingest.catalog import CATALOG, address_sources, build_dataset, read_sources, resolve_address, to_linear_scale
+from celllm.genes import GeneSymbols
 from celllm.errors import InputError
 from tests.fixtures.formats import HGNC_GENES, write_gdsc_drug_list, write_hgnc
 
@@ -60,7 +60,7 @@ def test_build_dataset_harmonises_genes_validates_and_writes(tmp_path, monkeypat
     toy = ad.AnnData(sp.csr_matrix(np.array([[1, 2, 0], [0, 3, 4]], dtype=np.float32)),
                      obs=pd.DataFrame({"cell_type": ["a", "b"]}, index=["c1", "c2"]),
                      var=pd.DataFrame(index=["SEPT7", "ENSG00000121410", "NOVEL1"]))
-    from celllm.data import catalog
+    from ingest import catalog
 
     entry = catalog.RealDataset("toy", ("toy_file",), lambda files: toy)
     monkeypatch.setitem(catalog.CATALOG, "toy", entry)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from celllm.data.pbmc import load_pbmc68k_reduced
+from ingest.pbmc import load_pbmc68k_reduced
 from celllm.errors import InputError
 from celllm.io import read_dataset, write_h5ad
 from tests.conftest import make_counts

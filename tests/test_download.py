@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from celllm.data.download import extract, fetch, pin, pin_sources, sha256_of
+from ingest.download import extract, fetch, pin, pin_sources, sha256_of
 from celllm.errors import InputError
 
 DATA = os.urandom(300_000)

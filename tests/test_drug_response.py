@@ -14,7 +14,7 @@ from benchmarks import registry
 from benchmarks.drugs import DrugFeatures, featurize_drugs
 from benchmarks.metrics import regression_metrics
 from benchmarks.tasks.data import PairData
-from celllm.data.simulate import DRUG_TABLE_PATH
+from ingest.simulate import DRUG_TABLE_PATH
 from celllm.errors import InputError
 
 DRUGS = ("Cisplatin", "Erlotinib", "Gefitinib", "Fluorouracil")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from celllm.data.genes import GeneSymbols
+from celllm.genes import GeneSymbols
 from celllm.errors import InputError
 from celllm.io import write_h5ad
 from celllm.tokens import Vocabulary

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from celllm.data.simulate import GeneProgramWorld
+from ingest.simulate import GeneProgramWorld
 from celllm.errors import InputError
 from celllm.ppi import (
     GraphMAE,

@@ -78,8 +78,8 @@ def test_an_unknown_model_is_named():
 
 
 def test_a_model_asking_for_an_unknown_pretraining_is_refused():
-    with pytest.raises(ValueError, match="checkpoint must be one of pretrained"):
-        registry.register("bad", kind="celllm", tasks=("annotation",), summary="x", checkpoint="mystery")
+    with pytest.raises(ValueError, match="pretraining must be one of pretrained"):
+        registry.register("bad", kind="celllm", tasks=("annotation",), summary="x", pretraining="mystery")
 
 
 def test_declared_options_are_checked_and_completed_with_their_defaults():

@@ -86,7 +86,7 @@ def test_manual_sources_are_asked_for_once_each_with_an_absolute_destination(reh
     assert rehearsal["first"].returncode != 0
     assert set(rehearsal["asked"]) == set(rehearsal["mirror"].manual), output[-3000:]
     for source, (page, dest) in rehearsal["asked"].items():
-        assert dest.is_absolute() and dest == rehearsal["run"] / "results" / "raw" / source / dest.name
+        assert dest.is_absolute() and dest == rehearsal["run"] / "resources" / source / dest.name
         assert page.startswith("https://") and output.count(f"download: {source}: no stable download address") == 1  # not retried
 
 
@@ -100,7 +100,7 @@ def test_the_real_dag_runs_to_tables_figures_and_report(rehearsal):
 
 def test_every_paper_dataset_is_parsed_to_the_contract(rehearsal):
     from benchmarks.tasks.data import read_response_table
-    from celllm.data.catalog import CATALOG
+    from ingest.catalog import CATALOG
     from celllm.io import read_dataset
 
     data = rehearsal["run"] / "results" / "data"
@@ -189,7 +189,7 @@ def test_tables_show_the_published_numbers_beside_the_measured_ones(rehearsal):
 
 
 def test_every_source_is_pinned_and_a_changed_placed_file_is_refused(rehearsal):
-    from celllm.data.catalog import read_sources
+    from ingest.catalog import read_sources
 
     lock = pd.read_csv(rehearsal["lock"], sep="\t")
     assert set(lock["key"]) == set(read_sources(SOURCES).index) and lock["sha256"].str.fullmatch(r"[0-9a-f]{64}").all()

@@ -137,7 +137,7 @@ def test_gene_symbols_are_mapped_and_the_mapping_reported(tmp_path):
 
 def test_embed_pbmc68k_with_the_imported_model(tmp_path, capsys):
     """`celllm import-released` then `celllm embed` on scanpy's pbmc68k_reduced, end to end."""
-    from celllm.data.pbmc import load_pbmc68k_reduced
+    from ingest.pbmc import load_pbmc68k_reduced
 
     cells = load_pbmc68k_reduced()
     write_h5ad(cells, tmp_path / "pbmc.h5ad")

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from celllm.data.simulate import (
+from ingest.simulate import (
     GeneProgramWorld,
     load_drug_table,
     smiles_structure_vector,

@@ -55,7 +55,7 @@ def write_zheng_annotation(path, annotated=ZHENG_ANNOTATED):
 
 
 def test_zheng68k_from_archive_and_folder(tmp_path):
-    from celllm.data.sources.zheng68k import parse_zheng68k
+    from ingest.sources.zheng68k import parse_zheng68k
 
     archive = write_zheng_tar(tmp_path / "fresh_68k_pbmc_donor_a_filtered_gene_bc_matrices.tar.gz")
     annotation = write_zheng_annotation(tmp_path / "68k_pbmc_barcodes_annotation.tsv")
@@ -82,7 +82,7 @@ def test_zheng68k_from_archive_and_folder(tmp_path):
 
 
 def test_zheng68k_bad_inputs(tmp_path):
-    from celllm.data.sources.zheng68k import parse_zheng68k
+    from ingest.sources.zheng68k import parse_zheng68k
 
     archive = write_zheng_tar(tmp_path / "m.tar.gz")
     no_label = tmp_path / "no_celltype.tsv"
@@ -113,7 +113,7 @@ def write_baron(path, rows, columns=None):
 
 
 def test_baron_files_and_raw_tar(tmp_path):
-    from celllm.data.sources.baron import parse_baron
+    from ingest.sources.baron import parse_baron
 
     h1 = write_baron(tmp_path / "GSM2230757_human1_umifm_counts.csv.gz",
                      [("human1_lib1.final_cell_0001", "GATGACGGAC-GGTTTACT", "acinar", 0, 4, 0),
@@ -137,7 +137,7 @@ def test_baron_files_and_raw_tar(tmp_path):
 
 
 def test_baron_bad_inputs(tmp_path):
-    from celllm.data.sources.baron import parse_baron
+    from ingest.sources.baron import parse_baron
 
     wrong = write_baron(tmp_path / "GSM2230759_human3_umifm_counts.csv.gz", [("c1", "AA", "beta", 1, 2, 3)],
                         columns=("", "barcode", "cluster"))
@@ -167,7 +167,7 @@ def write_tpm(path, values=TPM_VALUES):
 
 
 def test_gse117872_tpm_and_labels(tmp_path):
-    from celllm.data.sources.gse117872 import parse_gse117872
+    from ingest.sources.gse117872 import parse_gse117872
 
     tpm = write_tpm(tmp_path / "GSE117872_good_Data_TPM.txt.gz")
     info = write_gse117872_cellinfo(tmp_path / "GSE117872_good_Data_cellinfo.txt.gz", CELLINFO)
@@ -183,7 +183,7 @@ def test_gse117872_tpm_and_labels(tmp_path):
 
 
 def test_gse117872_bad_inputs(tmp_path):
-    from celllm.data.sources.gse117872 import parse_gse117872
+    from ingest.sources.gse117872 import parse_gse117872
 
     tpm = write_tpm(tmp_path / "GSE117872_good_Data_TPM.txt")
     no_cluster = write_gse117872_cellinfo(tmp_path / "nocluster_cellinfo.txt", CELLINFO)
@@ -212,7 +212,7 @@ ERL_DAYS = ["D0", "D2", "D2"]
 
 
 def test_gse149383_scdeal_files_and_geo_samples(tmp_path):
-    from celllm.data.sources.gse149383 import parse_gse149383, parse_gse149383_samples
+    from ingest.sources.gse149383 import parse_gse149383, parse_gse149383_samples
 
     data = write_scdeal_expression(tmp_path / "erl_total_data_2K.csv", ERL_GENES, ERL_CELLS, ERL_COUNTS)
     meta = write_scdeal_meta(tmp_path / "erl_total_2K_meta.csv", ERL_CELLS, ERL_LABELS, ERL_DAYS)
@@ -237,7 +237,7 @@ def test_gse149383_scdeal_files_and_geo_samples(tmp_path):
 
 
 def test_gse149383_bad_inputs(tmp_path):
-    from celllm.data.sources.gse149383 import parse_gse149383
+    from ingest.sources.gse149383 import parse_gse149383
 
     data = write_scdeal_expression(tmp_path / "erl_total_data_2K.csv", ERL_GENES, ERL_CELLS, ERL_COUNTS)
     unlabeled = write_scdeal_meta(tmp_path / "unlabeled_meta.csv", ERL_CELLS, ["D0x", "D2x", "D2x"], ERL_DAYS)
@@ -254,7 +254,7 @@ def test_gse149383_bad_inputs(tmp_path):
 # ---------------------------------------------------------------------------------------------- CancerSCEM
 
 def test_cancerscem_samples(tmp_path):
-    from celllm.data.sources.cancerscem import parse_cancerscem
+    from ingest.sources.cancerscem import parse_cancerscem
 
     a = write_cancerscem_sample(tmp_path / "CRC-001.counts.matrix.tsv.gz", ["EPCAM", "PTPRC", "EPCAM"],
                                 ["AAACCTGAGAAGGCCT-1", "AAACCTGAGACAGACC-1"], [[5, 0], [0, 3], [1, 1]])
@@ -274,7 +274,7 @@ def test_cancerscem_samples(tmp_path):
 
 
 def test_cancerscem_bad_inputs(tmp_path):
-    from celllm.data.sources.cancerscem import parse_cancerscem
+    from ingest.sources.cancerscem import parse_cancerscem
 
     text = write_cancerscem_sample(tmp_path / "CRC-002.counts.matrix.tsv.gz", ["EPCAM"], ["C1", "C2"], [[5, "lots"]])
     with pytest.raises(InputError, match=r"CRC-002\.counts\.matrix\.tsv\.gz: non-numeric expression value 'lots'"):
@@ -295,7 +295,7 @@ PANGLAO_GENES = ["A1BG_ENSG00000121410.11", "RP11-34P13.7_ENSG00000238009.6",
 
 def test_panglaodb_rdata(tmp_path):
     pytest.importorskip("rdata", reason="reading .RData needs the optional package 'rdata' (pip install rdata)")
-    from celllm.data.sources.panglaodb import parse_panglaodb
+    from ingest.sources.panglaodb import parse_panglaodb
 
     counts = np.array([[1, 0, 2], [0, 5, 0], [3, 0, 0], [1, 1, 0]])  # genes x cells
     first = tmp_path / "SRA553822_SRS2119548.sparse.RData"
@@ -317,7 +317,7 @@ def test_panglaodb_rdata(tmp_path):
 
 
 def test_panglaodb_missing_file_and_missing_reader(tmp_path, monkeypatch):
-    from celllm.data.sources.panglaodb import parse_panglaodb
+    from ingest.sources.panglaodb import parse_panglaodb
 
     with pytest.raises(InputError, match=r"SRA1_SRS1\.sparse\.RData: file not found"):
         parse_panglaodb([tmp_path / "SRA1_SRS1.sparse.RData"])
@@ -330,7 +330,7 @@ def test_panglaodb_missing_file_and_missing_reader(tmp_path, monkeypatch):
 
 def test_panglaodb_bad_inputs(tmp_path):
     pytest.importorskip("rdata", reason="reading .RData needs the optional package 'rdata' (pip install rdata)")
-    from celllm.data.sources.panglaodb import parse_panglaodb
+    from ingest.sources.panglaodb import parse_panglaodb
 
     mouse = tmp_path / "SRA653146_SRS3044259.sparse.RData"
     mouse.write_bytes(panglaodb_rdata(np.array([[1]]), ["0610009O20Rik_ENSMUSG00000024442.5"], ["AAAC_1"]))

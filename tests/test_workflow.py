@@ -32,11 +32,11 @@ def test_tiny_run_writes_annotation_table_for_every_model(finished_run):
     assert set(table["dataset"]) == {"sim_pbmc", "pbmc68k_reduced"}
     import yaml
 
-    from benchmarks.ablations import RELEASED
+    from benchmarks.pretrainings import RELEASED
     from benchmarks.registry import get, models_for
 
     # every registered model, but those of the released checkpoint, which a config must ask for (released: true)
-    expected = {m for m in models_for("annotation") if get(m).checkpoint != RELEASED}
+    expected = {m for m in models_for("annotation") if get(m).pretraining != RELEASED}
     assert not yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text()).get("released")
     assert set(table["model"]) == expected >= {"celllm_probe", "logreg_l1", "majority"}
     assert (table["n_seeds"] == 1).all()
@@ -147,7 +147,7 @@ def test_a_killed_pretraining_job_resumes_from_its_last_checkpoint(tmp_path):
     import yaml
 
     config = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())
-    config["pretrain"]["model"]["pretrain"].update(max_steps=400, checkpoint_every=20)
+    config["pretrain"]["celllm"]["pretrain"].update(max_steps=400, checkpoint_every=20)
     (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
     run, target = tmp_path / "run", "results/pretrain/tiny"
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(run), "--cores", "2", target,

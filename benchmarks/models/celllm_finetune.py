@@ -31,7 +31,7 @@ DEFAULTS = {"epochs": 20, "lr": 1e-4, "batch_size": 32, "patience": 4}
     tasks=("annotation", "drug_sensitivity"),
     summary="CellLM fine-tuned: last Performer layer + final norm + MLP head, class-weighted CE, epoch picked on validation",
     reference="Zhao, Zhang & Nie 2023; OpenBioMed configs/ctc/cellLM.json",
-    checkpoint="pretrained",
+    pretraining="pretrained",
     options=DEFAULTS,
 )
 class CellLMFineTune:

@@ -15,7 +15,7 @@ from benchmarks.registry import register
     tasks=ALL_TASKS,
     summary="ablation: celllm_probe on CellLM pretrained without the contrastive loss (MLM + tumor/normal)",
     reference="ablation of Zhao, Zhang & Nie 2023; scBERT, Yang et al. 2022",
-    checkpoint="no_contrastive",
+    pretraining="no_contrastive",
     options=DRUG_RESPONSE_OPTIONS,  # of the GIN head; the linear probe of cells takes none
     option_tasks=("drug_response",),
 )

@@ -15,7 +15,7 @@ from benchmarks.registry import register
     tasks=ALL_TASKS,
     summary="CellLM frozen [CLS] embedding + trained head (logistic regression; GIN drug encoder for pairs)",
     reference="Zhao, Zhang & Nie 2023, arXiv 2306.04371",
-    checkpoint="pretrained",
+    pretraining="pretrained",
     options=DRUG_RESPONSE_OPTIONS,  # of the GIN head; the linear probe of cells takes none
     option_tasks=("drug_response",),
 )

@@ -14,7 +14,7 @@ from benchmarks.registry import register
     tasks=("annotation", "drug_sensitivity"),
     summary="the authors' released CellLM fine-tuned: last Performer layer + final norm + MLP head, epoch picked on validation",
     reference="Zhao, Zhang & Nie 2023; OpenBioMed configs/ctc/cellLM.json, checkpoint4_fixed.pth",
-    checkpoint="released",
+    pretraining="released",
     options=DEFAULTS,
 )
 class CellLMReleasedFineTune(CellLMFineTune):

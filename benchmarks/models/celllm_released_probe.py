@@ -14,7 +14,7 @@ from benchmarks.registry import register
     tasks=ALL_TASKS,
     summary="the authors' released CellLM, frozen [CLS] embedding + trained head (logistic regression; GIN drug encoder for pairs)",
     reference="Zhao, Zhang & Nie 2023; OpenBioMed checkpoint4_fixed.pth",
-    checkpoint="released",
+    pretraining="released",
     options=DRUG_RESPONSE_OPTIONS,  # of the GIN head; the linear probe of cells takes none
     option_tasks=("drug_response",),
 )

@@ -14,7 +14,7 @@ from benchmarks.registry import register
     tasks=ALL_TASKS,
     summary="ablation: celllm_probe on the untrained encoder (GraphMAE genes, random Performer)",
     reference="ablation of Zhao, Zhang & Nie 2023",
-    checkpoint="untrained",
+    pretraining="untrained",
     options=DRUG_RESPONSE_OPTIONS,  # of the GIN head; the linear probe of cells takes none
     option_tasks=("drug_response",),
 )

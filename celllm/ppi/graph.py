@@ -2,7 +2,7 @@
 
 The edge table has one row per interaction: columns ``gene_a``, ``gene_b`` and
 ``score`` (STRING's combined score, 0..1000). The simulated demo world
-(:meth:`celllm.data.simulate.GeneProgramWorld.ppi_graph`) and the STRING parser
+(:meth:`ingest.simulate.GeneProgramWorld.ppi_graph`) and the STRING parser
 both produce this table, so everything downstream is the same for both.
 
 Nodes are the vocabulary genes in vocabulary order, so row ``i`` of every

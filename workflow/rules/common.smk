@@ -5,14 +5,14 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from benchmarks import registry
-from benchmarks.ablations import PRETRAINED, RELEASED_FOLDER, checkpoint_name
+from benchmarks.pretrainings import PRETRAINED, RELEASED_CHECKPOINT, checkpoint_folder
 from benchmarks.config import check_config, check_schema, task_models
 from benchmarks.perf import BENCHMARKS as PERF_BENCHMARKS, FIGURES as PERF_FIGURES
 from benchmarks.tasks import TASKS, get_task, task_settings
-from celllm.data.catalog import CATALOG, STRING_EDGES, address_sources, read_sources
-from celllm.data.demo import SIMULATED, SIMULATED_PPI
-from celllm.data.download import MANUAL
-from celllm.data.pbmc import DATASET as PBMC68K
+from ingest.catalog import CATALOG, STRING_EDGES, address_sources, read_sources
+from ingest.demo import SIMULATED, SIMULATED_PPI
+from ingest.download import MANUAL
+from ingest.pbmc import DATASET as PBMC68K
 
 
 # The schema refuses unknown keys and wrong types, check_config unknown names and options:
@@ -53,19 +53,19 @@ def model_options(task, model):
 
 def checkpoints():
     """Every checkpoint some configured model needs: the configured pretraining (always), its ablations, the released one."""
-    wanted = {PRETRAINED} | {registry.get(m).checkpoint for t in config["tasks"] for m in task_models(config, t)}
-    return sorted(checkpoint_name(PRETRAIN_NAME, p) for p in wanted if p)
+    wanted = {PRETRAINED} | {registry.get(m).pretraining for t in config["tasks"] for m in task_models(config, t)}
+    return sorted(checkpoint_folder(PRETRAIN_NAME, p) for p in wanted if p)
 
 
-def pretrainings():
+def checkpoints_trained_here():
     """The checkpoints pretrained here (all but the imported released one)."""
-    return [name for name in checkpoints() if name != RELEASED_FOLDER]
+    return [name for name in checkpoints() if name != RELEASED_CHECKPOINT]
 
 
 def model_checkpoint(model):
     """results/pretrain/... of the pretraining the model needs, or None."""
-    pretraining = registry.get(model).checkpoint
-    return f"results/pretrain/{checkpoint_name(PRETRAIN_NAME, pretraining)}" if pretraining else None
+    pretraining = registry.get(model).pretraining
+    return f"results/pretrain/{checkpoint_folder(PRETRAIN_NAME, pretraining)}" if pretraining else None
 
 
 wildcard_constraints:
@@ -74,7 +74,7 @@ wildcard_constraints:
     setting="[A-Za-z0-9_]+",
     model="[A-Za-z0-9_]+",
     seed=r"\d+",
-    checkpoint_name="|".join(checkpoints()),
+    checkpoint="|".join(checkpoints()),
 
 
 def run_dir(task, dataset, setting, model):
@@ -132,7 +132,7 @@ LOCK = str(SOURCE_TABLE.with_name(SOURCE_TABLE.name.replace(".tsv", "") + ".lock
 def raw_file(source):
     if source not in SOURCES.index:
         raise ValueError(f"{SOURCE_TABLE}: no row for source '{source}'")
-    return f"results/raw/{source}/{SOURCES.loc[source, 'file']}"
+    return f"resources/{source}/{SOURCES.loc[source, 'file']}"
 
 
 def address_inputs(wildcards):

@@ -1,7 +1,28 @@
 # Pretraining through the user-facing command, `celllm pretrain`: the configured
 # run (results/pretrain/{name}) and the ablations the benchmark models ask for
-# (results/pretrain/{name}_{ablation}, see benchmarks/ablations.py). The corpus is
+# (results/pretrain/{name}_{ablation}, see benchmarks/pretrainings.py). The corpus is
 # tokenized once into a token store that every pretraining (and every rank) maps.
+
+
+# The paper's 19,379-gene list was never published. With `pretrain.genes:
+# protein_coding` the vocabulary is every HGNC protein-coding gene seen in the
+# corpus, sorted (celllm.tokens.Vocabulary.from_datasets); with `all`, every
+# corpus gene in order of appearance (the demo).
+rule vocabulary:
+    input:
+        unpack(
+            lambda wildcards: {"corpus": expand("results/data/{name}.h5ad", name=config["pretrain"]["corpus"])}
+            | ({"hgnc": raw_file("hgnc")} if config["pretrain"]["genes"] == "protein_coding" else {})
+        ),
+    output:
+        VOCAB,
+    log:
+        "logs/pretrain/vocabulary.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/vocabulary.py"
 
 
 rule tokenize:
@@ -11,7 +32,7 @@ rule tokenize:
     output:
         directory(TOKEN_STORE),
     params:
-        tokens=canonical(config["pretrain"]["model"].get("tokens") or {}),
+        tokens=canonical(config["pretrain"]["celllm"].get("tokens") or {}),
     log:
         "logs/pretrain/tokenize.log",
     threads: 1
@@ -23,12 +44,12 @@ rule tokenize:
 
 rule pretrain_config:
     output:
-        "results/pretrain/{checkpoint_name}.config.json",
+        "results/pretrain/{checkpoint}.config.json",
     params:
-        model=canonical(config["pretrain"]["model"]),
+        celllm=canonical(config["pretrain"]["celllm"]),
         base=PRETRAIN_NAME,
     log:
-        "logs/pretrain/{checkpoint_name}.config.log",
+        "logs/pretrain/{checkpoint}.config.log",
     threads: 1
     conda:
         ENV
@@ -43,7 +64,7 @@ rule import_released:
         celllm_released_genes=lambda wildcards: raw_file("celllm_released_genes"),
         hgnc=lambda wildcards: raw_file("hgnc"),
     output:
-        directory(f"results/pretrain/{RELEASED_FOLDER}"),
+        directory(f"results/pretrain/{RELEASED_CHECKPOINT}"),
     params:
         sources=lambda wildcards: source_rows(["celllm_released", "celllm_released_genes", "hgnc"]),
         lock=LOCK,
@@ -58,16 +79,16 @@ rule import_released:
 
 rule pretrain:
     wildcard_constraints:
-        checkpoint_name="|".join(pretrainings()),
+        checkpoint="|".join(checkpoints_trained_here()),
     input:
         store=TOKEN_STORE,
-        config="results/pretrain/{checkpoint_name}.config.json",
+        config="results/pretrain/{checkpoint}.config.json",
         vocab=VOCAB,
         gene_embeddings=rules.ppi.output.embeddings,
     output:
-        directory("results/pretrain/{checkpoint_name}"),
+        directory("results/pretrain/{checkpoint}"),
     log:
-        "logs/pretrain/{checkpoint_name}.log",
+        "logs/pretrain/{checkpoint}.log",
     threads: config["pretrain"].get("threads", config["threads"])
     conda:
         ENV

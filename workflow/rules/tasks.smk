@@ -40,11 +40,11 @@ rule drug_features:
 rule embed:
     input:
         data="results/data/{dataset}.h5ad",
-        checkpoint="results/pretrain/{checkpoint_name}",
+        checkpoint="results/pretrain/{checkpoint}",
     output:
-        "results/embeddings/{checkpoint_name}/{dataset}.h5ad",
+        "results/embeddings/{checkpoint}/{dataset}.h5ad",
     log:
-        "logs/embeddings/{checkpoint_name}/{dataset}.log",
+        "logs/embeddings/{checkpoint}/{dataset}.log",
     threads: config["threads"]
     conda:
         ENV

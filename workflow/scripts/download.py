@@ -2,8 +2,8 @@ from _shim import log_to_file
 
 log_to_file(snakemake)
 
-from celllm.data.catalog import resolve_address
-from celllm.data.download import fetch, table_sha256
+from ingest.catalog import resolve_address
+from ingest.download import fetch, table_sha256
 
 p = snakemake.params
 url = resolve_address(p.url, dict(snakemake.input.items()))

@@ -2,7 +2,7 @@ from _shim import log_to_file
 
 log_to_file(snakemake)
 
-from celllm.data.download import pin_sources
+from ingest.download import pin_sources
 from celllm.released import import_released
 
 given = snakemake.input

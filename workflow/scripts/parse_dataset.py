@@ -2,8 +2,8 @@ from _shim import log_to_file
 
 log_to_file(snakemake)
 
-from celllm.data.catalog import build_dataset
-from celllm.data.download import pin_sources
+from ingest.catalog import build_dataset
+from ingest.download import pin_sources
 
 pin_sources(dict(snakemake.input.items()), snakemake.params.sources, snakemake.params.lock)
 files = {name: path for name, path in snakemake.input.items() if name != "hgnc"}

@@ -2,7 +2,7 @@ from _shim import log_to_file
 
 log_to_file(snakemake)
 
-from celllm.data.demo import write_simulated_datasets
+from ingest.demo import write_simulated_datasets
 from celllm.io import read_dataset
 
 genes = read_dataset(snakemake.input.genes_from).var_names

@@ -2,9 +2,9 @@ from _shim import log_to_file
 
 log_to_file(snakemake)
 
-from celllm.data.download import pin_sources
-from celllm.data.genes import GeneSymbols
-from celllm.data.sources.string_ppi import parse_string
+from ingest.download import pin_sources
+from celllm.genes import GeneSymbols
+from ingest.sources.string_ppi import parse_string
 from celllm.io import atomic_path
 
 given = snakemake.input

@@ -2,7 +2,7 @@ from _shim import log_to_file
 
 log_to_file(snakemake)
 
-from celllm.data.genes import GeneSymbols
+from celllm.genes import GeneSymbols
 from celllm.io import atomic_path
 from celllm.tokens import Vocabulary
 

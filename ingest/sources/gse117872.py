@@ -51,8 +51,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from celllm.data.genes import sum_duplicate_genes
-from celllm.data.sources._common import existing_file, open_text, read_gene_by_cell_table
+from celllm.genes import sum_duplicate_genes
+from ingest.sources._common import existing_file, open_text, read_gene_by_cell_table
 from celllm.errors import InputError
 from celllm.io import validate_dataset
 

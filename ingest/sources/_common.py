@@ -1,6 +1,6 @@
 """What the source parsers share: opening plain or gzipped text, reading a genes x cells
 table, joining samples and naming them. Duplicate genes are summed by
-`celllm.data.genes.sum_duplicate_genes`, the rule the gene-symbol mapping uses too.
+`celllm.genes.sum_duplicate_genes`, the rule the gene-symbol mapping uses too.
 
 (A leading underscore: this module parses no source of its own.)
 """

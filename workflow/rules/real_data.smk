@@ -1,15 +1,15 @@
-# Real data: every file of config/datasets.tsv is fetched once into results/raw/{source}/
+# Real data: every file of config/datasets.tsv is fetched once into resources/{source}/
 # (streamed, resumed, retried, checksum-verified, renamed only when complete; a
 # `manual:` row stops with where to get the file and where to save it), and a parse
 # rule turns a dataset's files (archives are read in place) into results/data/{dataset}.h5ad
-# in the standard contract (celllm/data/catalog.py). Every parse first verifies its
+# in the standard contract (ingest/catalog.py). Every parse first verifies its
 # raw files against the lock, pinning a file placed by hand on its first use.
 # No `retries:`: fetch retries what can succeed on a second try, and nothing else can.
 rule download:
     input:
         unpack(address_inputs),
     output:
-        "results/raw/{source}/{filename}",
+        "resources/{source}/{filename}",
     params:
         url=lambda wildcards: SOURCES.loc[wildcards.source, "url"],
         sha256=lambda wildcards: SOURCES.loc[wildcards.source, "sha256"],
@@ -18,7 +18,7 @@ rule download:
         source="|".join(SOURCES.index),
         filename=r"[^/]+",
     log:
-        "logs/raw/{source}/{filename}.log",
+        "logs/resources/{source}/{filename}.log",
     threads: 1
     conda:
         ENV

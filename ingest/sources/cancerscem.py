@@ -48,8 +48,8 @@ from typing import Sequence
 import anndata as ad
 import pandas as pd
 
-from celllm.data.genes import sum_duplicate_genes
-from celllm.data.sources._common import concat_samples, count_scale, existing_file, read_gene_by_cell_table, sample_name
+from celllm.genes import sum_duplicate_genes
+from ingest.sources._common import concat_samples, count_scale, existing_file, read_gene_by_cell_table, sample_name
 from celllm.errors import InputError
 from celllm.io import validate_dataset
 

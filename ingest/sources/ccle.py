@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from celllm.data.sources.smiles import attach_smiles
+from ingest.sources.smiles import attach_smiles
 from celllm.errors import InputError
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from celllm.data.simulate import GeneProgramWorld, load_drug_table
+from ingest.simulate import GeneProgramWorld, load_drug_table
 from celllm.io import atomic_path, write_h5ad
 
 # The demo's simulated datasets (results/data/{name}.h5ad), by their key in `outputs`; the

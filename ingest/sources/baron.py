@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from celllm.data.genes import sum_duplicate_genes
-from celllm.data.sources._common import existing_file, open_text
+from celllm.genes import sum_duplicate_genes
+from ingest.sources._common import existing_file, open_text
 from celllm.errors import InputError
 from celllm.io import validate_dataset
 

@@ -2,7 +2,7 @@
 
 Every entry names its sources (ids of config/datasets.tsv) and a builder
 that turns the downloaded files into the standard contract with the parsers
-of `celllm.data.sources`. `build_dataset` then maps genes to HGNC symbols,
+of `ingest.sources`. `build_dataset` then maps genes to HGNC symbols,
 brings log-scale expression back to a linear scale (the tokenizer
 normalises and logs it itself), validates and writes atomically.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from celllm.data.genes import GeneSymbols
+from celllm.genes import GeneSymbols
 from celllm.errors import InputError
 from celllm.io import atomic_path, read_annotated_tsv, validate_dataset, write_h5ad
 
@@ -37,25 +37,25 @@ class RealDataset:
 
 
 def _zheng68k(files):
-    from celllm.data.sources.zheng68k import parse_zheng68k
+    from ingest.sources.zheng68k import parse_zheng68k
 
     return parse_zheng68k(files["zheng68k_matrix"], files["zheng68k_annotation"])
 
 
 def _baron(files):
-    from celllm.data.sources.baron import parse_baron
+    from ingest.sources.baron import parse_baron
 
     return parse_baron(files["baron_raw"])
 
 
 def _gse117872(files):
-    from celllm.data.sources.gse117872 import parse_gse117872
+    from ingest.sources.gse117872 import parse_gse117872
 
     return parse_gse117872(files["gse117872_tpm"], files["gse117872_cellinfo"])
 
 
 def _gse149383(files):
-    from celllm.data.sources.gse149383 import parse_gse149383
+    from ingest.sources.gse149383 import parse_gse149383
 
     return parse_gse149383(files["gse149383_expression"], files["gse149383_meta"])
 
@@ -69,33 +69,33 @@ def _samples(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
 
 
 def _panglaodb(files):
-    from celllm.data.sources.panglaodb import parse_panglaodb
+    from ingest.sources.panglaodb import parse_panglaodb
 
     return parse_panglaodb(_samples(files["panglaodb_human"], ("*.RData", "*.rdata")), tissue="normal")
 
 
 def _cancerscem(files):
-    from celllm.data.sources.cancerscem import parse_cancerscem
+    from ingest.sources.cancerscem import parse_cancerscem
 
     return parse_cancerscem(_samples(files["cancerscem"], ("*.tsv", "*.tsv.gz", "*.txt", "*.txt.gz")))
 
 
 def _gdsc_smiles(files) -> pd.DataFrame:
-    from celllm.data.sources.gdsc import parse_gdsc_drug_list
-    from celllm.data.sources.smiles import parse_pubchem_smiles
+    from ingest.sources.gdsc import parse_gdsc_drug_list
+    from ingest.sources.smiles import parse_pubchem_smiles
 
     return parse_pubchem_smiles(files["pubchem_smiles"], parse_gdsc_drug_list(files["gdsc_drug_list"]))
 
 
 def _gdsc(files):
-    from celllm.data.sources.gdsc import parse_gdsc_expression, parse_gdsc_response
+    from ingest.sources.gdsc import parse_gdsc_expression, parse_gdsc_response
 
     expression = parse_gdsc_expression(files["gdsc_expression"])
     return expression, parse_gdsc_response([files["gdsc1_response"], files["gdsc2_response"]], _gdsc_smiles(files))
 
 
 def _ccle(files):
-    from celllm.data.sources.ccle import parse_ccle_expression, parse_ccle_response
+    from ingest.sources.ccle import parse_ccle_expression, parse_ccle_response
 
     # CCLE ships no drug identifiers: its 24 compounds take the SMILES of the GDSC drug of the same name
     expression = parse_ccle_expression(files["ccle_expression"], files["ccle_models"])
@@ -167,8 +167,8 @@ SOURCE_COLUMNS = ["id", "file", "url", "format", "sha256", "citation_licence", "
 
 
 def _gdsc_cids(path) -> str:
-    from celllm.data.sources.gdsc import parse_gdsc_drug_list
-    from celllm.data.sources.smiles import pubchem_cid_list
+    from ingest.sources.gdsc import parse_gdsc_drug_list
+    from ingest.sources.smiles import pubchem_cid_list
 
     return pubchem_cid_list(parse_gdsc_drug_list(path)["pubchem_cid"])
 

@@ -1,4 +1,4 @@
-# Datasets in the standard contract under results/data/.
+# The demo's datasets, made here without a download: scanpy's pbmc68k_reduced and the simulated world, in the standard contract under results/data/.
 
 
 rule pbmc68k_reduced:

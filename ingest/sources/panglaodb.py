@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from celllm.data.genes import sum_duplicate_genes
-from celllm.data.sources._common import concat_samples, count_scale, existing_file
+from celllm.genes import sum_duplicate_genes
+from ingest.sources._common import concat_samples, count_scale, existing_file
 from celllm.errors import InputError
 from celllm.io import validate_dataset
 

@@ -5,7 +5,7 @@ Real layout (where each fact comes from):
   (PUG-REST "Compound Property Tables", https://pubchem.ncbi.nlm.nih.gov/docs/pug-rest,
   linked from github.com/davidbuterez/mf-pcba pull #1). The address is a row of the
   source table (config/datasets.tsv) whose ``{pubchem_cids}`` field `pubchem_cid_list`
-  fills with the CIDs of GDSC's compound list (celllm.data.catalog.resolve_address).
+  fills with the CIDs of GDSC's compound list (ingest.catalog.resolve_address).
 - PubChem renamed its SMILES properties in 2025: ``IsomericSMILES`` is now ``SMILES``
   (full SMILES, with stereo and isotopes) and ``CanonicalSMILES`` is now
   ``ConnectivitySMILES`` (no stereo). The old names are still accepted in the URL as

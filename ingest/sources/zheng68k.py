@@ -47,8 +47,8 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
-from celllm.data.genes import sum_duplicate_genes
-from celllm.data.sources._common import existing_file, open_text
+from celllm.genes import sum_duplicate_genes
+from ingest.sources._common import existing_file, open_text
 from celllm.errors import InputError
 from celllm.io import validate_dataset
 
