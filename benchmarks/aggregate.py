@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.metrics import metric as metric_of
+from benchmarks.registry import KINDS
 from celllm.errors import InputError
 from celllm.io import atomic_path, read_annotated_tsv
 
 KEYS = ["task", "setting", "dataset", "simulated", "model", "kind"]
-KIND_ORDER = {"celllm": 0, "baseline": 1, "control": 2, "reference": 3}
-LOWER_IS_BETTER = {"rmse", "mae"}
+KIND_ORDER = {kind: i for i, kind in enumerate((*KINDS, "reference"))}  # published numbers last
 REFERENCES = Path(__file__).with_name("references.tsv")
 GROUP = ["task", "setting", "dataset"]
 
@@ -55,7 +56,7 @@ def rank_models(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     (the model's mean is strictly better than the best control's; empty for controls)."""
     table = table.copy()
     column = f"{metric}_mean"
-    sign = 1.0 if metric in LOWER_IS_BETTER else -1.0  # rank on sign * mean, ascending
+    sign = 1.0 if metric_of(metric).lower_is_better else -1.0  # rank on sign * mean, ascending
     score = sign * table[column]
     table["rank"] = score.groupby([table[k] for k in GROUP]).rank(method="min").astype("Int64")
     best_control = score.where(table["kind"] == "control").groupby([table[k] for k in GROUP]).transform("min")

@@ -86,7 +86,7 @@ def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda na
                 model = registry.get(name)
             except KeyError:
                 raise InputError(f"config: {where}.models: unknown model '{name}' (registered: {', '.join(registry.discover())})") from None
-            if task not in model.tasks:
+            if not model.supports(task):
                 raise InputError(f"config: {where}.models: model '{name}' does not support task '{task}' (its tasks: {', '.join(model.tasks)})")
             if model.pretraining == RELEASED and not config.get("released"):
                 raise InputError(f"config: {where}.models: model '{name}' needs the authors' released checkpoint: set `released: true` (README)")
@@ -102,6 +102,12 @@ def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda na
                 registry.get(name).resolve_options(task, options)
             except InputError as exc:
                 raise InputError(f"config: {where}.options.{name}: {exc}") from None
+    models = registry.discover()
+    figures = config.get("figures") or {}
+    for key, names in (("focus", [figures.get("focus")]), ("scatter", figures.get("scatter") or [])):
+        unknown = [n for n in names if n is not None and n not in models]
+        if unknown:
+            raise InputError(f"config: figures.{key}: unknown model '{unknown[0]}' (registered: {', '.join(models)})")
     pretrain = config["pretrain"]
     _names("dataset", pretrain["corpus"], datasets, "pretrain.corpus", dataset_exists)
     CellLMConfig.from_dict(pretrain["celllm"], "config: pretrain.celllm")

@@ -1,12 +1,43 @@
-"""Task metrics."""
+"""Task metrics: how each is computed, and what it is (`METRICS`: label, direction, range, chance)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score, mean_absolute_error, mean_squared_error, r2_score,
                              roc_auc_score)
+
+
+@dataclass(frozen=True)
+class Metric:
+    label: str  # as figures name it
+    lower_is_better: bool = False
+    bounds: tuple[float, float] | None = None  # the range of its values, where it has one
+    chance: float | None = None  # the value of a guess, drawn as a reference line
+
+
+METRICS = {
+    "accuracy": Metric("accuracy", bounds=(0.0, 1.0)),
+    "macro_f1": Metric("macro F1", bounds=(0.0, 1.0)),
+    "weighted_f1": Metric("weighted F1", bounds=(0.0, 1.0)),
+    "f1": Metric("F1 (sensitive class)", bounds=(0.0, 1.0)),
+    "auroc": Metric("AUROC", bounds=(0.0, 1.0), chance=0.5),
+    "aupr": Metric("AUPR", bounds=(0.0, 1.0)),
+    "pearson": Metric("Pearson r", bounds=(-1.0, 1.0)),
+    "per_drug_pearson": Metric("per-drug Pearson r", bounds=(-1.0, 1.0)),
+    "spearman": Metric("Spearman ρ", bounds=(-1.0, 1.0)),
+    "rmse": Metric("RMSE (ln IC50)", lower_is_better=True),
+    "mae": Metric("MAE (ln IC50)", lower_is_better=True),
+    "r2": Metric("R²"),
+}
+
+
+def metric(name: str) -> Metric:
+    """What metric `name` is; a metric no task declares here is labelled by its name."""
+    return METRICS.get(name, Metric(name))
 
 
 def classification_metrics(y_true, y_pred) -> dict[str, float]:
@@ -52,6 +83,11 @@ def regression_metrics(y_true, y_pred, drugs) -> dict[str, float | None]:
         "per_drug_pearson": float(np.mean(per_drug)) if per_drug else None,
         "n_drugs_per_drug_pearson": len(per_drug),
     }
+
+
+def pearson(a, b) -> float | None:
+    """Pearson r, or None where it is undefined (fewer than 2 values, or a constant side)."""
+    return _correlation(stats.pearsonr, np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
 
 
 def _correlation(function, a: np.ndarray, b: np.ndarray) -> float | None:

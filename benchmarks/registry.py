@@ -1,7 +1,7 @@
 """The model registry: a model is one file in benchmarks/models/ that registers itself.
 
     @register("my_model", kind="baseline", tasks=("annotation",),
-              summary="one line", reference="Author et al. 2024")
+              summary="one line", reference="Author et al. 2024", colour="#e6550d")
     class MyModel:
         def __init__(self, seed, context): ...
         def fit(self, train, val): ...      # train/val: CellData (cells) or PairData (cell line x drug)
@@ -48,15 +48,24 @@ class ModelSpec:
     factory: type = field(compare=False, repr=False)
     options: dict = field(default_factory=dict)  # option -> default
     option_tasks: tuple[str, ...] = ()  # the tasks its options apply to
+    colour: str | None = None  # its colour in every figure; None: the next free shade of its kind's family
 
     @property
     def needs_checkpoint(self) -> bool:
         return self.pretraining is not None
 
+    def supports(self, task: str) -> bool:
+        """Whether the model runs on `task`: it registered for it, or for the task it is a variant of."""
+        from benchmarks.tasks import get_task
+
+        return get_task(task).model_task in self.tasks
+
     def resolve_options(self, task: str, given: dict | None) -> dict:
         """The options the model runs with on `task`: its defaults, with the configured `given` over them."""
+        from benchmarks.tasks import get_task
+
         given = dict(given or {})
-        if task not in self.option_tasks:
+        if get_task(task).model_task not in self.option_tasks:
             if given:
                 raise InputError(f"model '{self.name}' takes no options on task '{task}' (given: {', '.join(map(str, given))})")
             return {}
@@ -99,7 +108,7 @@ def check_options(model: str, defaults: dict, given: dict) -> dict:
 
 
 def register(name: str, *, kind: str, tasks, summary: str, reference: str = "", pretraining: str | None = None,
-             options: dict | None = None, option_tasks=None):
+             options: dict | None = None, option_tasks=None, colour: str | None = None):
     if kind not in KINDS:
         raise ValueError(f"model '{name}': kind must be one of {', '.join(KINDS)}, not '{kind}'")
     if pretraining is not None and pretraining not in PRETRAININGS:
@@ -110,7 +119,7 @@ def register(name: str, *, kind: str, tasks, summary: str, reference: str = "", 
         if existing is not None and existing.factory.__module__ != factory.__module__:
             raise ValueError(f"model name '{name}' is registered twice ({existing.factory.__module__}, {factory.__module__})")
         _REGISTRY[name] = ModelSpec(name, kind, tuple(tasks), summary, reference, pretraining, factory, dict(options or {}),
-                                    tuple(option_tasks if option_tasks is not None else tasks) if options else ())
+                                    tuple(option_tasks if option_tasks is not None else tasks) if options else (), colour)
         return factory
 
     return decorate
@@ -127,7 +136,7 @@ def discover() -> dict[str, ModelSpec]:
 
 
 def models_for(task: str) -> list[str]:
-    return [name for name, spec in discover().items() if task in spec.tasks]
+    return [name for name, spec in discover().items() if spec.supports(task)]
 
 
 def get(name: str) -> ModelSpec:

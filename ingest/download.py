@@ -1,4 +1,4 @@
-"""The one downloader and unpacker that every download rule of the workflow uses.
+"""The one downloader that every download rule of the workflow uses.
 
 `fetch` streams a URL to `dest.part` (never holding the file in memory),
 resumes a partial `.part` with an HTTP Range request, retries connection
@@ -13,32 +13,24 @@ A `manual:PAGE` address names a page where a person gets the file: `fetch`
 then stops with one line saying where to get it and where (absolute path) to
 save it. `pin` verifies a file, or a folder of files, against its row of the
 lock, or records it there on first use: how files placed by hand are pinned.
-`extract` unpacks .tar(.gz/.bz2/.xz), .zip and single-file .gz archives into
-a temporary sibling folder that is renamed to the target only when every member
-is out, and refuses members that would land outside it (absolute paths, `..`,
-links pointing out). Every failure is a `celllm.errors.InputError` of one line
-naming the key or file, the URL or archive, and the reason. Standard library
-only (urllib, tarfile, zipfile, gzip), plus tqdm for the progress bar.
+Archives are not unpacked: the parsers (ingest/sources) read them in place.
+Every failure is a `celllm.errors.InputError` of one line naming the key or
+file, the URL, and the reason. Standard library only (urllib), plus tqdm for
+the progress bar.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import gzip
 import hashlib
 import http.client
 import json
-import lzma
 import os
 import re
-import shutil
-import tarfile
 import time
 import urllib.error
 import urllib.request
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -53,14 +45,13 @@ try:  # POSIX: serialise concurrent writers of one lock file (parallel Snakemake
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["fetch", "pin", "pin_sources", "table_sha256", "extract", "sha256_of", "MANUAL"]
+__all__ = ["fetch", "pin", "pin_sources", "table_sha256", "sha256_of", "MANUAL"]
 
 LOCK_COLUMNS = ("key", "sha256", "url")
 MANUAL = "manual:"  # an address naming a page where a person gets the file
 # 408/429 are the server asking us to come back later, so they are retried like a 5xx
 _RETRY_STATUS = {408, 429}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
 
 
 class _Transient(Exception):
@@ -413,105 +404,3 @@ def _record(lock: Path, key: str, digest: str, url: str, label: str) -> None:
                 for name in sorted(rows):
                     writer.writerow(rows[name])
 
-
-# ---------------------------------------------------------------- extraction
-
-
-def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[Path]:
-    """Unpack `archive` into `dest_dir`; return the files (and links) now under it, sorted.
-
-    .tar, .tar.gz/.tgz, .tar.bz2, .tar.xz, .zip, or a single-file .gz (written
-    as `dest_dir/<name without .gz>`). An existing `dest_dir` is replaced only
-    once the new one is complete; on any failure nothing new is left there.
-    """
-    archive, dest_dir = Path(archive), Path(dest_dir)
-    if not archive.is_file():
-        raise InputError(f"{archive}: archive not found")
-    lower = archive.name.lower()
-    if lower.endswith(_TAR_SUFFIXES):
-        unpack = _extract_tar
-    elif lower.endswith(".zip"):
-        unpack = _extract_zip
-    elif lower.endswith(".gz"):
-        unpack = _extract_gz
-    else:
-        raise InputError(f"{archive}: unsupported archive type (expected .tar, .tar.gz, .tgz, .tar.bz2, "
-                         ".tar.xz, .zip or .gz)")
-    with atomic_path(dest_dir) as tmp:
-        tmp.mkdir()
-        try:
-            unpack(archive, Path(os.path.realpath(tmp)))
-        except InputError:
-            raise
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError,
-                NotImplementedError, RuntimeError) as exc:
-            raise InputError(f"{archive}: corrupt or truncated archive ({_what(exc)})") from None
-        except OSError as exc:
-            if exc.errno is None:  # gzip.BadGzipFile and friends: the data, not the disk
-                raise InputError(f"{archive}: corrupt or truncated archive ({_what(exc)})") from None
-            raise InputError(f"{archive}: cannot extract to {dest_dir} ({exc.strerror}: {exc.filename})") from None
-    return sorted(p for p in dest_dir.rglob("*") if p.is_symlink() or not p.is_dir())
-
-
-def _what(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _refuse(archive: Path, member: str, why: str) -> InputError:
-    return InputError(f"{archive}: refusing member '{member}': {why}")
-
-
-def _is_absolute(name: str) -> bool:
-    return name.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", name))
-
-
-def _inside(root: Path, relative: str) -> bool:
-    # lexical check; links are checked the same way, so the tree cannot grow a way out
-    target = os.path.normpath(os.path.join(root, relative.replace("\\", "/")))
-    return target == str(root) or target.startswith(str(root) + os.sep)
-
-
-def _extract_tar(archive: Path, root: Path) -> None:
-    with tarfile.open(archive, "r:*") as tar:
-        members = tar.getmembers()  # reads the whole archive: a truncated one fails before any write
-        for m in members:
-            if _is_absolute(m.name):
-                raise _refuse(archive, m.name, "absolute path")
-            if not _inside(root, m.name):
-                raise _refuse(archive, m.name, "path outside the target folder")
-            if m.issym():
-                target = os.path.join(os.path.dirname(m.name), m.linkname)
-                if _is_absolute(m.linkname) or not _inside(root, target):
-                    raise _refuse(archive, m.name, f"symlink pointing outside the target folder (-> {m.linkname})")
-            elif m.islnk():
-                if _is_absolute(m.linkname) or not _inside(root, m.linkname):
-                    raise _refuse(archive, m.name, f"hard link pointing outside the target folder (-> {m.linkname})")
-            elif not (m.isreg() or m.isdir()):
-                raise _refuse(archive, m.name, "device, FIFO or other special file")
-        if hasattr(tarfile, "data_filter"):
-            # the 'data' filter also checks the real paths on disk and drops setuid/odd modes
-            try:
-                tar.extractall(root, members=members, filter="data")
-            except tarfile.FilterError as exc:
-                raise _refuse(archive, exc.tarinfo.name, str(exc)) from None
-        else:  # pragma: no cover - Python < 3.11.4
-            tar.extractall(root, members=members)
-
-
-def _extract_zip(archive: Path, root: Path) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        infos = zf.infolist()
-        for info in infos:
-            if _is_absolute(info.filename):
-                raise _refuse(archive, info.filename, "absolute path")
-            if not _inside(root, info.filename):
-                raise _refuse(archive, info.filename, "path outside the target folder")
-        # zipfile writes link entries as plain files and checks each member's CRC
-        for info in infos:
-            zf.extract(info, root)
-
-
-def _extract_gz(archive: Path, root: Path) -> None:
-    name = archive.name[:-3] or "data"
-    with gzip.open(archive, "rb") as src, open(root / name, "wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)

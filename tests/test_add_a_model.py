@@ -1,15 +1,9 @@
 """Adding a model is one new file: the next workflow run puts it in the table, with no other edit."""
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.fixtures.repo import copy_project, run_copy, workflow_config
+
 
 NEW_MODEL = '''
 import numpy as np
@@ -31,20 +25,12 @@ class FirstLabel:
 
 
 def test_a_new_file_in_benchmarks_models_reaches_the_table(tmp_path):
-    repo = tmp_path / "repo"
-    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for name in tracked:
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, repo / name)
+    repo = copy_project(tmp_path / "repo")
     (repo / "benchmarks" / "models" / "first_label.py").write_text(NEW_MODEL)
 
-    config = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())
+    config = workflow_config()
     config["tasks"] = {"annotation": {**config["tasks"]["annotation"], "datasets": ["sim_pbmc"]}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}  # the copy's packages first
-    command = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path / "run"),
-               "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    result = run_copy(repo, config, tmp_path / "run")
     assert result.returncode == 0, result.stderr[-3000:]
 
     table = pd.read_csv(tmp_path / "run" / "results" / "tables" / "annotation.csv")

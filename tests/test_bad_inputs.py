@@ -18,7 +18,7 @@ import torch
 
 from celllm.cli import main
 from celllm.io import write_h5ad
-from tests.conftest import TINY_MODEL, make_counts
+from tests.fixtures.data import TINY_MODEL, make_counts
 
 
 def snapshot(folder):

@@ -4,7 +4,7 @@ import pytest
 from ingest.pbmc import load_pbmc68k_reduced
 from celllm.errors import InputError
 from celllm.io import read_dataset, write_h5ad
-from tests.conftest import make_counts
+from tests.fixtures.data import make_counts
 
 
 def test_pbmc68k_reduced_follows_the_contract():

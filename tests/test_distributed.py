@@ -14,7 +14,7 @@ from celllm.config import CellLMConfig
 from celllm.pretrain.corpus import load_corpus
 from celllm.pretrain.distributed import DataParallelGroup
 from celllm.pretrain.trainer import pretrain
-from tests.conftest import TINY_MODEL
+from tests.fixtures.data import TINY_MODEL
 
 MODEL = {**TINY_MODEL, "encoder": {**TINY_MODEL["encoder"], "dropout": 0.1}, "pretrain": {**TINY_MODEL["pretrain"], "sub_batch_size": 3, "max_steps": 3}}
 

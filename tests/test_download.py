@@ -1,23 +1,19 @@
-"""The downloader and unpacker, against a local HTTP server on 127.0.0.1 (no internet)."""
+"""The downloader, against a local HTTP server on 127.0.0.1 (no internet)."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import os
 import re
 import socket
-import tarfile
 import threading
 import time
-import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from ingest.download import extract, fetch, pin, pin_sources, sha256_of
+from ingest.download import fetch, pin, pin_sources, sha256_of
 from celllm.errors import InputError
 
 DATA = os.urandom(300_000)
@@ -348,120 +344,3 @@ def test_pin_records_once_then_verifies_files_and_folders(tmp_path):
     with pytest.raises(InputError, match="gone.csv: not found"):
         pin(tmp_path / "gone.csv", "gone", lock)
 
-
-# ---------------------------------------------------------------- extract
-
-TREE = {"top.txt": b"hello\n", "sub/inner.bin": os.urandom(2000)}
-
-
-def leftovers(folder: Path, *keep: str) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
-
-
-def make_tar(path: Path, tree=TREE) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in tree.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
-def make_zip(path: Path, tree=TREE) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in tree.items():
-            zf.writestr(name, data)
-    return path
-
-
-@pytest.mark.parametrize("make, name", [(make_tar, "a.tar.gz"), (make_tar, "a.tgz"), (make_zip, "a.zip")])
-def test_extract_round_trip(tmp_path, make, name):
-    archive = make(tmp_path / name)
-    out = tmp_path / "out"
-    files = extract(archive, out)
-    assert files == sorted(out / n for n in TREE)
-    for n, data in TREE.items():
-        assert (out / n).read_bytes() == data
-    assert leftovers(tmp_path, name, "out") == []
-
-
-def test_extract_single_gz(tmp_path):
-    archive = tmp_path / "table.tsv.gz"
-    archive.write_bytes(gzip.compress(b"a\tb\n1\t2\n"))
-    assert extract(archive, tmp_path / "out") == [tmp_path / "out" / "table.tsv"]
-    assert (tmp_path / "out" / "table.tsv").read_bytes() == b"a\tb\n1\t2\n"
-
-
-def test_extract_replaces_existing_folder(tmp_path):
-    out = tmp_path / "out"
-    (out / "old").mkdir(parents=True)
-    extract(make_zip(tmp_path / "a.zip"), out)
-    assert sorted(p.name for p in out.iterdir()) == ["sub", "top.txt"]
-    assert leftovers(tmp_path, "a.zip", "out") == []
-
-
-@pytest.mark.parametrize("name", ["a.tar.gz", "a.zip", "a.gz"])
-def test_truncated_archive(tmp_path, name):
-    big = {"big.bin": os.urandom(200_000)}
-    archive = tmp_path / name
-    if name.endswith(".tar.gz"):
-        make_tar(archive, big)
-    elif name.endswith(".zip"):
-        make_zip(archive, big)
-    else:
-        archive.write_bytes(gzip.compress(big["big.bin"]))
-    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
-    with pytest.raises(InputError, match=rf"^{re.escape(str(archive))}: corrupt or truncated archive"):
-        extract(archive, tmp_path / "out")
-    assert leftovers(tmp_path, name) == []
-
-
-def test_unsupported_archive(tmp_path):
-    archive = tmp_path / "a.rar"
-    archive.write_bytes(b"x")
-    with pytest.raises(InputError, match="unsupported archive type"):
-        extract(archive, tmp_path / "out")
-
-
-def _tar_member(tar, name, data=b"evil", kind=tarfile.REGTYPE, linkname=""):
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = linkname
-    info.size = len(data) if kind == tarfile.REGTYPE else 0
-    tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
-
-
-@pytest.mark.parametrize("member, kind, linkname", [
-    ("../evil", tarfile.REGTYPE, ""),
-    ("ok/../../evil", tarfile.REGTYPE, ""),
-    ("/tmp/abs_evil", tarfile.REGTYPE, ""),
-    ("link", tarfile.SYMTYPE, "../../evil"),
-    ("abslink", tarfile.SYMTYPE, "/etc/passwd"),
-    ("hard", tarfile.LNKTYPE, "../evil"),
-])
-def test_tar_escape_is_refused(tmp_path, member, kind, linkname):
-    folder = tmp_path / "work"
-    folder.mkdir()
-    archive = folder / "evil.tar"
-    with tarfile.open(archive, "w") as tar:
-        _tar_member(tar, "good.txt", b"fine")  # a harmless member first: it must not be left behind
-        _tar_member(tar, member, kind=kind, linkname=linkname)
-    with pytest.raises(InputError) as info:
-        extract(archive, folder / "out")
-    assert str(info.value).startswith(f"{archive}: refusing member '{member}'")
-    assert leftovers(folder, "evil.tar") == []
-    assert not any("evil" in p.name for p in tmp_path.rglob("*") if p != archive)
-
-
-@pytest.mark.parametrize("member", ["../evil", "/abs_evil", "a/../../evil"])
-def test_zip_escape_is_refused(tmp_path, member):
-    folder = tmp_path / "work"
-    folder.mkdir()
-    archive = folder / "evil.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("good.txt", b"fine")
-        zf.writestr(zipfile.ZipInfo(member), b"evil")
-    with pytest.raises(InputError, match=rf"^{re.escape(str(archive))}: refusing member '{re.escape(member)}'"):
-        extract(archive, folder / "out")
-    assert leftovers(folder, "evil.zip") == []
-    assert not any("evil" in p.name for p in tmp_path.rglob("*") if p != archive)

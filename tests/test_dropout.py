@@ -3,7 +3,7 @@ import torch
 from celllm.model import CellLMEncoder, EncoderConfig
 from celllm.model.dropout import CellDropout, uniform_from_seeds
 from celllm.tokens import TokenConfig, pad_batch
-from tests.test_encoder import _cells
+from tests.fixtures.data import token_cells
 
 
 def test_uniforms_depend_on_seed_position_and_site_only():
@@ -30,7 +30,7 @@ def test_training_output_of_a_cell_does_not_depend_on_its_batch():
     torch.manual_seed(0)
     cfg = TokenConfig()
     encoder = CellLMEncoder(50, cfg.n_bin_tokens, EncoderConfig(dim=16, depth=2, heads=2, dim_head=8, nb_features=12, dropout=0.3)).train()
-    cells = _cells(5)
+    cells = token_cells(5)
     seeds = torch.tensor([11, 12, 13, 14, 15])
     together = encoder(**pad_batch(cells, 50, cfg), seeds=seeds)[:, 0]
     for i in range(5):

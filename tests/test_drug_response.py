@@ -3,51 +3,20 @@
 import subprocess
 import sys
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 import torch
 
 from benchmarks import registry
 from benchmarks.drugs import DrugFeatures, featurize_drugs
 from benchmarks.metrics import regression_metrics
 from benchmarks.tasks.data import PairData
-from ingest.simulate import DRUG_TABLE_PATH
 from celllm.errors import InputError
+from tests.fixtures.data import DRUGS, drug_table, make_drug_response
 
-DRUGS = ("Cisplatin", "Erlotinib", "Gefitinib", "Fluorouracil")
 MODELS = ("deepcdr_mlp", "ridge_ecfp", "drug_mean", "drug_mean_cell_offset")
 FAST = {"epochs": 8, "hidden": 16, "batch_size": 16}  # enough to exercise the GIN model, fast on 2 cores
-
-
-def drug_table() -> pd.DataFrame:
-    table = pd.read_csv(DRUG_TABLE_PATH, sep="\t")
-    return table[table["drug"].isin(DRUGS)][["drug", "smiles"]].reset_index(drop=True)
-
-
-def make_cell_lines(n_lines=12, n_genes=20, seed=0):
-    """Negative-binomial counts; genes G0..G4 follow a hidden per-line score `u` that drives the response."""
-    rng = np.random.default_rng(seed)
-    u = rng.normal(0.0, 1.0, n_lines)
-    mean = rng.gamma(2.0, 20.0, size=(n_lines, n_genes))
-    mean[:, :5] = rng.uniform(50.0, 200.0, 5) * np.exp(np.outer(u, rng.uniform(0.8, 1.5, 5)))
-    counts = rng.negative_binomial(10, 10 / (10 + mean)).astype(np.float32)
-    names = [f"CL{i:02d}" for i in range(n_lines)]
-    adata = ad.AnnData(sp.csr_matrix(counts), obs=pd.DataFrame(index=names), var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
-    return adata, dict(zip(names, u))
-
-
-def make_pairs(adata, score, seed=0) -> pd.DataFrame:
-    """Every (line, drug) pair; ln IC50 = drug potency + drug-specific slope x the line's score + noise."""
-    rng = np.random.default_rng(seed)
-    drugs = drug_table()
-    potency, slope = dict(zip(DRUGS, (1.0, 3.0, 2.5, 4.0))), dict(zip(DRUGS, (1.5, -1.0, 2.0, 1.0)))
-    rows = [(line, drug, smiles) for line in adata.obs_names for drug, smiles in zip(drugs["drug"], drugs["smiles"])]
-    pairs = pd.DataFrame(rows, columns=["cell_line", "drug", "smiles"])
-    pairs["ln_ic50"] = [potency[d] + slope[d] * score[c] + rng.normal(0.0, 0.1) for c, d in zip(pairs["cell_line"], pairs["drug"])]
-    return pairs
 
 
 def pair_data(pairs, adata, drugs) -> PairData:
@@ -73,8 +42,8 @@ def drugs():
 
 @pytest.fixture(scope="module")
 def dataset(drugs):
-    adata, score = make_cell_lines()
-    return split(make_pairs(adata, score), adata, drugs)
+    adata, pairs = make_drug_response(n_lines=12, n_genes=20)
+    return split(pairs, adata, drugs)
 
 
 # ---------------------------------------------------------------- drug features
@@ -88,8 +57,8 @@ def test_featurize_drugs_shapes_and_determinism(drugs):
     assert set(np.unique(drugs.fingerprints)) <= {0.0, 1.0} and (drugs.fingerprints.sum(axis=1) > 0).all()
 
     # a whole response table (each drug many times) gives the same features
-    adata, score = make_cell_lines(n_lines=3)
-    again = featurize_drugs(make_pairs(adata, score))
+    _, pairs = make_drug_response(n_lines=3, n_genes=20)
+    again = featurize_drugs(pairs)
     assert again.names == drugs.names and np.array_equal(again.fingerprints, drugs.fingerprints)
     assert all(torch.equal(a.x, b.x) and torch.equal(a.edge_index, b.edge_index) for a, b in zip(again.graphs, drugs.graphs))
 
@@ -214,7 +183,7 @@ def test_gin_model_rejects_bad_options():
 
 
 def test_controls_give_the_expected_numbers(drugs):
-    adata, _ = make_cell_lines(n_lines=4)
+    adata, _ = make_drug_response(n_lines=4, n_genes=20)
     adata.obs_names = ["A", "B", "C", "D"]
     smiles = dict(zip(drug_table()["drug"], drug_table()["smiles"]))
     train = pd.DataFrame(
@@ -237,8 +206,8 @@ def test_controls_give_the_expected_numbers(drugs):
 
 def test_gin_model_beats_the_drug_mean_when_the_cell_line_matters(drugs):
     # within a drug, ln IC50 follows the cell line's score (seen in genes G0..G4) plus small noise
-    adata, score = make_cell_lines(n_lines=32, seed=2)
-    train, val, test = split(make_pairs(adata, score, seed=2), adata, drugs, seed=2)
+    adata, pairs = make_drug_response(n_lines=32, n_genes=20, seed=2)
+    train, val, test = split(pairs, adata, drugs, seed=2)
     control = make_model("drug_mean")
     control.fit(train, val)
     gin = make_model("deepcdr_mlp", epochs=60, hidden=32, batch_size=16)

@@ -5,7 +5,7 @@ import scipy.sparse as sp
 
 from celllm.cli import main
 from celllm.io import write_h5ad
-from tests.conftest import make_counts
+from tests.fixtures.data import make_counts
 
 
 def _embed(tmp_path, capsys, adata_or_path, checkpoint):

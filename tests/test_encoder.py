@@ -3,6 +3,7 @@ import torch
 
 from celllm.model import CellLMEncoder, EncoderConfig
 from celllm.tokens import TokenConfig, pad_batch
+from tests.fixtures.data import token_cells
 
 
 def _encoder():
@@ -10,17 +11,9 @@ def _encoder():
     return CellLMEncoder(n_genes=50, n_bin_tokens=TokenConfig().n_bin_tokens, cfg=EncoderConfig(dim=16, depth=2, heads=2, dim_head=8, nb_features=12)).eval()
 
 
-def _cells(n, seed=0):
-    rng = np.random.default_rng(seed)
-    cells = []
-    for _ in range(n):
-        genes = np.sort(rng.choice(50, size=rng.integers(1, 20), replace=False))
-        cells.append((genes, rng.integers(0, 6, size=len(genes))))
-    return cells
-
 
 def test_cell_embedding_does_not_depend_on_batch_or_padding():
-    encoder, cfg, cells = _encoder(), TokenConfig(), _cells(6)
+    encoder, cfg, cells = _encoder(), TokenConfig(), token_cells(6)
     with torch.no_grad():
         together = encoder.embed(**pad_batch(cells, 50, cfg))
         for i, cell in enumerate(cells):
@@ -34,7 +27,7 @@ def test_cell_embedding_does_not_depend_on_batch_or_padding():
 
 def test_padding_token_content_is_ignored():
     encoder, cfg = _encoder(), TokenConfig()
-    batch = pad_batch(_cells(3), 50, cfg)
+    batch = pad_batch(token_cells(3), 50, cfg)
     scrambled = {k: v.clone() for k, v in batch.items()}
     pad = ~batch["mask"]
     scrambled["gene_ids"][pad] = 7  # a real gene id where padding sits

@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 import torch
 
-from ingest.simulate import GeneProgramWorld
 from celllm.errors import InputError
 from celllm.ppi import (
     GraphMAE,
@@ -80,12 +79,7 @@ def test_graph_errors_name_the_source(table, match):
 
 # ---------------------------------------------------------------- node features
 @pytest.fixture(scope="module")
-def world():
-    return GeneProgramWorld([f"G{i}" for i in range(765)], n_programs=12, seed=0)
-
-
-@pytest.fixture(scope="module")
-def demo_graph(world):
+def demo_graph(world):  # `world`: the simulated world of tests/conftest.py
     return build_gene_graph(world.ppi_graph(seed=0), world.genes, source="demo")
 
 

@@ -11,6 +11,8 @@ from celllm.pretrain.model import CellLMForPretraining
 from celllm.pretrain.objectives import make_views
 from celllm.pretrain.trainer import pretrain
 from celllm.tokens import Vocabulary
+from tests.fixtures.data import TINY_MODEL, make_counts
+from tests.fixtures.training import killed_at_step
 
 
 def _gradients(model):
@@ -48,7 +50,6 @@ def test_divide_and_conquer_gradients_equal_full_batch(corpus_path, tiny_config,
 
 def test_same_weights_for_any_sub_batch_size(corpus_path, tmp_path):
     """The CLI contract: --sub-batch-size changes memory, not the result."""
-    from tests.conftest import TINY_MODEL
     import json
 
     config = tmp_path / "config.json"
@@ -81,20 +82,8 @@ def test_resume_after_a_kill_reaches_the_same_weights(corpus_path, tiny_config, 
     cfg = tiny_config.with_pretrain(max_steps=4, checkpoint_every=2)
     straight = pretrain(corpus, tmp_path / "straight", cfg, progress=False)
 
-    import celllm.pretrain.trainer as trainer
-
-    real_make_views, calls = trainer.make_views, []
-
-    def killed_at_step_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_make_views(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "make_views", killed_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at_step(monkeypatch, 3), pytest.raises(KeyboardInterrupt):
         pretrain(corpus, tmp_path / "resumed", cfg, progress=False)
-    monkeypatch.setattr(trainer, "make_views", real_make_views)
     assert len((tmp_path / "resumed" / "train_log.csv").read_text().splitlines()) == 3  # header + 2 steps
 
     # and a kill between the two renames of the next save: the saved checkpoint waits in a hidden folder
@@ -114,7 +103,6 @@ def test_resume_after_a_kill_reaches_the_same_weights(corpus_path, tiny_config, 
 
 def test_a_corpus_without_tissue_labels_trains_with_a_stated_warning(tmp_path, tiny_config, caplog):
     from celllm.io import write_h5ad
-    from tests.conftest import make_counts
 
     write_h5ad(make_counts(n_cells=20, seed=4, tissue=False), tmp_path / "untagged.h5ad")
     with caplog.at_level("WARNING"):

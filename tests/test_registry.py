@@ -8,9 +8,9 @@ import pytest
 
 from benchmarks import registry
 from benchmarks.tasks import TASKS, get_task
-from benchmarks.tasks.run import TaskInputs, make_split, run_task
+from benchmarks.runner import make_split, run_task
 from celllm.io import write_h5ad
-from tests.conftest import make_counts
+from tests.fixtures.data import make_counts
 
 RECORD_KEYS = {"task", "setting", "dataset", "simulated", "model", "kind", "seed", "n_train", "n_val", "n_test", "metrics", "wall_time_s", "provenance"}
 CASES = [(name, task, setting) for name, spec in registry.discover().items() for task in spec.tasks for setting in TASKS[task].settings]
@@ -42,14 +42,14 @@ def cell_inputs(tmp_path_factory):
     for task in ("annotation", "drug_sensitivity"):
         labels = ("a", "b", "c") if task == "annotation" else ("resistant", "sensitive")
         write_h5ad(make_counts(n_cells=80, n_genes=30, labels=labels, label_column=get_task(task).target), folder / f"{task}.h5ad")
-        paths[task] = TaskInputs(folder / f"{task}.h5ad")
+        paths[task] = {"data": folder / f"{task}.h5ad"}
     return paths
 
 
 @pytest.mark.parametrize("model,task,setting", CASES, ids=[f"{m}-{t}-{s}" for m, t, s in CASES])
 def test_model_writes_a_valid_run_record(model, task, setting, tmp_path, checkpoint, cell_inputs, drug_response_files):
-    if get_task(task).kind == "regression":
-        inputs = TaskInputs(*drug_response_files)
+    if "drugs" in get_task(task).run_inputs:
+        inputs = dict(zip(("data", "response", "drugs"), drug_response_files))
     else:
         inputs = cell_inputs[task]
     split = make_split(task, setting, 0, inputs, tmp_path / "split.tsv")

@@ -19,6 +19,7 @@ from celllm.errors import InputError
 from celllm.io import write_h5ad
 from celllm.released import import_released, released_sizes
 from celllm.tokens import TokenConfig, pad_batch
+from tests.fixtures.data import token_cells
 from tests.fixtures.formats import HGNC_GENES, write_hgnc
 from tests.fixtures.released import PAPER_SIZES, ReleasedCellLM, released_state_dict, write_released_checkpoint
 
@@ -36,16 +37,11 @@ def released(tmp_path_factory):
     return folder, reference
 
 
-def _cells(seed=0, lengths=(3, 17, 39, 8, 1)):
-    rng = np.random.default_rng(seed)
-    return [(np.sort(rng.choice(N_GENES, n, replace=False)), rng.integers(0, 6, n)) for n in lengths]
-
-
 def test_the_released_forward_pass_is_reproduced_and_the_masked_one_differs(released):
     folder, reference = released
     model, vocab, cfg = load_checkpoint(folder / "imported")
     assert cfg.encoder.attention == "released" and cfg.tokens.truncation == "vocabulary_order" and vocab.genes[:2] == ["G0", "G1"]
-    cells = _cells()  # one cell of 39 genes + [CLS] = 40 tokens: no padding at all
+    cells = token_cells(n_genes=N_GENES, lengths=(3, 17, 39, 8, 1))  # one cell of 39 genes + [CLS] = 40 tokens: no padding at all
     batch = pad_batch(cells, N_GENES, TokenConfig(max_len=MAX_LEN))
     with torch.no_grad():
         theirs = reference(batch["gene_ids"], batch["bins"], batch["mask"], MAX_LEN)

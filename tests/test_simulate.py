@@ -19,14 +19,9 @@ from ingest.simulate import (
     load_drug_table,
     smiles_structure_vector,
 )
+from tests.fixtures.data import SIM_GENES as GENES  # the demo's gene count; `world` (tests/conftest.py) is their world
 
-GENES = [f"SIMG{i:04d}" for i in range(765)]  # the demo's gene count
 ERLOTINIB = "COCCOC1=C(C=C2C(=C1)C(=NC=N2)NC3=CC=CC(=C3)C#C)OCCOC"
-
-
-@pytest.fixture(scope="module")
-def world():
-    return GeneProgramWorld(GENES, n_programs=12, seed=0)
 
 
 @pytest.fixture(scope="module")

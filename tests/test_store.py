@@ -16,7 +16,8 @@ from celllm.pretrain.corpus import load_corpus
 from celllm.pretrain.store import TokenStore, build_token_store, gene_id_dtype
 from celllm.pretrain.trainer import pretrain
 from celllm.tokens import TokenConfig, Vocabulary
-from tests.conftest import TINY_MODEL, make_counts
+from tests.fixtures.data import TINY_MODEL, make_counts
+from tests.fixtures.training import killed_at_step
 
 
 @pytest.fixture
@@ -83,20 +84,8 @@ def test_resume_from_a_store_reaches_the_same_weights(two_files, tmp_path, monke
     path = build_token_store(two_files, tmp_path / "s", vocab, cfg.tokens, progress=False)
     straight = pretrain(load_corpus([path], cfg.tokens), tmp_path / "straight", cfg, progress=False)
 
-    import celllm.pretrain.trainer as trainer
-
-    real, calls = trainer.make_views, []
-
-    def killed_at_step_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "make_views", killed_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at_step(monkeypatch, 3), pytest.raises(KeyboardInterrupt):
         pretrain(load_corpus([path], cfg.tokens), tmp_path / "resumed", cfg, progress=False)
-    monkeypatch.setattr(trainer, "make_views", real)
     resumed = pretrain(load_corpus([path], cfg.tokens), tmp_path / "resumed", cfg, resume=True, progress=False)
     a, b = load_checkpoint(straight)[0].state_dict(), load_checkpoint(resumed)[0].state_dict()
     assert all(torch.equal(a[name], b[name]) for name in a)

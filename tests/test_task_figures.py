@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-from benchmarks.figures import embeddings, perf, tasks  # noqa: E402
+from benchmarks.figures import bars as bar_figures, confusion, embeddings, perf, scatter  # noqa: E402
 from celllm.errors import InputError  # noqa: E402
 from celllm.io import write_h5ad  # noqa: E402
 
@@ -62,7 +62,7 @@ def test_annotation_bars_per_dataset_and_references_not_bars(tmp_path):
             + table_rows("annotation", "standard", "zheng68k", False, metrics)
             + [reference_row("annotation", "standard", "zheng68k", "scBERT without pretraining (Boiarsky et al.)", macro_f1=0.672)])
     csv = write_table(rows, tmp_path / "annotation.csv", ranked=False)  # an older table: no rank / beats_control
-    figure = tasks.plot_annotation(csv, tmp_path / "annotation.png")
+    figure = bar_figures.plot_task(csv, tmp_path / "annotation.png", "annotation")
     assert_written(tmp_path / "annotation.png")
     measured = pd.DataFrame(rows).query("kind != 'reference'")
     bars = sum(len(ax.patches) for ax in figure.axes)
@@ -80,7 +80,7 @@ def test_drug_sensitivity_full_and_few_shot_side_by_side(tmp_path):
             + table_rows("drug_sensitivity", "few_shot", "sim_drug_sensitivity", True, metrics, nan=("auroc",))
             + table_rows("drug_sensitivity", "few_shot", "gse117872", False, metrics)
             + [reference_row("drug_sensitivity", "few_shot", "gse117872", "CellLM (paper; average of both datasets)", f1=0.889)])
-    tasks.plot_drug_sensitivity(write_table(rows, tmp_path / "drug_sensitivity.csv"), tmp_path / "sens.png")
+    bar_figures.plot_task(write_table(rows, tmp_path / "drug_sensitivity.csv"), tmp_path / "sens.png", "drug_sensitivity")
     assert_written(tmp_path / "sens.png")
 
 
@@ -90,7 +90,7 @@ def test_drug_response_three_splits(tmp_path):
     rows = [r for s in ("warm", "cold_cell", "cold_drug")
             for r in table_rows("drug_response", s, "sim_cell_lines", True, metrics, models, nan=("pearson", "per_drug_pearson"))]
     rows += [reference_row("drug_response", "warm", "sim_cell_lines", "CellLM (paper)", pearson=0.934)]
-    figure = tasks.plot_drug_response(write_table(rows, tmp_path / "drug_response.csv"), tmp_path / "response.png")
+    figure = bar_figures.plot_task(write_table(rows, tmp_path / "drug_response.csv"), tmp_path / "response.png", "drug_response")
     assert_written(tmp_path / "response.png")
     headers = [t.get_text() for ax in figure.axes if not ax.axison for t in ax.texts]
     assert headers == ["warm: unseen cell line–drug pairs", "cold cell: unseen cell lines", "cold drug: unseen drugs"]
@@ -100,11 +100,11 @@ def test_a_table_without_the_metric_is_refused_by_name(tmp_path):
     rows = table_rows("annotation", "standard", "sim_pbmc", True, ["accuracy"])
     csv = write_table(rows, tmp_path / "partial.csv")
     with pytest.raises(InputError, match=r"partial\.csv: .*macro_f1_mean"):
-        tasks.plot_annotation(csv, tmp_path / "x.png")
+        bar_figures.plot_task(csv, tmp_path / "x.png", "annotation")
     with pytest.raises(InputError, match=r"missing\.csv: file not found"):
-        tasks.plot_drug_response(tmp_path / "missing.csv", tmp_path / "x.png")
+        bar_figures.plot_task(tmp_path / "missing.csv", tmp_path / "x.png", "drug_response")
     with pytest.raises(InputError, match=r"partial\.csv: no rows for task 'drug_sensitivity'"):
-        tasks.plot_drug_sensitivity(write_table(table_rows("annotation", "full", "d", True, ["f1", "auroc"]), csv), tmp_path / "x.png")
+        bar_figures.plot_task(write_table(table_rows("annotation", "full", "d", True, ["f1", "auroc"]), csv), tmp_path / "x.png", "drug_sensitivity")
     assert not (tmp_path / "x.png").exists()
 
 
@@ -119,7 +119,7 @@ def run_record(path, seed, matrix, labels=("B", "T cell", "NK"), dataset="sim_pb
 
 def test_confusion_summed_over_seeds(tmp_path):
     paths = [run_record(tmp_path / f"seed{s}" / "metrics.json", s, [[5, 1, 0], [0, 4, 2], [0, 0, 0]]) for s in range(2)]
-    figure = tasks.plot_confusion(paths, tmp_path / "confusion.png")
+    figure = confusion.plot_confusion(paths, tmp_path / "confusion.png")
     assert_written(tmp_path / "confusion.png")
     assert "celllm_probe" in figure._suptitle.get_text() and "(simulated)" in figure._suptitle.get_text()
 
@@ -128,12 +128,12 @@ def test_confusion_refuses_bad_or_mixed_records(tmp_path):
     good = run_record(tmp_path / "a" / "metrics.json", 0, [[1, 0], [0, 1]], labels=("x", "y"))
     other = run_record(tmp_path / "b" / "metrics.json", 0, [[1, 0], [0, 1]], labels=("x", "y"), model="mlp")
     with pytest.raises(InputError, match=r"b/metrics\.json: run record of mlp"):
-        tasks.plot_confusion([good, other], tmp_path / "x.png")
+        confusion.plot_confusion([good, other], tmp_path / "x.png")
     broken = tmp_path / "c" / "metrics.json"
     broken.parent.mkdir()
     broken.write_text(json.dumps({"model": "m", "metrics": {}}))
     with pytest.raises(InputError, match=r"c/metrics\.json: no confusion matrix"):
-        tasks.plot_confusion([broken], tmp_path / "x.png")
+        confusion.plot_confusion([broken], tmp_path / "x.png")
 
 
 # ---------------------------------------------------------------- predicted vs measured
@@ -151,7 +151,7 @@ def test_predicted_vs_measured_one_panel_per_model(tmp_path):
             if model != "deepcdr_mlp":  # a run record beside the predictions is optional
                 (folder / "metrics.json").write_text(json.dumps({"dataset": "sim_cell_lines", "setting": "warm", "simulated": True, "kind": kind}))
             inputs[model].append(folder / "predictions.csv")
-    figure = tasks.plot_predicted_vs_measured(inputs, tmp_path / "scatter.png")
+    figure = scatter.plot_predicted_vs_measured(inputs, tmp_path / "scatter.png")
     assert_written(tmp_path / "scatter.png")
     titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
     assert len(titles) == 3 and "n/a (constant)" in titles[2] and "Pearson r =" in titles[0]
@@ -161,7 +161,7 @@ def test_predicted_vs_measured_one_panel_per_model(tmp_path):
 def test_predicted_vs_measured_refuses_a_file_without_predictions(tmp_path):
     pd.DataFrame({"true": [1.0, 2.0]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(InputError, match=r"bad\.csv: .*predicted"):
-        tasks.plot_predicted_vs_measured({"mlp": [tmp_path / "bad.csv"]}, tmp_path / "x.png")
+        scatter.plot_predicted_vs_measured({"mlp": [tmp_path / "bad.csv"]}, tmp_path / "x.png")
 
 
 # ---------------------------------------------------------------- embeddings

@@ -10,11 +10,11 @@ import torch
 from benchmarks.registry import ModelContext
 from benchmarks.tasks import task_settings
 from benchmarks.tasks.data import read_response_table
-from benchmarks.tasks.run import TaskInputs, make_split, run_task
+from benchmarks.runner import make_split, run_task
 from celllm.checkpoint import load_checkpoint
 from celllm.errors import InputError
 from celllm.io import write_h5ad
-from tests.conftest import make_counts, make_drug_response
+from tests.fixtures.data import make_counts, make_drug_response
 
 
 def test_config_can_pick_and_resize_settings():
@@ -25,7 +25,7 @@ def test_config_can_pick_and_resize_settings():
 
 
 def test_split_files_are_the_same_for_the_same_seed(tmp_path, drug_response_files):
-    inputs = TaskInputs(*drug_response_files)
+    inputs = dict(zip(("data", "response", "drugs"), drug_response_files))
     a = make_split("drug_response", "cold_cell", 0, inputs, tmp_path / "a.tsv")
     b = make_split("drug_response", "cold_cell", 0, inputs, tmp_path / "b.tsv")
     assert (tmp_path / "a.tsv").read_bytes() == (tmp_path / "b.tsv").read_bytes() and (a == b).all()
@@ -64,7 +64,7 @@ def test_pairs_of_lines_without_expression_are_dropped(tmp_path):
 def test_missing_label_column_is_named(tmp_path):
     write_h5ad(make_counts(label_column="cell_type"), tmp_path / "d.h5ad")
     with pytest.raises(InputError, match="response"):
-        make_split("drug_sensitivity", "full", 0, TaskInputs(tmp_path / "d.h5ad"), tmp_path / "s.tsv")
+        make_split("drug_sensitivity", "full", 0, {"data": tmp_path / "d.h5ad"}, tmp_path / "s.tsv")
     assert not (tmp_path / "s.tsv").exists()
 
 
@@ -85,7 +85,7 @@ def test_fine_tuning_is_reproducible_and_leaves_the_checkpoint_alone(tmp_path, c
 
     before = checkpoint_hash(checkpoint)
     write_h5ad(make_counts(n_cells=60, labels=("a", "b", "c")), tmp_path / "cells.h5ad")
-    inputs = TaskInputs(tmp_path / "cells.h5ad")
+    inputs = {"data": tmp_path / "cells.h5ad"}
     make_split("annotation", "standard", 0, inputs, tmp_path / "split.tsv")
     context = ModelContext(checkpoint=checkpoint, options={"epochs": 3, "lr": 1e-3})
     records = [run_task("annotation", "standard", inputs, tmp_path / "split.tsv", "celllm_finetune", 0, tmp_path / f"run{i}", context) for i in range(2)]

@@ -18,7 +18,7 @@ import scanpy as sc
 from matplotlib.lines import Line2D
 
 from benchmarks.figures import style
-from benchmarks.figures.tasks import as_bool
+from benchmarks.figures.style import as_bool
 from celllm.errors import InputError
 from celllm.io import read_dataset
 

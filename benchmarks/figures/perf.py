@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
 from benchmarks.figures import read_json_object, style
-from benchmarks.figures.tasks import wrap_label
+from benchmarks.figures.style import wrap_label
 from celllm.errors import InputError
 
 METHOD_STYLE = {  # divide-and-conquer is CellLM's step: CellLM blue; the plain full-batch step: baseline orange

@@ -27,7 +27,7 @@ DEFAULTS = {"epochs": 20, "lr": 1e-4, "batch_size": 32, "patience": 4}
 
 @register(
     "celllm_finetune",
-    kind="celllm",
+    kind="celllm", colour="#3182bd",
     tasks=("annotation", "drug_sensitivity"),
     summary="CellLM fine-tuned: last Performer layer + final norm + MLP head, class-weighted CE, epoch picked on validation",
     reference="Zhao, Zhang & Nie 2023; OpenBioMed configs/ctc/cellLM.json",

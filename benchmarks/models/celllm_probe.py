@@ -11,7 +11,7 @@ from benchmarks.registry import register
 
 @register(
     "celllm_probe",
-    kind="celllm",
+    kind="celllm", colour="#08519c",
     tasks=ALL_TASKS,
     summary="CellLM frozen [CLS] embedding + trained head (logistic regression; GIN drug encoder for pairs)",
     reference="Zhao, Zhang & Nie 2023, arXiv 2306.04371",

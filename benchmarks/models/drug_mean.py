@@ -11,7 +11,7 @@ import numpy as np
 from benchmarks.registry import register
 
 
-@register("drug_mean", kind="control", tasks=("drug_response",), summary="predicts the drug's mean training ln IC50")
+@register("drug_mean", kind="control", colour="#525252", tasks=("drug_response",), summary="predicts the drug's mean training ln IC50")
 class DrugMean:
     def __init__(self, seed, context):
         self.means, self.overall = None, None

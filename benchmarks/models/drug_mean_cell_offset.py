@@ -14,7 +14,7 @@ from benchmarks.registry import register
 
 @register(
     "drug_mean_cell_offset",
-    kind="control",
+    kind="control", colour="#969696",
     tasks=("drug_response",),
     summary="predicts the drug's mean training ln IC50 plus the cell line's mean training residual",
 )

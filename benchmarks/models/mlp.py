@@ -19,7 +19,7 @@ from benchmarks.registry import register
 MAX_EPOCHS, PATIENCE = 200, 10
 
 
-@register("mlp", kind="baseline", tasks=("annotation", "drug_sensitivity"),
+@register("mlp", kind="baseline", colour="#e6550d", tasks=("annotation", "drug_sensitivity"),
           summary="MLP (256-128, ReLU, Adam) on log-normalised expression, epoch picked on validation")
 class ExpressionMLP(ExpressionClassifier):
     def make_estimator(self, seed, context):

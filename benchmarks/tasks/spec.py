@@ -1,8 +1,16 @@
-"""What a task is: its kind, target, settings (how its splits are drawn) and headline metrics."""
+"""What a task is: the contract every task file of benchmarks/tasks/ fills in.
+
+A task says which files of a dataset it reads (by role: `data`, `response`,
+`drugs`; the workflow owns their paths), what a setting draws into train /
+validation / test, what a model sees of each part, how predictions are scored,
+and how its table is drawn. The runner (benchmarks/runner.py) and the rules
+ask the task instead of branching on its name.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -13,7 +21,7 @@ class Setting:
     pairs, whole cell lines (cold start) or whole drugs. `train=None` trains on
     everything that is not val or test; a fraction trains on that share only
     (few-shot), and the rest is marked unused. With `stratify`, every class
-    is split by the same fractions.
+    is split by the same fractions. `label` names the setting in figures.
     """
 
     val: float
@@ -21,6 +29,7 @@ class Setting:
     train: float | None = None
     unit: str = "cell"
     stratify: bool = True
+    label: str = ""
 
     def with_fractions(self, fractions: dict) -> "Setting":
         """This setting re-sized: each of train, val, test in (0, 1), their sum at most 1
@@ -28,7 +37,8 @@ class Setting:
         unknown = set(fractions) - {"train", "val", "test"}
         if unknown:
             raise ValueError(f"unknown split fraction(s) {', '.join(sorted(unknown))} (expected train, val, test)")
-        resized = Setting(fractions.get("val", self.val), fractions.get("test", self.test), fractions.get("train", self.train), self.unit, self.stratify)
+        resized = Setting(fractions.get("val", self.val), fractions.get("test", self.test), fractions.get("train", self.train),
+                          self.unit, self.stratify, self.label)
         parts = {"train": resized.train, "val": resized.val, "test": resized.test}
         for name, value in parts.items():
             if value is not None and not 0 < value < 1:
@@ -43,62 +53,45 @@ class Setting:
 
 @dataclass(frozen=True)
 class Task:
+    """One task. Subclasses (a kind of task: cells.CellClassification, drug_response.DrugResponse)
+    implement the data and scoring methods; a task file makes one instance, `TASK`."""
+
     name: str
-    kind: str  # "classification": one label per cell; "regression": ln IC50 per (cell line, drug)
-    target: str  # .obs column (classification) or response-table column (regression)
+    target: str  # .obs column (cells) or response-table column (pairs) that models predict
     settings: dict[str, Setting]
-    headline: list[str]  # metrics shown in the Markdown tables
-    positive: str | None = None  # the positive class of a binary task (F1, AUROC, AUPR)
+    headline: list[str]  # metrics of the Markdown tables; the first ranks the models
+    figure_metrics: list[str]  # metrics of the task's bar figure
+    title: str  # of the task's bar figure
     summary: str = ""
+    positive: str | None = None  # the positive class of a binary task (F1, AUROC, AUPR)
+    settings_side_by_side: bool = False  # bar figure: settings as hatched bars in one panel, not a row each
+    figures: tuple[str, ...] = ()  # detail figures of the focus model: "confusion", "umap", "scatter"
+    models_of: str | None = None  # a variant of that task: its registered models run on this one too
+    split_inputs: tuple[str, ...] = ("data",)  # file roles a split reads
+    run_inputs: tuple[str, ...] = ("data",)  # file roles a model run reads
+    parts: tuple[str, ...] = field(default=("train", "val", "test"), repr=False)
 
+    @property
+    def model_task(self) -> str:
+        """The task name models register for to run on this task."""
+        return self.models_of or self.name
 
-ANNOTATION = Task(
-    "annotation", "classification", "cell_type",
-    settings={"standard": Setting(val=0.1, test=0.2)},
-    headline=["accuracy", "macro_f1"],
-    summary="cell type annotation (Zheng68k, Baron)",
-)
-DRUG_SENSITIVITY = Task(
-    "drug_sensitivity", "classification", "response",
-    # the paper: full = 80% of the cells train, few-shot = 5%; both are tested on the same cells
-    settings={"full": Setting(val=0.1, test=0.1), "few_shot": Setting(val=0.05, test=0.1, train=0.05)},
-    headline=["f1", "auroc", "aupr", "accuracy"],
-    positive="sensitive",
-    summary="single-cell drug sensitivity (GSE149383 erlotinib, GSE117872 cisplatin)",
-)
-DRUG_RESPONSE = Task(
-    "drug_response", "regression", "ln_ic50",
-    settings={
-        "warm": Setting(val=0.1, test=0.1, unit="pair", stratify=False),
-        "cold_cell": Setting(val=0.1, test=0.1, unit="cell_line", stratify=False),
-        # beyond the paper; a larger test share, since drug panels are small
-        "cold_drug": Setting(val=0.15, test=0.2, unit="drug", stratify=False),
-    },
-    headline=["rmse", "pearson", "spearman", "per_drug_pearson", "r2"],
-    summary="cell-line drug response, ln IC50 (GDSC, CCLE)",
-)
-TASKS = {task.name: task for task in (ANNOTATION, DRUG_SENSITIVITY, DRUG_RESPONSE)}
+    # ---- the contract of a task kind
+    def split_items(self, files: dict) -> tuple:
+        """(ids, units by setting.unit, strata or None) of the rows a split assigns; `files`: role -> path."""
+        raise NotImplementedError
 
+    def load_parts(self, files: dict, split) -> dict:
+        """What a model sees of each part ('train', 'val', 'test') under `split` (one entry per id)."""
+        raise NotImplementedError
 
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ValueError(f"unknown task '{name}' (known: {', '.join(TASKS)})")
-    return TASKS[name]
+    def score(self, model, test, predicted) -> tuple[dict, "object", dict]:
+        """(metrics, predictions table, extra record fields) of `predicted` on `test`."""
+        raise NotImplementedError
 
+    def is_simulated(self, data) -> bool:
+        raise NotImplementedError
 
-def task_setting(name: str, setting: str, fractions: dict | None = None) -> Setting:
-    """One setting of a task, re-sized by its configured split fractions ({val:, test:, train:})."""
-    task = get_task(name)
-    if setting not in task.settings:
-        raise ValueError(f"task '{name}': unknown setting '{setting}' (known: {', '.join(task.settings)})")
-    return task.settings[setting].with_fractions(fractions or {})
-
-
-def task_settings(name: str, config: dict | None = None) -> dict[str, Setting]:
-    """The task's settings, restricted and re-sized by its config (`settings: {name: {val:, test:, train:}}`)."""
-    task = get_task(name)
-    chosen = (config or {}).get("settings") or {s: {} for s in task.settings}
-    unknown = set(chosen) - set(task.settings)
-    if unknown:
-        raise ValueError(f"task '{name}': unknown setting(s) {', '.join(sorted(unknown))} (known: {', '.join(task.settings)})")
-    return {s: task_setting(name, s, chosen[s]) for s in chosen}
+    @staticmethod
+    def dataset(files: dict) -> str:
+        return Path(files["data"]).stem

@@ -96,28 +96,30 @@ def table_outputs():
     return expand("results/tables/{task}.{ext}", task=list(config["tasks"]), ext=["csv", "md"])
 
 
-def dataset_inputs(task, dataset):
-    """The files of one dataset of a task: its .h5ad, and for drug response its pairs."""
-    inputs = {"data": f"results/data/{dataset}.h5ad"}
-    if get_task(task).kind == "regression":
-        inputs["response"] = f"results/data/{dataset}.response.tsv"
-    return inputs
+# Where each file role a task reads (benchmarks/tasks/spec.py) lives.
+FILE_ROLES = {
+    "data": "results/data/{dataset}.h5ad",
+    "response": "results/data/{dataset}.response.tsv",
+    "drugs": "results/features/{dataset}.drugs.pt",
+}
+
+
+def task_files(roles, dataset):
+    return {role: FILE_ROLES[role].format(dataset=dataset) for role in roles}
 
 
 def split_inputs(wildcards):
-    return dataset_inputs(wildcards.task, wildcards.dataset)
+    return task_files(get_task(wildcards.task).split_inputs, wildcards.dataset)
 
 
 def run_inputs(wildcards):
-    inputs = dataset_inputs(wildcards.task, wildcards.dataset)
     w = wildcards
+    inputs = task_files(get_task(w.task).run_inputs, w.dataset)
     inputs["splits"] = [f"results/splits/{w.task}/{w.dataset}/{w.setting}/seed{seed}.tsv" for seed in SEEDS]
-    if get_task(wildcards.task).kind == "regression":
-        inputs["drugs"] = f"results/features/{wildcards.dataset}.drugs.pt"
-    folder = model_checkpoint(wildcards.model)
+    folder = model_checkpoint(w.model)
     if folder:
         inputs["checkpoint"] = folder
-        inputs["embeddings"] = f"results/embeddings/{Path(folder).name}/{wildcards.dataset}.h5ad"
+        inputs["embeddings"] = f"results/embeddings/{Path(folder).name}/{w.dataset}.h5ad"
     return inputs
 
 
@@ -156,22 +158,43 @@ def source_rows(sources):
     return rows
 
 
-# Figures: which runs they draw, and which exist for this config.
-FIGURE_MODEL = "celllm_probe"  # the confusion matrices and UMAPs show the frozen pretrained encoder
+# Figures: which runs they draw, and which exist for this config. The detail figures
+# (confusion, UMAP, predicted vs measured) show the configured focus model on the
+# tasks that declare them (benchmarks/tasks/).
+FOCUS_MODEL = config["figures"]["focus"]
+
+
+def figure_task(figure):
+    """(task, its first configured setting) of the configured task that declares a detail figure, or None."""
+    for task in config["tasks"]:
+        if figure in get_task(task).figures:
+            return task, settings_of(task)[0]
+    return None
+
+
+def figure_run_dir(figure, dataset, model):
+    """The runs a detail figure draws: the model's on the dataset, in the declaring task's first setting."""
+    task, setting = figure_task(figure)
+    return run_dir(task, dataset, setting, model)
 
 
 def scatter_models():
-    """Predicted-vs-measured panels: CellLM, the best-known baseline and the per-drug control, as configured."""
-    return [m for m in ("celllm_probe", "deepcdr_mlp", "drug_mean") if m in task_models(config, "drug_response")]
+    """Predicted-vs-measured panels: the configured models the task runs."""
+    task = figure_task("scatter")
+    return [m for m in config["figures"]["scatter"] if task and m in task_models(config, task[0])]
 
 
 def figure_files():
     tasks = config["tasks"]
     names = ["pretrain_losses"] + [t for t in tasks]
-    if "annotation" in tasks and FIGURE_MODEL in task_models(config, "annotation"):
-        names += [f"{kind}_{d}" for d in tasks["annotation"]["datasets"] for kind in ("confusion", "umap")]
-    if "drug_response" in tasks and scatter_models():
-        names += [f"scatter_{tasks['drug_response']['datasets'][0]}"]
+    for figure in ("confusion", "umap"):
+        where = figure_task(figure)
+        needs_checkpoint = figure == "umap"  # the UMAP draws the focus model's cached embeddings
+        if where and FOCUS_MODEL in task_models(config, where[0]) and (model_checkpoint(FOCUS_MODEL) or not needs_checkpoint):
+            names += [f"{figure}_{d}" for d in tasks[where[0]]["datasets"]]
+    where = figure_task("scatter")
+    if where and scatter_models():
+        names += [f"scatter_{tasks[where[0]]['datasets'][0]}"]
     # performance figures only where `snakemake perf` has measured
     names += [f"perf_{b}" for b in PERF_FIGURES if Path(f"results/perf/{b}.json").exists()]
     return [f"results/figures/{name}.png" for name in names]

@@ -25,8 +25,8 @@ rule table_figure:
         png=report("results/figures/{task}.png", caption="../report/task_figure.rst", category="Figures"),
         pdf="results/figures/{task}.pdf",
     params:
-        plot=lambda wildcards: f"benchmarks.figures.tasks:plot_{wildcards.task}",
-        kwargs=lambda wildcards, input: {"table_csv": input.table},
+        plot="benchmarks.figures.bars:plot_task",
+        kwargs=lambda wildcards, input: {"table_csv": input.table, "task": wildcards.task},
     log:
         "logs/figures/{task}.log",
     threads: 1
@@ -38,12 +38,12 @@ rule table_figure:
 
 rule confusion_figure:
     input:
-        lambda wildcards: [f"{run_dir('annotation', wildcards.dataset, 'standard', FIGURE_MODEL)}/seed{seed}/metrics.json" for seed in SEEDS],
+        lambda wildcards: [f"{figure_run_dir('confusion', wildcards.dataset, FOCUS_MODEL)}/seed{seed}/metrics.json" for seed in SEEDS],
     output:
         png=report("results/figures/confusion_{dataset}.png", caption="../report/confusion.rst", category="Figures"),
         pdf="results/figures/confusion_{dataset}.pdf",
     params:
-        plot="benchmarks.figures.tasks:plot_confusion",
+        plot="benchmarks.figures.confusion:plot_confusion",
         kwargs=lambda wildcards, input: {"metrics_json_paths": list(input)},
     log:
         "logs/figures/confusion_{dataset}.log",
@@ -56,12 +56,12 @@ rule confusion_figure:
 
 rule scatter_figure:
     input:
-        unpack(lambda wildcards: {m: [f"{run_dir('drug_response', wildcards.dataset, 'warm', m)}/seed{s}/predictions.csv" for s in SEEDS] for m in scatter_models()}),
+        unpack(lambda wildcards: {m: [f"{figure_run_dir('scatter', wildcards.dataset, m)}/seed{s}/predictions.csv" for s in SEEDS] for m in scatter_models()}),
     output:
         png=report("results/figures/scatter_{dataset}.png", caption="../report/scatter.rst", category="Figures"),
         pdf="results/figures/scatter_{dataset}.pdf",
     params:
-        plot="benchmarks.figures.tasks:plot_predicted_vs_measured",
+        plot="benchmarks.figures.scatter:plot_predicted_vs_measured",
         kwargs=lambda wildcards, input: {"prediction_csvs": {m: list(input[m]) for m in scatter_models()}},
     log:
         "logs/figures/scatter_{dataset}.log",
@@ -74,7 +74,7 @@ rule scatter_figure:
 
 rule umap_figure:
     input:
-        f"results/embeddings/{PRETRAIN_NAME}/{{dataset}}.h5ad",
+        lambda wildcards: f"results/embeddings/{Path(model_checkpoint(FOCUS_MODEL)).name}/{wildcards.dataset}.h5ad",
     output:
         png=report("results/figures/umap_{dataset}.png", caption="../report/umap.rst", category="Figures"),
         pdf="results/figures/umap_{dataset}.pdf",

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.registry import ModelContext
-from benchmarks.tasks.run import TaskInputs, run_task
+from benchmarks.runner import run_task
+from benchmarks.tasks import get_task
 
 w, given = snakemake.wildcards, snakemake.input
 context = ModelContext(
@@ -17,6 +18,6 @@ context = ModelContext(
     device="cuda" if torch.cuda.is_available() else "cpu",
     options=snakemake.params.options,
 )
-inputs = TaskInputs(given.data, given.get("response"), given.get("drugs"))
+files = {role: given[role] for role in get_task(w.task).run_inputs}  # the task's file roles
 for seed, split, metrics in zip(snakemake.params.seeds, given.splits, snakemake.output.metrics):
-    run_task(w.task, w.setting, inputs, split, w.model, seed, Path(metrics).parent, context)
+    run_task(w.task, w.setting, files, split, w.model, seed, Path(metrics).parent, context)
