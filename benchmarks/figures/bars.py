@@ -25,7 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from benchmarks.aggregate import KEYS, KIND_ORDER
-from benchmarks.figures import style
+from benchmarks.figures import read_csv_file, style
 from benchmarks.figures.colours import KIND_LABELS, KIND_SWATCH, model_colours
 from benchmarks.figures.style import NOTE_SIZE, TICK_SIZE, as_bool, dataset_label, wrap_label
 from benchmarks.metrics import metric as metric_of
@@ -47,12 +47,7 @@ def read_table(table_csv, task: str, metrics: list[str]) -> pd.DataFrame:
     `<metric>_std` counts as no spread.
     """
     path = Path(table_csv)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    try:
-        table = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: not a readable CSV table ({type(exc).__name__}: {exc})") from None
+    table = read_csv_file(path, "table")
     missing = [c for c in [*KEYS, *(f"{m}_mean" for m in metrics)] if c not in table.columns]
     if missing:
         raise InputError(f"{path}: not a {task} results table (missing columns: {', '.join(missing)})")

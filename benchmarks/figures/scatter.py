@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from benchmarks.figures import style
+from benchmarks.figures import read_csv_file, style
 from benchmarks.figures.colours import model_colours, model_kind
 from benchmarks.figures.style import TICK_SIZE, as_bool
 from benchmarks.metrics import pearson
@@ -31,12 +31,7 @@ def _setting_label(task, setting: str) -> str:
 
 def _read_predictions(path) -> pd.DataFrame:
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: not a readable CSV file ({type(exc).__name__}: {exc})") from None
+    frame = read_csv_file(path)
     missing = [c for c in ("true", "predicted") if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: not a drug-response predictions file (missing columns: {', '.join(missing)})")
