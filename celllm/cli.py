@@ -126,6 +126,15 @@ def _embed(args) -> None:
 SCALE_HELP = "accept expression that does not look like counts (log-transformed, binary): only if you know it is right"
 
 
+VOCAB_HELP = "gene vocabulary, one symbol per line (default: genes of --data in order)"
+
+
+def _reading_options(command) -> None:
+    """The options of every command that reads expression: the scale check and the progress bar."""
+    command.add_argument("--skip-scale-check", action="store_true", help=SCALE_HELP)
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="celllm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
@@ -135,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pretraining data: .h5ad files (repeat for several), or one token store made by `celllm tokenize`")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write (new, or a checkpoint to replace or --resume)")
     p.add_argument("--config", metavar="FILE", help="model/training config (YAML or JSON; a checkpoint's config.json works)")
-    p.add_argument("--vocab", metavar="FILE", help="gene vocabulary, one symbol per line (default: genes of --data in order)")
+    p.add_argument("--vocab", metavar="FILE", help=VOCAB_HELP)
     p.add_argument("--gene-embeddings", metavar="FILE.npz", help="gene embedding table (e.g. GraphMAE on a PPI network) for phi_G")
     p.add_argument("--batch-size", type=_integer(2, "an integer >= 2"), help="cells per optimizer step (contrastive batch)")
     p.add_argument("--sub-batch-size", type=POSITIVE, help="cells per forward pass (memory only; results do not change)")
@@ -144,18 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=NON_NEGATIVE, help="random seed")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (with its options unless --config is given)")
     p.add_argument("--device", type=_device, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--skip-scale-check", action="store_true", help=SCALE_HELP)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _reading_options(p)
     p.set_defaults(run=_pretrain)
 
     t = commands.add_parser("tokenize", help="tokenize .h5ad corpora once into a token store (memory-mapped) for pretrain --data")
     t.add_argument("--data", action="append", required=True, metavar="CORPUS.h5ad", help="a file to tokenize; repeat for several")
     t.add_argument("--out", required=True, metavar="DIR", help="token store folder to write")
     t.add_argument("--config", metavar="FILE", help="config whose tokens section applies (default: the default tokens options)")
-    t.add_argument("--vocab", metavar="FILE", help="gene vocabulary, one symbol per line (default: genes of --data in order)")
+    t.add_argument("--vocab", metavar="FILE", help=VOCAB_HELP)
     t.add_argument("--block-cells", type=POSITIVE, help="cells read and tokenized at once (memory follows it; default: celllm.pretrain.store.BLOCK_CELLS)")
-    t.add_argument("--skip-scale-check", action="store_true", help=SCALE_HELP)
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _reading_options(t)
     t.set_defaults(run=_tokenize)
 
     r = commands.add_parser("import-released", help="turn the authors' released CellLM weights into a checkpoint folder")
@@ -172,8 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, metavar="OUT.h5ad", help="a new .h5ad (an existing .h5ad other than the input is replaced)")
     e.add_argument("--batch-size", type=POSITIVE, default=64)
     e.add_argument("--device", type=_device)
-    e.add_argument("--skip-scale-check", action="store_true", help=SCALE_HELP)
-    e.add_argument("--quiet", action="store_true")
+    _reading_options(e)
     e.set_defaults(run=_embed)
     return parser
 

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from celllm.genes import GeneSymbols
 from celllm.errors import InputError
+from celllm.genes import GeneSymbols
 from celllm.io import atomic_path, read_annotated_tsv, validate_dataset, write_h5ad
 
 log = logging.getLogger(__name__)

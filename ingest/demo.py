@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-
-from ingest.simulate import GeneProgramWorld, load_drug_table
 from celllm.io import atomic_path, write_h5ad
+from ingest.simulate import GeneProgramWorld, load_drug_table
 
 # The demo's simulated datasets (results/data/{name}.h5ad), by their key in `outputs`; the
 # cell lines' response table and the interaction network are {cell_lines}.response.tsv and {ppi}.tsv.

@@ -4,7 +4,6 @@ import pandas as pd
 
 from tests.fixtures.repo import copy_project, run_copy, workflow_config
 
-
 NEW_MODEL = '''
 import numpy as np
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from ingest.catalog import CATALOG, address_sources, build_dataset, read_sources, resolve_address, to_linear_scale
-from celllm.genes import GeneSymbols
 from celllm.errors import InputError
+from celllm.genes import GeneSymbols
+from ingest.catalog import CATALOG, address_sources, build_dataset, read_sources, resolve_address, to_linear_scale
 from tests.fixtures.formats import HGNC_GENES, write_gdsc_drug_list, write_hgnc
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from ingest.pbmc import load_pbmc68k_reduced
 from celllm.errors import InputError
 from celllm.io import read_dataset, write_h5ad
+from ingest.pbmc import load_pbmc68k_reduced
 from tests.fixtures.data import make_counts
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.download import fetch, pin, pin_sources, sha256_of
 from celllm.errors import InputError
+from ingest.download import fetch, pin, pin_sources, sha256_of
 
 DATA = os.urandom(300_000)
 FAST = {"progress": False, "backoff": 0.01, "timeout": 5.0, "chunk_size": 64 * 1024}

@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from celllm.genes import GeneSymbols
 from celllm.errors import InputError
+from celllm.genes import GeneSymbols
 from celllm.io import write_h5ad
 from celllm.tokens import Vocabulary
 from tests.fixtures.formats import HGNC_GENES, write_hgnc
+
 
 @pytest.fixture
 def symbols(tmp_path):

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from benchmarks import registry
-from benchmarks.tasks import TASKS, get_task
 from benchmarks.runner import make_split, run_task
+from benchmarks.tasks import TASKS, get_task
 from celllm.io import write_h5ad
 from tests.fixtures.data import make_counts
 

@@ -100,8 +100,8 @@ def test_the_real_dag_runs_to_tables_figures_and_report(rehearsal):
 
 def test_every_paper_dataset_is_parsed_to_the_contract(rehearsal):
     from benchmarks.tasks.data import read_response_table
-    from ingest.catalog import CATALOG
     from celllm.io import read_dataset
+    from ingest.catalog import CATALOG
 
     data = rehearsal["run"] / "results" / "data"
     labels = {"zheng68k": "cell_type", "baron": "cell_type", "gse117872": "response", "gse149383": "response",

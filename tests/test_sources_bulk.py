@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from benchmarks.tasks.data import read_response_table
+from celllm.errors import InputError
+from celllm.io import validate_dataset
 from ingest.catalog import to_linear_scale
 from ingest.sources.ccle import parse_ccle_expression, parse_ccle_response
 from ingest.sources.gdsc import parse_gdsc_drug_list, parse_gdsc_expression, parse_gdsc_response
 from ingest.sources.smiles import attach_smiles, parse_pubchem_smiles, pubchem_cid_list
 from ingest.sources.string_ppi import parse_string
-from celllm.errors import InputError
-from celllm.io import validate_dataset
 from tests.fixtures.formats import (
     ccle_drug_row,
     gdsc_response_table,

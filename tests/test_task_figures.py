@@ -13,7 +13,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-from benchmarks.figures import bars as bar_figures, confusion, embeddings, perf, scatter  # noqa: E402
+from benchmarks.figures import bars as bar_figures  # noqa: E402
+from benchmarks.figures import confusion, embeddings, perf, scatter
 from celllm.errors import InputError  # noqa: E402
 from celllm.io import write_h5ad  # noqa: E402
 

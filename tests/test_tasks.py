@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from benchmarks.registry import ModelContext
+from benchmarks.runner import make_split, run_task
 from benchmarks.tasks import task_settings
 from benchmarks.tasks.data import read_response_table
-from benchmarks.runner import make_split, run_task
 from celllm.checkpoint import load_checkpoint
 from celllm.errors import InputError
 from celllm.io import write_h5ad

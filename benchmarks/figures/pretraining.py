@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from benchmarks.figures import style
 from celllm.errors import InputError

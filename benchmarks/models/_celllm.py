@@ -21,9 +21,6 @@ from celllm.embed import OBSM_KEY, CellEmbedder
 from celllm.errors import InputError
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
-# The options of every GIN drug-response model (benchmarks.models._drug_response), here so that
-# registering a model that takes them does not import torch-geometric.
-DRUG_RESPONSE_OPTIONS = {"epochs": 200, "lr": 1e-3, "batch_size": 64, "patience": 20, "hidden": 128}
 
 
 @lru_cache(maxsize=4)

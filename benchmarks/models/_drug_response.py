@@ -19,7 +19,7 @@ from torch import nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import GINConv, global_max_pool
 
-from benchmarks.models._celllm import DRUG_RESPONSE_OPTIONS
+from benchmarks.models._drug_options import DRUG_RESPONSE_OPTIONS
 from benchmarks.registry import check_options
 from benchmarks.tasks.data import PairData
 from celllm.errors import InputError

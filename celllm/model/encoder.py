@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from celllm.model.attention import MaskedFavorAttention
-from celllm.options import Options, option
 from celllm.model.dropout import CellDropout
+from celllm.options import Options, option
 
 
 @dataclass(frozen=True)

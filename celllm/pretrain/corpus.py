@@ -9,7 +9,7 @@ import numpy as np
 
 from celllm.errors import InputError
 from celllm.pretrain.store import TokenStore, is_token_store, report_cells, tokenized_blocks
-from celllm.tokens import TokenConfig, TokenizedCells, Vocabulary, tokenize
+from celllm.tokens import TokenConfig, TokenizedCells, Vocabulary
 
 log = logging.getLogger(__name__)
 

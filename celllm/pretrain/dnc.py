@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 
 from celllm.pretrain.distributed import SingleProcess
-from celllm.pretrain.precision import autocast
 from celllm.pretrain.objectives import IGNORE, ViewBatch, at_least_float32, nt_xent, per_sequence_loss_sums
+from celllm.pretrain.precision import autocast
 from celllm.tokens import TokenConfig
 
 

@@ -1,5 +1,6 @@
 """What the source parsers share: opening plain or gzipped text, reading a genes x cells
-table, joining samples and naming them. Duplicate genes are summed by
+table or a tab-separated annotation table, checking a numeric expression block, joining
+samples and naming them, and the count-scale fields of a sample corpus. Duplicate genes are summed by
 `celllm.genes.sum_duplicate_genes`, the rule the gene-symbol mapping uses too.
 
 (A leading underscore: this module parses no source of its own.)
@@ -159,3 +160,46 @@ def sample_name(path: Path, suffixes: Iterable[str]) -> str:
 
 # ----------------------------------------------------------------------------------------------
 # the CancerSCEM parser
+
+
+def read_tab_table(path: str | os.PathLike, what: str) -> pd.DataFrame:
+    """A plain or gzipped tab-separated table of text (`what` names it in the error), read whole."""
+    path = existing_file(path)
+    try:
+        with open_text(path) as fh:
+            return pd.read_csv(fh, sep="\t", dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"{path}: not a tab-separated {what} ({type(exc).__name__})") from None
+
+
+def expression_block(frame: pd.DataFrame, path, where, scale_hint: str) -> np.ndarray:
+    """`frame` as float64, every value a finite non-negative number, else one line naming the file:
+    `where(row, column)` names the first bad value, `scale_hint` says what the values should be."""
+    values = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise InputError(f"{path}: {int(bad.sum())} expression values are missing or not numbers (first: {where(row, column)})")
+    if (values < 0).any():
+        raise InputError(f"{path}: negative expression values; {scale_hint}")
+    return values
+
+
+def corpus_scale(scales: set[str]) -> tuple[str, str]:
+    """(count_scale, value_scale) of a corpus joined from samples of the given count scales."""
+    raw = scales == {"raw_counts"}
+    return ("raw_counts", "counts") if raw else ("unverified_non_integer", "unverified")
+
+
+def describe_real(adata: ad.AnnData, dataset: str, count_scale: str, value_scale: str, *, source: str, **facts) -> ad.AnnData:
+    """Set the standard contract's .uns of a parsed real dataset (whatever it held is dropped):
+    its name, not simulated, the scales of .X, where it came from, and any other `facts`."""
+    adata.uns.clear()
+    adata.uns.update(dataset=dataset, simulated=False, count_scale=count_scale, value_scale=value_scale, source=source, **facts)
+    return adata
+
+
+def categorical_obs(adata: ad.AnnData, columns: Iterable[str]) -> None:
+    """The given .obs columns as categories of their text (h5ad stores them compactly)."""
+    for column in columns:
+        adata.obs[column] = pd.Categorical(adata.obs[column].astype(str))

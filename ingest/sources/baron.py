@@ -37,10 +37,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from celllm.genes import sum_duplicate_genes
-from ingest.sources._common import existing_file, open_text
 from celllm.errors import InputError
+from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
+from ingest.sources._common import categorical_obs, describe_real, existing_file, open_text
 
 LEADING_COLUMNS = ("barcode", "assigned_cluster")
 DONOR = re.compile(r"(?:^|_)(human\d+)(?:_|$)")
@@ -83,15 +83,9 @@ def parse_baron(csv_paths: str | os.PathLike | Sequence[str | os.PathLike]) -> a
     if not adata.obs_names.is_unique:
         adata.obs_names = (adata.obs["donor"].astype(str) + ":" + adata.obs_names.astype(str)).to_numpy()
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
-    for column in ("cell_type", "donor"):
-        adata.obs[column] = pd.Categorical(adata.obs[column].astype(str))
+    categorical_obs(adata, ("cell_type", "donor"))
     validate_dataset(adata, "Baron (GSE84133)", required_obs=("cell_type", "donor"))
-    adata.uns.clear()
-    adata.uns.update(
-        dataset="baron",
-        simulated=False,
-        count_scale="raw_counts",
-        value_scale="counts",
+    describe_real(adata, "baron", "raw_counts", "counts",
         source="GEO GSE84133 (Baron et al. 2016) GSM..._humanN_umifm_counts.csv.gz",
         files=files,
     )

@@ -48,10 +48,10 @@ from typing import Sequence
 import anndata as ad
 import pandas as pd
 
-from celllm.genes import sum_duplicate_genes
-from ingest.sources._common import concat_samples, count_scale, existing_file, read_gene_by_cell_table, sample_name
 from celllm.errors import InputError
+from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
+from ingest.sources._common import categorical_obs, concat_samples, corpus_scale, count_scale, describe_real, existing_file, read_gene_by_cell_table, sample_name
 
 SUFFIXES = (".counts.matrix.tsv.gz", ".counts.matrix.tsv")
 TISSUE = "tumor"
@@ -90,15 +90,9 @@ def parse_cancerscem(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> 
         raise InputError(f"CancerSCEM: sample '{dup}' is given twice")
     scales = {a.uns["count_scale"] for a in samples}
     adata = concat_samples(samples)
-    adata.obs["tissue"] = pd.Categorical(adata.obs["tissue"].astype(str))
-    adata.obs["sample"] = pd.Categorical(adata.obs["sample"].astype(str))
+    categorical_obs(adata, ("tissue", "sample"))
     validate_dataset(adata, "CancerSCEM", required_obs=("tissue", "sample"))
-    adata.uns.clear()
-    adata.uns.update(
-        dataset="cancerscem",
-        simulated=False,
-        count_scale="raw_counts" if scales == {"raw_counts"} else "unverified_non_integer",
-        value_scale="counts" if scales == {"raw_counts"} else "unverified",
+    describe_real(adata, "cancerscem", *corpus_scale(scales),
         source="CancerSCEM (Zeng et al. 2022, NAR; https://ngdc.cncb.ac.cn/cancerscem): "
                "<sample>.counts.matrix.tsv.gz, genes x cells UMI counts",
         n_samples=len(samples),

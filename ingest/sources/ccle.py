@@ -70,8 +70,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ingest.sources.smiles import attach_smiles
 from celllm.errors import InputError
+from ingest.sources._common import describe_real, expression_block
+from ingest.sources.smiles import attach_smiles
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +139,8 @@ def parse_ccle_expression(expression_path: str | os.PathLike, models_path: str |
         entrez.append(int(match.group("entrez")) if match else -1)
     if not any(e >= 0 for e in entrez):
         raise InputError(f"{expression_path}: no gene column of the form 'SYMBOL (ENTREZ)' (first columns: {', '.join(gene_columns[:3])})")
-    values = table[gene_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row, column = np.argwhere(bad)[0]
-        raise InputError(f"{expression_path}: {int(bad.sum())} expression values are missing or not numbers (first: {model_ids.iloc[row]}, {gene_columns[column]})")
-    if (values < 0).any():
-        raise InputError(f"{expression_path}: negative expression values; expected log2(TPM + 1)")
+    values = expression_block(table[gene_columns], expression_path, lambda row, column: f"{model_ids.iloc[row]}, {gene_columns[column]}",
+                              "expected log2(TPM + 1)")
 
     ccle = model_ids.map(names)
     named = ccle.notna().to_numpy()
@@ -173,11 +169,7 @@ def parse_ccle_expression(expression_path: str | os.PathLike, models_path: str |
                        index=pd.Index(keys, dtype=object))
     var = pd.DataFrame({"entrez_id": np.asarray(entrez_by_gene, dtype=np.int64)}, index=pd.Index(genes.astype(str), dtype=object))
     adata = ad.AnnData(X=sp.csr_matrix(np.asarray(values), dtype=np.float32), obs=obs, var=var)
-    adata.uns.update(
-        dataset="ccle",
-        simulated=False,
-        value_scale=VALUE_SCALE,
-        count_scale=VALUE_SCALE,
+    describe_real(adata, "ccle", VALUE_SCALE, VALUE_SCALE,
         cell_line_key="CCLE name",
         source=f"DepMap {expression_path.name} + {models_path.name}; log2(TPM + 1) of protein-coding genes, unchanged",
     )

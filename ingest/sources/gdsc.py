@@ -78,8 +78,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ingest.sources.smiles import attach_smiles
 from celllm.errors import InputError
+from ingest.sources._common import describe_real, expression_block
+from ingest.sources.smiles import attach_smiles
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +145,8 @@ def parse_gdsc_expression(path: str | os.PathLike, names: Mapping | pd.DataFrame
     if body.empty:
         raise InputError(f"{path}: no genes (only a header)")
     symbols = body[gene_position].fillna("").astype(str).str.strip()
-    values = body[data_positions].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row, column = np.argwhere(bad)[0]
-        raise InputError(f"{path}: {int(bad.sum())} expression values are missing or not numbers (first: gene '{symbols.iloc[row]}', DATA.{cosmic[column]})")
-    if (values < 0).any():
-        raise InputError(f"{path}: negative expression values; RMA log2 values should be positive")
+    values = expression_block(body[data_positions], path, lambda row, column: f"gene '{symbols.iloc[row]}', DATA.{cosmic[column]}",
+                              "RMA log2 values should be positive")
     named = (symbols != "").to_numpy()
     if not named.any():
         raise InputError(f"{path}: no row has a gene symbol")
@@ -175,11 +171,7 @@ def parse_gdsc_expression(path: str | os.PathLike, names: Mapping | pd.DataFrame
         lookup = _cell_line_names(names)
         obs["cell_line_name"] = [lookup.get(int(c), "") for c in cosmic]
     adata = ad.AnnData(X=sp.csr_matrix(X, dtype=np.float32), obs=obs, var=pd.DataFrame(index=pd.Index(genes.astype(str), dtype=object)))
-    adata.uns.update(
-        dataset="gdsc",
-        simulated=False,
-        value_scale=VALUE_SCALE,
-        count_scale=VALUE_SCALE,
+    describe_real(adata, "gdsc", VALUE_SCALE, VALUE_SCALE,
         cell_line_key="COSMIC id",
         source=f"GDSC1000 Cell_line_RMA_proc_basalExp.txt ({EXPRESSION_URL}); RMA (log2) Affymetrix HG-U219 values, unchanged",
     )

@@ -51,10 +51,10 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from celllm.genes import sum_duplicate_genes
-from ingest.sources._common import existing_file, open_text, read_gene_by_cell_table
 from celllm.errors import InputError
+from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
+from ingest.sources._common import describe_real, existing_file, read_gene_by_cell_table, read_tab_table
 
 ID_COLUMN = "groups"
 LABEL_COLUMN = "cluster"
@@ -99,11 +99,7 @@ def parse_gse117872(tpm_path: str | os.PathLike, cellinfo_path: str | os.PathLik
         obs[column] = pd.Categorical(obs[column].astype(str))
     adata = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(genes, dtype=object)))
     validate_dataset(adata, str(tpm_path), required_obs=("response",))
-    adata.uns.update(
-        dataset="gse117872",
-        simulated=False,
-        count_scale="tpm",
-        value_scale="tpm",
+    describe_real(adata, "gse117872", "tpm", "tpm",
         drug="cisplatin",
         label_rule="cellinfo 'cluster': Resistant -> resistant; Sensitive, Holiday -> sensitive "
                    "(scDEAL utils.process_117872)",
@@ -116,11 +112,7 @@ def parse_gse117872(tpm_path: str | os.PathLike, cellinfo_path: str | os.PathLik
 def read_cellinfo(path: str | os.PathLike) -> pd.DataFrame:
     """The cell-information table, indexed by cell id, with a `response` column added."""
     path = existing_file(path)
-    try:
-        with open_text(path) as fh:
-            table = pd.read_csv(fh, sep="\t", dtype=str)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"{path}: not a tab-separated cell-information table ({type(exc).__name__})") from None
+    table = read_tab_table(path, "cell-information table")
     if not isinstance(table.index, pd.RangeIndex):  # header one field short (R write.table): ids became the index
         table = table.reset_index(drop=True) if ID_COLUMN in table.columns else table.reset_index(names=ID_COLUMN)
     missing = [c for c in (ID_COLUMN, LABEL_COLUMN) if c not in table.columns]

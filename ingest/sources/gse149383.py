@@ -57,10 +57,10 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from celllm.genes import sum_duplicate_genes
-from ingest.sources._common import concat_samples, count_scale, existing_file, open_text, read_gene_by_cell_table
 from celllm.errors import InputError
+from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
+from ingest.sources._common import concat_samples, corpus_scale, count_scale, describe_real, existing_file, open_text, read_gene_by_cell_table
 
 
 def _response(value: str) -> str | None:
@@ -107,11 +107,7 @@ def parse_gse149383(expression_csv: str | os.PathLike, meta_csv: str | os.PathLi
     adata = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(genes, dtype=object)))
     validate_dataset(adata, str(expression_csv), required_obs=("response",))
     scale = count_scale(adata.X)
-    adata.uns.update(
-        dataset="gse149383",
-        simulated=False,
-        count_scale=scale,
-        value_scale="counts" if scale == "raw_counts" else "unverified",
+    describe_real(adata, "gse149383", scale, "counts" if scale == "raw_counts" else "unverified",
         drug="erlotinib",
         label_rule="meta label field contains 'res' -> resistant, 'sens' -> sensitive (scDEAL utils.process_149383)",
         meta_matched_by=matched,
@@ -182,12 +178,7 @@ def parse_gse149383_samples(samples: Mapping[str | os.PathLike, int], persister_
     adata.obs["response"] = pd.Categorical(adata.obs["response"], categories=["sensitive", "resistant"])
     adata.obs["sample"] = pd.Categorical(adata.obs["sample"].astype(str))
     validate_dataset(adata, "GSE149383", required_obs=("response",))
-    adata.uns.clear()
-    adata.uns.update(
-        dataset="gse149383",
-        simulated=False,
-        count_scale="raw_counts" if scales == {"raw_counts"} else "unverified_non_integer",
-        value_scale="counts" if scales == {"raw_counts"} else "unverified",
+    describe_real(adata, "gse149383", *corpus_scale(scales),
         drug="erlotinib",
         label_rule=f"day 0 (drug-naive) -> sensitive; erlotinib day >= {persister_from_day} (persisters) -> resistant",
         source="GEO GSE149383_RAW.tar per-sample Drop-seq matrices (Aissa et al. 2021)",

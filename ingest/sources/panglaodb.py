@@ -40,10 +40,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from celllm.genes import sum_duplicate_genes
-from ingest.sources._common import concat_samples, count_scale, existing_file
 from celllm.errors import InputError
+from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
+from ingest.sources._common import categorical_obs, concat_samples, corpus_scale, count_scale, describe_real, existing_file
 
 SUFFIX = ".sparse.RData"
 OBJECT = "sm"
@@ -169,15 +169,9 @@ def parse_panglaodb(rdata_paths: str | os.PathLike | Sequence[str | os.PathLike]
         a.var = a.var.drop(columns="ensembl_id")
     adata = concat_samples(samples)
     adata.var["ensembl_id"] = [ensembl.get(g, "") for g in adata.var_names]
-    adata.obs["tissue"] = pd.Categorical(adata.obs["tissue"].astype(str))
-    adata.obs["sample"] = pd.Categorical(adata.obs["sample"].astype(str))
+    categorical_obs(adata, ("tissue", "sample"))
     validate_dataset(adata, "PanglaoDB", required_obs=("tissue", "sample"))
-    adata.uns.clear()
-    adata.uns.update(
-        dataset="panglaodb_human",
-        simulated=False,
-        count_scale="raw_counts" if scales == {"raw_counts"} else "unverified_non_integer",
-        value_scale="counts" if scales == {"raw_counts"} else "unverified",
+    describe_real(adata, "panglaodb_human", *corpus_scale(scales),
         source="PanglaoDB (Franzén et al. 2019) SRA..._SRS....sparse.RData, dgCMatrix 'sm'",
         n_samples=len(samples),
     )

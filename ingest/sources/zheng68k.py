@@ -47,10 +47,10 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
-from celllm.genes import sum_duplicate_genes
-from ingest.sources._common import existing_file, open_text
 from celllm.errors import InputError
+from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
+from ingest.sources._common import describe_real, existing_file, open_text, read_tab_table
 
 ANNOTATION_COLUMNS = ("barcodes", "celltype")
 MATRIX_NAMES = ("matrix.mtx", "matrix.mtx.gz")
@@ -93,11 +93,7 @@ def parse_zheng68k(matrix_dir: str | os.PathLike, annotation_tsv: str | os.PathL
     var = pd.DataFrame({"ensembl_id": ensembl_ids}, index=pd.Index(names, dtype=object))
     adata = ad.AnnData(X=X, obs=obs, var=var)
     validate_dataset(adata, str(where), required_obs=("cell_type",))
-    adata.uns.update(
-        dataset="zheng68k",
-        simulated=False,
-        count_scale="raw_counts",
-        value_scale="counts",
+    describe_real(adata, "zheng68k", "raw_counts", "counts",
         source="10x Genomics fresh_68k_pbmc_donor_a filtered gene-barcode matrices (Cell Ranger 1.1) + "
                "10XGenomics/single-cell-3prime-paper pbmc68k_analysis/68k_pbmc_barcodes_annotation.tsv",
         n_unannotated_dropped=n_missing,
@@ -109,11 +105,7 @@ def parse_zheng68k(matrix_dir: str | os.PathLike, annotation_tsv: str | os.PathL
 def read_annotation(path: str | os.PathLike) -> pd.Series:
     """barcode -> cell type from 68k_pbmc_barcodes_annotation.tsv."""
     path = existing_file(path)
-    try:
-        with open_text(path) as fh:
-            table = pd.read_csv(fh, sep="\t", dtype=str)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"{path}: not a tab-separated annotation table ({type(exc).__name__})") from None
+    table = read_tab_table(path, "annotation table")
     missing = [c for c in ANNOTATION_COLUMNS if c not in table.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(map(str, table.columns))}; "

@@ -2,8 +2,8 @@ from _shim import log_to_file
 
 log_to_file(snakemake)
 
-from ingest.download import pin_sources
 from celllm.released import import_released
+from ingest.download import pin_sources
 
 given = snakemake.input
 pin_sources(dict(given.items()), snakemake.params.sources, snakemake.params.lock)

@@ -2,8 +2,8 @@ from _shim import log_to_file
 
 log_to_file(snakemake)
 
-from ingest.demo import write_simulated_datasets
 from celllm.io import read_dataset
+from ingest.demo import write_simulated_datasets
 
 genes = read_dataset(snakemake.input.genes_from).var_names
 write_simulated_datasets(genes, dict(snakemake.output.items()), **snakemake.params.simulation)

@@ -2,10 +2,10 @@ from _shim import log_to_file
 
 log_to_file(snakemake)
 
-from ingest.download import pin_sources
 from celllm.genes import GeneSymbols
-from ingest.sources.string_ppi import parse_string
 from celllm.io import atomic_path
+from ingest.download import pin_sources
+from ingest.sources.string_ppi import parse_string
 
 given = snakemake.input
 pin_sources(dict(given.items()), snakemake.params.sources, snakemake.params.lock)
