@@ -7,6 +7,7 @@
         def fit(self, train, val): ...      # train/val: CellData (cells) or PairData (cell line x drug)
         def predict(self, data): ...        # -> labels / values, one per row of data
         def predict_proba(self, data): ...  # optional (classification): (n, len(self.classes_)) probabilities
+        def embed(self, data): ...          # zero-shot embedding task instead of fit/predict: (n_cells, dims)
 
 A model that needs a CellLM names its pretraining with `pretraining=` ("pretrained",
 an ablation of benchmarks.pretrainings, or "released", the authors' weights); the run

@@ -46,26 +46,24 @@ def run_task(task_name: str, setting: str, files: dict, split_path, model_name: 
         raise InputError(f"model '{model_name}' does not support task '{task_name}'")
     context = replace(context, options=spec.resolve_options(task_name, context.options))
     parts = task.load_parts(files, split_path)
-    if len(parts["train"]) == 0 or len(parts["test"]) == 0:
+    if task.needs_split and (len(parts["train"]) == 0 or len(parts["test"]) == 0):
         raise InputError(f"{split_path}: the split leaves no training or no test rows")
 
     np.random.seed(seed)  # for libraries that still read numpy's global state
     began = time.perf_counter()
     model = spec.factory(seed=seed, context=context)
-    model.fit(parts["train"], parts["val"])
-    predicted = np.asarray(model.predict(parts["test"]))
-    metrics, predictions, extra = task.score(model, parts["test"], predicted)
+    metrics, predictions, extra = task.evaluate(model, parts, seed)
     wall = time.perf_counter() - began
 
     record = {
         "task": task_name,
         "setting": setting,
         "dataset": task.dataset(files),
-        "simulated": task.is_simulated(parts["test"]),
+        "simulated": task.is_simulated(parts),
         "model": model_name,
         "kind": spec.kind,
         "seed": seed,
-        **{f"n_{p}": len(parts[p]) for p in task.parts},
+        **{f"n_{p}": len(parts[p]) for p in parts},
         "metrics": metrics,
         **extra,
         "options": context.options,

@@ -7,13 +7,15 @@ from ingest.simulate import GeneProgramWorld, load_drug_table
 
 # The demo's simulated datasets (results/data/{name}.h5ad), by their key in `outputs`; the
 # cell lines' response table and the interaction network are {cell_lines}.response.tsv and {ppi}.tsv.
-SIMULATED = {"corpus": "sim_pretrain", "pbmc": "sim_pbmc", "drug_sensitivity": "sim_drug_sensitivity", "cell_lines": "sim_cell_lines"}
+SIMULATED = {"corpus": "sim_pretrain", "pbmc": "sim_pbmc", "pbmc_donors": "sim_pbmc_donors", "drug_sensitivity": "sim_drug_sensitivity",
+             "cell_lines": "sim_cell_lines"}
 SIMULATED_PPI = "sim_ppi"
 
 
 def write_simulated_datasets(genes, outputs: dict[str, str], seed: int = 0, n_programs: int = 12, corpus_cells: int = 3000, pbmc_cells: int = 1500,
                              pbmc_types: int = 8, drug_sensitivity_cells: int = 800, cell_lines: int = 60) -> None:
-    """Simulate and write the datasets named in `outputs` (keys: corpus, pbmc, drug_sensitivity, cell_lines, drug_response, ppi).
+    """Simulate and write the datasets named in `outputs` (keys: corpus, pbmc, pbmc_donors, drug_sensitivity, cell_lines,
+    drug_response, ppi); `pbmc_donors` is `pbmc`'s world of cell types drawn again across three donors.
 
     Each dataset gets its own seed derived from `seed`, so that changing one
     size does not change the others.
@@ -22,6 +24,7 @@ def write_simulated_datasets(genes, outputs: dict[str, str], seed: int = 0, n_pr
     write_h5ad(world.pretraining_corpus(corpus_cells, seed=seed + 1), outputs["corpus"])
     write_h5ad(world.cell_types(pbmc_cells, pbmc_types, seed=seed + 2), outputs["pbmc"])
     write_h5ad(world.drug_sensitivity(drug_sensitivity_cells, seed=seed + 3), outputs["drug_sensitivity"])
+    write_h5ad(world.cell_types(pbmc_cells, pbmc_types, seed=seed + 6, n_donors=3), outputs["pbmc_donors"])
     bulk, response = world.cell_lines(cell_lines, load_drug_table(), seed=seed + 4)
     write_h5ad(bulk, outputs["cell_lines"])
     for key, table in (("drug_response", response), ("ppi", world.ppi_graph(seed=seed + 5))):

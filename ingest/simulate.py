@@ -362,11 +362,14 @@ class GeneProgramWorld:
         )
         return self._anndata(counts, obs, "sim_pretrain", seed, activity_of_cell)
 
-    def cell_types(self, n_cells: int, n_types: int, seed: int) -> ad.AnnData:
+    def cell_types(self, n_cells: int, n_types: int, seed: int, n_donors: int = 1, donor_effect: float = 0.3) -> ad.AnnData:
         """Annotated cell-type dataset (stand-in for PBMC), unbalanced class sizes.
 
         Type proportions decay geometrically (largest ~30%, smallest ~1-2% for ten
-        types), like T cells versus dendritic cells in blood. obs: cell_type.
+        types), like T cells versus dendritic cells in blood. obs: cell_type. With
+        `n_donors` > 1 (stand-in for Baron's four donors), each cell comes from a donor
+        whose batch effect shifts its program activities and, per gene, its capture
+        (both normal with sd `donor_effect` on the log scale); obs gets `donor`.
         """
         if n_types < 2:
             raise ValueError(f"n_types must be >= 2 for a classification task, got {n_types}")
@@ -379,9 +382,15 @@ class GeneProgramWorld:
         )
         cell_type = rng.permutation(cell_type)
         activity = self._cell_activity(cell_type, rng, cycling_rate=0.05)
-        counts = self.sample_counts(activity, rng)
         obs = pd.DataFrame({"cell_type": _type_labels(cell_type, n_types)})
-        return self._anndata(counts, obs, "sim_pbmc", seed, activity)
+        if n_donors < 2:  # (drawing nothing more keeps the single-donor data as they were)
+            return self._anndata(self.sample_counts(activity, rng), obs, "sim_pbmc", seed, activity)
+        donor = rng.integers(0, n_donors, n_cells)
+        activity = activity + rng.normal(0.0, donor_effect, (n_donors, self.n_programs))[donor]
+        capture = rng.normal(0.0, donor_effect, (n_donors, len(self.genes)))[donor]
+        obs["donor"] = pd.Categorical([f"donor{d + 1}" for d in donor])
+        counts = self.sample_counts(activity, rng, gene_log_offset=capture)
+        return self._anndata(counts, obs, "sim_pbmc_donors", seed, activity)
 
     def drug_sensitivity(self, n_cells: int, seed: int, sensitive_fraction: float = 0.5) -> ad.AnnData:
         """Single tumour cells labelled sensitive/resistant to one drug.

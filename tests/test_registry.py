@@ -12,12 +12,13 @@ from benchmarks.tasks import TASKS, get_task
 from celllm.io import write_h5ad
 from tests.fixtures.data import make_counts
 
-RECORD_KEYS = {"task", "setting", "dataset", "simulated", "model", "kind", "seed", "n_train", "n_val", "n_test", "metrics", "wall_time_s", "provenance"}
+RECORD_KEYS = {"task", "setting", "dataset", "simulated", "model", "kind", "seed", "metrics", "wall_time_s", "provenance"}
 CASES = [(name, task, setting) for name, spec in registry.discover().items() for task in spec.tasks for setting in TASKS[task].settings]
 METRICS = {
     "annotation": {"accuracy", "macro_f1"},
     "drug_sensitivity": {"f1", "auroc", "aupr", "accuracy"},
     "drug_response": {"rmse", "mae", "r2", "pearson", "spearman", "per_drug_pearson"},
+    "embedding": {"ari", "nmi", "asw_label", "knn_accuracy", "knn_macro_f1", "bio", "overall"},
 }
 FAST_OPTIONS = {"epochs": 3}  # the contract, not the fit, is under test
 
@@ -39,8 +40,8 @@ def test_every_task_has_celllm_two_baselines_and_a_control():
 def cell_inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cells")
     paths = {}
-    for task in ("annotation", "drug_sensitivity"):
-        labels = ("a", "b", "c") if task == "annotation" else ("resistant", "sensitive")
+    for task in ("annotation", "drug_sensitivity", "embedding"):
+        labels = ("resistant", "sensitive") if task == "drug_sensitivity" else ("a", "b", "c")
         write_h5ad(make_counts(n_cells=80, n_genes=30, labels=labels, label_column=get_task(task).target), folder / f"{task}.h5ad")
         paths[task] = {"data": folder / f"{task}.h5ad"}
     return paths
@@ -52,22 +53,25 @@ def test_model_writes_a_valid_run_record(model, task, setting, tmp_path, checkpo
         inputs = dict(zip(("data", "response", "drugs"), drug_response_files))
     else:
         inputs = cell_inputs[task]
-    split = make_split(task, setting, 0, inputs, tmp_path / "split.tsv")
+    split = make_split(task, setting, 0, inputs, tmp_path / "split.tsv") if get_task(task).needs_split else None
     spec = registry.get(model)
     options = {k: v for k, v in FAST_OPTIONS.items() if k in spec.options} if task in spec.option_tasks else {}
     # every pretraining variant is stood in for by the same tiny checkpoint here
     context = registry.ModelContext(checkpoint=checkpoint, threads=1, options=options)
     out = tmp_path / "run"
-    run_task(task, setting, inputs, tmp_path / "split.tsv", model, 0, out, context)
+    run_task(task, setting, inputs, tmp_path / "split.tsv" if split is not None else None, model, 0, out, context)
 
     record = json.loads((out / "metrics.json").read_text())
     assert RECORD_KEYS <= set(record) and (record["model"], record["task"], record["setting"]) == (model, task, setting)
-    assert (record["n_train"], record["n_val"], record["n_test"]) == tuple(int((split == p).sum()) for p in ("train", "val", "test"))
     assert METRICS[task] <= set(record["metrics"])
     values = [v for v in record["metrics"].values() if v is not None]
     assert all(np.isfinite(values))
     predictions = pd.read_csv(out / "predictions.csv")
-    assert len(predictions) == record["n_test"] and predictions["predicted"].notna().all()
+    if split is None:  # zero-shot: every cell is scored, nothing is predicted
+        assert record["n_all"] == len(predictions) == 80
+    else:
+        assert (record["n_train"], record["n_val"], record["n_test"]) == tuple(int((split == p).sum()) for p in ("train", "val", "test"))
+        assert len(predictions) == record["n_test"] and predictions["predicted"].notna().all()
     if registry.get(model).needs_checkpoint:
         assert len(record["provenance"]["checkpoint_sha256"]) == 64
 

@@ -165,7 +165,7 @@ def test_a_run_record_for_every_task_dataset_setting_and_model_with_its_own_opti
                         configured = (spec.get("options") or {}).get(model, {})
                         assert record["options"] == registry.get(model).resolve_options(task, configured), path
                         records += 1
-    assert records == 2 * 4 + 2 * 2 * 4 + 2 * 3 * 4
+    assert records == 2 * 4 + 2 * 4 + 2 * 2 * 4 + 2 * 3 * 4  # embedding, annotation, drug sensitivity, drug response
     # no demo option leaks in: celllm_finetune runs with its own defaults (the released recipe), not the demo's 12 epochs at 1e-3
     finetune = json.loads((rehearsal["run"] / "results/runs/drug_sensitivity/gse149383/full/celllm_finetune/seed0/metrics.json").read_text())
     assert finetune["options"] == {"epochs": 20, "lr": 0.0001, "batch_size": 32, "patience": 4}
@@ -184,8 +184,11 @@ def test_tables_show_the_published_numbers_beside_the_measured_ones(rehearsal):
     assert "### drug_response / gdsc (warm; real data)" in response and "*CellLM (paper)*" in response
     assert "±" not in response  # one seed: no spread is shown
     figures = {p.name for p in (rehearsal["run"] / "results" / "figures").glob("*.png")}
-    assert {"annotation.png", "drug_sensitivity.png", "drug_response.png", "pretrain_losses.png", "confusion_zheng68k.png",
+    assert {"annotation.png", "drug_sensitivity.png", "drug_response.png", "embedding.png", "pretrain_losses.png", "confusion_zheng68k.png",
             "umap_baron.png", "scatter_gdsc.png"} <= figures
+    embedding = pd.read_csv(tables / "embedding.csv")
+    baron = embedding[embedding["dataset"] == "baron"].set_index("model")
+    assert baron["ilisi_mean"].notna().all() and embedding.loc[embedding["dataset"] == "zheng68k", "ilisi_mean"].isna().all()  # donors only in Baron
 
 
 def test_every_source_is_pinned_and_a_changed_placed_file_is_refused(rehearsal):

@@ -181,24 +181,29 @@ def embedded(tmp_path):
     return tmp_path / "tiny.h5ad"
 
 
-def test_umap_of_embedding_and_expression(tmp_path, embedded):
-    figure = embeddings.plot_umap(embedded, tmp_path / "umap.png")
+def test_umaps_of_every_model_coloured_by_cell_type_and_donor(tmp_path, embedded):
+    adata = ad.read_h5ad(embedded)
+    adata.obs["donor"] = pd.Categorical(np.array(["d1", "d2"])[np.arange(adata.n_obs) // 20])
+    write_h5ad(adata, tmp_path / "donors.h5ad")
+    models = {"pca": {}, "random_embedding": {}}
+    figure = embeddings.plot_embedding_umaps(tmp_path / "donors.h5ad", models, tmp_path / "umap.png")
     assert_written(tmp_path / "umap.png")
     assert "(simulated)" in figure._suptitle.get_text()
-    embeddings.plot_umap(embedded, tmp_path / "umap_score.png", color="score", seed=1)  # numeric colour: a colour bar
-    assert_written(tmp_path / "umap_score.png")
+    panels = [ax for ax in figure.axes if ax.collections]
+    assert len(panels) == 4 and {ax.get_title() for ax in panels} >= {"pca", "random_embedding"}  # 2 models x (type, donor)
+    embeddings.plot_embedding_umaps(embedded, models, tmp_path / "no_donor.png")  # no donors: one row
+    assert_written(tmp_path / "no_donor.png")
     x = np.random.default_rng(0).normal(size=(30, 5))
     np.testing.assert_array_equal(embeddings._umap(x, seed=3), embeddings._umap(x, seed=3))  # seeded, so reproducible
 
 
-def test_umap_refuses_a_dataset_without_embedding(tmp_path, embedded):
-    adata = ad.read_h5ad(embedded)
-    del adata.obsm["X_celllm"]
-    write_h5ad(adata, tmp_path / "plain.h5ad")
-    with pytest.raises(InputError, match=r"plain\.h5ad: no obsm\['X_celllm'\]"):
-        embeddings.plot_umap(tmp_path / "plain.h5ad", tmp_path / "x.png")
+def test_umaps_refuse_bad_inputs(tmp_path, embedded):
     with pytest.raises(InputError, match=r"tiny\.h5ad: no column 'response'"):
-        embeddings.plot_umap(embedded, tmp_path / "x.png", color="response")
+        embeddings.plot_embedding_umaps(embedded, {"pca": {}}, tmp_path / "x.png", target="response")
+    with pytest.raises(InputError, match=r"missing\.h5ad"):
+        embeddings.plot_embedding_umaps(tmp_path / "missing.h5ad", {"pca": {}}, tmp_path / "x.png")
+    with pytest.raises(InputError, match="no models given"):
+        embeddings.plot_embedding_umaps(embedded, {}, tmp_path / "x.png")
 
 
 # ---------------------------------------------------------------- perf

@@ -109,5 +109,9 @@ class FrozenCellLM:
     def predict_proba(self, data):
         return self.head.predict_proba(data)
 
+    def embed(self, data) -> np.ndarray:
+        """The [CLS] embedding of every cell (the zero-shot embedding task), from the run's cache."""
+        return cell_embeddings(data.adata, self.context)
 
-ALL_TASKS = ("annotation", "drug_sensitivity", "drug_response")
+
+ALL_TASKS = ("annotation", "drug_sensitivity", "drug_response", "embedding")

@@ -11,5 +11,5 @@ TASK = CellClassification(
     figure_metrics=["accuracy", "macro_f1"],
     title="Cell-type annotation on held-out cells",
     summary="cell type annotation (Zheng68k, Baron)",
-    figures=("confusion", "umap"),
+    figures=("confusion",),
 )

@@ -47,5 +47,5 @@ class CellClassification(Task):
         classes, matrix = confusion(test.labels, predicted)
         return metrics, predictions, {"confusion": {"labels": classes, "matrix": matrix}}
 
-    def is_simulated(self, data: CellData) -> bool:
-        return bool(data.adata.uns.get("simulated", False))
+    def is_simulated(self, parts: dict) -> bool:
+        return bool(parts["test"].adata.uns.get("simulated", False))

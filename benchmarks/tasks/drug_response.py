@@ -50,8 +50,8 @@ class DrugResponse(Task):
         predictions = test.pairs[["cell_line", "drug"]].assign(true=test.values, predicted=predicted)
         return metrics, predictions, {}
 
-    def is_simulated(self, data: PairData) -> bool:
-        return bool(data.cell_lines.uns.get("simulated", False))
+    def is_simulated(self, parts: dict) -> bool:
+        return bool(parts["test"].cell_lines.uns.get("simulated", False))
 
 
 TASK = DrugResponse(

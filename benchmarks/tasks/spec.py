@@ -12,13 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+NO_SPLIT = "none"
+
 
 @dataclass(frozen=True)
 class Setting:
     """How one setting of a task splits its data.
 
     `unit` is what is drawn into train/val/test: single cells, (cell line, drug)
-    pairs, whole cell lines (cold start) or whole drugs. `train=None` trains on
+    pairs, whole cell lines (cold start) or whole drugs; "none" for a task that
+    trains nothing (zero-shot), which has no split file. `train=None` trains on
     everything that is not val or test; a fraction trains on that share only
     (few-shot), and the rest is marked unused. With `stratify`, every class
     is split by the same fractions. `label` names the setting in figures.
@@ -35,6 +38,10 @@ class Setting:
         """This setting re-sized: each of train, val, test in (0, 1), their sum at most 1
         (below 1 with `train` given, the rest is left unused, as few-shot does)."""
         unknown = set(fractions) - {"train", "val", "test"}
+        if self.unit == NO_SPLIT:
+            if fractions:
+                raise ValueError("this setting trains nothing and has no split fractions")
+            return self
         if unknown:
             raise ValueError(f"unknown split fraction(s) {', '.join(sorted(unknown))} (expected train, val, test)")
         resized = Setting(fractions.get("val", self.val), fractions.get("test", self.test), fractions.get("train", self.train),
@@ -65,11 +72,15 @@ class Task:
     summary: str = ""
     positive: str | None = None  # the positive class of a binary task (F1, AUROC, AUPR)
     settings_side_by_side: bool = False  # bar figure: settings as hatched bars in one panel, not a row each
-    figures: tuple[str, ...] = ()  # detail figures of the focus model: "confusion", "umap", "scatter"
+    figures: tuple[str, ...] = ()  # its detail figures: "confusion" (focus model), "umap" (every model), "scatter"
     models_of: str | None = None  # a variant of that task: its registered models run on this one too
     split_inputs: tuple[str, ...] = ("data",)  # file roles a split reads
     run_inputs: tuple[str, ...] = ("data",)  # file roles a model run reads
     parts: tuple[str, ...] = field(default=("train", "val", "test"), repr=False)
+
+    @property
+    def needs_split(self) -> bool:
+        return any(setting.unit != NO_SPLIT for setting in self.settings.values())
 
     @property
     def model_task(self) -> str:
@@ -89,7 +100,13 @@ class Task:
         """(metrics, predictions table, extra record fields) of `predicted` on `test`."""
         raise NotImplementedError
 
-    def is_simulated(self, data) -> bool:
+    def evaluate(self, model, parts: dict, seed: int) -> tuple[dict, "object", dict]:
+        """Train `model` on the parts and score it: fit on train (validation for model
+        selection), predict test. A zero-shot task overrides this."""
+        model.fit(parts["train"], parts["val"])
+        return self.score(model, parts["test"], model.predict(parts["test"]))
+
+    def is_simulated(self, parts: dict) -> bool:
         raise NotImplementedError
 
     @staticmethod

@@ -115,12 +115,29 @@ def split_inputs(wildcards):
 def run_inputs(wildcards):
     w = wildcards
     inputs = task_files(get_task(w.task).run_inputs, w.dataset)
-    inputs["splits"] = [f"results/splits/{w.task}/{w.dataset}/{w.setting}/seed{seed}.tsv" for seed in SEEDS]
-    folder = model_checkpoint(w.model)
-    if folder:
-        inputs["checkpoint"] = folder
-        inputs["embeddings"] = f"results/embeddings/{Path(folder).name}/{w.dataset}.h5ad"
-    return inputs
+    if get_task(w.task).needs_split:
+        inputs["splits"] = [f"results/splits/{w.task}/{w.dataset}/{w.setting}/seed{seed}.tsv" for seed in SEEDS]
+    return inputs | model_files(w.model, w.dataset)
+
+
+def model_files(model, dataset):
+    """The CellLM checkpoint a model needs and its cached embeddings of the dataset ({} for other models)."""
+    folder = model_checkpoint(model)
+    return {"checkpoint": folder, "embeddings": f"results/embeddings/{Path(folder).name}/{dataset}.h5ad"} if folder else {}
+
+
+def umap_inputs(wildcards):
+    """The dataset and, per model of the task that declares the UMAP figure, its files (by `model:role`)."""
+    task = figure_task("umap")[0]
+    files = {"data": FILE_ROLES["data"].format(dataset=wildcards.dataset)}
+    for model in task_models(config, task):
+        files |= {f"{model}:{role}": path for role, path in model_files(model, wildcards.dataset).items()}
+    return files
+
+
+def umap_models(wildcards):
+    task = figure_task("umap")[0]
+    return {model: model_files(model, wildcards.dataset) for model in task_models(config, task)}
 
 
 # Real data sources (config/datasets.tsv) and the files each real dataset is built from.
@@ -158,9 +175,10 @@ def source_rows(sources):
     return rows
 
 
-# Figures: which runs they draw, and which exist for this config. The detail figures
-# (confusion, UMAP, predicted vs measured) show the configured focus model on the
-# tasks that declare them (benchmarks/tasks/).
+# Figures: which runs they draw, and which exist for this config. The detail figures are
+# drawn for the tasks that declare them (benchmarks/tasks/): the confusion matrices show the
+# configured focus model, the UMAPs every model of the embedding task, the predicted-vs-measured
+# panels the configured scatter models.
 FOCUS_MODEL = config["figures"]["focus"]
 
 
@@ -187,11 +205,12 @@ def scatter_models():
 def figure_files():
     tasks = config["tasks"]
     names = ["pretrain_losses"] + [t for t in tasks]
-    for figure in ("confusion", "umap"):
-        where = figure_task(figure)
-        needs_checkpoint = figure == "umap"  # the UMAP draws the focus model's cached embeddings
-        if where and FOCUS_MODEL in task_models(config, where[0]) and (model_checkpoint(FOCUS_MODEL) or not needs_checkpoint):
-            names += [f"{figure}_{d}" for d in tasks[where[0]]["datasets"]]
+    where = figure_task("confusion")
+    if where and FOCUS_MODEL in task_models(config, where[0]):
+        names += [f"confusion_{d}" for d in tasks[where[0]]["datasets"]]
+    where = figure_task("umap")
+    if where and task_models(config, where[0]):
+        names += [f"umap_{d}" for d in tasks[where[0]]["datasets"]]
     where = figure_task("scatter")
     if where and scatter_models():
         names += [f"scatter_{tasks[where[0]]['datasets'][0]}"]

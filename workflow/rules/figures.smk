@@ -74,13 +74,13 @@ rule scatter_figure:
 
 rule umap_figure:
     input:
-        lambda wildcards: f"results/embeddings/{Path(model_checkpoint(FOCUS_MODEL)).name}/{wildcards.dataset}.h5ad",
+        unpack(umap_inputs),
     output:
         png=report("results/figures/umap_{dataset}.png", caption="../report/umap.rst", category="Figures"),
         pdf="results/figures/umap_{dataset}.pdf",
     params:
-        plot="benchmarks.figures.embeddings:plot_umap",
-        kwargs=lambda wildcards, input: {"embedded_h5ad": input[0]},
+        plot="benchmarks.figures.embeddings:plot_embedding_umaps",
+        kwargs=lambda wildcards, input: {"data_h5ad": input.data, "models": umap_models(wildcards)},
     log:
         "logs/figures/umap_{dataset}.log",
     threads: 1

@@ -19,5 +19,6 @@ context = ModelContext(
     options=snakemake.params.options,
 )
 files = {role: given[role] for role in get_task(w.task).run_inputs}  # the task's file roles
-for seed, split, metrics in zip(snakemake.params.seeds, given.splits, snakemake.output.metrics):
+splits = given.get("splits") or [None] * len(snakemake.params.seeds)  # a zero-shot task has none
+for seed, split, metrics in zip(snakemake.params.seeds, splits, snakemake.output.metrics):
     run_task(w.task, w.setting, files, split, w.model, seed, Path(metrics).parent, context)
