@@ -32,16 +32,16 @@ METRICS = {
     "mae": Metric("MAE (ln IC50)", lower_is_better=True),
     "r2": Metric("R²"),
     # zero-shot embedding quality (benchmarks.embedding_metrics)
-    "ari": Metric("ARI (Leiden vs cell type)"),
-    "nmi": Metric("NMI (Leiden vs cell type)", bounds=(0.0, 1.0)),
-    "asw_label": Metric("cell-type silhouette (scaled)", bounds=(0.0, 1.0)),
-    "knn_accuracy": Metric("kNN transfer accuracy", bounds=(0.0, 1.0)),
-    "knn_macro_f1": Metric("kNN transfer macro F1", bounds=(0.0, 1.0)),
-    "asw_batch": Metric("batch silhouette (1 = mixed)", bounds=(0.0, 1.0)),
-    "ilisi": Metric("iLISI (1 = mixed)", bounds=(0.0, 1.0)),
+    "ari": Metric("ARI (Leiden)", bounds=(0.0, 1.0)),  # can dip just below 0: drawn from 0
+    "nmi": Metric("NMI (Leiden)", bounds=(0.0, 1.0)),
+    "asw_label": Metric("cell-type ASW", bounds=(0.0, 1.0)),
+    "knn_accuracy": Metric("kNN accuracy", bounds=(0.0, 1.0)),
+    "knn_macro_f1": Metric("kNN macro F1", bounds=(0.0, 1.0)),
+    "asw_batch": Metric("batch ASW", bounds=(0.0, 1.0)),
+    "ilisi": Metric("iLISI", bounds=(0.0, 1.0)),
     "bio": Metric("bio conservation", bounds=(0.0, 1.0)),
     "batch": Metric("batch correction", bounds=(0.0, 1.0)),
-    "overall": Metric("overall (scib 0.6 bio + 0.4 batch)", bounds=(0.0, 1.0)),
+    "overall": Metric("overall (scib)", bounds=(0.0, 1.0)),
 }
 
 

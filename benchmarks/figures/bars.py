@@ -251,6 +251,7 @@ def plot_task(table_csv, png, task: str):
             rows.append((name, sub))
     where = f" on {dataset_label(datasets[0], simulated(table))}" if len(datasets) == 1 and len(settings) > 1 else _provenance(table)
     figure = _bar_figure(table, rows, spec.figure_metrics, f"{spec.title}{where}: {_seed_note(table)}",
-                         groups=settings if spec.settings_side_by_side else None, group_labels=labels)
+                         groups=settings if spec.settings_side_by_side else None, group_labels=labels,
+                         width=max(7.0, 1.5 * len(spec.figure_metrics)))  # a panel stays readable with many metrics
     style.save(figure, png)
     return figure
