@@ -32,6 +32,7 @@ cross-validation folds are seeded.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 
 import numpy as np
@@ -69,18 +70,36 @@ def embedding_metrics(X, cell_types, batches=None, *, seed: int = 0, n_neighbors
     if batches is not None:
         batches = _labels(batches, "batches")
         _same_length(X, batches, "batches")
+    with_batches = batches is not None and len(np.unique(batches)) >= 2
+    out = _seedless(X, cell_types, batches if with_batches else None)
     leiden = leiden_agreement(X, cell_types, seed=seed, n_neighbors=n_neighbors)
-    out = {"ari": leiden["ari"], "nmi": leiden["nmi"], "asw_label": label_silhouette(X, cell_types)}
+    out.update(ari=leiden["ari"], nmi=leiden["nmi"])
     out.update(knn_transfer(X, cell_types, seed=seed, n_neighbors=n_neighbors))
     out["bio"] = float(np.mean([out["ari"], out["nmi"], out["asw_label"]]))
-    if batches is not None and len(np.unique(batches)) >= 2:
-        out["asw_batch"] = batch_silhouette(X, cell_types, batches)
-        out["ilisi"] = ilisi(X, batches)
+    if with_batches:
         out["batch"] = float(np.mean([out["asw_batch"], out["ilisi"]]))
         out["overall"] = SCORE_WEIGHTS["bio"] * out["bio"] + SCORE_WEIGHTS["batch"] * out["batch"]
     else:
         out["overall"] = out["bio"]
     return {key: float(out[key]) for key in KEYS if key in out}
+
+
+_SEEDLESS_CACHE: dict = {}
+
+
+def _seedless(X: np.ndarray, cell_types: np.ndarray, batches: np.ndarray | None) -> dict:
+    """The metrics that do not depend on the seed (silhouettes, iLISI), computed once per embedding:
+    a run scores the same embedding under several seeds, and at Zheng68k's 68k cells the
+    silhouette alone is minutes (quadratic in cells)."""
+    key = hashlib.sha256(b"".join([np.ascontiguousarray(X).tobytes(), "\0".join(cell_types).encode(),
+                                   "\0".join(batches).encode() if batches is not None else b"-"])).hexdigest()
+    if key not in _SEEDLESS_CACHE:
+        out = {"asw_label": label_silhouette(X, cell_types)}
+        if batches is not None:
+            out.update(asw_batch=batch_silhouette(X, cell_types, batches), ilisi=ilisi(X, batches))
+        _SEEDLESS_CACHE.clear()  # one embedding at a time: a run's seeds come one after another
+        _SEEDLESS_CACHE[key] = out
+    return dict(_SEEDLESS_CACHE[key])
 
 
 def knn_graph(X, n_neighbors: int = 15):

@@ -173,3 +173,17 @@ def test_corpus_benchmark_measures_store_memory_preparation_and_embed(tmp_path, 
     assert result["paper_corpus_estimate"]["store_gb"] > 0 and "prep_8_ranks_s" in corpus.table(result)
     step = corpus.analytic_step_seconds(300_000)
     assert 0.1 < step["seconds"] < 1.0  # the 0.3-0.4 s per rank on 8 H200s
+
+
+# ---------------------------------------------------------------- embedding metrics
+def test_embedding_metrics_benchmark_times_each_metric_and_extrapolates(tmp_path):
+    from benchmarks.perf import embedding
+
+    out = tmp_path / "embedding.json"
+    assert embedding.main(["--out", str(out), "--cells", "120", "240", "--dims", "16"]) == 0
+    result = json.loads(out.read_text())
+    assert [row["cells"] for row in result["seconds"]] == [120, 240]
+    metrics = {"leiden_ari_nmi", "knn_transfer", "asw_label", "asw_batch", "ilisi"}
+    assert set(result["exponent"]) == metrics and all(row[m] > 0 for row in result["seconds"] for m in metrics)
+    zheng, baron = result["at_paper_size"]["zheng68k"], result["at_paper_size"]["baron"]
+    assert zheng["per_seed_total"] > baron["per_seed_total"] > 0  # extrapolated upwards, never below linear

@@ -12,11 +12,13 @@ Each module measures one claim and writes one JSON file (plus a printed table):
 - `benchmarks.perf.corpus`: at the paper's corpus shape, the token store (cells/s,
   peak memory, bytes per token), each rank's private memory while pretraining
   reads it, batch preparation per step, and `celllm embed`'s peak memory.
+- `benchmarks.perf.embedding`: seconds of each zero-shot embedding metric against
+  the number of cells, extrapolated to Zheng68k and Baron.
 
 Run one with `python -m benchmarks.perf.<name> --out results/perf/<name>.json`,
 or all of them with `snakemake --cores N perf`. Shared helpers (synthetic
 tokens, timing, peak memory, output) live in `benchmarks.perf.common`.
 """
 
-BENCHMARKS = ("dnc", "tokens", "gpu", "corpus")
+BENCHMARKS = ("dnc", "tokens", "gpu", "corpus", "embedding")
 FIGURES = ("dnc", "tokens")  # the benchmarks drawn by benchmarks.figures.perf (plot_<name>)
