@@ -29,7 +29,7 @@ from benchmarks.figures import read_csv_file, style
 from benchmarks.figures.colours import KIND_LABELS, KIND_SWATCH, model_colours
 from benchmarks.figures.style import NOTE_SIZE, TICK_SIZE, as_bool, dataset_label, wrap_label
 from benchmarks.metrics import metric as metric_of
-from benchmarks.tasks import get_task
+from benchmarks.tasks import get_task, setting_label
 from celllm.errors import InputError
 
 SETTING_STYLES = [  # (hatch, alpha) per side-by-side setting
@@ -228,7 +228,7 @@ def plot_task(table_csv, png, task: str):
     table = read_table(table_csv, task, spec.figure_metrics)
     present = list(dict.fromkeys(table["setting"]))
     settings = [s for s in spec.settings if s in present] + [s for s in present if s not in spec.settings]
-    labels = {s: spec.settings[s].label or s if s in spec.settings else s for s in settings}
+    labels = {s: setting_label(task, s) for s in settings}
     datasets = list(dict.fromkeys(table["dataset"]))
 
     def simulated(part):

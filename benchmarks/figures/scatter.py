@@ -15,18 +15,12 @@ from benchmarks.figures import read_csv_file, style
 from benchmarks.figures.colours import model_colours, model_kind
 from benchmarks.figures.style import TICK_SIZE, as_bool
 from benchmarks.metrics import pearson
+from benchmarks.tasks import setting_label
 from celllm.errors import InputError
 
 
 def _nan_if_none(value) -> float:
     return float("nan") if value is None else value
-
-
-def _setting_label(task, setting: str) -> str:
-    from benchmarks.tasks import TASKS
-
-    spec = TASKS.get(task)
-    return spec.settings[setting].label if spec and setting in spec.settings and spec.settings[setting].label else setting
 
 
 def _read_predictions(path) -> pd.DataFrame:
@@ -115,7 +109,8 @@ def plot_predicted_vs_measured(prediction_csvs: dict, png):
         if datasets:
             where = f", {', '.join(datasets)}{' (simulated)' if simulated else ''}"
         if settings:
-            where += f", {' / '.join(_setting_label(r.get('task'), s).split(':')[0] for r in records[:1] for s in settings)} split"
+            task = records[0].get("task")
+            where += f", {' / '.join(setting_label(task, s).split(':')[0] for s in settings)} split"
     seeds = sorted({p["n_seeds"] for p in panels})
     seed_text = f"{seeds[0]} seed{'s' if seeds[0] != 1 else ''}" if len(seeds) == 1 else "all seeds"
     pairs = {len(p["data"]) for p in panels}

@@ -36,6 +36,13 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
+def setting_label(task: str, setting: str) -> str:
+    """How figures name a setting: its task's label for it, else its own name (a table may hold
+    a task or setting that is no longer defined: figures are drawn from files alone)."""
+    spec = TASKS.get(task)
+    return (spec.settings[setting].label if spec and setting in spec.settings else "") or setting
+
+
 def task_setting(name: str, setting: str, fractions: dict | None = None) -> Setting:
     """One setting of a task, re-sized by its configured split fractions ({val:, test:, train:})."""
     task = get_task(name)
@@ -54,4 +61,4 @@ def task_settings(name: str, config: dict | None = None) -> dict[str, Setting]:
     return {s: task_setting(name, s, chosen[s]) for s in chosen}
 
 
-__all__ = ["TASKS", "Setting", "Task", "discover", "get_task", "task_setting", "task_settings"]
+__all__ = ["TASKS", "Setting", "Task", "discover", "get_task", "setting_label", "task_setting", "task_settings"]
