@@ -172,6 +172,18 @@ def read_tab_table(path: str | os.PathLike, what: str) -> pd.DataFrame:
         raise InputError(f"{path}: not a tab-separated {what} ({type(exc).__name__})") from None
 
 
+def read_text_csv(path: str | os.PathLike, what: str, kind: str = "CSV", **options) -> pd.DataFrame:
+    """A comma-separated table read as text (empty cells stay ""), or one line naming the file:
+    `what` names it when it is missing, `kind` when it cannot be parsed."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, **options)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"{path}: not a readable {kind} ({exc.__class__.__name__})") from None
+
+
 def expression_block(frame: pd.DataFrame, path, where, scale_hint: str) -> np.ndarray:
     """`frame` as float64, every value a finite non-negative number, else one line naming the file:
     `where(row, column)` names the first bad value, `scale_hint` says what the values should be."""

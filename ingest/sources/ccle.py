@@ -71,7 +71,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from celllm.errors import InputError
-from ingest.sources._common import describe_real, expression_block
+from ingest.sources._common import describe_real, expression_block, read_text_csv
 from ingest.sources.smiles import attach_smiles
 
 log = logging.getLogger(__name__)
@@ -191,12 +191,7 @@ def parse_ccle_response(drug_data_path: str | os.PathLike, smiles: pd.DataFrame,
     if capped not in ("keep", "drop"):
         raise InputError(f"capped must be 'keep' or 'drop', not {capped!r}")
     path = Path(drug_data_path)
-    if not path.exists():
-        raise InputError(f"{path}: CCLE drug data file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: not a readable CSV ({exc.__class__.__name__})") from None
+    table = read_text_csv(path, "CCLE drug data file")
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in (CELL_LINE_COLUMN, COMPOUND_COLUMN, IC50_COLUMN) if c not in table.columns]
     if missing:

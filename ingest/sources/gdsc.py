@@ -79,7 +79,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from celllm.errors import InputError
-from ingest.sources._common import describe_real, expression_block
+from ingest.sources._common import describe_real, expression_block, read_text_csv
 from ingest.sources.smiles import attach_smiles
 
 log = logging.getLogger(__name__)
@@ -270,12 +270,7 @@ def parse_gdsc_drug_list(path: str | os.PathLike) -> pd.DataFrame:
     column (case-insensitive), or no drug with a CID.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: GDSC drug list not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: not a readable CSV ({exc.__class__.__name__})") from None
+    table = read_text_csv(path, "GDSC drug list")
     columns = {str(c).strip().casefold(): c for c in table.columns}
     missing = [c for c in ("name", "pubchem") if c not in columns]
     if missing:

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from celllm.errors import InputError
+from ingest.sources._common import read_text_csv
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,7 @@ def parse_pubchem_smiles(path: str | os.PathLike, drugs: pd.DataFrame | str | os
     if prefer not in ("full", "connectivity"):
         raise InputError(f"prefer must be 'full' or 'connectivity', not {prefer!r}")
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: PubChem property table not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: not a readable PubChem CSV ({exc.__class__.__name__})") from None
+    table = read_text_csv(path, "PubChem property table", "PubChem CSV")
     if "CID" not in table.columns:
         raise InputError(f"{path}: missing column CID (has: {', '.join(map(str, table.columns)) or 'none'}); is this a PUG-REST property CSV?")
     order = FULL_SMILES + CONNECTIVITY_SMILES if prefer == "full" else CONNECTIVITY_SMILES + FULL_SMILES
