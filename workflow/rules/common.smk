@@ -126,18 +126,16 @@ def model_files(model, dataset):
     return {"checkpoint": folder, "embeddings": f"results/embeddings/{Path(folder).name}/{dataset}.h5ad"} if folder else {}
 
 
-def umap_inputs(wildcards):
-    """The dataset and, per model of the task that declares the UMAP figure, its files (by `model:role`)."""
-    task = figure_task("umap")[0]
-    files = {"data": FILE_ROLES["data"].format(dataset=wildcards.dataset)}
-    for model in task_models(config, task):
-        files |= {f"{model}:{role}": path for role, path in model_files(model, wildcards.dataset).items()}
-    return files
-
-
 def umap_models(wildcards):
+    """Each model of the task that declares the UMAP figure, with its files (checkpoint, embeddings)."""
     task = figure_task("umap")[0]
     return {model: model_files(model, wildcards.dataset) for model in task_models(config, task)}
+
+
+def umap_inputs(wildcards):
+    """The dataset and every file of `umap_models`, by `model:role`."""
+    files = {"data": FILE_ROLES["data"].format(dataset=wildcards.dataset)}
+    return files | {f"{model}:{role}": path for model, roles in umap_models(wildcards).items() for role, path in roles.items()}
 
 
 # Real data sources (config/datasets.tsv) and the files each real dataset is built from.
