@@ -80,6 +80,10 @@ CHECK_CASES = [
     ("unknown network", _edited("ppi.edges", "string"), "ppi.edges: unknown interaction network 'string'"),
     ("released model without released", _edited("tasks.annotation.models", ["celllm_released_probe"]),
      "model 'celllm_released_probe' needs the authors' released checkpoint: set `released: true`"),
+    ("unknown focus model", _edited("figures.focus", "celllm_prob"), "figures.focus: unknown model 'celllm_prob'"),
+    ("unknown scatter model", _edited("figures.scatter", ["drug_mean", "deepcdr"]), "figures.scatter: unknown model 'deepcdr'"),
+    ("split fractions of the zero-shot task", _edited("tasks.embedding", {"datasets": ["sim_pbmc"], "settings": {"zero_shot": {"test": 0.2}}}),
+     "tasks.embedding.settings: this setting trains nothing and has no split fractions"),
 ]
 
 
