@@ -113,6 +113,12 @@ def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda na
     CellLMConfig.from_dict(pretrain["celllm"], "config: pretrain.celllm")
     ppi = config["ppi"]
     _names("interaction network", [ppi["edges"]], known_networks(), "ppi.edges", network_exists)
+    from ingest.catalog import CATALOG
+    from ingest.ledger import LossPolicy
+
+    data = config.get("data") or {}
+    _names("real dataset", (data.get("accept") or {}), CATALOG, "data.accept")
+    LossPolicy.from_config(data)
     try:
         GraphMAEConfig.from_dict(ppi.get("graphmae") or {})
     except ValueError as exc:

@@ -90,18 +90,28 @@ class GeneSymbols:
 
         return cls(approved, protein_coding, by_ensembl, unique_map("prev_symbol"), unique_map("alias_symbol"), ambiguous)
 
-    def symbol(self, identifier: str) -> str | None:
-        """The approved symbol of an identifier; its own name if unknown, None for an unknown Ensembl id."""
+    def symbol(self, identifier: str, ensembl_ids: str = "") -> str | None:
+        """The approved symbol of an identifier; its own name if unknown, None for an unknown Ensembl id.
+
+        `ensembl_ids`: the source's Ensembl gene id(s) of that gene (';'-separated), used when
+        the name itself is not an approved symbol: a stable id beats a name of another year
+        (PanglaoDB writes A1BG-AS1 as 'A1BG_AS1', which no symbol rule resolves).
+        """
         name = str(identifier).strip()
         if name in self.approved:
             return name
         if ENSEMBL.match(name):
             return self.by_ensembl.get(name.split(".")[0])
+        for ensembl in filter(None, str(ensembl_ids or "").split(";")):
+            if ENSEMBL.match(ensembl.strip()) and ensembl.strip().split(".")[0] in self.by_ensembl:
+                return self.by_ensembl[ensembl.strip().split(".")[0]]
         return self.by_previous.get(name) or self.by_alias.get(name) or name
 
     def harmonise(self, adata: ad.AnnData, source: str = "data") -> ad.AnnData:
-        """A copy of `adata` with var_names mapped to approved symbols, unmappable genes dropped, duplicates summed."""
-        mapped = [self.symbol(g) for g in adata.var_names]
+        """A copy of `adata` with var_names mapped to approved symbols, unmappable genes dropped, duplicates summed.
+        A `var['ensembl_id']` column (';'-separated ids) is used for names that are not approved symbols."""
+        ensembl = adata.var["ensembl_id"].astype(str).tolist() if "ensembl_id" in adata.var.columns else [""] * adata.n_vars
+        mapped = [self.symbol(g, e) for g, e in zip(adata.var_names, ensembl)]
         keep = np.array([m is not None for m in mapped])
         if not keep.any():
             raise InputError(f"{source}: none of its {adata.n_vars} genes maps to a human gene symbol")
@@ -114,6 +124,10 @@ class GeneSymbols:
                  source, changed, int((~keep).sum()), len(symbols) - len(unique))
         out = ad.AnnData(sp.csr_matrix(X, dtype=np.float32), obs=adata.obs.copy(), var=pd.DataFrame(index=pd.Index(unique, name=None)), uns=dict(adata.uns))
         out.uns["gene_symbols"] = "HGNC approved"
+        # what the mapping did, for the data ledger: the unmapped Ensembl ids by name (a few)
+        unmapped = [str(g) for g, m in zip(adata.var_names, mapped) if m is None]
+        out.uns["gene_mapping"] = {"genes_in": int(adata.n_vars), "genes_out": len(unique), "renamed": int(changed),
+                                   "unmapped": len(unmapped), "summed": len(symbols) - len(unique), "unmapped_examples": unmapped[:25]}
         return out
 
     def harmonise_edges(self, edges: pd.DataFrame, source: str = "edges") -> pd.DataFrame:

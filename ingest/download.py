@@ -45,13 +45,21 @@ try:  # POSIX: serialise concurrent writers of one lock file (parallel Snakemake
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["fetch", "pin", "pin_sources", "table_sha256", "sha256_of", "MANUAL"]
+__all__ = ["fetch", "fetch_each", "pin", "pin_sources", "table_sha256", "sha256_of", "MANUAL", "HTTPStatusError"]
 
 LOCK_COLUMNS = ("key", "sha256", "url")
 MANUAL = "manual:"  # an address naming a page where a person gets the file
 # 408/429 are the server asking us to come back later, so they are retried like a 5xx
 _RETRY_STATUS = {408, 429}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class HTTPStatusError(InputError):
+    """A request the server answered with a permanent error status (a 4xx but 408/429)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 class _Transient(Exception):
@@ -198,6 +206,45 @@ def fetch(
     return dest
 
 
+def fetch_each(requests: list[tuple[str, str]], dest: str | os.PathLike, combine, *, lock: str | os.PathLike | None = None,
+               key: str | None = None, not_found: tuple[int, ...] = (404,), **options) -> Path:
+    """One file from many requests: `requests` is a list of (value, address); each answer is
+    fetched (resumably: answers already in `dest.parts/` are kept), `combine` turns the list of
+    (value, answer text, or None where the server answered a status of `not_found`) into the
+    file's text, which is written to `dest` and pinned in the lock like any first download.
+    `options` go to `fetch` for every request (retries, timeout, backoff, progress).
+    """
+    dest = Path(dest)
+    key = key or dest.name
+    if dest.is_file() and lock is not None and _read_lock(Path(lock)).get(key, {}).get("sha256"):
+        pin(dest, key, lock)  # already made and pinned: verified, not asked again
+        return dest
+    parts = dest.with_name(dest.name + ".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    answers = []
+    for i, (value, url) in enumerate(tqdm(requests, desc=key, unit="request", disable=not options.get("progress", True), leave=False)):
+        part = parts / f"{i:05d}"
+        try:
+            fetch(url, part, key=f"{key} ({value})", **{**options, "progress": False})
+            answers.append((value, part.read_text(encoding="utf-8")))
+        except HTTPStatusError as exc:
+            if exc.status not in not_found:
+                raise
+            answers.append((value, None))
+    text = combine(answers)
+    with atomic_path(dest) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    try:
+        pin(dest, key, lock, url=requests[0][1] if requests else "")
+    except InputError:
+        dest.unlink(missing_ok=True)
+        raise
+    for part in parts.iterdir():
+        part.unlink()
+    parts.rmdir()
+    return dest
+
+
 # ---------------------------------------------------------------- download
 
 
@@ -259,7 +306,7 @@ def _attempt(url, part, name, label, timeout, progress, chunk_size) -> None:
         if exc.code >= 500 or exc.code in _RETRY_STATUS:
             raise _Transient(reason) from None
         part.unlink(missing_ok=True)
-        raise InputError(f"{label}: {reason}") from None
+        raise HTTPStatusError(f"{label}: {reason}", exc.code) from None
     except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
         raise _Transient(_describe(exc)) from None
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from celllm.errors import InputError
-from ingest.download import fetch, pin, pin_sources, sha256_of
+from ingest.download import fetch, fetch_each, pin, pin_sources, sha256_of
 
 DATA = os.urandom(300_000)
 FAST = {"progress": False, "backoff": 0.01, "timeout": 5.0, "chunk_size": 64 * 1024}
@@ -262,6 +262,30 @@ def test_404_fails_at_once(server, tmp_path):
     assert str(info.value) == f"string_links: {url}: HTTP 404 Not Found"
     assert len(server.hits("/missing.bin")) == 1
     assert not dest.exists() and no_part(dest)
+
+
+def test_fetch_each_combines_answers_keeps_unknown_names_and_pins_the_result(server, tmp_path):
+    lock = tmp_path / "lock.tsv"
+    requests = [("Erlotinib", server.add("/name/Erlotinib", b'"CID"\n176870\n')), ("Unknownib", server.url("/name/Unknownib")),
+                ("Gefitinib", server.add("/name/Gefitinib", b'"CID"\n123631\n', fail_times=1))]  # a 500 first: retried
+
+    def combine(answers):
+        return "".join(f"{name}:{'none' if text is None else text.split()[-1]}\n" for name, text in answers)
+
+    dest = fetch_each(requests, tmp_path / "pubchem_names.csv", combine, lock=lock, key="pubchem_names", **FAST)
+    assert dest.read_text() == "Erlotinib:176870\nUnknownib:none\nGefitinib:123631\n"
+    assert sha256_of(dest) in lock.read_text() and not (tmp_path / "pubchem_names.csv.parts").exists()
+    # done and pinned: nothing is asked again; a changed file is refused by its pin
+    assert fetch_each(requests, dest, combine, lock=lock, key="pubchem_names", **FAST) == dest
+    assert len(server.hits("/name/Erlotinib")) == 1
+    dest.write_text("edited\n")
+    with pytest.raises(InputError, match="differs from the one pinned for 'pubchem_names'"):
+        fetch_each(requests, dest, combine, lock=lock, key="pubchem_names", **FAST)
+    # any other refusal than 'not found' stops the download
+    server.add("/name/Forbidden", b"", status=403)
+    with pytest.raises(InputError, match="HTTP 403"):
+        fetch_each([("Forbidden", server.url("/name/Forbidden"))], tmp_path / "other.csv", combine, lock=lock, key="other", **FAST)
+    assert not (tmp_path / "other.csv").exists()
 
 
 def test_explicit_sha256_mismatch(server, tmp_path):

@@ -80,7 +80,7 @@ def test_cold_splits_keep_every_unit_in_one_part():
     assert (warm == "test").sum() == 14 and (warm == "val").sum() == 14
 
 
-def _table_record(path, model, kind, seed, rmse, dataset="gdsc", simulated=False):
+def _table_record(path, model, kind, seed, rmse, dataset="gdsc_depmap", simulated=False):
     record = {"task": "drug_response", "setting": "warm", "dataset": dataset, "simulated": simulated, "model": model, "kind": kind,
               "seed": seed, "metrics": {"rmse": rmse, "pearson": 1 - rmse / 4}}
     path.write_text(json.dumps(record))
@@ -92,14 +92,14 @@ def test_tables_rank_flag_controls_and_show_published_rows_on_real_data_only(tmp
 
     runs = [("celllm_probe", "celllm", 1.2), ("ridge_ecfp", "baseline", 1.6), ("drug_mean", "control", 1.5)]
     paths = [_table_record(tmp_path / f"{m}{d}.json", m, k, 0, r, dataset=d, simulated=d.startswith("sim"))
-             for m, k, r in runs for d in ("gdsc", "sim_cell_lines")]
+             for m, k, r in runs for d in ("gdsc_depmap", "sim_cell_lines")]
     table = write_tables(paths, tmp_path / "t.csv", tmp_path / "t.md", ["rmse", "pearson"])
-    real = table[table["dataset"] == "gdsc"].set_index("model")
+    real = table[table["dataset"] == "gdsc_depmap"].set_index("model")
     assert real.loc["celllm_probe", "rank"] == 1 and real.loc["ridge_ecfp", "rank"] == 3  # lower RMSE ranks first
     assert real.loc["celllm_probe", "beats_control"] == "yes" and real.loc["ridge_ecfp", "beats_control"] == "no"
     assert pd.isna(real.loc["drug_mean", "beats_control"])
     published = table[table["kind"] == "reference"]
-    assert set(published["dataset"]) == {"gdsc"}  # published numbers are about real data
+    assert set(published["dataset"]) == {"gdsc_depmap"}  # published numbers are about real data
     assert published.set_index("model").loc["per-drug mean (DeepCDR's 95/5 GDSC split)", "pearson_mean"] == pytest.approx(0.84)
     markdown = (tmp_path / "t.md").read_text()
     assert "| – | *CellLM (paper)* | *published* | – | 0.934 | – | – |" in markdown

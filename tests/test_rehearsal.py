@@ -104,18 +104,41 @@ def test_every_paper_dataset_is_parsed_to_the_contract(rehearsal):
     from ingest.catalog import CATALOG
 
     data = rehearsal["run"] / "results" / "data"
-    labels = {"zheng68k": "cell_type", "baron": "cell_type", "gse117872": "response", "gse149383": "response",
+    labels = {"zheng68k": "cell_type", "baron": "cell_type", "gse117872_hn137": "response", "gse149383": "response",
               "panglaodb_human": "tissue", "cancerscem": "tissue"}
-    assert set(CATALOG) == set(labels) | {"gdsc", "ccle"}
+    assert set(CATALOG) == set(labels) | {"gse117872_hn120", "gdsc_depmap", "gdsc_rma", "ccle"}
     for name, column in labels.items():
         adata = read_dataset(data / f"{name}.h5ad", required_obs=[column])
         assert adata.uns["gene_symbols"] == "HGNC approved" and "GENE010" in adata.var_names  # OLD010 / Ensembl ids mapped
     assert set(read_dataset(data / "panglaodb_human.h5ad").obs["tissue"]) == {"normal"}
     assert set(read_dataset(data / "cancerscem.h5ad").obs["tissue"]) == {"tumor"}
-    for name in ("gdsc", "ccle"):
+    assert set(read_dataset(data / "gse117872_hn137.h5ad").obs["origin"]) == {"HN137"}
+    for name in ("gdsc_depmap", "gdsc_rma", "ccle"):
         lines = read_dataset(data / f"{name}.h5ad")
         pairs = read_response_table(data / f"{name}.response.tsv", lines)
-        assert len(pairs) > 0 and set(pairs["cell_line"]) <= set(lines.obs_names)
+        assert len(pairs) > 0 and set(pairs["cell_line"]) == set(lines.obs_names)
+    assert read_dataset(data / "ccle.h5ad").obs_names.str.startswith("ACH-").all()  # DepMap's models key the DepMap profiles
+    assert read_dataset(data / "gdsc_rma.h5ad").obs_names.str.fullmatch(r"9\d{5}").all()  # COSMIC ids key GDSC's own
+
+
+def test_every_parse_writes_its_ledger_and_each_loss_is_named(rehearsal):
+    data = rehearsal["run"] / "results" / "data"
+    paper = rehearsal["config"]
+    parsed = {*(d for spec in paper["tasks"].values() for d in spec["datasets"]), *paper["pretrain"]["corpus"], "string_human"}
+    for name in parsed:
+        ledger = pd.read_csv(data / f"{name}.ledger.tsv", sep="\t", keep_default_na=False)
+        assert (ledger["dataset"] == name).all() and (ledger["kept"] <= ledger["entered"]).all() and len(ledger) >= 2, name
+    gdsc = pd.read_csv(data / "gdsc_depmap.ledger.tsv", sep="\t", keep_default_na=False)
+    drugs = gdsc[(gdsc["step"] == "drug_structure") & (gdsc["unit"] == "drugs")].iloc[0]
+    assert (drugs["entered"], drugs["kept"], drugs["lost_names"]) == (7, 6, "SG-0042")  # the code-named compound, accepted by paper.yaml
+    assert "1 by PubChem name" in drugs["detail"]  # the drug listed without a CID, found by name
+    lines = gdsc[(gdsc["step"] == "cell_line_model") & (gdsc["unit"] == "cell_lines")].iloc[0]
+    assert lines["lost"] == 1 and lines["lost_names"] == "900016 (no model)"
+    ccle = pd.read_csv(data / "ccle.ledger.tsv", sep="\t", keep_default_na=False).set_index(["step", "unit"])
+    assert ccle.loc[("drug_structure", "drugs"), "detail"].startswith("3 by compound list name, 1 by compound list synonym")
+    assert ccle.loc[("cell_line_model", "cell_lines"), "lost"] == 0  # LINE0_LUNG found as LINE0_SMALL_INTESTINE
+    assert "a loss above" not in (rehearsal["run"] / "logs" / "data" / "ccle.log").read_text()
+    assert "data ledger" in (rehearsal["run"] / "logs" / "data" / "ccle.log").read_text()
     edges = pd.read_csv(data / "string_human.tsv", sep="\t")
     assert len(edges) > 0 and not edges["gene_a"].str.startswith("OLD").any()
 
@@ -165,11 +188,11 @@ def test_a_run_record_for_every_task_dataset_setting_and_model_with_its_own_opti
                         configured = (spec.get("options") or {}).get(model, {})
                         assert record["options"] == registry.get(model).resolve_options(task, configured), path
                         records += 1
-    assert records == 2 * 4 + 2 * 4 + 2 * 2 * 4 + 2 * 3 * 4  # embedding, annotation, drug sensitivity, drug response
+    assert records == 2 * 4 + 2 * 4 + 2 * 2 * 4 + 3 * 3 * 4  # embedding, annotation, drug sensitivity, drug response
     # no demo option leaks in: celllm_finetune runs with its own defaults (the released recipe), not the demo's 12 epochs at 1e-3
     finetune = json.loads((rehearsal["run"] / "results/runs/drug_sensitivity/gse149383/full/celllm_finetune/seed0/metrics.json").read_text())
     assert finetune["options"] == {"epochs": 20, "lr": 0.0001, "batch_size": 32, "patience": 4}
-    probe = json.loads((rehearsal["run"] / "results/runs/drug_response/gdsc/warm/celllm_probe/seed0/metrics.json").read_text())
+    probe = json.loads((rehearsal["run"] / "results/runs/drug_response/gdsc_depmap/warm/celllm_probe/seed0/metrics.json").read_text())
     assert probe["options"] == {"epochs": 3, "lr": 0.0001, "batch_size": 64, "patience": 30, "hidden": 128}  # paper.yaml's, the rehearsal's epochs
 
 
@@ -181,11 +204,11 @@ def test_tables_show_the_published_numbers_beside_the_measured_ones(rehearsal):
     assert zheng.loc[zheng["model"] == "CellLM (paper)", "macro_f1_mean"].iloc[0] == pytest.approx(0.718)
     assert not annotation["simulated"].astype(bool).any()
     response = (tables / "drug_response.md").read_text()
-    assert "### drug_response / gdsc (warm; real data)" in response and "*CellLM (paper)*" in response
+    assert "### drug_response / gdsc_depmap (warm; real data)" in response and "*CellLM (paper)*" in response
     assert "±" not in response  # one seed: no spread is shown
     figures = {p.name for p in (rehearsal["run"] / "results" / "figures").glob("*.png")}
     assert {"annotation.png", "drug_sensitivity.png", "drug_response.png", "embedding.png", "pretrain_losses.png", "confusion_zheng68k.png",
-            "umap_baron.png", "scatter_gdsc.png"} <= figures
+            "umap_baron.png", "scatter_gdsc_depmap.png"} <= figures
     embedding = pd.read_csv(tables / "embedding.csv")
     baron = embedding[embedding["dataset"] == "baron"].set_index("model")
     assert baron["ilisi_mean"].notna().all() and embedding.loc[embedding["dataset"] == "zheng68k", "ilisi_mean"].isna().all()  # donors only in Baron
@@ -201,3 +224,14 @@ def test_every_source_is_pinned_and_a_changed_placed_file_is_refused(rehearsal):
     result = _snakemake(rehearsal["project"], rehearsal["configfiles"], "results/data/gse149383.h5ad")
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "differs from the one pinned for 'gse149383_meta'" in output
+
+
+def test_a_parse_that_loses_more_than_the_config_accepts_stops_with_one_line(rehearsal, tmp_path):
+    # the same mirror, with paper.yaml's accepted loss of GDSC drugs taken back: the code-named drug SG-0042 now stops the parse
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("data: {accept: {gdsc_depmap: {drug_structure: {max_loss: 0.0, reason: 'rehearsal: no drug may be lost'}}}}\n")
+    result = _snakemake(rehearsal["project"], [*rehearsal["configfiles"], strict], "results/data/gdsc_depmap.h5ad")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "gdsc_depmap: step 'drug_structure' lost 1 of 7 drugs (14.3%, above the 0% allowed" in output and "SG-0042" in output
+    assert not (rehearsal["run"] / "results" / "data" / "gdsc_depmap.h5ad").exists()  # nothing half-written is left

@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from celllm.errors import InputError
+from ingest.ledger import Ledger
 from tests.fixtures.formats import (
     TENX_FOLDER,
     panglaodb_rdata,
@@ -59,8 +60,10 @@ def test_zheng68k_from_archive_and_folder(tmp_path):
 
     archive = write_zheng_tar(tmp_path / "fresh_68k_pbmc_donor_a_filtered_gene_bc_matrices.tar.gz")
     annotation = write_zheng_annotation(tmp_path / "68k_pbmc_barcodes_annotation.tsv")
-    with pytest.warns(UserWarning, match="1 of 3 cells"):
-        adata = parse_zheng68k(archive, annotation)
+    ledger = Ledger("zheng68k")
+    adata = parse_zheng68k(archive, annotation, ledger)
+    labels = ledger.frame().iloc[0]
+    assert (labels["step"], labels["entered"], labels["kept"], labels["lost_names"]) == ("labels", 3, 2, "AAACATACCGGAGA-1")
     assert_standard(adata)
     assert adata.shape == (2, 3)
     assert list(adata.obs_names) == ZHENG_BARCODES[:2]
@@ -87,7 +90,7 @@ def test_zheng68k_bad_inputs(tmp_path):
     archive = write_zheng_tar(tmp_path / "m.tar.gz")
     no_label = tmp_path / "no_celltype.tsv"
     no_label.write_text("TSNE.1\tTSNE.2\tbarcodes\nAAACATACACCCAA-1\t1\t2\n")
-    with pytest.raises(InputError, match=r"no_celltype\.tsv: missing column\(s\) celltype"):
+    with pytest.raises(InputError, match=r"no_celltype\.tsv: missing column\(s\) 'celltype'"):
         parse_zheng68k(archive, no_label)
     annotation = write_zheng_annotation(tmp_path / "a.tsv")
     with pytest.raises(InputError, match=r"nothere\.tar\.gz: not found"):
@@ -178,8 +181,12 @@ def test_gse117872_tpm_and_labels(tmp_path):
     assert list(adata.obs["origin"]) == ["HN120", "HN120", "HN137", "HN137"]
     np.testing.assert_allclose(adata.X.toarray()[:, 0], [0, 12.5, 0, 3.25])
     assert adata.uns["value_scale"] == "tpm"
-    hn120 = parse_gse117872(tpm, info, origins=["HN120"])
+    assert "Unnamed: 8" not in adata.obs.columns and "pagoda_clusters" in adata.obs.columns  # the real file's empty last column dropped
+    ledger = Ledger("gse117872_hn120")
+    hn120 = parse_gse117872(tpm, info, origins=["HN120"], ledger=ledger)
     assert list(hn120.obs_names) == ["RHH2177", "RHH2178"]
+    selection = ledger.frame().set_index("step").loc["selection"]
+    assert (selection["entered"], selection["kept"], selection["expected"]) == (4, 2, "yes") and "HN120: 2, HN137: 2" in selection["detail"]
 
 
 def test_gse117872_bad_inputs(tmp_path):
@@ -188,7 +195,7 @@ def test_gse117872_bad_inputs(tmp_path):
     tpm = write_tpm(tmp_path / "GSE117872_good_Data_TPM.txt")
     no_cluster = write_gse117872_cellinfo(tmp_path / "nocluster_cellinfo.txt", CELLINFO)
     no_cluster.write_text(no_cluster.read_text().replace("cluster", "state"))
-    with pytest.raises(InputError, match=r"nocluster_cellinfo\.txt: missing column\(s\) cluster"):
+    with pytest.raises(InputError, match=r"nocluster_cellinfo\.txt: missing column\(s\) 'cluster'"):
         parse_gse117872(tpm, no_cluster)
     odd = write_gse117872_cellinfo(tmp_path / "odd_cellinfo.txt", [(*r[:5], "Unknown" if r[5] == "Holiday" else r[5]) for r in CELLINFO])
     with pytest.raises(InputError, match=r"odd_cellinfo\.txt: unknown 'cluster' value 'Unknown'"):

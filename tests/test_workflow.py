@@ -193,7 +193,7 @@ def test_paper_config_plans_every_job_without_network(tmp_path):
     assert result.returncode == 0, output[-3000:]
     for rule in ("download", "parse_dataset", "parse_drug_response_dataset", "string_ppi", "ppi", "pretrain", "embed", "run_model", "aggregate"):
         assert f"rule {rule}:" in output, rule
-    for dataset in ("zheng68k", "baron", "gse149383", "gse117872", "panglaodb_human", "cancerscem", "gdsc", "ccle"):
-        assert f"results/data/{dataset}.h5ad" in output, dataset
+    for dataset in ("zheng68k", "baron", "gse149383", "gse117872_hn137", "panglaodb_human", "cancerscem", "gdsc_depmap", "gdsc_rma", "ccle"):
+        assert f"results/data/{dataset}.h5ad" in output and f"results/data/{dataset}.ledger.tsv" in output, dataset
     for task in ("annotation", "drug_sensitivity", "drug_response"):
         assert f"results/tables/{task}.csv" in output

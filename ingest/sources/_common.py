@@ -158,30 +158,43 @@ def sample_name(path: Path, suffixes: Iterable[str]) -> str:
     return re.sub(r"(\.gz)?$", "", name)
 
 
-# ----------------------------------------------------------------------------------------------
-# the CancerSCEM parser
+def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = (), *, sep: str = ",",
+               case_insensitive: bool = False, fileobj: IO[bytes] | None = None) -> pd.DataFrame:
+    """A delimited text table (plain or gzipped) read as text, its header checked by name.
 
-
-def read_tab_table(path: str | os.PathLike, what: str) -> pd.DataFrame:
-    """A plain or gzipped tab-separated table of text (`what` names it in the error), read whole."""
-    path = existing_file(path)
-    try:
-        with open_text(path) as fh:
-            return pd.read_csv(fh, sep="\t", dtype=str)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"{path}: not a tab-separated {what} ({type(exc).__name__})") from None
-
-
-def read_text_csv(path: str | os.PathLike, what: str, kind: str = "CSV", **options) -> pd.DataFrame:
-    """A comma-separated table read as text (empty cells stay ""), or one line naming the file:
-    `what` names it when it is missing, `kind` when it cannot be parsed."""
+    Empty cells stay "". The header's names are stripped (a UTF-8 byte-order mark too).
+    One line naming the file (and `what` it should be) refuses: a missing file, an
+    unreadable table, a row with more fields than the header has names (pandas would
+    otherwise take the extra leading fields as an index and shift every column), and a
+    header without the `required` columns (matched ignoring case with `case_insensitive`;
+    the columns are then renamed to the spelling of `required`).
+    """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: {what} not found")
+    if fileobj is None:
+        if not path.exists():
+            raise InputError(f"{path}: {what} not found")
+        if path.is_dir():
+            raise InputError(f"{path}: expected the {what}, found a folder")
+    kind = "tab-separated" if sep == "\t" else "comma-separated" if sep == "," else f"{sep!r}-separated"
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, **options)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: not a readable {kind} ({exc.__class__.__name__})") from None
+        with open_text(path, fileobj) as fh:
+            table = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise InputError(f"{path}: not a readable {kind} {what} ({type(exc).__name__}{': ' + detail if detail else ''})") from None
+    if not isinstance(table.index, pd.RangeIndex):
+        extra = table.index.nlevels
+        raise InputError(f"{path}: its rows have {len(table.columns) + extra} fields but its header names {len(table.columns)} columns "
+                         f"(a header cut short would shift every column); expected the {what} with a full header")
+    table.columns = [str(c).replace("\ufeff", "").strip() for c in table.columns]
+    if case_insensitive:
+        wanted = {c.casefold(): c for c in required}
+        table.columns = [wanted.get(c.casefold(), c) for c in table.columns]
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        shown = ", ".join(table.columns[:12]) + (", ..." if len(table.columns) > 12 else "")
+        raise InputError(f"{path}: missing column(s) {', '.join(map(repr, missing))} (has: {shown or 'none'}); expected the {what}")
+    return table
 
 
 def expression_block(frame: pd.DataFrame, path, where, scale_hint: str) -> np.ndarray:

@@ -56,7 +56,7 @@ Keys and rules:
   a pair measured in GDSC2 keeps only its GDSC2 rows (the newer screen, with the
   improved assay); the rows left for a pair are then averaged (the mean of
   ln IC50, i.e. the geometric mean IC50). ``prefer_dataset=None`` averages all.
-- Drugs without a SMILES are dropped with a logged count (`attach_smiles`).
+- Drugs get their structures, and lose their pairs without one, in `ingest.structures`.
 
 Expression values: RMA values are already log2 and positive, so they satisfy
 the contract's non-negative rule; they are kept unchanged and recorded as
@@ -79,8 +79,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from celllm.errors import InputError
-from ingest.sources._common import describe_real, expression_block, read_text_csv
-from ingest.sources.smiles import attach_smiles
+from ingest.ledger import Ledger
+from ingest.sources._common import describe_real, expression_block, read_table
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +93,16 @@ EXPRESSION_URL = "https://www.cancerrxgene.org/gdsc1000/GDSC1000_WebResources/Da
 COMPOUNDS_PAGE = "https://www.cancerrxgene.org/compounds"
 
 RESPONSE_REQUIRED = ["COSMIC_ID", "DRUG_NAME", "LN_IC50"]
+DRUG_LIST_REQUIRED = ["Name", "PubCHEM"]
+DRUG_LIST_COLUMNS = ["drug_id", "drug", "synonyms", "pubchem_cid"]
 EXPRESSION_GENE = "GENE_SYMBOLS"
 EXPRESSION_TITLE = "GENE_title"
 DATA_COLUMN = re.compile(r"^DATA\.(\d+)$")
 VALUE_SCALE = "rma_log2"
 
 
-def parse_gdsc_expression(path: str | os.PathLike, names: Mapping | pd.DataFrame | str | os.PathLike | Iterable | None = None) -> ad.AnnData:
+def parse_gdsc_expression(path: str | os.PathLike, names: Mapping | pd.DataFrame | str | os.PathLike | Iterable | None = None,
+                          ledger: Ledger | None = None) -> ad.AnnData:
     """Cell lines x genes from ``Cell_line_RMA_proc_basalExp.txt`` (or its .zip).
 
     obs_names and ``obs['cell_line']``: the COSMIC id as a string; ``obs['cosmic_id']``:
@@ -150,20 +153,18 @@ def parse_gdsc_expression(path: str | os.PathLike, names: Mapping | pd.DataFrame
     named = (symbols != "").to_numpy()
     if not named.any():
         raise InputError(f"{path}: no row has a gene symbol")
-    if (~named).any():
-        log.info("%s: %d probe rows without a gene symbol dropped", path, int((~named).sum()))
     genes, inverse = np.unique(symbols[named].to_numpy(), return_inverse=True)
-    if len(genes) < named.sum():
-        log.info("%s: %d rows share a symbol with another row; their values are averaged", path, int(named.sum() - len(genes)))
+    ledger = ledger if ledger is not None else Ledger("gdsc")
+    ledger.record("read", "genes", len(symbols), int(named.sum()), f"probe-set rows without a gene symbol dropped; "
+                  f"{int(named.sum() - len(genes))} rows sharing a symbol averaged", changed=int(named.sum() - len(genes)), expected=True)
     merge = sp.csr_matrix((np.ones(len(inverse)), (inverse, np.arange(len(inverse)))), shape=(len(genes), len(inverse)))
     merge = sp.diags(1.0 / np.asarray(merge.sum(axis=1)).ravel()) @ merge  # a gene is the mean of its rows
     X = (merge @ values[named]).T  # cell lines x genes
 
     cosmic = np.asarray(cosmic, dtype=np.int64)
     first = ~pd.Index(cosmic).duplicated()
-    if not first.all():
-        log.warning("%s: %d cell lines appear twice; the first column of each is kept", path, int((~first).sum()))
-        X, cosmic = X[first], cosmic[first]
+    ledger.record("read", "cell_lines", len(cosmic), int(first.sum()), "a COSMIC id with two columns keeps its first", expected=True)
+    X, cosmic = X[first], cosmic[first]
     keys = [str(c) for c in cosmic]
     obs = pd.DataFrame({"cell_line": keys, "cosmic_id": cosmic, "tissue": pd.Categorical(["tumor"] * len(keys), categories=["normal", "tumor"])},
                        index=pd.Index(keys, dtype=object))
@@ -206,22 +207,24 @@ def read_gdsc_dose_response(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
-def parse_gdsc_response(dose_response_path: str | os.PathLike | Iterable[str | os.PathLike], smiles: pd.DataFrame,
+def parse_gdsc_response(dose_response_path: str | os.PathLike | Iterable[str | os.PathLike], ledger: Ledger | None = None,
                         prefer_dataset: str | None = "GDSC2") -> pd.DataFrame:
-    """GDSC1 and/or GDSC2 fitted dose response as the response table (cell_line, drug, smiles, ln_ic50).
+    """GDSC1 and/or GDSC2 fitted dose response as pairs: cell_line, drug, ln_ic50, and the cell line's
+    cell_line_name and sanger_model_id (for joins to DepMap's models).
 
-    `dose_response_path`: one file or several (GDSC1 and GDSC2). `smiles`: drug, smiles
-    (e.g. from `parse_pubchem_smiles`). cell_line is the COSMIC id string (the
-    key of `parse_gdsc_expression`), drug the DRUG_NAME, ln_ic50 the LN_IC50 (natural
-    log of IC50 in µM). Duplicates resolved as the module docstring says; drugs
-    without SMILES dropped with a logged count. Rows are sorted by cell line, drug.
+    `dose_response_path`: one file or several (GDSC1 and GDSC2). cell_line is the COSMIC id
+    string (the key of `parse_gdsc_expression`), drug the DRUG_NAME, ln_ic50 the LN_IC50
+    (natural log of IC50 in µM). Duplicates resolved as the module docstring says. `ledger`
+    gets steps read, duplicates and censoring (fitted IC50s beyond the tested concentrations,
+    extrapolated by GDSC's curve fit, kept). Rows sorted by cell line, drug; drugs get their
+    structures later (`ingest.structures`).
 
     Raises InputError naming the file for a missing file, an unreadable table, a
-    missing column, a missing or non-numeric COSMIC id, drug name or LN_IC50, and
-    for no rows (none at all, or none with a SMILES).
+    missing column, a missing or non-numeric COSMIC id, drug name or LN_IC50, and no rows.
     """
     if prefer_dataset not in (None, "GDSC1", "GDSC2"):
         raise InputError(f"prefer_dataset must be 'GDSC1', 'GDSC2' or None, not {prefer_dataset!r}")
+    ledger = ledger if ledger is not None else Ledger("gdsc")
     paths = [dose_response_path] if isinstance(dose_response_path, (str, os.PathLike)) else list(dose_response_path)
     if not paths:
         raise InputError("GDSC dose response: no file given")
@@ -244,70 +247,88 @@ def parse_gdsc_response(dose_response_path: str | os.PathLike | Iterable[str | o
         else:  # not in any release we saw; fall back on the file name
             guess = re.search(r"GDSC[12]", path.name.upper())
             dataset = pd.Series(guess.group(0) if guess else "", index=table.index)
+        concentration = {c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float) if c in table.columns else np.full(len(table), np.nan)
+                         for c in ("MIN_CONC", "MAX_CONC")}
         parts.append(pd.DataFrame({
             "cell_line": cosmic.astype(np.int64).astype(str).to_numpy(),
             "drug": drug.astype(str).str.strip().to_numpy(),
             "ln_ic50": ln_ic50.astype(float).to_numpy(),
             "dataset": dataset.to_numpy(),
+            "above": ln_ic50.to_numpy(dtype=float) > np.log(concentration["MAX_CONC"]),
+            "below": ln_ic50.to_numpy(dtype=float) < np.log(concentration["MIN_CONC"]),
+            "cell_line_name": table["CELL_LINE_NAME"].fillna("").astype(str).str.strip().to_numpy() if "CELL_LINE_NAME" in table.columns else "",
+            "sanger_model_id": table["SANGER_MODEL_ID"].fillna("").astype(str).str.strip().to_numpy() if "SANGER_MODEL_ID" in table.columns else "",
         }))
     pairs = pd.concat(parts, ignore_index=True)
     source = ", ".join(map(str, paths))
-    pairs = _resolve_duplicates(pairs, prefer_dataset, source)
-    pairs = attach_smiles(pairs, smiles, source)
-    return pairs[["cell_line", "drug", "smiles", "ln_ic50"]].sort_values(["cell_line", "drug"]).reset_index(drop=True)
+    ledger.record("read", "rows", len(pairs), len(pairs), f"dose-response rows of {len(paths)} file(s); "
+                  f"{pairs['cell_line'].nunique()} cell lines (COSMIC ids), {pairs['drug'].nunique()} drugs")
+    names = pairs.drop_duplicates("cell_line").set_index("cell_line")[["cell_line_name", "sanger_model_id"]]
+    merged = _resolve_duplicates(pairs, prefer_dataset, source, ledger)
+    ledger.record("censoring", "pairs", len(merged), len(merged),
+                  f"{int(merged['above'].sum())} fitted IC50s above the highest tested concentration and {int(merged['below'].sum())} "
+                  f"below the lowest (extrapolated by the curve fit), kept as fitted", changed=int((merged['above'] | merged['below']).sum()))
+    merged = merged.join(names, on="cell_line")
+    return merged[["cell_line", "drug", "ln_ic50", "cell_line_name", "sanger_model_id"]].sort_values(["cell_line", "drug"]).reset_index(drop=True)
 
 
 def parse_gdsc_drug_list(path: str | os.PathLike) -> pd.DataFrame:
-    """GDSC's compound list (``Drug_list<timestamp>.csv``) as a drug <-> CID table (drug, pubchem_cid).
+    """GDSC's compound list (``Drug_list<timestamp>.csv``) as a table drug_id, drug, synonyms, pubchem_cid.
 
-    drug is the ``Name`` column (the DRUG_NAME of the dose-response files). ``PubCHEM``
-    entries 'none'/'several'/empty are skipped; a comma-separated list of CIDs keeps
-    its first CID; a name listed under several drug ids keeps its first CID. Counts of
-    what was skipped are logged. The result feeds `parse_pubchem_smiles`, and its
-    pubchem_cid column the PubChem query (`smiles.pubchem_cid_list`).
+    One row per distinct drug name (the ``Name`` column, the DRUG_NAME of the dose-response
+    files; the list repeats a drug once per screen and sometimes under two drug ids).
+    ``synonyms``: a tuple of the comma-separated names of the ``Synonyms`` column (every row of
+    the name pooled). ``pubchem_cid``: the first numeric CID of the name's rows (``PubCHEM`` holds
+    one CID, a comma-separated list whose first is kept, or 'none'/'several'/empty: missing);
+    names without one are kept, so that they can be looked up by name (`ingest.structures`).
 
-    Raises InputError naming the file for a missing file, a missing Name or PubCHEM
-    column (case-insensitive), or no drug with a CID.
+    One line naming the file refuses a missing file, a header without Name or PubCHEM
+    (any case), rows with more fields than the header (some downloads of the list carry the
+    2019 header of 8 names over rows of 10 fields, which would shift every column), and a
+    list without a single named drug.
     """
     path = Path(path)
-    table = read_text_csv(path, "GDSC drug list")
-    columns = {str(c).strip().casefold(): c for c in table.columns}
-    missing = [c for c in ("name", "pubchem") if c not in columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join('Name' if c == 'name' else 'PubCHEM' for c in missing)} (has: {', '.join(map(str, table.columns)) or 'none'}); expected GDSC's Drug_list csv")
-    names = table[columns["name"]].astype(str).str.strip()
-    first_cid = table[columns["pubchem"]].astype(str).str.split(",").str[0].str.strip()
-    numeric = first_cid.str.fullmatch(r"\d+") & (names != "")
-    several = table[columns["pubchem"]].astype(str).str.contains(",")
-    out = pd.DataFrame({"drug": names[numeric], "pubchem_cid": first_cid[numeric].astype(np.int64)})
-    repeated = out["drug"].duplicated()
-    if repeated.any():
-        conflicting = out.groupby("drug")["pubchem_cid"].nunique()
-        n_conflicting = int((conflicting > 1).sum())
-        if n_conflicting:
-            log.warning("%s: %d drug names carry different CIDs under different drug ids; the first is kept", path, n_conflicting)
-        out = out[~repeated]
-    log.info("%s: %d drugs with a PubChem CID; %d rows without a usable CID skipped, %d with several CIDs reduced to the first",
-             path, len(out), int((~numeric).sum()), int((several & numeric).sum()))
-    if out.empty:
-        raise InputError(f"{path}: no drug has a numeric PubChem CID")
-    return out.reset_index(drop=True)
+    table = read_table(path, "GDSC compound list (Drug_list csv)", DRUG_LIST_REQUIRED, case_insensitive=True)
+    names = table["Name"].str.strip()
+    if (names == "").all():
+        raise InputError(f"{path}: no drug has a Name")
+    table = table[names != ""].assign(Name=names[names != ""])
+    cids = table["PubCHEM"].str.split(",").str[0].str.strip()
+    cids = cids.where(cids.str.fullmatch(r"\d+") & (cids != "0"), "")
+    synonyms = table["Synonyms"] if "Synonyms" in table.columns else pd.Series("", index=table.index)
+    ids = table["drug_id"] if "drug_id" in table.columns else pd.Series("", index=table.index)
+    rows = []
+    for name, group in pd.DataFrame({"drug": table["Name"], "cid": cids, "synonyms": synonyms, "drug_id": ids}).groupby("drug", sort=False):
+        found = [int(c) for c in group["cid"] if c]
+        pooled = dict.fromkeys(s.strip() for text in group["synonyms"] for s in str(text).split(",") if s.strip())
+        if len(set(found)) > 1:
+            log.info("%s: drug %s carries CIDs %s under different rows; the first is used", path, name, ", ".join(map(str, dict.fromkeys(found))))
+        rows.append({"drug_id": ";".join(dict.fromkeys(i for i in group["drug_id"] if i)), "drug": name,
+                     "synonyms": tuple(pooled), "pubchem_cid": found[0] if found else None})
+    out = pd.DataFrame(rows, columns=DRUG_LIST_COLUMNS)
+    out["pubchem_cid"] = out["pubchem_cid"].astype("Int64")
+    log.info("%s: %d drugs, %d with a PubChem CID", path, len(out), int(out["pubchem_cid"].notna().sum()))
+    return out
 
 
-def _resolve_duplicates(pairs: pd.DataFrame, prefer_dataset: str | None, source: str) -> pd.DataFrame:
-    counts = pairs.groupby(["cell_line", "drug"])["ln_ic50"].transform("size")
-    n_duplicated = int((counts > 1).sum())
-    if prefer_dataset is not None and n_duplicated:
+def _resolve_duplicates(pairs: pd.DataFrame, prefer_dataset: str | None, source: str, ledger: Ledger) -> pd.DataFrame:
+    """One row per (cell line, drug): the preferred screen's rows where it measured the pair, averaged."""
+    rows = len(pairs)
+    dropped = 0
+    if prefer_dataset is not None:
         has_preferred = (pairs["dataset"] == prefer_dataset).groupby([pairs["cell_line"], pairs["drug"]]).transform("any")
         keep = ~has_preferred | (pairs["dataset"] == prefer_dataset)
-        if (~keep).any():
-            log.info("%s: %d rows of pairs also measured in %s dropped in favour of %s", source, int((~keep).sum()), prefer_dataset, prefer_dataset)
+        dropped = int((~keep).sum())
         pairs = pairs[keep]
-    merged = pairs.groupby(["cell_line", "drug"], as_index=False, sort=False)["ln_ic50"].mean()
-    if len(merged) < len(pairs):
-        log.info("%s: %d repeated measurements of %d (cell line, drug) pairs averaged", source, len(pairs) - len(merged),
-                 int((pairs.groupby(["cell_line", "drug"]).size() > 1).sum()))
-    return merged
+    merged = pairs.groupby(["cell_line", "drug"], as_index=False, sort=False).agg(
+        ln_ic50=("ln_ic50", "mean"), above=("above", "any"), below=("below", "any"), n=("ln_ic50", "size"))
+    repeated = merged["n"] > 1
+    ledger.record("duplicates", "rows", rows, len(merged),
+                  f"{dropped} rows of pairs also measured in {prefer_dataset} left for that screen's; "
+                  f"{int(merged.loc[repeated, 'n'].sum())} repeated measurements of {int(repeated.sum())} pairs averaged (mean ln IC50)"
+                  if prefer_dataset else f"{int(repeated.sum())} pairs measured more than once: their ln IC50 averaged",
+                  changed=int(repeated.sum()), expected=True)
+    return merged.drop(columns="n")
 
 
 def _cell_line_names(names) -> dict[int, str]:

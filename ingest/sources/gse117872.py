@@ -21,13 +21,13 @@ Source layout and where each fact comes from:
   header has no field for the gene column (R's write.table); both header forms
   are accepted. Values are TPM (file name; scDEAL normalises them further),
   not counts: recorded in ``.uns["value_scale"] = "tpm"``.
-- ``..._cellinfo.txt``: tab-separated with a header; columns include
-  ``groups`` (the cell id, scDEAL uses it as the index to align with the TPM
-  columns), ``cell_color`` (e.g. HN120P, HN120PCR, HN120M, HN137MCR),
-  ``patient_id``, ``origin`` (HN120 / HN137 / ..., scDEAL's ``select_origin``),
-  ``drug_status`` and ``cluster`` (Sensitive / Resistant / Holiday). Column
-  order from a public script's comment ("groups, cell_color, patient_id,
-  origin, drug_status, cluster, ...") and ChatCell taking column 5 as the label.
+- ``..._cellinfo.txt``: tab-separated with a header, its columns (a real pandas printout of
+  the file read by scDEAL, ``casestudy/analysis_tarined_anndata.ipynb`` of OSU-BMBL/scDEAL):
+  ``groups`` (the cell id, scDEAL's index to align with the TPM columns), ``cell_color``
+  (HN120P, HN120PCR, HN120M, HN120MCR, HN137P, ..., HN148P, HN148M), ``patient_id``,
+  ``origin`` (HN120 / HN137 / HN148), ``drug_status``, ``cluster`` (Sensitive / Resistant /
+  Holiday), ``pca_clusters``, ``pagoda_clusters`` and an empty, unnamed last column
+  (pandas' ``Unnamed: 8``), which is dropped here.
 
 Label rule (scDEAL utils.py ``process_117872``: ``'Resistant' if
 row.find("Resistant") != -1 else 'Sensitive'`` over ``cluster``; ChatCell maps
@@ -35,16 +35,23 @@ row.find("Resistant") != -1 else 'Sensitive'`` over ``cluster``; ChatCell maps
 Sensitive and Holiday (drug-holiday cells) -> sensitive. Any other value is
 an error here rather than silently 'sensitive'.
 
-scDEAL reports 548 cells for this dataset (README table, "Data 1&2", used per
-origin HN120 / HN137); CellLM's paper gives the same 548. Not verified: whether
-548 is every cell of the "good" files or the HN120 + HN137 subset; pass
-`origins` to select.
+Which cells: the file holds three lines (HN120, HN137, HN148). scDEAL, whose data
+CellLM's drug-sensitivity task follows, selects one origin per run
+(``adata.obs['origin'] == origin`` in ``process_117872``; runs ``GSE117872_HN120`` and
+``GSE117872_HN137``, its older ``scmodel.py`` defaulting to HN137) and reports 548 cells
+for "Data 1&2". After its ``min_genes=200`` filter a public table of the same data
+(SCREP's README) counts HN120 at 172 + 346 = 518 cells and HN137 at 150 + 388 = 538: so
+548 is one origin before filtering, not the whole file and not both lines together,
+and HN137 (10 cells filtered) fits better than HN120 (30). The catalog therefore makes
+one dataset per origin (``gse117872_hn137``, ``gse117872_hn120``), selected by the
+``origin`` column; the count of each is in its ledger. Not verified on the real file,
+which could not be read here.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
+from pathlib import Path
 from typing import Sequence
 
 import anndata as ad
@@ -54,7 +61,8 @@ import pandas as pd
 from celllm.errors import InputError
 from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
-from ingest.sources._common import describe_real, existing_file, read_gene_by_cell_table, read_tab_table
+from ingest.ledger import Ledger
+from ingest.sources._common import describe_real, existing_file, read_gene_by_cell_table, read_table
 
 ID_COLUMN = "groups"
 LABEL_COLUMN = "cluster"
@@ -62,7 +70,7 @@ LABELS = {"resistant": "resistant", "sensitive": "sensitive", "holiday": "sensit
 
 
 def parse_gse117872(tpm_path: str | os.PathLike, cellinfo_path: str | os.PathLike,
-                    origins: Sequence[str] | None = None) -> ad.AnnData:
+                    origins: Sequence[str] | None = None, ledger: Ledger | None = None) -> ad.AnnData:
     """GSE117872 as an AnnData in the standard contract.
 
     `tpm_path`: ``GSE117872_good_Data_TPM.txt[.gz]``; `cellinfo_path`:
@@ -72,17 +80,18 @@ def parse_gse117872(tpm_path: str | os.PathLike, cellinfo_path: str | os.PathLik
 
     Returns TPM values (float32 CSR; ``.uns["value_scale"] = "tpm"``), obs
     ``response`` in {sensitive, resistant} plus the cellinfo columns; cells of
-    the TPM file without cell information are dropped with a warning.
+    the TPM file without cell information are dropped (step labels of `ledger`), and
+    so are the cells of other origins (step selection).
     """
+    ledger = ledger if ledger is not None else Ledger("gse117872")
     info = read_cellinfo(cellinfo_path)
     X, genes, cells = read_gene_by_cell_table(tpm_path, sep="\t")
     known = pd.Index(cells).isin(info.index)
     if not known.any():
         raise InputError(f"{cellinfo_path}: none of the {len(cells)} cells of {tpm_path} is listed in column "
                          f"'{ID_COLUMN}' (e.g. '{cells[0]}' vs '{info.index[0]}')")
-    if not known.all():
-        warnings.warn(f"{cellinfo_path}: {int((~known).sum())} cells of {tpm_path} have no cell information; dropped",
-                      stacklevel=2)
+    ledger.record("labels", "cells", len(cells), int(known.sum()), f"cells of {Path(tpm_path).name} without a row in {Path(cellinfo_path).name}",
+                  [c for c, k in zip(cells, known) if not k])
     keep = np.flatnonzero(known)
     obs = info.loc[[cells[i] for i in keep]].copy()
     if origins is not None:
@@ -92,6 +101,9 @@ def parse_gse117872(tpm_path: str | os.PathLike, cellinfo_path: str | os.PathLik
         if not chosen.any():
             raise InputError(f"{cellinfo_path}: no cell has origin in {list(origins)} "
                              f"(origins present: {', '.join(sorted(obs['origin'].dropna().unique()))})")
+        counts = obs["origin"].value_counts()
+        ledger.record("selection", "cells", len(obs), int(chosen.sum()), f"origin {', '.join(origins)} kept ("
+                      + ", ".join(f"{o}: {n}" for o, n in counts.items()) + ")", expected=True)
         keep, obs = keep[chosen], obs[chosen]
     X, genes, _ = sum_duplicate_genes(X[keep], genes)
     obs.index = pd.Index(obs.index.astype(str), dtype=object)
@@ -112,15 +124,12 @@ def parse_gse117872(tpm_path: str | os.PathLike, cellinfo_path: str | os.PathLik
 def read_cellinfo(path: str | os.PathLike) -> pd.DataFrame:
     """The cell-information table, indexed by cell id, with a `response` column added."""
     path = existing_file(path)
-    table = read_tab_table(path, "cell-information table")
-    if not isinstance(table.index, pd.RangeIndex):  # header one field short (R write.table): ids became the index
-        table = table.reset_index(drop=True) if ID_COLUMN in table.columns else table.reset_index(names=ID_COLUMN)
-    missing = [c for c in (ID_COLUMN, LABEL_COLUMN) if c not in table.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(map(str, table.columns))})")
+    table = read_table(path, "GSE117872 cell-information table", (ID_COLUMN, LABEL_COLUMN), sep="\t")
+    unnamed = [c for c in table.columns if (c == "" or c.startswith("Unnamed:")) and (table[c].str.strip() == "").all()]
+    table = table.drop(columns=unnamed)  # the real file ends every line with an empty field
     if table.empty:
         raise InputError(f"{path}: no cells")
-    if table[ID_COLUMN].isna().any() or table[ID_COLUMN].duplicated().any():
+    if (table[ID_COLUMN].str.strip() == "").any() or table[ID_COLUMN].duplicated().any():
         raise InputError(f"{path}: cell ids in column '{ID_COLUMN}' are missing or repeated")
     labels = table[LABEL_COLUMN].str.strip().str.lower().map(LABELS)
     if labels.isna().any():

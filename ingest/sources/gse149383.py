@@ -51,6 +51,7 @@ from __future__ import annotations
 import csv
 import os
 import warnings
+from pathlib import Path
 from typing import Mapping
 
 import anndata as ad
@@ -60,6 +61,7 @@ import pandas as pd
 from celllm.errors import InputError
 from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
+from ingest.ledger import Ledger
 from ingest.sources._common import concat_samples, corpus_scale, count_scale, describe_real, existing_file, open_text, read_gene_by_cell_table
 
 
@@ -73,7 +75,7 @@ def _response(value: str) -> str | None:
 
 
 def parse_gse149383(expression_csv: str | os.PathLike, meta_csv: str | os.PathLike,
-                    label_column: int | None = None) -> ad.AnnData:
+                    label_column: int | None = None, ledger: Ledger | None = None) -> ad.AnnData:
     """GSE149383 from scDEAL's ``erl_total_data_2K.csv`` + ``erl_total_2K_meta.csv``.
 
     `label_column`: the 0-based column of the meta file holding the labels
@@ -101,6 +103,8 @@ def parse_gse149383(expression_csv: str | os.PathLike, meta_csv: str | os.PathLi
         missing = next(c for c in cells if c not in set(ids))
         raise InputError(f"{meta_csv}: {len(ids)} rows for {len(cells)} cells of {expression_csv}, and cell "
                          f"'{missing}' is not listed")
+    (ledger if ledger is not None else Ledger("gse149383")).record(
+        "labels", "cells", len(cells), len(cells), f"every cell labelled from {Path(meta_csv).name}, matched by {matched}")
     X, genes, _ = sum_duplicate_genes(X, genes)
     obs = pd.DataFrame({"response": pd.Categorical(labels, categories=["sensitive", "resistant"])},
                        index=pd.Index(cells, dtype=object))

@@ -19,7 +19,10 @@ Output: the interaction-table contract of `celllm.ppi.pipeline.read_edges` /
 `celllm.ppi.graph.build_gene_graph`: columns gene_a, gene_b, score (int, STRING's
 0..1000 scale). Proteins are named by ``preferred_name`` (a gene symbol for
 nearly every human protein); several proteins of one gene become one node, the
-pair keeping its highest score. One row per undirected pair (gene_a < gene_b),
+pair keeping its highest score. Proteins whose preferred name is not a gene symbol
+are left out with their links: STRING v12 names some proteins by their UniProt entry
+name (``YI018_HUMAN``) or by their own Ensembl protein id (``ENSP00000499955``), as a
+real copy of the info file shows (tests/data/real/string_info/). One row per undirected pair (gene_a < gene_b),
 self loops (also those made by that merging) dropped, score >= min_score kept,
 rows sorted by (gene_a, gene_b). Links naming a protein absent from the info
 file are dropped with a logged count.
@@ -29,12 +32,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from celllm.errors import InputError
+from ingest.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,10 @@ INFO_NAME = "preferred_name"
 CHUNK_ROWS = 2_000_000  # the human links file has ~13.7M rows: read it in pieces, keep only integer codes
 
 
-def parse_string(links_path: str | os.PathLike, info_path: str | os.PathLike, min_score: int = 0) -> pd.DataFrame:
+NOT_A_SYMBOL = re.compile(r"^(?:[A-Z0-9]+_HUMAN|ENSP\d+|9606\.ENSP\d+)$")  # UniProt entry names, protein ids
+
+
+def parse_string(links_path: str | os.PathLike, info_path: str | os.PathLike, min_score: int = 0, ledger: Ledger | None = None) -> pd.DataFrame:
     """Undirected gene-level interactions from STRING's links and info files (see module docstring).
 
     Raises InputError naming the file for a missing file, a wrong header, a protein
@@ -58,7 +66,8 @@ def parse_string(links_path: str | os.PathLike, info_path: str | os.PathLike, mi
     for path, what in ((links_path, "STRING links file"), (info_path, "STRING protein info file")):
         if not path.exists():
             raise InputError(f"{path}: {what} not found")
-    proteins, gene_of_protein, genes = _read_info(info_path)
+    ledger = ledger if ledger is not None else Ledger("string_human")
+    proteins, gene_of_protein, genes = read_string_info(info_path, ledger)
 
     a_parts, b_parts, score_parts = [], [], []
     n_rows = n_unknown = 0
@@ -90,8 +99,7 @@ def parse_string(links_path: str | os.PathLike, info_path: str | os.PathLike, mi
         raise InputError(f"{links_path}: not a readable space-separated STRING links file ({exc.__class__.__name__}: {exc})") from None
     if n_rows == 0:
         raise InputError(f"{links_path}: no links (only a header)")
-    if n_unknown:
-        log.warning("%s: %d of %d links name a protein absent from %s and are dropped", links_path, n_unknown, n_rows, info_path.name)
+    ledger.record("links", "links", n_rows, n_rows - n_unknown, f"links naming a protein absent from {info_path.name}, or one named by no gene symbol")
 
     a = np.concatenate(a_parts)
     b = np.concatenate(b_parts)
@@ -112,7 +120,7 @@ def parse_string(links_path: str | os.PathLike, info_path: str | os.PathLike, mi
     return pd.DataFrame({"gene_a": gene_a, "gene_b": gene_b, "score": scores})
 
 
-def _read_info(path: Path) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+def read_string_info(path: Path, ledger: Ledger) -> tuple[pd.Index, np.ndarray, np.ndarray]:
     """(protein ids, gene code of each protein, gene names sorted) from the protein info file."""
     try:
         info = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
@@ -132,6 +140,10 @@ def _read_info(path: Path) -> tuple[pd.Index, np.ndarray, np.ndarray]:
         raise InputError(f"{path}: {int(empty.sum())} proteins without an id or preferred_name (first: line {int(np.flatnonzero(empty)[0]) + 2})")
     first = ~ids.duplicated()
     ids, names = ids[first], names[first]
+    symbol = ~names.str.match(NOT_A_SYMBOL.pattern)
+    ledger.record("proteins", "proteins", len(ids), int(symbol.sum()), "preferred names that are no gene symbol (UniProt entry names, "
+                  "Ensembl protein ids) left out with their links", names[~symbol].tolist())
+    ids, names = ids[symbol], names[symbol]
     genes, codes = np.unique(names.to_numpy(dtype=str), return_inverse=True)
     if len(genes) < len(ids):
         log.info("%s: %d proteins share a preferred name with another and are merged into its gene", path, len(ids) - len(genes))

@@ -37,7 +37,6 @@ from __future__ import annotations
 import gzip
 import os
 import tarfile
-import warnings
 from pathlib import Path
 from typing import IO
 
@@ -50,7 +49,8 @@ import scipy.sparse as sp
 from celllm.errors import InputError
 from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
-from ingest.sources._common import describe_real, existing_file, open_text, read_tab_table
+from ingest.ledger import Ledger
+from ingest.sources._common import describe_real, existing_file, open_text, read_table
 
 ANNOTATION_COLUMNS = ("barcodes", "celltype")
 MATRIX_NAMES = ("matrix.mtx", "matrix.mtx.gz")
@@ -58,7 +58,7 @@ GENE_NAMES = ("genes.tsv", "genes.tsv.gz", "features.tsv.gz", "features.tsv")
 BARCODE_NAMES = ("barcodes.tsv", "barcodes.tsv.gz")
 
 
-def parse_zheng68k(matrix_dir: str | os.PathLike, annotation_tsv: str | os.PathLike) -> ad.AnnData:
+def parse_zheng68k(matrix_dir: str | os.PathLike, annotation_tsv: str | os.PathLike, ledger: Ledger | None = None) -> ad.AnnData:
     """Zheng68k as an AnnData in the standard contract.
 
     `matrix_dir`: the folder with matrix.mtx, genes.tsv and barcodes.tsv
@@ -69,9 +69,10 @@ def parse_zheng68k(matrix_dir: str | os.PathLike, annotation_tsv: str | os.PathL
     Returns raw UMI counts (float32 CSR, cells x genes), var_names = gene
     symbols from genes.tsv (duplicate symbols summed; their Ensembl ids, ';'
     joined, in ``var['ensembl_id']``), obs ``cell_type`` from the annotation.
-    Matrix cells missing from the annotation are dropped with a warning;
+    Matrix cells missing from the annotation are dropped (step labels of `ledger`);
     annotation barcodes missing from the matrix are ignored.
     """
+    ledger = ledger if ledger is not None else Ledger("zheng68k")
     annotation = read_annotation(annotation_tsv)
     X, ensembl, symbols, barcodes, where = read_10x_matrix(matrix_dir)
 
@@ -80,9 +81,9 @@ def parse_zheng68k(matrix_dir: str | os.PathLike, annotation_tsv: str | os.PathL
     if not labelled.any():
         raise InputError(f"{annotation_tsv}: none of the {len(barcodes)} barcodes of {where} is annotated "
                          f"(e.g. matrix '{barcodes[0]}' vs annotation '{annotation.index[0]}')")
+    ledger.record("labels", "cells", len(barcodes), len(barcodes) - n_missing, f"cells of {where} without a cell type in {Path(annotation_tsv).name}",
+                  [b for b, keep in zip(barcodes, labelled) if not keep])
     if n_missing:
-        warnings.warn(f"{annotation_tsv}: {n_missing} of {len(barcodes)} cells of {where} have no cell type; dropped",
-                      stacklevel=2)
         X = X[np.flatnonzero(labelled)]
         barcodes = [b for b, keep in zip(barcodes, labelled) if keep]
 
@@ -105,15 +106,12 @@ def parse_zheng68k(matrix_dir: str | os.PathLike, annotation_tsv: str | os.PathL
 def read_annotation(path: str | os.PathLike) -> pd.Series:
     """barcode -> cell type from 68k_pbmc_barcodes_annotation.tsv."""
     path = existing_file(path)
-    table = read_tab_table(path, "annotation table")
-    missing = [c for c in ANNOTATION_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(map(str, table.columns))}; "
-                         f"expected the header TSNE.1, TSNE.2, barcodes, celltype)")
+    table = read_table(path, "annotation table (TSNE.1, TSNE.2, barcodes, celltype)", ANNOTATION_COLUMNS, sep="\t")
     if table.empty:
         raise InputError(f"{path}: no annotated cells")
-    if table["barcodes"].isna().any() or table["celltype"].isna().any():
-        row = int(np.flatnonzero(table["barcodes"].isna() | table["celltype"].isna())[0]) + 2
+    empty = (table["barcodes"].str.strip() == "") | (table["celltype"].str.strip() == "")
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0]) + 2
         raise InputError(f"{path}: empty barcode or cell type on line {row}")
     if table["barcodes"].duplicated().any():
         dup = table.loc[table["barcodes"].duplicated(), "barcodes"].iloc[0]

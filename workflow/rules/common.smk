@@ -9,6 +9,7 @@ from benchmarks.pretrainings import PRETRAINED, RELEASED_CHECKPOINT, checkpoint_
 from benchmarks.config import check_config, check_schema, task_models
 from benchmarks.perf import BENCHMARKS as PERF_BENCHMARKS, FIGURES as PERF_FIGURES
 from benchmarks.tasks import TASKS, get_task, task_settings
+from celllm.config import CellLMConfig
 from ingest.catalog import CATALOG, STRING_EDGES, address_sources, read_sources
 from ingest.demo import SIMULATED, SIMULATED_PPI
 from ingest.download import MANUAL
@@ -144,6 +145,12 @@ SOURCE_TABLE = Path(workflow.basedir) / config["sources"]
 SOURCES = read_sources(SOURCE_TABLE)
 # checksums recorded by first downloads, verified by every later one (beside the table)
 LOCK = str(SOURCE_TABLE.with_name(SOURCE_TABLE.name.replace(".tsv", "") + ".lock.tsv"))
+
+
+# What a parse may lose before it stops (config `data`, ingest/ledger.py), and how many tokens
+# the model reads per cell, so that each ledger counts the cells tokenization will cut.
+LOSSES = canonical(config.get("data") or {})
+MAX_LEN = CellLMConfig.from_dict(config["pretrain"]["celllm"], "config: pretrain.celllm").tokens.max_len
 
 
 def raw_file(source):

@@ -2,7 +2,9 @@
 # (streamed, resumed, retried, checksum-verified, renamed only when complete; a
 # `manual:` row stops with where to get the file and where to save it), and a parse
 # rule turns a dataset's files (archives are read in place) into results/data/{dataset}.h5ad
-# in the standard contract (ingest/catalog.py). Every parse first verifies its
+# in the standard contract (ingest/catalog.py), with its data ledger: what each step kept
+# and lost, and why (results/data/{dataset}.ledger.tsv; a loss above `data.max_loss` stops
+# the parse unless `data.accept` names it with a reason). Every parse first verifies its
 # raw files against the lock, pinning a file placed by hand on its first use.
 # No `retries:`: fetch retries what can succeed on a second try, and nothing else can.
 rule download:
@@ -31,10 +33,13 @@ rule parse_dataset:
         unpack(source_inputs),
         hgnc=lambda wildcards: raw_file("hgnc"),
     output:
-        "results/data/{dataset}.h5ad",
+        data="results/data/{dataset}.h5ad",
+        ledger=report("results/data/{dataset}.ledger.tsv", caption="../report/ledger.rst", category="Data", subcategory="{dataset}"),
     params:
         sources=lambda wildcards: source_rows([*CATALOG[wildcards.dataset].sources, "hgnc"]),
         lock=LOCK,
+        losses=LOSSES,
+        max_len=MAX_LEN,
     wildcard_constraints:
         dataset="|".join(n for n, e in CATALOG.items() if not e.response),
     log:
@@ -53,9 +58,12 @@ rule parse_drug_response_dataset:
     output:
         data="results/data/{dataset}.h5ad",
         response="results/data/{dataset}.response.tsv",
+        ledger=report("results/data/{dataset}.ledger.tsv", caption="../report/ledger.rst", category="Data", subcategory="{dataset}"),
     params:
         sources=lambda wildcards: source_rows([*CATALOG[wildcards.dataset].sources, "hgnc"]),
         lock=LOCK,
+        losses=LOSSES,
+        max_len=MAX_LEN,
     wildcard_constraints:
         dataset="|".join(n for n, e in CATALOG.items() if e.response),
     log:
@@ -73,7 +81,8 @@ rule string_ppi:
         string_info=lambda wildcards: raw_file("string_info"),
         hgnc=lambda wildcards: raw_file("hgnc"),
     output:
-        f"results/data/{STRING_EDGES}.tsv",
+        edges=f"results/data/{STRING_EDGES}.tsv",
+        ledger=report(f"results/data/{STRING_EDGES}.ledger.tsv", caption="../report/ledger.rst", category="Data", subcategory=STRING_EDGES),
     params:
         sources=source_rows(["string_links", "string_info", "hgnc"]),
         lock=LOCK,

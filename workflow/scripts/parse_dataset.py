@@ -4,7 +4,10 @@ log_to_file(snakemake)
 
 from ingest.catalog import build_dataset
 from ingest.download import pin_sources
+from ingest.ledger import LossPolicy
 
 pin_sources(dict(snakemake.input.items()), snakemake.params.sources, snakemake.params.lock)
 files = {name: path for name, path in snakemake.input.items() if name != "hgnc"}
-build_dataset(snakemake.wildcards.dataset, files, snakemake.input.hgnc, snakemake.output[0], snakemake.output.get("response"))
+out = snakemake.output
+build_dataset(snakemake.wildcards.dataset, files, snakemake.input.hgnc, out.data, out.get("response"), out.ledger,
+              LossPolicy.from_config(snakemake.params.losses), snakemake.params.max_len)

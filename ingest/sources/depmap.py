@@ -1,0 +1,222 @@
+"""DepMap (Broad Institute): its cell-line models (``Model.csv``) and their RNA-seq expression.
+
+Files, and where each fact about them comes from:
+
+- ``Model.csv``: one row per model. Its identifier columns, which every release since
+  22Q2 has (headers of real copies of a 22Q4/23Q1-era and a 23Q4/24Q2-era file, in
+  tests/data/real/ccle_models/): ``ModelID`` (ACH-xxxxxx), ``CellLineName`` (e.g.
+  ``NIH:OVCAR-3``), ``StrippedCellLineName`` (``NIHOVCAR3``), ``CCLEName``
+  (``NIHOVCAR3_OVARY``), ``COSMICID`` (``905933`` or ``905933.0`` by release) and
+  ``SangerModelID`` (``SIDM00105``). The older ``sample_info.csv`` (up to 22Q2) names them
+  ``DepMap_ID``, ``cell_line_name``, ``stripped_cell_line_name``, ``CCLE_Name``,
+  ``COSMICID``, ``Sanger_Model_ID`` and adds ``alias``: both are read. Take the models
+  table of the same release as the expression file: a ModelID can name another line in
+  another release (ACH-001172 is R256 in sample_info and U251MGDM in a later Model.csv).
+- Expression, log2(TPM + 1) of protein-coding genes. Two layouts:
+  * up to 24Q2 (at least): ``OmicsExpressionProteinCodingGenesTPMLogp1.csv``, one row per
+    model, the first column unnamed holding the ModelID, then one column per gene named
+    ``SYMBOL (ENTREZ)``;
+  * 25Q2+: ``OmicsExpressionTPMLogp1HumanProteinCodingGenes.csv``, one row per profile, an
+    unnamed row-number column, metadata columns (``SequencingID`` or ``ProfileID``,
+    ``ModelID``, ``IsDefaultEntryForModel`` or ``is_default_entry``, ``ModelConditionID``,
+    ``IsDefaultEntryForMC``) before the genes; only the model's default entry is kept.
+  Both are detected from the header. No real copy of either was found (every public copy
+  is a Git LFS pointer), so these layouts are from documentation and public readers.
+  DepMap files are served per release from figshare (e.g. 24Q4 = figshare+ article
+  27993248); the portal's downloads sit behind a browser session (hence `manual:`).
+
+Cell lines of other sources meet DepMap's models through `DepMapModels.match`, by
+identifiers first and names after: CCLE's legacy names (``AZ521_STOMACH`` is now
+``AZ521_SMALL_INTESTINE``, ``HS895T_SKIN`` ``HS895T_FIBROBLAST``, ``RKN_OVARY``
+``RKN_SOFT_TISSUE``; the 2015 drug file gives ``M059J`` no tissue at all) and GDSC's
+COSMIC and Sanger ids.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from celllm.errors import InputError
+from ingest.ledger import Ledger
+from ingest.sources._common import describe_real, expression_block, read_table
+from ingest.structures import name_key
+
+MODEL_ID = re.compile(r"^ACH-\d+$")
+GENE_COLUMN = re.compile(r"^(?P<symbol>.+?)\s+\((?P<entrez>\d+)\)$")
+VALUE_SCALE = "log2_tpm_plus_1"
+# Model.csv's identifier columns, and sample_info.csv's names for them
+MODEL_COLUMNS = {"ModelID": "DepMap_ID", "CellLineName": "cell_line_name", "StrippedCellLineName": "stripped_cell_line_name",
+                 "CCLEName": "CCLE_Name", "COSMICID": "COSMICID", "SangerModelID": "Sanger_Model_ID"}
+DEFAULT_ENTRY = ("IsDefaultEntryForModel", "is_default_entry")
+METADATA_COLUMNS = {"SequencingID", "ProfileID", "ModelID", "ModelConditionID", "IsDefaultEntryForMC", *DEFAULT_ENTRY}
+NO_MATCH = ""
+
+
+@dataclass(frozen=True)
+class DepMapModels:
+    """DepMap's models: one row per ModelID with its names and ids (model_id, name, stripped,
+    ccle_name, cosmic, sanger, aliases), and indexes to find them."""
+
+    table: pd.DataFrame
+    source: str
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "DepMapModels":
+        """``Model.csv`` (or the older ``sample_info.csv``); one line naming the file for a file
+        without ModelID and CCLEName (or their sample_info names), or without any model."""
+        path = Path(path)
+        table = read_table(path, "DepMap Model.csv")
+        layout = {new: new for new in MODEL_COLUMNS} if "ModelID" in table.columns else MODEL_COLUMNS
+        missing = [layout[c] for c in ("ModelID", "CCLEName") if layout[c] not in table.columns]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(map(repr, missing))} (has: {', '.join(table.columns[:10])}, ...); "
+                             f"expected DepMap's Model.csv (ModelID, CellLineName, StrippedCellLineName, CCLEName, COSMICID, SangerModelID)")
+        text = {new: table[old].str.strip() if old in table.columns else pd.Series("", index=table.index) for new, old in layout.items()}
+        cosmic = pd.to_numeric(text["COSMICID"], errors="coerce")
+        models = pd.DataFrame({
+            "model_id": text["ModelID"], "name": text["CellLineName"], "stripped": text["StrippedCellLineName"],
+            "ccle_name": text["CCLEName"].str.upper(), "sanger": text["SangerModelID"],
+            "cosmic": pd.array([int(c) if np.isfinite(c) and c > 0 else None for c in cosmic], dtype="Int64"),
+            "aliases": table["alias"].map(lambda a: tuple(s.strip() for s in str(a).split(",") if s.strip())) if "alias" in table.columns
+            else [()] * len(table),
+        })
+        models = models[models["model_id"].str.match(MODEL_ID.pattern)].drop_duplicates("model_id").reset_index(drop=True)
+        if models.empty:
+            raise InputError(f"{path}: no model with a DepMap ModelID (ACH-...)")
+        return cls(models, str(path))
+
+    def _index(self, keys: pd.Series) -> dict:
+        index: dict = {}
+        for key, model in zip(keys, self.table["model_id"]):
+            if key is not None and key is not pd.NA and key != "":
+                index.setdefault(key, set()).add(model)
+        return index
+
+    def match(self, *, ccle_names: Sequence[str] | None = None, names: Sequence[str] | None = None,
+              cosmic: Sequence | None = None, sanger: Sequence[str] | None = None) -> pd.DataFrame:
+        """The model of each cell line of another source, given what that source knows of it.
+
+        For each position, the first rule that names exactly one model wins: the Sanger model
+        id, the COSMIC id, the full CCLE name, the cell line name (case ignored), then the
+        stripped name (letters and digits only, compared with the models' stripped names, names
+        and aliases; a CCLE name counts by its part before the tissue). Returns one row per
+        position: model_id ('' where none), matched_by, and why not where none ('several
+        models: ...' or 'no model').
+        """
+        lengths = {len(v) for v in (ccle_names, names, cosmic, sanger) if v is not None}
+        if len(lengths) != 1:
+            raise ValueError("give one or more identifier lists of the same length")
+        n = lengths.pop()
+        t = self.table
+        rules = []
+        if sanger is not None:
+            rules.append(("Sanger model id", self._index(t["sanger"]), [str(s).strip() for s in sanger]))
+        if cosmic is not None:
+            numbers = pd.to_numeric(pd.Series(list(cosmic), dtype=object), errors="coerce")
+            rules.append(("COSMIC id", self._index(t["cosmic"]), [int(c) if np.isfinite(c) and c > 0 else None for c in numbers]))
+        if ccle_names is not None:
+            rules.append(("CCLE name", self._index(t["ccle_name"]), [str(c).strip().upper() for c in ccle_names]))
+        if names is not None:
+            rules.append(("cell line name", self._index(t["name"].str.casefold()), [str(c).strip().casefold() for c in names]))
+        keyed = pd.concat([t["stripped"].map(name_key), t["name"].map(name_key),
+                           t["aliases"].explode().dropna().map(name_key)]).rename("key")
+        by_key = {}
+        for key, model in zip(keyed, t.loc[keyed.index, "model_id"]):
+            if key:
+                by_key.setdefault(key, set()).add(model)
+        stripped = [[name_key(str(c).split("_")[0]) for c in ccle_names] if ccle_names is not None else [],
+                    [name_key(c) for c in names] if names is not None else []]
+        rows = []
+        for i in range(n):
+            model, how, why = NO_MATCH, "", "no model"
+            for label, index, values in rules:
+                found = index.get(values[i], set())
+                if len(found) == 1:
+                    model, how = next(iter(found)), label
+                    break
+                if len(found) > 1 and why == "no model":
+                    why = f"several models by {label}: {', '.join(sorted(found))}"
+            if not model:
+                keys = {k[i] for k in stripped if k and k[i]}
+                found = set().union(*(by_key.get(k, set()) for k in keys)) if keys else set()
+                if len(found) == 1:
+                    model, how = next(iter(found)), "stripped name"
+                elif len(found) > 1 and why == "no model":
+                    why = f"several models by stripped name: {', '.join(sorted(found))}"
+            rows.append({"model_id": model, "matched_by": how, "why_not": "" if model else why})
+        return pd.DataFrame(rows)
+
+    def names_of(self, model_ids: Sequence[str]) -> pd.DataFrame:
+        """cell_line_name and ccle_name of each model id ('' where unknown)."""
+        table = self.table.set_index("model_id")
+        return pd.DataFrame({"cell_line_name": [table["name"].get(m, "") for m in model_ids],
+                             "ccle_name": [table["ccle_name"].get(m, "") for m in model_ids]}, index=pd.Index(model_ids, dtype=object))
+
+
+def parse_depmap_expression(path: str | os.PathLike, models: DepMapModels, dataset: str, ledger: Ledger | None = None) -> ad.AnnData:
+    """Cell lines x genes from a DepMap log2(TPM+1) expression CSV (either layout), keyed by ModelID.
+
+    obs_names and ``obs['cell_line']``: the ModelID; ``obs['cell_line_name']`` and
+    ``obs['ccle_name']`` from `models` ('' where Model.csv has no row); ``obs['tissue'] =
+    'tumor'``. var_names: gene symbols (the "SYMBOL" of "SYMBOL (ENTREZ)"), ``var['entrez_id']``
+    the Entrez id (-1 when the column has none); a symbol on several columns is their mean.
+
+    Raises InputError naming the file for a missing file, a header that is neither DepMap
+    layout, a row without a ModelID, and missing/non-numeric/negative values.
+    """
+    path = Path(path)
+    ledger = ledger if ledger is not None else Ledger(dataset)
+    table = read_table(path, "DepMap expression CSV (OmicsExpression...TPMLogp1)")
+    columns = list(table.columns)
+    if "ModelID" in columns:  # 25Q2+ layout: one row per profile, metadata columns first
+        default = next((c for c in DEFAULT_ENTRY if c in columns), None)
+        if default is not None:
+            chosen = table[default].str.strip().str.casefold().isin(["yes", "true", "1"])
+            ledger.record("default_profile", "profiles", len(table), int(chosen.sum()),
+                          f"profiles that are not their model's default entry ({default}) left out", expected=True)
+            table = table[chosen]
+        model_ids = table["ModelID"].str.strip()
+        skip = {c for c in columns if c in METADATA_COLUMNS or c == "" or c.startswith("Unnamed:")}
+    else:  # up to 24Q2: the first, unnamed column is the ModelID
+        first = columns[0]
+        model_ids = table[first].str.strip()
+        if not (first == "" or first.startswith("Unnamed:")) and not model_ids.str.match(MODEL_ID.pattern).all():
+            raise InputError(f"{path}: neither a ModelID column nor DepMap ids (ACH-...) in the first column; expected a DepMap OmicsExpression...TPMLogp1 CSV")
+        skip = {first}
+    if table.empty:
+        raise InputError(f"{path}: no expression profiles")
+    bad = ~model_ids.str.match(MODEL_ID.pattern)
+    if bad.any():
+        raise InputError(f"{path}: {int(bad.sum())} rows have no DepMap ModelID (first: {model_ids[bad].iloc[0]!r})")
+    gene_columns = [c for c in columns if c not in skip]
+    parsed = [GENE_COLUMN.match(c) for c in gene_columns]
+    if not any(parsed):
+        raise InputError(f"{path}: no gene column of the form 'SYMBOL (ENTREZ)' (first columns: {', '.join(gene_columns[:3])})")
+    symbols = [m.group("symbol").strip() if m else c.strip() for c, m in zip(gene_columns, parsed)]
+    entrez = [int(m.group("entrez")) if m else -1 for m in parsed]
+    values = expression_block(table[gene_columns], path, lambda row, column: f"{model_ids.iloc[row]}, {gene_columns[column]}", "expected log2(TPM + 1)")
+    first = ~model_ids.duplicated().to_numpy()
+    ledger.record("read", "cell_lines", len(model_ids), int(first.sum()), "a model with two profiles keeps its first", expected=True)
+    model_ids, values = model_ids[first], values[first]
+
+    genes, inverse = np.unique(np.asarray(symbols, dtype=object).astype(str), return_inverse=True)
+    merge = sp.csr_matrix((np.ones(len(inverse)), (np.arange(len(inverse)), inverse)), shape=(len(inverse), len(genes)))
+    merge = merge @ sp.diags(1.0 / np.asarray(merge.sum(axis=0)).ravel())  # a symbol is the mean of its columns
+    X = sp.csr_matrix(values) @ merge
+    entrez_by_gene = pd.Series(entrez).groupby(inverse).first().to_numpy()
+    keys = model_ids.tolist()
+    obs = models.names_of(keys).assign(cell_line=keys, tissue=pd.Categorical(["tumor"] * len(keys), categories=["normal", "tumor"]))
+    var = pd.DataFrame({"entrez_id": np.asarray(entrez_by_gene, dtype=np.int64)}, index=pd.Index(genes.astype(str), dtype=object))
+    adata = ad.AnnData(X=sp.csr_matrix(X, dtype=np.float32), obs=obs[["cell_line", "cell_line_name", "ccle_name", "tissue"]], var=var)
+    describe_real(adata, dataset, VALUE_SCALE, VALUE_SCALE, cell_line_key="DepMap ModelID",
+                  source=f"DepMap {path.name} + {Path(models.source).name}; log2(TPM + 1) of protein-coding genes, unchanged")
+    return adata
