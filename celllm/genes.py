@@ -69,6 +69,8 @@ class GeneSymbols:
             table = pd.read_csv(path, sep="\t", dtype=str, usecols=lambda c: c in HGNC_COLUMNS, keep_default_na=False)
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: not a readable HGNC table ({exc.__class__.__name__})") from None
+        if not isinstance(table.index, pd.RangeIndex):  # pandas took the extra leading fields as an index: every column shifted
+            raise InputError(f"{path}: its rows have more fields than its header names; expected the HGNC complete set with its full header")
         missing = [c for c in HGNC_COLUMNS if c not in table.columns]
         if missing:
             raise InputError(f"{path}: missing HGNC column(s) {', '.join(missing)}")

@@ -55,6 +55,8 @@ SCHEMA_CASES = [
     ("seeds repeated", _edited("seeds", [0, 0]), "has non-unique elements"),
     ("threads as text", _edited("threads", "2"), "'2' is not of type 'integer'"),
     ("fraction above 1", _edited("tasks.annotation.settings", {"standard": {"test": 1.5}}), "1.5 is greater than or equal to"),
+    ("data.max_losses", _edited("data", {"max_losses": 0.05}), "'max_losses' was unexpected"),
+    ("accepted loss without a reason", _edited("data", {"accept": {"ccle": {"drug_structure": {"max_loss": 0.1}}}}), "'reason' is a required property"),
 ]
 
 CHECK_CASES = [
@@ -82,6 +84,10 @@ CHECK_CASES = [
      "model 'celllm_released_probe' needs the authors' released checkpoint: set `released: true`"),
     ("unknown focus model", _edited("figures.focus", "celllm_prob"), "figures.focus: unknown model 'celllm_prob'"),
     ("unknown scatter model", _edited("figures.scatter", ["drug_mean", "deepcdr"]), "figures.scatter: unknown model 'deepcdr'"),
+    ("loss accepted at a misspelt step", _edited("data", {"accept": {"ccle": {"drug_structures": {"max_loss": 0.1, "reason": "r"}}}}),
+     "data.accept.ccle.drug_structures: unknown step 'drug_structures'"),
+    ("loss accepted for an unknown dataset", _edited("data", {"accept": {"gdsc": {"drug_structure": {"max_loss": 0.1, "reason": "r"}}}}),
+     "data.accept: unknown real dataset 'gdsc'"),
     ("split fractions of the zero-shot task", _edited("tasks.embedding", {"datasets": ["sim_pbmc"], "settings": {"zero_shot": {"test": 0.2}}}),
      "tasks.embedding.settings: this setting trains nothing and has no split fractions"),
 ]

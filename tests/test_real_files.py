@@ -209,6 +209,64 @@ def test_ccle_cell_lines_find_their_depmap_models():
     lines = pd.unique(pd.read_csv(CCLE_IC50)["Primary Cell Line Name"])
     matched = models.match(names=list(lines))
     lost = dict(zip(np.asarray(lines)[matched["model_id"] == ""], matched.loc[matched["model_id"] == "", "why_not"]))
-    assert len(lines) == 504 and len(lost) <= 4, lost
-    assert "SF8657" in lost  # not a DepMap model in 2024
-    assert dict(zip(lines, matched["model_id"]))["AZ-521"] == "ACH-001015"
+    assert len(lines) == 504 and len(models.table) == 1959
+    # 499 of 504 (0.99% lost, under the default 1%): the five left have no row at all in this release
+    assert lost == dict.fromkeys(["COLO-677", "COLO-699", "KP-1NL", "NCI-H1339", "SF8657"], "no model")
+    for line in lost:
+        assert not models.table["stripped"].str.upper().str.contains(line.replace("-", "").upper()).any()
+    found = dict(zip(lines, matched["model_id"]))
+    assert (found["AZ-521"], found["Hs 895.T"], found["MB 157"], found["SNU-C2B"]) == ("ACH-001015", "ACH-000043", "ACH-000621", "ACH-001199")
+    assert matched["matched_by"].value_counts().to_dict() == {"cell line name": 484, "stripped name": 15, "": 5}
+
+
+# ------------------------------------------------------------------------ headers cut short, refused
+
+
+def test_real_tables_read_under_a_header_cut_short_are_refused(tmp_path):
+    # Written here from real files: each with the last name of its header removed, so that its rows have one
+    # field more than its header names (pandas alone takes the first field as an index and shifts every column)
+    from ingest.sources.ccle import parse_ccle_response
+
+    def cut(source, name):
+        lines = source.read_text().splitlines(keepends=True)
+        header = lines[0].rstrip("\r\n")
+        sep = "\t" if "\t" in header else ","
+        path = tmp_path / name
+        path.write_text(header.rsplit(sep, 1)[0] + "\n" + "".join(lines[1:]))
+        return path
+
+    with pytest.raises(InputError, match="hgnc_complete_set.txt: its rows have more fields than its header names"):
+        GeneSymbols.from_hgnc(cut(REAL / "hgnc" / "hgnc_complete_set.txt", "hgnc_complete_set.txt"))
+    with pytest.raises(InputError, match="info.txt: its rows have more fields than its header names"):
+        read_string_info(cut(REAL / "string_info" / "9606.protein.info.v12.0.txt", "info.txt"), Ledger("string_human"))
+    with pytest.raises(InputError, match="ccle.csv: its rows have 13 fields but its header names 12 columns"):
+        parse_ccle_response(cut(CCLE_SUBSET, "ccle.csv"))
+    with pytest.raises(InputError, match="Model.csv: its rows have 24 fields but its header names 23 columns"):
+        DepMapModels.read(cut(MODELS_24 / "Model.csv", "Model.csv"))
+
+
+def test_the_ccle_ledger_names_each_cell_line_and_compound_it_loses():
+    from ingest.response import to_models
+    from ingest.structures import attach_structures
+
+    ic50 = pd.read_csv(CCLE_IC50)
+    pairs = pd.DataFrame({"primary_name": ic50["Primary Cell Line Name"], "drug": ic50["Compound"], "ln_ic50": np.log(ic50["IC50 (uM)"])})
+    ledger = Ledger("ccle")
+    models = DepMapModels.read(MODELS_43 / "Model.identifiers.csv")
+    lines = pd.unique(pairs["primary_name"])
+    mapped = to_models(pairs, "primary_name", models.match(names=list(lines)), ledger, "CCLE primary names to DepMap models")
+    attach_structures(mapped, ccle_structures_from_published_cids(), ledger, "CCLE")
+    steps = ledger.frame().set_index(["step", "unit"])
+    lines_row, pairs_row = steps.loc[("cell_line_model", "cell_lines")], steps.loc[("cell_line_model", "pairs")]
+    assert (lines_row["entered"], lines_row["kept"]) == (504, 499) and "SF8657 (no model)" in lines_row["lost_names"]
+    assert pairs_row["entered"] == 11670 and 11670 - 5 * 24 <= pairs_row["kept"] < 11670  # a lost line takes its pairs with it
+    assert steps.loc[("drug_structure", "drugs"), "kept"] == 24
+    import yaml
+
+    from ingest.ledger import LossPolicy
+
+    # 5 of 504 lines is 0.99%, but their 120 pairs are 1.03%: the default 1% stops the parse, naming the step;
+    # config/paper.yaml accepts that loss with its reason
+    with pytest.raises(InputError, match=r"ccle: step 'cell_line_model' lost 120 of 11670 pairs \(1.0%"):
+        LossPolicy().check(ledger)
+    LossPolicy.from_config(yaml.safe_load((REAL.parents[2] / "config" / "paper.yaml").read_text())["data"]).check(ledger)

@@ -59,6 +59,10 @@ MODEL_COLUMNS = {"ModelID": "DepMap_ID", "CellLineName": "cell_line_name", "Stri
 DEFAULT_ENTRY = ("IsDefaultEntryForModel", "is_default_entry")
 METADATA_COLUMNS = {"SequencingID", "ProfileID", "ModelID", "ModelConditionID", "IsDefaultEntryForMC", *DEFAULT_ENTRY}
 NO_MATCH = ""
+# CCLE lines DepMap renamed beyond what a stripped name recovers (stripped name then -> now): MB-157 is
+# MDA-MB-157 in DepMap, as the scripts that join CCLE's legacy data to DepMap's sample info rename it
+# (public R, Java and Python joins found by code search map MB157_BREAST to MDAMB157_BREAST).
+RENAMED = {"MB157": "MDAMB157"}
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,8 @@ class DepMapModels:
         For each position, the first rule that names exactly one model wins: the Sanger model
         id, the COSMIC id, the full CCLE name, the cell line name (case ignored), then the
         stripped name (letters and digits only, compared with the models' stripped names, names
-        and aliases; a CCLE name counts by its part before the tissue). Returns one row per
+        and aliases; a CCLE name counts by its part before the tissue; `RENAMED` lines by their
+        new name). Returns one row per
         position: model_id ('' where none), matched_by, and why not where none ('several
         models: ...' or 'no model').
         """
@@ -133,8 +138,10 @@ class DepMapModels:
         for key, model in zip(keyed, t.loc[keyed.index, "model_id"]):
             if key:
                 by_key.setdefault(key, set()).add(model)
+        renamed = {name_key(old): name_key(new) for old, new in RENAMED.items()}
         stripped = [[name_key(str(c).split("_")[0]) for c in ccle_names] if ccle_names is not None else [],
                     [name_key(c) for c in names] if names is not None else []]
+        stripped = [[renamed.get(k, k) for k in keys] for keys in stripped]
         rows = []
         for i in range(n):
             model, how, why = NO_MATCH, "", "no model"

@@ -198,7 +198,9 @@ def read_gdsc_dose_response(path: str | os.PathLike) -> pd.DataFrame:
         raise
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: not a readable dose-response table ({exc.__class__.__name__})") from None
-    table.columns = [str(c).strip() for c in table.columns]
+    if not isinstance(table.index, pd.RangeIndex):  # pandas took the extra leading fields as an index: every column shifted
+        raise InputError(f"{path}: its rows have more fields than its header names; expected GDSC's fitted dose response with its full header")
+    table.columns = [str(c).replace("\ufeff", "").strip() for c in table.columns]  # the CSV twin may start with a byte-order mark
     missing = [c for c in RESPONSE_REQUIRED if c not in table.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(table.columns[:12]) or 'none'}); expected GDSC's fitted dose response")
