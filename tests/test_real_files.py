@@ -52,6 +52,13 @@ def test_hgnc_complete_set_of_a_2025_26_release():
     assert len(symbols.approved) == 99 and len(symbols.protein_coding) == 66 and len(symbols.by_ensembl) == 97
     assert [symbols.symbol(s) for s in ("ACF", "ABCR", "MDR1", "ENSG00000121410.12", "A1BG")] == ["A1CF", "ABCA4", "ABCB1", "A1BG", "A1BG"]
     assert "MRP8" in symbols.ambiguous  # an alias of two genes names neither
+    # PanglaoDB writes A1BG-AS1 as 'A1BG_AS1_ENSG00000268895.5': no symbol rule resolves 'A1BG_AS1', its Ensembl id does
+    assert symbols.symbol("A1BG_AS1", "ENSG00000268895.5") == "A1BG-AS1" and symbols.symbol("A1BG_AS1") == "A1BG_AS1"
+    import anndata as ad
+
+    panglao = ad.AnnData(np.ones((1, 2), dtype=np.float32), var=pd.DataFrame({"ensembl_id": ["ENSG00000121410.12", "ENSG00000268895.5"]},
+                                                                              index=["A1BG", "A1BG_AS1"]))
+    assert symbols.harmonise(panglao, "panglaodb").var_names.tolist() == ["A1BG", "A1BG-AS1"]
     older = GeneSymbols.from_hgnc(REAL / "hgnc" / "hgnc_complete_set.2025_with_location_sortable.excerpt.txt")  # 54 columns
     assert len(older.approved) == 36 and "A3GALT2" in older.approved
 
