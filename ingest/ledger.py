@@ -49,7 +49,8 @@ STEPS: dict[str, str] = {
 }
 CHECKED_UNITS = ("cells", "cell_lines", "drugs", "pairs")  # what a loss threshold applies to
 COLUMNS = ["dataset", "step", "unit", "entered", "kept", "lost", "lost_percent", "changed", "expected", "detail", "lost_names"]
-NAMES_SHOWN = 25  # lost names listed per row; the rest are counted
+NAMES_LISTED = 500  # lost names a ledger row lists (every lost drug and cell line); beyond that they are counted
+NAMES_IN_ERROR = 10  # and the one-line error of a loss above the threshold
 
 
 @dataclass
@@ -71,10 +72,10 @@ class Step:
     def lost_fraction(self) -> float:
         return self.lost / self.entered if self.entered else 0.0
 
-    def names_text(self) -> str:
+    def names_text(self, limit: int = NAMES_LISTED) -> str:
         names = sorted(map(str, self.lost_names))
-        text = "; ".join(names[:NAMES_SHOWN])
-        return text + (f"; ... {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
+        text = "; ".join(names[:limit])
+        return text + (f"; ... {len(names) - limit} more" if len(names) > limit else "")
 
 
 @dataclass
@@ -155,7 +156,7 @@ class LossPolicy:
                 continue
             allowed = self.allowed(ledger.dataset, s.step)
             if s.lost_fraction > allowed + 1e-12:
-                names = f": {s.names_text()}" if s.lost_names else ""
+                names = f": {s.names_text(NAMES_IN_ERROR)}" if s.lost_names else ""
                 accepted = ledger.dataset in self.accepted and s.step in self.accepted[ledger.dataset]
                 how = ("raise data.accept" if accepted else "accept it with data.accept") + f".{ledger.dataset}.{s.step}: {{max_loss: ..., reason: ...}}"
                 raise InputError(f"{ledger.dataset}: step '{s.step}' lost {s.lost} of {s.entered} {s.unit} ({100 * s.lost_fraction:.1f}%, "

@@ -131,3 +131,16 @@ def test_loss_policy_from_config_refuses_unknown_steps_and_missing_reasons():
         LossPolicy.from_config({"accept": {"ccle": {"drug_structure": {"max_loss": 0.1}}}})
     with pytest.raises(InputError, match="config: data.max_loss: expected a fraction"):
         LossPolicy.from_config({"max_loss": 5})
+
+
+def test_a_ledger_lists_every_lost_drug_and_the_error_the_first_ten():
+    from ingest.ledger import Ledger
+
+    ledger = Ledger("toy")
+    ledger.record("drug_structure", "drugs", 100, 70, "no structure", [f"D{i:02d}" for i in range(30)])
+    assert ledger.frame()["lost_names"].iloc[0].count(";") == 29  # all 30, sorted
+    with pytest.raises(InputError, match=r"lost 30 of 100 drugs .*: D00; D01; .*; D09; \.\.\. 20 more; accept it") as error:
+        LossPolicy().check(ledger)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="unknown ledger step 'drug_structures'"):
+        ledger.record("drug_structures", "drugs", 1, 1)
