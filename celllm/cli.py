@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("input", metavar="IN.h5ad")
     e.add_argument("--checkpoint", required=True, metavar="DIR")
     e.add_argument("--out", required=True, metavar="OUT.h5ad", help="a new .h5ad (an existing .h5ad other than the input is replaced)")
-    e.add_argument("--batch-size", type=POSITIVE, default=64)
+    e.add_argument("--batch-size", type=POSITIVE, help="cells per forward pass (default 64; an imported released model: 32 in the "
+                   "file's order, the authors' inference batch, since its attention looks across the batch)")
     e.add_argument("--device", type=_device)
     _reading_options(e)
     e.set_defaults(run=_embed)

@@ -25,6 +25,7 @@ from celllm.checkpoint import checkpoint_hash, load_checkpoint
 from celllm.errors import InputError
 from celllm.io import DatasetBlocks, atomic_path
 from celllm.model import CellLMEncoder
+from celllm.released import RELEASED_BATCH
 from celllm.tokens import TokenConfig, TokenizedCells, pad_ragged, tokenize
 
 log = logging.getLogger(__name__)
@@ -32,26 +33,31 @@ log = logging.getLogger(__name__)
 OBSM_KEY = "X_celllm"
 BLOCK_CELLS = 8192  # cells read, tokenized and embedded at once by embed_file
 BATCH_TOKENS = 65_536  # padded tokens of one forward pass at most, so the longest cells do not set the peak
+DEFAULT_BATCH = 64  # cells of one forward pass at most (this project's encoder)
 
 
 @torch.no_grad()
-def embed_tokens(encoder: CellLMEncoder, cells: TokenizedCells, cfg: TokenConfig, batch_size: int = 64, device: str = "cpu",
+def embed_tokens(encoder: CellLMEncoder, cells: TokenizedCells, cfg: TokenConfig, batch_size: int | None = None, device: str = "cpu",
                  progress: bool = False) -> np.ndarray:
     """[CLS] embeddings of tokenized cells, (n_cells, dim) float32.
 
-    Cells are batched by length to waste little padding, each batch holding at
-    most `batch_size` cells and about BATCH_TOKENS padded tokens; since a cell's
-    embedding does not depend on its batch, the order is free.
+    This project's (masked) encoder: cells are batched by length to waste little
+    padding, each batch holding at most `batch_size` (default 64) cells and about
+    BATCH_TOKENS padded tokens; a cell's embedding does not depend on its batch,
+    so the order is free. The released encoder's does, a little: its cells go in
+    the data's order, `batch_size` (default RELEASED_BATCH, the authors') at a time.
     """
     encoder.eval().to(device)
     lengths = cells.lengths()
-    order = np.argsort(lengths, kind="stable")
+    released = encoder.cfg.attention == "released"
+    batch_size = batch_size or (RELEASED_BATCH if released else DEFAULT_BATCH)
+    order = np.arange(len(cells)) if released else np.argsort(lengths, kind="stable")
     out = np.empty((len(cells), encoder.cfg.dim), dtype=np.float32)
     start = 0
     with tqdm(total=len(cells), desc="embed", unit="cell", disable=not progress) as bar:
         while start < len(cells):
             stop = min(start + batch_size, len(cells))
-            while stop - start > 1 and (stop - start) * (1 + lengths[order[stop - 1]]) > BATCH_TOKENS:
+            while not released and stop - start > 1 and (stop - start) * (1 + lengths[order[stop - 1]]) > BATCH_TOKENS:
                 stop -= 1
             rows = order[start:stop]
             part = cells.select(rows)
@@ -75,7 +81,7 @@ class Embedded:
 class CellEmbedder:
     """A checkpoint loaded once, embedding any number of expression matrices."""
 
-    def __init__(self, checkpoint, device: str | None = None, batch_size: int = 64):
+    def __init__(self, checkpoint, device: str | None = None, batch_size: int | None = None):
         self.checkpoint = Path(checkpoint)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
@@ -106,10 +112,13 @@ class CellEmbedder:
                      "their most expressed ones" if tokens.truncation == "top_expressed" else "the first ones in vocabulary order")
 
 
-def embed_file(in_path, checkpoint, out_path, batch_size: int = 64, device: str | None = None, progress: bool = True,
+def embed_file(in_path, checkpoint, out_path, batch_size: int | None = None, device: str | None = None, progress: bool = True,
                scale_check: bool = True, block_cells: int = BLOCK_CELLS) -> int:
     """`celllm embed`: OUT.h5ad = IN.h5ad with .obsm['X_celllm'] and .uns['celllm'], streamed. Returns the dropped-gene count."""
     embedder = CellEmbedder(checkpoint, device, batch_size)
+    if embedder.cfg.encoder.attention == "released":  # blocks of whole batches, so the batches run through the file in order
+        batch = batch_size or RELEASED_BATCH
+        block_cells = max(batch, block_cells // batch * batch)
     dropped = empty = truncated = 0
     with DatasetBlocks(in_path, scale_check=scale_check) as dataset, atomic_path(out_path) as tmp:
         shutil.copyfile(in_path, tmp)  # everything of the input is kept; only the embedding is added

@@ -18,8 +18,9 @@ shape against the sizes the file itself implies (147 keys and 51,926,536
 parameters at paper size), maps the weights onto `CellLMForPretraining`
 (q, k, v fused in that order, the float64 table cast, a zero [MASK] bin row
 added, the 8-way head kept), and writes a checkpoint folder with the released
-attention (`encoder.attention: released`, padding keys counted as in a cell padded
-to 6,000 tokens), the released binning and cut (floor and clip at 5; cells cut at
+attention (`encoder.attention: released`: padding keys counted as in a cell padded
+to 6,000 tokens, keys stabilised by one max over the batch as the authors' kernel
+does, cells embedded `RELEASED_BATCH` at a time in the data's order), the released binning and cut (floor and clip at 5; cells cut at
 6,000 tokens in vocabulary order) and this project's normalisation (the released
 code's most likely recipe), and `vocab.txt` in the released gene order. The
 contrastive and tissue heads, which the released model does not have, start
@@ -44,6 +45,11 @@ log = logging.getLogger(__name__)
 
 RELEASED_MAX_LEN = 6000  # tokens per cell, [CLS] included, in the released code
 RELEASED_BIN_TOKENS = 8  # bins 0-5, [CLS], PAD
+# Cells per inference batch, in the data's order: OpenBioMed's cell-type script runs CellLM with
+# --batch_size 32 (scripts/aidd/ctc/train.sh) and evaluates with an unshuffled DataLoader
+# (open_biomed/tasks/cell_task/ctc.py). The released kernel stabilises keys over the whole batch,
+# so a cell's output depends a little on its 31 batch mates (celllm.model.attention).
+RELEASED_BATCH = 32
 LAYER = "performer.net.layers.{i}."
 REDRAW_COUNTER = "performer.calls_since_last_redraw"
 REPORT = "released.json"  # beside the weights: where they came from and how the genes were mapped

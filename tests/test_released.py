@@ -1,7 +1,9 @@
 """The authors' released CellLM: import its state dict, reproduce its forward pass, embed and fine-tune with it.
 
-The reference is built from performer-pytorch's own Performer (tests/fixtures/released.py),
-the library the released code copies, with random weights in the released key layout.
+The reference forward pass (tests/fixtures/released.py) is written by this project from the
+definitions in the authors' code, not taken from performer-pytorch: their kernel stabilises
+keys with one max over the whole batch, which the library does per cell and head. Weights are
+random, in the released key layout.
 """
 
 import json
@@ -49,7 +51,9 @@ def test_the_released_forward_pass_is_reproduced_and_the_masked_one_differs(rele
         one_by_one = [model.encoder(*(pad_batch([c], N_GENES, TokenConfig())[k] for k in ("gene_ids", "bins", "mask")))[0] for c in cells]
     released_error = max((ours[i, : len(g) + 1] - theirs[i, : len(g) + 1]).abs().max().item() for i, (g, _) in enumerate(cells))
     assert released_error < 1e-5  # [CLS] and every real token, cells of different lengths
-    assert max((one[: len(g) + 1] - ours[i, : len(g) + 1]).abs().max().item() for i, (one, (g, _)) in enumerate(zip(one_by_one, cells))) < 1e-5
+    # the authors' stabiliser is one max over the batch: a cell alone comes out a little different (measured 4e-5 here)
+    alone = max((one[: len(g) + 1] - ours[i, : len(g) + 1]).abs().max().item() for i, (one, (g, _)) in enumerate(zip(one_by_one, cells)))
+    assert 1e-7 < alone < 1e-3
 
     import dataclasses
 
@@ -61,8 +65,37 @@ def test_the_released_forward_pass_is_reproduced_and_the_masked_one_differs(rele
         ours_masked = masked.encoder(batch["gene_ids"], batch["bins"], batch["mask"])
     masked_error = [(ours_masked[i, : len(g) + 1] - theirs[i, : len(g) + 1]).abs().max().item() for i, (g, _) in enumerate(cells)]
     assert max(masked_error) > 1e-2  # the deliberate deviation: padding keys are kept out
-    assert masked_error[2] < 1e-5  # ... which changes nothing for a cell without padding
+    assert masked_error[2] < 1e-3  # ... which for a cell without padding changes only the batch-wide stabiliser (3.4e-4 here)
     (folder / "errors.json").write_text(json.dumps({"released": released_error, "masked": max(masked_error)}))
+
+
+def test_the_released_forward_pass_at_the_papers_head_size_in_the_released_batch(tmp_path):
+    # 64-dim heads and 266 random features as released, 32 cells of mixed lengths (the authors' inference batch)
+    # padded to 6,000 tokens; a narrower, shallower model than the paper's so that it runs in a test
+    sizes = {"dim": 128, "depth": 2, "heads": 2, "dim_head": 64, "nb_features": 266, "ff_mult": 4}
+    reference = write_released_checkpoint(tmp_path / "c.pth", N_GENES, seed=5, **sizes)
+    (tmp_path / "genes.txt").write_text("".join(f"G{i}\n" for i in range(N_GENES)))
+    import_released(tmp_path / "c.pth", tmp_path / "genes.txt", tmp_path / "imported")
+    model, _, cfg = load_checkpoint(tmp_path / "imported")
+    assert cfg.tokens.max_len == 6000
+    cells = token_cells(n_genes=N_GENES, lengths=(3, 17, 39, 8, 1, 25, 12, 30) * 4)
+    batch = pad_batch(cells, N_GENES, TokenConfig(max_len=6000))
+    with torch.no_grad():
+        theirs = reference(batch["gene_ids"], batch["bins"], batch["mask"], 6000)
+        ours = model.encoder(batch["gene_ids"], batch["bins"], batch["mask"])
+        alone = torch.stack([model.encoder(*(pad_batch([c], N_GENES, TokenConfig())[k] for k in ("gene_ids", "bins", "mask")))[0, 0] for c in cells])
+    assert max((ours[i, : len(g) + 1] - theirs[i, : len(g) + 1]).abs().max().item() for i, (g, _) in enumerate(cells)) < 1e-5
+    assert 1e-6 < (alone - ours[:, 0]).abs().max().item() < 5e-3  # [CLS] alone vs in its batch: measured 4.9e-4 with these weights
+
+    from celllm.embed import embed_tokens
+    from celllm.tokens import TokenizedCells
+
+    # celllm embed's batches for a released model: 32 at a time in the data's order (not sorted by length, as for
+    # this project's encoder), so the 32 cells give their batch's own [CLS]; one at a time does not
+    tokenized = TokenizedCells(np.concatenate([[0], np.cumsum([len(g) for g, _ in cells])]),
+                               np.concatenate([g for g, _ in cells]).astype(np.int64), np.concatenate([b for _, b in cells]).astype(np.int64))
+    assert np.abs(embed_tokens(model.encoder, tokenized, cfg.tokens) - ours[:, 0].numpy()).max() < 1e-5
+    assert np.abs(embed_tokens(model.encoder, tokenized, cfg.tokens, batch_size=1) - ours[:, 0].numpy()).max() > 1e-6
 
 
 def test_the_paper_size_key_set_and_shapes():

@@ -9,11 +9,17 @@ cell's output would change with the padding its batch needs.
   makes a cell's embedding independent of its batch, the property the
   divide-and-conquer contrastive step relies on;
 - released (the authors' model, `EncoderConfig.attention = "released"`): the
-  released code pads every cell to 6,000 tokens and lets those padding keys in,
-  as performer-pytorch does. Every padding position of a cell holds one and the
-  same state, so here they are one position (the cell's first padding position)
-  counted as many times as the cell has padding positions: the same numbers at
-  the cost of the real tokens.
+  released code pads every cell to 6,000 tokens and lets those padding keys in.
+  Every padding position of a cell holds one and the same state, so here they are
+  one position (the cell's first padding position) counted as many times as the
+  cell has padding positions: the same numbers at the cost of the real tokens.
+  Its key features are stabilised as the authors' own copy of the kernel does
+  (OpenBioMed `performer_celllm.py`, like scBERT's): `exp(dash - diag - max) + eps`
+  with ONE max over the whole key tensor of the batch (every cell, head, position,
+  padding included, and random feature), where performer-pytorch 1.1.4 takes one
+  per cell and head. The max cancels but for `eps`, so a cell's output depends a
+  little on its batch mates: the released inference batch (`celllm.released.RELEASED_BATCH`)
+  reproduces the authors' numbers.
 """
 
 from __future__ import annotations
@@ -70,8 +76,9 @@ class MaskedFavorAttention(nn.Module):
         return self.dropout(self.to_out(rearrange(out, "b h n d -> b n (h d)").to(x.dtype)), seeds)
 
     def _released(self, x: torch.Tensor, mask: torch.Tensor, padding: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-        """performer-pytorch's FAVOR+ over each cell padded to its released length, computed on the real
-        tokens and one padding position that counts `padding` times (values masked, keys not)."""
+        """The released FAVOR+ over each cell padded to its released length, computed on the real tokens and
+        one padding position that counts `padding` times (values masked, keys not), the keys stabilised by
+        one max over the whole batch as the authors' kernel does."""
         q, k, v = rearrange(self.to_qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         count = mask.to(torch.float64)
         count[torch.arange(len(mask), device=mask.device), mask.sum(1)] = padding.to(torch.float64)  # the stand-in padding position
@@ -80,12 +87,12 @@ class MaskedFavorAttention(nn.Module):
             q, k, v = q.to(wide), k.to(wide), v.to(wide) * mask[:, None, :, None].to(wide)
             count = count.to(wide)[:, None, :, None]
             q_prime = softmax_kernel(q, projection_matrix=self.projection_matrix, is_query=True)
-            # the library's key features, with its stabiliser (a max over positions and features) taken over the counted positions
+            # the authors' key features: their stabiliser is one max over the batch's whole key tensor (every counted position)
             normaliser = k.shape[-1] ** -0.25
             dash = torch.einsum("bhnd,jd->bhnj", normaliser * k, self.projection_matrix.to(wide))
             diag = (k**2).sum(-1, keepdim=True) * normaliser**2 / 2
             counted = count > 0
-            stabiliser = dash.masked_fill(~counted, float("-inf")).amax(dim=(-1, -2), keepdim=True)
+            stabiliser = dash.masked_fill(~counted, float("-inf")).amax()
             k_prime = self.nb_features**-0.5 * (torch.exp((dash - diag - stabiliser).masked_fill(~counted, float("-inf"))) + eps)
             normaliser_keys = (k_prime * count).sum(dim=-2)
             context = torch.einsum("bhnd,bhne->bhde", k_prime, v)
