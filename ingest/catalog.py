@@ -210,7 +210,7 @@ def build_dataset(name: str, files: dict, hgnc, out_h5ad, out_response=None, out
         ledger.record("truncation", "cells", adata.n_obs, adata.n_obs, f"cells with more than {max_len - 1} expressed genes (max_len {max_len} "
                       "with [CLS]), cut at tokenization as tokens.truncation says; counted over the dataset's genes, before the vocabulary", changed=long)
     validate_dataset(adata, name)
-    log.info("%s: data ledger\n%s", name, ledger.to_text())
+    ledger.log()  # whatever the check says
     policy.check(ledger)
     if entry.response:
         if out_response is None:
@@ -218,8 +218,7 @@ def build_dataset(name: str, files: dict, hgnc, out_h5ad, out_response=None, out
         with atomic_path(out_response) as tmp:
             response.to_csv(tmp, sep="\t", index=False)
     if out_ledger is not None:
-        with atomic_path(out_ledger) as tmp:
-            Path(tmp).write_text(ledger.to_text())
+        ledger.save(out_ledger)
     write_h5ad(adata, out_h5ad)
     return adata
 
@@ -234,10 +233,9 @@ def build_network(links, info, hgnc, out_tsv, out_ledger=None) -> pd.DataFrame:
     mapped = GeneSymbols.from_hgnc(hgnc).harmonise_edges(edges, str(links))
     ledger.record("symbols", "interactions", len(edges), len(mapped), "gene pairs in today's HGNC symbols (pairs that meet on one symbol, "
                   "or with a gene HGNC does not know, dropped; the best score kept per pair)")
-    log.info("%s: data ledger\n%s", STRING_EDGES, ledger.to_text())
+    ledger.log()
     if out_ledger is not None:
-        with atomic_path(out_ledger) as tmp:
-            Path(tmp).write_text(ledger.to_text())
+        ledger.save(out_ledger)
     with atomic_path(out_tsv) as tmp:
         mapped.to_csv(tmp, sep="\t", index=False)
     return mapped

@@ -19,11 +19,13 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Mapping
 
 import pandas as pd
 
 from celllm.errors import InputError
+from celllm.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,14 @@ class Ledger:
 
     def to_text(self) -> str:
         return self.frame().to_csv(sep="\t", index=False)
+
+    def log(self) -> None:
+        log.info("%s: data ledger\n%s", self.dataset, self.to_text())
+
+    def save(self, path) -> None:
+        """The ledger as a TSV at `path`, written atomically."""
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(self.to_text())
 
 
 @dataclass(frozen=True)

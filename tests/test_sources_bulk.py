@@ -162,7 +162,7 @@ def test_gdsc_response_bad_inputs(tmp_path):
         parse_gdsc_response(tmp_path / "gone.xlsx")
     lines = write_gdsc_response(tmp_path / "ok.csv", GDSC2).read_text().splitlines(keepends=True)
     (tmp_path / "short.csv").write_text(lines[0].replace("DATASET,", "", 1) + "".join(lines[1:]))  # a header one name short
-    with pytest.raises(InputError, match="short.csv: its rows have more fields than its header names"):
+    with pytest.raises(InputError, match="short.csv: its rows have 19 fields but its header names 18 columns"):
         parse_gdsc_response(tmp_path / "short.csv")
     (tmp_path / "bom.csv").write_text("\ufeff" + "".join(lines), encoding="utf-8")  # a byte-order mark before DATASET
     assert len(parse_gdsc_response(tmp_path / "bom.csv")) == 5

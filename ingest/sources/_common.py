@@ -158,6 +158,14 @@ def sample_name(path: Path, suffixes: Iterable[str]) -> str:
     return re.sub(r"(\.gz)?$", "", name)
 
 
+def check_full_header(table: pd.DataFrame, path, what: str) -> None:
+    """One line naming the file when pandas read `table` under a header cut short: given rows with more
+    fields than the header names, it takes the extra leading fields as an index and shifts every column."""
+    if not isinstance(table.index, pd.RangeIndex):
+        raise InputError(f"{path}: its rows have {len(table.columns) + table.index.nlevels} fields but its header names {len(table.columns)} "
+                         f"columns (a header cut short would shift every column); expected the {what} with a full header")
+
+
 def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = (), *, sep: str = ",",
                case_insensitive: bool = False, fileobj: IO[bytes] | None = None) -> pd.DataFrame:
     """A delimited text table (plain or gzipped) read as text, its header checked by name.
@@ -182,10 +190,7 @@ def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = (),
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise InputError(f"{path}: not a readable {kind} {what} ({type(exc).__name__}{': ' + detail if detail else ''})") from None
-    if not isinstance(table.index, pd.RangeIndex):
-        extra = table.index.nlevels
-        raise InputError(f"{path}: its rows have {len(table.columns) + extra} fields but its header names {len(table.columns)} columns "
-                         f"(a header cut short would shift every column); expected the {what} with a full header")
+    check_full_header(table, path, what)
     table.columns = [str(c).replace("\ufeff", "").strip() for c in table.columns]
     if case_insensitive:
         wanted = {c.casefold(): c for c in required}

@@ -80,7 +80,7 @@ import scipy.sparse as sp
 
 from celllm.errors import InputError
 from ingest.ledger import Ledger
-from ingest.sources._common import describe_real, expression_block, read_table
+from ingest.sources._common import check_full_header, describe_real, expression_block, read_table
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +198,7 @@ def read_gdsc_dose_response(path: str | os.PathLike) -> pd.DataFrame:
         raise
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: not a readable dose-response table ({exc.__class__.__name__})") from None
-    if not isinstance(table.index, pd.RangeIndex):  # pandas took the extra leading fields as an index: every column shifted
-        raise InputError(f"{path}: its rows have more fields than its header names; expected GDSC's fitted dose response with its full header")
+    check_full_header(table, path, "GDSC fitted dose response")
     table.columns = [str(c).replace("\ufeff", "").strip() for c in table.columns]  # the CSV twin may start with a byte-order mark
     missing = [c for c in RESPONSE_REQUIRED if c not in table.columns]
     if missing:

@@ -40,6 +40,7 @@ import pandas as pd
 
 from celllm.errors import InputError
 from ingest.ledger import Ledger
+from ingest.sources._common import check_full_header
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,7 @@ def read_string_info(path: Path, ledger: Ledger) -> tuple[pd.Index, np.ndarray, 
         raise InputError(f"{path}: empty file") from None
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, ValueError) as exc:
         raise InputError(f"{path}: not a readable tab-separated STRING info file ({exc.__class__.__name__})") from None
-    if not isinstance(info.index, pd.RangeIndex):  # pandas took the extra leading fields as an index: every column shifted
-        raise InputError(f"{path}: its rows have more fields than its header names; expected tab-separated #string_protein_id, preferred_name, ...")
+    check_full_header(info, path, "tab-separated STRING info file (#string_protein_id, preferred_name, ...)")
     missing = [c for c in (INFO_ID, INFO_NAME) if c not in info.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} (header: {', '.join(map(str, info.columns[:4])) or 'empty'}); expected tab-separated #string_protein_id, preferred_name, ...")
