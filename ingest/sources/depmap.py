@@ -182,20 +182,20 @@ def parse_depmap_expression(path: str | os.PathLike, models: DepMapModels, datas
     """
     path = Path(path)
     ledger = ledger if ledger is not None else Ledger(dataset)
-    table = read_table(path, "DepMap expression CSV (OmicsExpression...TPMLogp1)")
+    table = read_table(path, "DepMap expression CSV (OmicsExpression...TPMLogp1)", text=False)  # numbers, not 36M strings
     columns = list(table.columns)
     if "ModelID" in columns:  # 25Q2+ layout: one row per profile, metadata columns first
         default = next((c for c in DEFAULT_ENTRY if c in columns), None)
         if default is not None:
-            chosen = table[default].str.strip().str.casefold().isin(["yes", "true", "1"])
+            chosen = table[default].astype(str).str.strip().str.casefold().isin(["yes", "true", "1"])
             ledger.record("default_profile", "profiles", len(table), int(chosen.sum()),
                           f"profiles that are not their model's default entry ({default}) left out", expected=True)
             table = table[chosen]
-        model_ids = table["ModelID"].str.strip()
+        model_ids = table["ModelID"].astype(str).str.strip()
         skip = {c for c in columns if c in METADATA_COLUMNS or c == "" or c.startswith("Unnamed:")}
     else:  # up to 24Q2: the first, unnamed column is the ModelID
         first = columns[0]
-        model_ids = table[first].str.strip()
+        model_ids = table[first].astype(str).str.strip()
         if not (first == "" or first.startswith("Unnamed:")) and not model_ids.str.match(MODEL_ID.pattern).all():
             raise InputError(f"{path}: neither a ModelID column nor DepMap ids (ACH-...) in the first column; expected a DepMap OmicsExpression...TPMLogp1 CSV")
         skip = {first}
