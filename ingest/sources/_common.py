@@ -166,12 +166,31 @@ def check_full_header(table: pd.DataFrame, path, what: str) -> None:
                          f"columns (a header cut short would shift every column); expected the {what} with a full header")
 
 
+def read_header(path: str | os.PathLike, what: str, *, sep: str = ",") -> list[str]:
+    """The names of a delimited text table's first line, stripped (a UTF-8 byte-order mark too) as
+    `read_table` strips them; one line naming the file for a missing, unreadable or empty file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found" if not path.exists() else f"{path}: expected the {what}, found a folder")
+    try:
+        with open_text(path) as fh:
+            line = fh.readline()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable {what} ({type(exc).__name__}: {exc})") from None
+    if not line.strip():
+        raise InputError(f"{path}: empty file; expected the {what}")
+    return [name.replace("\ufeff", "").strip() for name in split_line(line, sep)]
+
+
 def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = (), *, sep: str = ",",
-               case_insensitive: bool = False, fileobj: IO[bytes] | None = None, text: bool = True) -> pd.DataFrame:
+               case_insensitive: bool = False, fileobj: IO[bytes] | None = None, text: bool = True,
+               columns: Sequence[int] | None = None) -> pd.DataFrame:
     """A delimited text table (plain or gzipped) read as text, its header checked by name.
 
     Empty cells stay "". With `text=False` pandas infers each column's type instead (a numeric
-    matrix such as DepMap's expression then takes a third of the memory of its text). The header's names are stripped (a UTF-8 byte-order mark too).
+    matrix such as DepMap's expression then takes a third of the memory of its text). `columns`:
+    the positions of the only columns to read (from `read_header`), so that a wide matrix costs
+    the memory of the columns it needs. The header's names are stripped (a UTF-8 byte-order mark too).
     One line naming the file (and `what` it should be) refuses: a missing file, an
     unreadable table, a row with more fields than the header has names (pandas would
     otherwise take the extra leading fields as an index and shift every column), and a
@@ -187,7 +206,8 @@ def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = (),
     kind = "tab-separated" if sep == "\t" else "comma-separated" if sep == "," else f"{sep!r}-separated"
     try:
         with open_text(path, fileobj) as fh:
-            table = pd.read_csv(fh, sep=sep, low_memory=False, **({"dtype": str, "keep_default_na": False} if text else {}))
+            table = pd.read_csv(fh, sep=sep, low_memory=False, usecols=None if columns is None else list(columns),
+                                **({"dtype": str, "keep_default_na": False} if text else {}))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise InputError(f"{path}: not a readable {kind} {what} ({type(exc).__name__}{': ' + detail if detail else ''})") from None
