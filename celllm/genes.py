@@ -5,7 +5,7 @@ GEO tables by the symbol of their year, DepMap by "SYMBOL (ENTREZ)", STRING
 by its preferred name). Each is mapped to the symbol the HGNC approves today,
 using the HGNC complete set (a tab-separated file, one row per approved gene,
 with `symbol`, `locus_group`, pipe-separated `alias_symbol` and `prev_symbol`,
-and `ensembl_gene_id`; layout from genenames.org's download page).
+and `ensembl_gene_id`, and `entrez_id` where the file has it; layout from genenames.org's download page).
 
 Rules, in order: an approved symbol is itself; an Ensembl gene id (version
 suffix ignored) is its gene; a previous symbol, then an alias, is the gene
@@ -33,6 +33,7 @@ from celllm.errors import InputError
 log = logging.getLogger(__name__)
 
 HGNC_COLUMNS = ["symbol", "locus_group", "alias_symbol", "prev_symbol", "ensembl_gene_id"]
+ENTREZ_COLUMN = "entrez_id"  # read where present: DepMap names its genes by Entrez id too
 ENSEMBL = re.compile(r"^ENSG\d+(\.\d+)?$")
 
 
@@ -59,6 +60,7 @@ class GeneSymbols:
     by_previous: dict[str, str]
     by_alias: dict[str, str]
     ambiguous: set[str] = field(default_factory=set)
+    by_entrez: dict[int, str] = field(default_factory=dict)  # empty when the table has no entrez_id column
 
     @classmethod
     def from_hgnc(cls, path) -> "GeneSymbols":
@@ -66,7 +68,8 @@ class GeneSymbols:
         if not path.exists():
             raise InputError(f"{path}: HGNC gene table not found")
         try:
-            table = pd.read_csv(path, sep="\t", dtype=str, usecols=lambda c: c in HGNC_COLUMNS, keep_default_na=False)
+            table = pd.read_csv(path, sep="\t", dtype=str, usecols=lambda c: c in (*HGNC_COLUMNS, ENTREZ_COLUMN),
+                                keep_default_na=False)
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: not a readable HGNC table ({exc.__class__.__name__})") from None
         if not isinstance(table.index, pd.RangeIndex):  # pandas took the extra leading fields as an index: every column shifted
@@ -90,7 +93,8 @@ class GeneSymbols:
             ambiguous.update(n for n, s in targets.items() if len(s) > 1 and n not in approved)
             return {n: next(iter(s)) for n, s in targets.items() if len(s) == 1 and n not in approved}
 
-        return cls(approved, protein_coding, by_ensembl, unique_map("prev_symbol"), unique_map("alias_symbol"), ambiguous)
+        by_entrez = {int(e): s for e, s in zip(table[ENTREZ_COLUMN], table["symbol"]) if e.strip().isdigit()} if ENTREZ_COLUMN in table else {}
+        return cls(approved, protein_coding, by_ensembl, unique_map("prev_symbol"), unique_map("alias_symbol"), ambiguous, by_entrez)
 
     def symbol(self, identifier: str, ensembl_ids: str = "") -> str | None:
         """The approved symbol of an identifier; its own name if unknown, None for an unknown Ensembl id.
@@ -111,7 +115,8 @@ class GeneSymbols:
 
     def harmonise(self, adata: ad.AnnData, source: str = "data") -> ad.AnnData:
         """A copy of `adata` with var_names mapped to approved symbols, unmappable genes dropped, duplicates summed.
-        A `var['ensembl_id']` column (';'-separated ids) is used for names that are not approved symbols."""
+        A `var['ensembl_id']` column (';'-separated ids) is used for names that are not approved symbols.
+        The cells and what is kept per cell (.obs, .obsm) are those of `adata`."""
         ensembl = adata.var["ensembl_id"].astype(str).tolist() if "ensembl_id" in adata.var.columns else [""] * adata.n_vars
         mapped = [self.symbol(g, e) for g, e in zip(adata.var_names, ensembl)]
         keep = np.array([m is not None for m in mapped])
@@ -124,7 +129,8 @@ class GeneSymbols:
         X, unique = X[:, order], [unique[i] for i in order]
         log.info("%s: %d genes renamed to approved symbols, %d unmapped Ensembl ids dropped, %d duplicates summed",
                  source, changed, int((~keep).sum()), len(symbols) - len(unique))
-        out = ad.AnnData(sp.csr_matrix(X, dtype=np.float32), obs=adata.obs.copy(), var=pd.DataFrame(index=pd.Index(unique, name=None)), uns=dict(adata.uns))
+        out = ad.AnnData(sp.csr_matrix(X, dtype=np.float32), obs=adata.obs.copy(), var=pd.DataFrame(index=pd.Index(unique, name=None)), uns=dict(adata.uns),
+                         obsm={key: value.copy() for key, value in adata.obsm.items()})
         out.uns["gene_symbols"] = "HGNC approved"
         # what the mapping did, for the data ledger: the unmapped Ensembl ids by name (a few)
         unmapped = [str(g) for g, m in zip(adata.var_names, mapped) if m is None]

@@ -37,7 +37,7 @@ STEPS: dict[str, str] = {
     "selection": "cells chosen by the dataset's documented selection rule",
     "empty": "cells or profiles without any expression",
     "symbols": "genes mapped to today's HGNC symbols (unmappable Ensembl ids dropped, duplicates summed)",
-    "default_profile": "expression profiles that are their model's default entry (one per model)",
+    "default_profile": "omics profiles (expression, copy number, mutations) that are their model's default entry (one per model)",
     "model_name": "expression profiles whose DepMap model is named in Model.csv",
     "duplicates": "repeated measurements of one (cell line, drug) pair averaged into one",
     "censoring": "IC50 values at the assay's limits, kept as censored values",
@@ -45,6 +45,8 @@ STEPS: dict[str, str] = {
     "cell_line_model": "cell lines of the response table matched to a model of the expression source",
     "cell_line_expression": "cell lines of the response table that have an expression profile",
     "unscreened": "expression profiles of cell lines without any measured pair, left out",
+    "cell_line_omics": "TGSA's genes found in DepMap's mutation and copy-number matrices, the cell lines with both profiles "
+                       "(a line without one keeps a NaN row), damaging-mutation calls binarised",
     "proteins": "proteins named by a gene symbol",
     "links": "interactions between two proteins of the info file",
     "truncation": "cells with more expressed genes than the model reads (kept, cut at tokenization)",

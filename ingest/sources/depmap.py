@@ -1,4 +1,4 @@
-"""DepMap (Broad Institute): its cell-line models (``Model.csv``) and their RNA-seq expression.
+"""DepMap (Broad Institute): its cell-line models (``Model.csv``), their RNA-seq expression, mutations and copy number.
 
 Files, and where each fact about them comes from:
 
@@ -24,6 +24,12 @@ Files, and where each fact about them comes from:
   is a Git LFS pointer), so these layouts are from documentation and public readers.
   DepMap files are served per release from figshare (e.g. 24Q4 = figshare+ article
   27993248); the portal's downloads sit behind a browser session (hence `manual:`).
+- Gene matrices beside the expression, read over a chosen gene set by Entrez id (`parse_depmap_gene_matrix`):
+  ``OmicsSomaticMutationsMatrixDamaging.csv`` (0 none, 1 a damaging mutation, 2 where their allele
+  frequencies sum above 0.95) and ``OmicsCNGene.csv`` (copy ratio, 1 = neutral, empty = NA), each a row
+  per model with the first column unnamed up to 24Q4 (real excerpts of a 24Q4-era copy, cut to 29 genes
+  and their first column named ``ModelID`` by the copying project, in tests/data/real/depmap_*); later
+  releases are read in the expression file's profile layout (`MatrixLayout`).
 
 Cell lines of other sources meet DepMap's models through `DepMapModels.match`, by
 identifiers first and names after: CCLE's legacy names (``AZ521_STOMACH`` is now
@@ -47,7 +53,7 @@ import scipy.sparse as sp
 
 from celllm.errors import InputError
 from ingest.ledger import Ledger
-from ingest.sources._common import describe_real, expression_block, read_table
+from ingest.sources._common import describe_real, expression_block, read_header, read_table
 from ingest.structures import name_key
 
 MODEL_ID = re.compile(r"^ACH-\d+$")
@@ -169,6 +175,54 @@ class DepMapModels:
                              "ccle_name": [table["ccle_name"].get(m, "") for m in model_ids]}, index=pd.Index(model_ids, dtype=object))
 
 
+def _unnamed(column: str) -> bool:
+    """A header field left empty (pandas names it 'Unnamed: N')."""
+    return column == "" or column.startswith("Unnamed:")
+
+
+def _all_model_ids(values: pd.Series) -> bool:
+    return bool(values.astype(str).str.strip().str.match(MODEL_ID.pattern).all())
+
+
+@dataclass(frozen=True)
+class MatrixLayout:
+    """Where a DepMap model x gene matrix (expression, copy number, mutations) keeps its ModelIDs.
+
+    Up to 24Q4 the first, unnamed column holds the ModelID (one row per model). From 25Q2 a row is a
+    profile: an unnamed row number, then metadata (``SequencingID`` or ``ProfileID``, ``ModelID``,
+    the model's default-entry flag, ...) before the genes; only the model's default entry is kept.
+    A copy whose unnamed first column was renamed ``ModelID`` reads as the second layout without a flag.
+    """
+
+    id_column: str
+    default_column: str | None  # the model's default-entry flag, where rows are profiles
+    metadata: frozenset  # every column that is no gene
+
+    @classmethod
+    def of(cls, columns: Sequence[str]) -> "MatrixLayout":
+        if "ModelID" in columns:
+            default = next((c for c in DEFAULT_ENTRY if c in columns), None)
+            return cls("ModelID", default, frozenset(c for c in columns if c in METADATA_COLUMNS or _unnamed(c)))
+        return cls(columns[0], None, frozenset({columns[0]}))
+
+    def model_rows(self, table: pd.DataFrame, path: Path, kind: str, ledger: Ledger | None) -> tuple[pd.DataFrame, pd.Series]:
+        """The rows of `table` to keep (each model's default entry, where rows are profiles) and their ModelIDs;
+        one line naming the file for a table without rows or with a row that has no ModelID."""
+        if self.default_column is not None:
+            chosen = table[self.default_column].astype(str).str.strip().str.casefold().isin(["yes", "true", "1"])
+            if ledger is not None:
+                ledger.record("default_profile", "profiles", len(table), int(chosen.sum()),
+                              f"{path.name}: profiles that are not their model's default entry ({self.default_column}) left out", expected=True)
+            table = table[chosen]
+        if table.empty:
+            raise InputError(f"{path}: no {kind} profiles")
+        model_ids = table[self.id_column].astype(str).str.strip()
+        bad = ~model_ids.str.match(MODEL_ID.pattern)
+        if bad.any():
+            raise InputError(f"{path}: {int(bad.sum())} rows have no DepMap ModelID (first: {model_ids[bad].iloc[0]!r})")
+        return table, model_ids
+
+
 def parse_depmap_expression(path: str | os.PathLike, models: DepMapModels, dataset: str, ledger: Ledger | None = None) -> ad.AnnData:
     """Cell lines x genes from a DepMap log2(TPM+1) expression CSV (either layout), keyed by ModelID.
 
@@ -184,26 +238,11 @@ def parse_depmap_expression(path: str | os.PathLike, models: DepMapModels, datas
     ledger = ledger if ledger is not None else Ledger(dataset)
     table = read_table(path, "DepMap expression CSV (OmicsExpression...TPMLogp1)", text=False)  # numbers, not 36M strings
     columns = list(table.columns)
-    if "ModelID" in columns:  # 25Q2+ layout: one row per profile, metadata columns first
-        default = next((c for c in DEFAULT_ENTRY if c in columns), None)
-        if default is not None:
-            chosen = table[default].astype(str).str.strip().str.casefold().isin(["yes", "true", "1"])
-            ledger.record("default_profile", "profiles", len(table), int(chosen.sum()),
-                          f"profiles that are not their model's default entry ({default}) left out", expected=True)
-            table = table[chosen]
-        model_ids = table["ModelID"].astype(str).str.strip()
-        skip = {c for c in columns if c in METADATA_COLUMNS or c == "" or c.startswith("Unnamed:")}
-    else:  # up to 24Q2: the first, unnamed column is the ModelID
-        first = columns[0]
-        model_ids = table[first].astype(str).str.strip()
-        if not (first == "" or first.startswith("Unnamed:")) and not model_ids.str.match(MODEL_ID.pattern).all():
-            raise InputError(f"{path}: neither a ModelID column nor DepMap ids (ACH-...) in the first column; expected a DepMap OmicsExpression...TPMLogp1 CSV")
-        skip = {first}
-    if table.empty:
-        raise InputError(f"{path}: no expression profiles")
-    bad = ~model_ids.str.match(MODEL_ID.pattern)
-    if bad.any():
-        raise InputError(f"{path}: {int(bad.sum())} rows have no DepMap ModelID (first: {model_ids[bad].iloc[0]!r})")
+    layout = MatrixLayout.of(columns)
+    if layout.id_column != "ModelID" and not _unnamed(layout.id_column) and not _all_model_ids(table[layout.id_column]):
+        raise InputError(f"{path}: neither a ModelID column nor DepMap ids (ACH-...) in the first column; expected a DepMap OmicsExpression...TPMLogp1 CSV")
+    table, model_ids = layout.model_rows(table, path, "expression", ledger)
+    skip = layout.metadata
     gene_columns = [c for c in columns if c not in skip]
     parsed = [GENE_COLUMN.match(c) for c in gene_columns]
     if not any(parsed):
@@ -227,3 +266,83 @@ def parse_depmap_expression(path: str | os.PathLike, models: DepMapModels, datas
     describe_real(adata, dataset, VALUE_SCALE, VALUE_SCALE, cell_line_key="DepMap ModelID",
                   source=f"DepMap {path.name} + {Path(models.source).name}; log2(TPM + 1) of protein-coding genes, unchanged")
     return adata
+
+
+# (what a profile holds, what the file is) of the two gene matrices the drug-response datasets add
+MUTATIONS = ("mutation", "DepMap damaging-mutation matrix (OmicsSomaticMutationsMatrixDamaging.csv)")
+COPY_NUMBER = ("copy-number", "DepMap gene copy-number matrix (OmicsCNGene.csv)")
+
+
+def parse_depmap_mutations(path: str | os.PathLike, genes: pd.Series, ledger: Ledger | None = None) -> pd.DataFrame:
+    """DepMap's damaging-mutation matrix over `genes` (Entrez id -> symbol), as DepMap gives it: 0 (none), 1, or
+    2 where the allele frequencies of the gene's damaging mutations sum above 0.95 (DepMap's README)."""
+    return parse_depmap_gene_matrix(path, genes, MUTATIONS, ledger, non_negative=True)
+
+
+def parse_depmap_copy_number(path: str | os.PathLike, genes: pd.Series, ledger: Ledger | None = None) -> pd.DataFrame:
+    """DepMap's gene-level copy number over `genes` (Entrez id -> symbol), as DepMap gives it (OmicsCNGene: the copy
+    ratio relative to the model's ploidy, 1 = neutral; CCLE_gene_cn.csv up to 22Q2: log2(ratio + 1))."""
+    return parse_depmap_gene_matrix(path, genes, COPY_NUMBER, ledger)
+
+
+def parse_depmap_gene_matrix(path: str | os.PathLike, genes: pd.Series, matrix: tuple[str, str], ledger: Ledger | None = None, *,
+                             non_negative: bool = False) -> pd.DataFrame:
+    """Models x `genes` of a DepMap gene matrix (either layout of `MatrixLayout`), float32, indexed by ModelID.
+
+    `genes`: Entrez id -> symbol, in the order wanted. Columns are chosen by the Entrez id of their
+    ``SYMBOL (ENTREZ)`` name (a symbol renamed since the release still finds its gene) and named by
+    `genes`; only those columns are read. Genes the file lacks are left out (the caller counts them);
+    empty cells stay NaN; a model on two rows keeps its first. One line naming the file refuses: a
+    header without a ModelID column, a gene column not named ``SYMBOL (ENTREZ)``, a row without a
+    ModelID, a value that is no number (or a negative one, with `non_negative`).
+    """
+    path = Path(path)
+    kind, what = matrix
+    header = read_header(path, what)
+    layout = MatrixLayout.of(header)
+    if GENE_COLUMN.match(layout.id_column):
+        raise InputError(f"{path}: no ModelID column (the first column, {layout.id_column!r}, is a gene); expected the {what}")
+    positions = _gene_positions(header, layout, path, what, genes)
+    keep = [header.index(c) for c in (layout.id_column, layout.default_column) if c is not None] + list(positions)
+    table = read_table(path, what, text=False, columns=sorted(keep))
+    table.columns = [header[k] for k in sorted(keep)]  # pandas names an empty header field 'Unnamed: 0'
+    table, model_ids = layout.model_rows(table, path, kind, ledger)
+    values = _numeric_values(table[[header[k] for k in positions]], path, model_ids, non_negative)
+    first = ~model_ids.duplicated().to_numpy()
+    if ledger is not None and not first.all():
+        ledger.record("read", "profiles", len(model_ids), int(first.sum()), f"{path.name}: a model on two rows keeps its first", expected=True)
+    symbols = [genes[int(GENE_COLUMN.match(header[k]).group("entrez"))] for k in positions]
+    frame = pd.DataFrame(values[first], index=pd.Index(model_ids[first].tolist(), name="ModelID"), columns=symbols)
+    return frame[[s for s in genes if s in frame.columns]]  # in the order of `genes`
+
+
+def _gene_positions(header: list[str], layout: MatrixLayout, path: Path, what: str, genes: pd.Series) -> list[int]:
+    """The header positions of the columns of `genes` (by Entrez id; the first column of an id named twice)."""
+    gene_columns = [(k, c) for k, c in enumerate(header) if c not in layout.metadata]
+    if not gene_columns:
+        raise InputError(f"{path}: no gene columns after {', '.join(map(repr, header))}; expected the {what}")
+    named = [(k, GENE_COLUMN.match(c)) for k, c in gene_columns]
+    odd = [c for (k, c), (_, m) in zip(gene_columns, named) if m is None]
+    if odd:
+        raise InputError(f"{path}: {len(odd)} of {len(gene_columns)} gene columns are not named 'SYMBOL (ENTREZ)' "
+                         f"(first: {odd[0]!r}); expected the {what}")
+    wanted, positions = set(int(e) for e in genes.index), {}
+    for k, match in named:
+        entrez = int(match.group("entrez"))
+        if entrez in wanted and entrez not in positions:
+            positions[entrez] = k
+    return sorted(positions.values())
+
+
+def _numeric_values(frame: pd.DataFrame, path: Path, model_ids: pd.Series, non_negative: bool) -> np.ndarray:
+    """`frame` as float32; empty cells NaN; one line naming the file and the first value that is no number (or negative)."""
+    numbers = frame.apply(pd.to_numeric, errors="coerce")
+    text = frame.notna().to_numpy() & numbers.isna().to_numpy()
+    if text.any():
+        row, column = np.argwhere(text)[0]
+        raise InputError(f"{path}: {int(text.sum())} values are not numbers (first: {frame.iat[row, column]!r} at {model_ids.iloc[row]}, {frame.columns[column]})")
+    values = numbers.to_numpy(dtype=np.float32)
+    if non_negative and (values < 0).any():
+        row, column = np.argwhere(values < 0)[0]
+        raise InputError(f"{path}: negative values (first: {values[row, column]:g} at {model_ids.iloc[row]}, {frame.columns[column]}); expected counts")
+    return values
