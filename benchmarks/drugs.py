@@ -1,9 +1,11 @@
 """Drug features for the drug-response task, computed once per dataset.
 
 Each drug gets a molecular graph (deepchem's MolGraphConvFeaturizer, the input
-of the GIN drug encoder, as in OpenBioMed's DRP code) and a 1024-bit ECFP4
-fingerprint (for the linear baseline). Drugs are kept sorted by name, so the
-same table always gives the same rows.
+of this project's GIN drug encoder), a second graph with the 77 atom features
+TGSA's TGDRP reads (the input of the released drug-response recipe, see
+`tgsa_atom_features`), and a 1024-bit ECFP4 fingerprint (for the linear
+baseline). Drugs are kept sorted by name, so the same table always gives the
+same rows.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class DrugFeatures:
     names: list[str]  # sorted drug names; row i of every field below is drug names[i]
     graphs: list[Data]  # x: float32 (n_atoms, n_atom_features), edge_index: long (2, n_directed_bonds)
     fingerprints: np.ndarray  # float32 (n_drugs, 1024), ECFP4 bits
+    tgsa_graphs: list[Data]  # x: float32 (n_atoms, 77) TGSA's atom features, edge_index: both directions of every bond
 
     def __len__(self) -> int:
         return len(self.names)
@@ -52,6 +55,8 @@ class DrugFeatures:
             "x": [graph.x for graph in self.graphs],
             "edge_index": [graph.edge_index for graph in self.graphs],
             "fingerprints": torch.from_numpy(np.ascontiguousarray(self.fingerprints)),
+            "tgsa_x": [graph.x for graph in self.tgsa_graphs],
+            "tgsa_edge_index": [graph.edge_index for graph in self.tgsa_graphs],
         }
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
@@ -64,12 +69,16 @@ class DrugFeatures:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             names, xs, edges, fingerprints = state["names"], state["x"], state["edge_index"], state["fingerprints"]
+            tgsa = [Data(x=x, edge_index=edge_index) for x, edge_index in zip(state["tgsa_x"], state["tgsa_edge_index"])]
+        except KeyError as exc:
+            raise InputError(f"{path}: drug feature file lacks {exc} (written by an older version: delete it to rebuild)") from None
         except Exception as exc:  # torch/pickle raise many types for a corrupt or foreign file
             raise InputError(f"{path}: not a readable drug feature file ({type(exc).__name__}: {exc})") from None
-        if not (len(names) == len(xs) == len(edges) == fingerprints.shape[0]):
-            raise InputError(f"{path}: drug feature file is inconsistent ({len(names)} names, {len(xs)} graphs, {fingerprints.shape[0]} fingerprints)")
+        if not (len(names) == len(xs) == len(edges) == fingerprints.shape[0] == len(tgsa)):
+            raise InputError(f"{path}: drug feature file is inconsistent ({len(names)} names, {len(xs)} graphs, "
+                             f"{fingerprints.shape[0]} fingerprints, {len(tgsa)} TGSA graphs)")
         graphs = [Data(x=x, edge_index=edge_index) for x, edge_index in zip(xs, edges)]
-        return cls(list(names), graphs, fingerprints.numpy())
+        return cls(list(names), graphs, fingerprints.numpy(), tgsa)
 
 
 def featurize_drugs(table: pd.DataFrame, source: str = "drugs") -> DrugFeatures:
@@ -90,7 +99,52 @@ def featurize_drugs(table: pd.DataFrame, source: str = "drugs") -> DrugFeatures:
         names=names,
         graphs=[_to_data(graph, name, source) for name, graph in zip(names, graphs)],
         fingerprints=np.asarray(fingerprints, dtype=np.float32).reshape(len(names), FINGERPRINT_BITS),
+        tgsa_graphs=[tgsa_graph(molecule) for molecule in molecules],
     )
+
+
+# TGSA's atom features (its smiles2graph.py, with dgllife's feature functions; OpenBioMed's
+# MolTGSAFeaturizer is the same): written here from that list because dgllife needs DGL.
+TGSA_ATOM_SYMBOLS = ("C", "N", "O", "S", "F", "Si", "P", "Cl", "Br", "Mg", "Na", "Ca", "Fe", "As", "Al", "I", "B", "V", "K", "Tl",
+                     "Yb", "Sb", "Sn", "Ag", "Pd", "Co", "Se", "Ti", "Zn", "H", "Li", "Ge", "Cu", "Au", "Ni", "Cd", "In", "Mn", "Zr",
+                     "Cr", "Pt", "Hg", "Pb")
+TGSA_ATOM_FEATURES = 77
+
+
+def _one_hot(value, choices) -> list[float]:
+    """1 at `value`'s place among `choices`; all zeros for a value not listed (dgllife's encode_unknown=False)."""
+    return [float(value == choice) for choice in choices]
+
+
+def tgsa_atom_features(atom) -> list[float]:
+    """The 77 features TGSA gives an RDKit atom: symbol (43), degree 0-10, implicit valence 0-6, formal
+    charge, radical electrons, hybridisation (SP..SP3D2), aromatic, total Hs 0-4, in ring, CIP R/S."""
+    from rdkit import Chem
+
+    hybridisations = (Chem.HybridizationType.SP, Chem.HybridizationType.SP2, Chem.HybridizationType.SP3,
+                      Chem.HybridizationType.SP3D, Chem.HybridizationType.SP3D2)
+    chirality = _one_hot(atom.GetProp("_CIPCode"), ("R", "S")) if atom.HasProp("_CIPCode") else [0.0, 0.0]
+    return [
+        *_one_hot(atom.GetSymbol(), TGSA_ATOM_SYMBOLS),
+        *_one_hot(atom.GetDegree(), range(11)),
+        *_one_hot(atom.GetValence(Chem.ValenceType.IMPLICIT), range(7)),
+        float(atom.GetFormalCharge()),
+        float(atom.GetNumRadicalElectrons()),
+        *_one_hot(atom.GetHybridization(), hybridisations),
+        float(atom.GetIsAromatic()),
+        *_one_hot(atom.GetTotalNumHs(), range(5)),
+        float(atom.IsInRing()),
+        *chirality,
+    ]
+
+
+def tgsa_graph(molecule) -> Data:
+    """A molecule as TGSA's TGDRP reads it: 77 features per atom, each bond in both directions."""
+    x = torch.tensor([tgsa_atom_features(atom) for atom in molecule.GetAtoms()], dtype=torch.float32)
+    bonds = [(bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()) for bond in molecule.GetBonds()]
+    directed = [pair for i, j in bonds for pair in ((i, j), (j, i))]
+    edge_index = torch.tensor(directed, dtype=torch.long).T if directed else torch.zeros((2, 0), dtype=torch.long)
+    return Data(x=x, edge_index=edge_index.contiguous())
 
 
 def _unique_smiles(table: pd.DataFrame, source: str) -> pd.Series:

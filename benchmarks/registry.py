@@ -15,6 +15,9 @@ then gives it `context.checkpoint`, that pretraining's checkpoint folder, and
 `context.embeddings` (its cached [CLS] embeddings of the dataset, see
 benchmarks.models._celllm).
 
+A model that reads the gene interaction network (the table the `ppi` stage reads, columns
+gene_a, gene_b, score) says `needs_network=True` and finds its path in `context.network`.
+
 A model that takes options declares them with their defaults, `options={"epochs": 20,
 "lr": 1e-4}` (on the tasks of `option_tasks`, default all its tasks); a default's type is
 the option's type and numbers must be positive. The task config's
@@ -50,6 +53,7 @@ class ModelSpec:
     options: dict = field(default_factory=dict)  # option -> default
     option_tasks: tuple[str, ...] = ()  # the tasks its options apply to
     colour: str | None = None  # its colour in every figure; None: the next free shade of its kind's family
+    needs_network: bool = False  # whether it reads the configured gene interaction network (context.network)
 
     @property
     def needs_checkpoint(self) -> bool:
@@ -79,6 +83,7 @@ class ModelContext:
 
     checkpoint: Path | None = None
     embeddings: Path | None = None  # .h5ad whose .obsm["X_celllm"] holds the checkpoint's embeddings of the dataset
+    network: Path | None = None  # the configured interaction network (gene_a, gene_b, score), for a model that needs it
     threads: int = 1
     device: str = "cpu"
     options: dict = field(default_factory=dict)  # the model's options from the task config (e.g. epochs, lr)
@@ -109,7 +114,7 @@ def check_options(model: str, defaults: dict, given: dict) -> dict:
 
 
 def register(name: str, *, kind: str, tasks, summary: str, reference: str = "", pretraining: str | None = None,
-             options: dict | None = None, option_tasks=None, colour: str | None = None):
+             options: dict | None = None, option_tasks=None, colour: str | None = None, needs_network: bool = False):
     if kind not in KINDS:
         raise ValueError(f"model '{name}': kind must be one of {', '.join(KINDS)}, not '{kind}'")
     if pretraining is not None and pretraining not in PRETRAININGS:
@@ -120,7 +125,7 @@ def register(name: str, *, kind: str, tasks, summary: str, reference: str = "", 
         if existing is not None and existing.factory.__module__ != factory.__module__:
             raise ValueError(f"model name '{name}' is registered twice ({existing.factory.__module__}, {factory.__module__})")
         _REGISTRY[name] = ModelSpec(name, kind, tuple(tasks), summary, reference, pretraining, factory, dict(options or {}),
-                                    tuple(option_tasks if option_tasks is not None else tasks) if options else (), colour)
+                                    tuple(option_tasks if option_tasks is not None else tasks) if options else (), colour, needs_network)
         return factory
 
     return decorate

@@ -78,6 +78,7 @@ _STREAM_DRUG_SENSITIVITY = 5
 _STREAM_CELL_LINES = 6
 _STREAM_DRUG_PROJECTION = 7
 _STREAM_PPI = 8
+_STREAM_OMICS = 9
 
 DRUG_TABLE_PATH = Path(__file__).with_name("drugs.tsv")
 
@@ -490,7 +491,29 @@ class GeneProgramWorld:
                 "lineage": _type_labels(lineage, CORPUS_N_TYPES),
             }
         )
-        return self._anndata(counts, obs, "sim_cell_lines", seed, activity, obs_names=names), pairs
+        adata = self._anndata(counts, obs, "sim_cell_lines", seed, activity, obs_names=names)
+        adata.obsm["mutation"], adata.obsm["copy_number"] = self._cell_line_omics(lineage, offsets, names, seed)
+        return adata, pairs
+
+    def _cell_line_omics(self, lineage: np.ndarray, offsets: np.ndarray, names: list[str], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Simulated mutation and copy-number profiles (stand-ins for DepMap's) over a census of one
+        gene in six: copy number is the line's simulated gene-dose shift on DepMap's scale,
+        log2(relative copy number + 1), plus noise; damaging mutations (0/1) come at 3% per gene, and
+        at 50% for three driver genes of each lineage. Mutations do not act on expression or
+        response: they say only what lineage already says. Drawn from their own stream, so adding
+        them changed no other simulated number."""
+        rng = np.random.default_rng([self.seed, _STREAM_OMICS, seed])
+        n_genes = len(self.genes)
+        census = np.sort(rng.choice(n_genes, size=max(8, n_genes // 6), replace=False))
+        drivers = np.stack([rng.choice(len(census), 3, replace=False) for _ in range(CORPUS_N_TYPES)])
+        rate = np.full((len(names), len(census)), 0.03)
+        rate[np.arange(len(names))[:, None], drivers[lineage]] = 0.5
+        mutation = (rng.random(rate.shape) < rate).astype(np.float32)
+        copy_number = np.log2(np.exp(offsets[:, census]) + 1.0) + rng.normal(0.0, 0.05, (len(names), len(census)))
+        genes = [self.genes[i] for i in census]
+        index = pd.Index(names, dtype=object)
+        return (pd.DataFrame(mutation, index=index, columns=genes),
+                pd.DataFrame(copy_number.astype(np.float32), index=index, columns=genes))
 
     def ppi_graph(self, seed: int) -> pd.DataFrame:
         """Protein-protein interaction edges (stand-in for STRING), one row per undirected edge.

@@ -84,25 +84,34 @@ class CellLMEncoder(nn.Module):
         self.layers = nn.ModuleList(PerformerLayer(cfg, i) for i in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
 
-    def _states(self, gene_ids, bins, mask, seeds=None, trainable_layers: int | None = None) -> torch.Tensor:
-        """Normalised token states; layers before the last `trainable_layers` (None: all trainable) run without a graph."""
-        n = gene_ids.shape[1]
-        padding = None
+    def layer_inputs(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token vectors, mask) as the first layer takes them. In released mode one PAD position is
+        appended: it stands for every padding position of a cell (see celllm.model.attention)."""
         if self.cfg.attention == "released":
-            padding = self.pad_to - mask.sum(1)
-            if (padding < 0).any():
+            if (mask.sum(1) > self.pad_to).any():
                 raise ValueError(f"a cell has more than {self.pad_to} tokens, the length the released attention pads to")
             gene_ids = F.pad(gene_ids, (0, 1), value=self.n_genes + 1)
             bins = F.pad(bins, (0, 1), value=self.pad_bin)
             mask = F.pad(mask, (0, 1), value=False)
+        return self.gene_embedding(gene_ids) + self.bin_embedding(bins), mask
+
+    def run_layers(self, x: torch.Tensor, mask: torch.Tensor, start: int = 0, stop: int | None = None, seeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Layers start..stop-1 over layer inputs `x` with the mask `layer_inputs` gave. A cell's
+        stand-in padding position in released mode is its first masked one, so states cached after
+        some layers can be re-batched: keep each cell's tokens and the position after them."""
+        padding = self.pad_to - mask.sum(1) if self.cfg.attention == "released" else None
+        for layer in self.layers[start:stop]:
+            x = layer(x, mask, seeds, padding)
+        return x
+
+    def _states(self, gene_ids, bins, mask, seeds=None, trainable_layers: int | None = None) -> torch.Tensor:
+        """Normalised token states; layers before the last `trainable_layers` (None: all trainable) run without a graph."""
+        n = gene_ids.shape[1]
         split = 0 if trainable_layers is None else len(self.layers) - trainable_layers
         with torch.set_grad_enabled(torch.is_grad_enabled() and split == 0):
-            x = self.gene_embedding(gene_ids) + self.bin_embedding(bins)
-            for layer in self.layers[:split]:
-                x = layer(x, mask, seeds, padding)
-        for layer in self.layers[split:]:
-            x = layer(x, mask, seeds, padding)
-        return self.norm(x)[:, :n]
+            x, mask = self.layer_inputs(gene_ids, bins, mask)
+            x = self.run_layers(x, mask, 0, split, seeds)
+        return self.norm(self.run_layers(x, mask, split, None, seeds))[:, :n]
 
     def forward(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None) -> torch.Tensor:
         """Token states (batch, length, dim). `seeds` (batch,) give each cell its own dropout masks."""

@@ -29,6 +29,7 @@ PRETRAIN_NAME = config["pretrain"]["name"]
 CHECKPOINT = f"results/pretrain/{PRETRAIN_NAME}"
 VOCAB = f"results/pretrain/{PRETRAIN_NAME}.vocab.txt"
 TOKEN_STORE = f"results/pretrain/{PRETRAIN_NAME}.tokens"
+PPI_EDGES = f"results/data/{config['ppi']['edges']}.tsv"
 
 
 def canonical(value):
@@ -122,9 +123,11 @@ def run_inputs(wildcards):
 
 
 def model_files(model, dataset):
-    """The CellLM checkpoint a model needs and its cached embeddings of the dataset ({} for other models)."""
+    """The CellLM checkpoint a model needs and its cached embeddings of the dataset, and the interaction
+    network for a model that reads it ({} for other models)."""
     folder = model_checkpoint(model)
-    return {"checkpoint": folder, "embeddings": f"results/embeddings/{Path(folder).name}/{dataset}.h5ad"} if folder else {}
+    files = {"checkpoint": folder, "embeddings": f"results/embeddings/{Path(folder).name}/{dataset}.h5ad"} if folder else {}
+    return files | ({"network": PPI_EDGES} if registry.get(model).needs_network else {})
 
 
 def umap_models(wildcards):

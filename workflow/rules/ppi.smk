@@ -3,7 +3,7 @@
 
 rule ppi:
     input:
-        edges=f"results/data/{config['ppi']['edges']}.tsv",
+        edges=PPI_EDGES,
         vocab=VOCAB,
     output:
         embeddings="results/ppi/gene_embeddings.npz",

@@ -14,6 +14,7 @@ w, given = snakemake.wildcards, snakemake.input
 context = ModelContext(
     checkpoint=Path(given.checkpoint) if given.get("checkpoint") else None,
     embeddings=Path(given.embeddings) if given.get("embeddings") else None,
+    network=Path(given.network) if given.get("network") else None,
     threads=snakemake.threads,
     device="cuda" if torch.cuda.is_available() else "cpu",
     options=snakemake.params.options,
