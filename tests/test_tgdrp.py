@@ -128,9 +128,10 @@ def test_cached_frozen_layers_give_the_one_pass_states(mode, checkpoint, tmp_pat
     cached = FrozenStates(encoder, cells, cfg.tokens, batch_size=7, device="cpu")
     branch = CellLMCellEncoder(encoder)
     rows = [5, 0, 3, 3]  # another order, another width, a line twice
-    states, mask, gene_ids = cached.batch(rows, encoder.n_genes, "cpu")
+    states, mask, gene_ids, line_of_pair = cached.batch(rows, encoder.n_genes, "cpu")
+    assert len(states) == 3 and line_of_pair.tolist() == [2, 0, 1, 1]  # each distinct line once
     with torch.no_grad():
-        tokens = pad_ragged(*(lambda p: (p.indptr, p.gene_ids, p.bins))(cells.select(rows)), encoder.n_genes, cfg.tokens)
+        tokens = pad_ragged(*(lambda p: (p.indptr, p.gene_ids, p.bins))(cells.select(sorted(set(rows)))), encoder.n_genes, cfg.tokens)
         expected = encoder(tokens["gene_ids"], tokens["bins"], tokens["mask"])
         got = encoder.norm(encoder.run_layers(states, mask, len(encoder.layers) - 1))[:, : expected.shape[1]]
     m = tokens["mask"]
@@ -138,7 +139,8 @@ def test_cached_frozen_layers_give_the_one_pass_states(mode, checkpoint, tmp_pat
     tolerance = 1e-6 if mode == "masked" else 1e-3
     assert (got[m] - expected[m]).abs().max() < tolerance
     assert torch.equal(gene_ids[:, : m.shape[1]][m], tokens["gene_ids"][m])
-    assert branch((states, mask, gene_ids)).shape == (4, 256)
+    out = branch((states, mask, gene_ids, line_of_pair))
+    assert out.shape == (4, 256) and torch.equal(out[2], out[3])
 
 
 # ---------------------------------------------------------------- the models
