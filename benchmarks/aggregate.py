@@ -110,10 +110,19 @@ def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:
             beats = row.get("beats_control")
             lines.append(f"| {row['rank']} | {row['model']} | {row['kind']} | " + " | ".join(cells)
                          + f" | {'–' if pd.isna(beats) else beats} | {row['n_seeds']} |")
+        lines += ["", *_recipes(part)]
         if (part["kind"] == "reference").any():
             lines += ["", "*published*: numbers from the literature on the real dataset (benchmarks/references.tsv), not measured here."]
         lines.append("")
     return "\n".join(lines)
+
+
+def _recipes(part: pd.DataFrame) -> list[str]:
+    """Under a table, what each CellLM row is: whose weights, and whose recipe (the model's registered summary)."""
+    from benchmarks import registry
+
+    models = [m for m in part.loc[part["kind"] == "celllm", "model"] if m in registry.discover()]
+    return [f"- *{m}*: {registry.get(m).summary}" for m in models]
 
 
 def write_tables(run_paths, csv_path, md_path, metrics: list[str], references=REFERENCES) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import pytest
 
 from celllm.config import CellLMConfig
 from celllm.io import write_h5ad
-from tests.fixtures.data import SIM_GENES, TINY_MODEL, make_counts, make_drug_response
+from tests.fixtures.data import SIM_GENES, TINY_MODEL, make_counts, make_drug_response, write_network
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def checkpoint(tmp_path_factory, corpus_path):
 
 @pytest.fixture(scope="session")
 def drug_response_files(tmp_path_factory):
-    """(cell lines .h5ad, response .tsv, drug features .pt) of a tiny drug-response dataset."""
+    """(cell lines .h5ad, response .tsv, drug features .pt, interaction network .tsv) of a tiny drug-response dataset."""
     from benchmarks.drugs import featurize_drugs
 
     folder = tmp_path_factory.mktemp("drug_response")
@@ -41,7 +41,8 @@ def drug_response_files(tmp_path_factory):
     write_h5ad(cell_lines, folder / "lines.h5ad")
     pairs.to_csv(folder / "lines.response.tsv", sep="\t", index=False)
     featurize_drugs(pairs).save(folder / "lines.drugs.pt")
-    return folder / "lines.h5ad", folder / "lines.response.tsv", folder / "lines.drugs.pt"
+    network = write_network(folder / "network.tsv", list(cell_lines.var_names))
+    return folder / "lines.h5ad", folder / "lines.response.tsv", folder / "lines.drugs.pt", network
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,20 @@ def test_summary_gives_mean_and_sd_over_seeds_with_celllm_first(tmp_path):
     row = table.iloc[0]
     assert row["accuracy_mean"] == pytest.approx(0.7) and row["accuracy_std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
     assert row["n_seeds"] == 2
-    assert "| 1 | celllm_probe | celllm | 0.700 ± 0.141 |" in to_markdown(rank_models(table, "accuracy"), ["accuracy", "macro_f1"])
+    markdown = to_markdown(rank_models(table, "accuracy"), ["accuracy", "macro_f1"])
+    assert "| 1 | celllm_probe | celllm | 0.700 ± 0.141 |" in markdown
+    assert "- *celllm_probe*: this project's CellLM, frozen [CLS] embedding" in markdown and "- *majority*" not in markdown
+
+
+def test_tables_say_whose_weights_and_whose_recipe_each_celllm_row_is():
+    """A row of the authors' weights says whether it is their recipe (issue 20: the released probe is not)."""
+    from benchmarks import registry
+
+    released = {name: spec for name, spec in registry.discover().items() if spec.pretraining == "released"}
+    assert set(released) >= {"celllm_released_probe", "celllm_released_finetune", "celllm_released_tgdrp"}
+    for name, spec in released.items():
+        assert spec.summary.startswith("the authors' released weights"), name
+        assert ("not the authors' recipe" in spec.summary) == (name == "celllm_released_probe"), name
 
 
 def test_unreadable_run_record_names_the_file(tmp_path):

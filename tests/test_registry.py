@@ -57,7 +57,8 @@ def test_model_writes_a_valid_run_record(model, task, setting, tmp_path, checkpo
     spec = registry.get(model)
     options = {k: v for k, v in FAST_OPTIONS.items() if k in spec.options} if task in spec.option_tasks else {}
     # every pretraining variant is stood in for by the same tiny checkpoint here
-    context = registry.ModelContext(checkpoint=checkpoint, threads=1, options=options)
+    network = drug_response_files[3] if spec.needs_network else None
+    context = registry.ModelContext(checkpoint=checkpoint, network=network, threads=1, options=options)
     out = tmp_path / "run"
     run_task(task, setting, inputs, tmp_path / "split.tsv" if split is not None else None, model, 0, out, context)
 

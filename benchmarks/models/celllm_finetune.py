@@ -29,7 +29,7 @@ DEFAULTS = {"epochs": 20, "lr": 1e-4, "batch_size": 32, "patience": 4}
     "celllm_finetune",
     kind="celllm", colour="#3182bd",
     tasks=("annotation", "drug_sensitivity"),
-    summary="CellLM fine-tuned: last Performer layer + final norm + MLP head, class-weighted CE, epoch picked on validation",
+    summary="this project's CellLM in the authors' fine-tuning recipe: last Performer layer + final norm + MLP head, class-weighted CE (epoch picked on validation, not test)",
     reference="Zhao, Zhang & Nie 2023; OpenBioMed configs/ctc/cellLM.json",
     pretraining="pretrained",
     options=DEFAULTS,

@@ -14,7 +14,7 @@ from benchmarks.registry import register
     "celllm_probe",
     kind="celllm", colour="#08519c",
     tasks=ALL_TASKS,
-    summary="CellLM frozen [CLS] embedding + trained head (logistic regression; GIN drug encoder for pairs)",
+    summary="this project's CellLM, frozen [CLS] embedding + this project's heads (logistic regression; GIN drug encoder + MLP for pairs)",
     reference="Zhao, Zhang & Nie 2023, arXiv 2306.04371",
     pretraining="pretrained",
     options=DRUG_RESPONSE_OPTIONS,  # of the GIN head; the linear probe of cells takes none

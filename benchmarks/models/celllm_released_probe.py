@@ -13,7 +13,7 @@ from benchmarks.registry import register
     "celllm_released_probe",
     kind="celllm",
     tasks=ALL_TASKS,
-    summary="the authors' released CellLM, frozen [CLS] embedding + trained head (logistic regression; GIN drug encoder for pairs)",
+    summary="the authors' released weights with this project's heads, not the authors' recipe: frozen [CLS] embedding + logistic regression (GIN drug encoder + MLP for pairs)",
     reference="Zhao, Zhang & Nie 2023; OpenBioMed checkpoint4_fixed.pth",
     pretraining="released",
     options=DRUG_RESPONSE_OPTIONS,  # of the GIN head; the linear probe of cells takes none

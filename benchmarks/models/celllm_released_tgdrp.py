@@ -12,7 +12,7 @@ from benchmarks.registry import register
     "celllm_released_tgdrp",
     kind="celllm",
     tasks=("drug_response",),
-    summary="the authors' released CellLM in their drug-response recipe: TGDRP with CellLM's last layer tuned as the cell encoder",
+    summary="the authors' released weights in their drug-response recipe: TGSA's TGDRP with CellLM (last layer tuned) as the cell encoder",
     reference="Zhao, Zhang & Nie 2023; OpenBioMed configs/drp/CellLM_randsplit.json, scripts/aidd/drp/celllm.sh",
     pretraining="released",
     options=CellLMRecipe.OPTIONS,

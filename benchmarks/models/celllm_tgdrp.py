@@ -12,7 +12,7 @@ from benchmarks.registry import register
     "celllm_tgdrp",
     kind="celllm",
     tasks=("drug_response",),
-    summary="the released drug-response recipe over this CellLM: TGDRP with CellLM's last layer tuned as the cell encoder",
+    summary="this project's CellLM in the authors' drug-response recipe: TGSA's TGDRP with CellLM (last layer tuned) as the cell encoder",
     reference="Zhao, Zhang & Nie 2023; OpenBioMed configs/drp/CellLM_randsplit.json, scripts/aidd/drp/celllm.sh",
     pretraining="pretrained",
     options=CellLMRecipe.OPTIONS,
