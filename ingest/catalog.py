@@ -106,6 +106,21 @@ def _gdsc_rma(files, ledger):
     return assemble(expression, pairs, _drug_structures(files), ledger, "GDSC")
 
 
+def _with_omics(built, files, ledger):
+    """A DepMap-based drug-response dataset with its cell lines' mutation and copy-number profiles over TGSA's
+    genes in .obsm (`ingest.omics.attach_omics`); `files` holds the HGNC table too (build_dataset adds it)."""
+    from celllm.genes import GeneSymbols
+    from ingest.omics import attach_omics
+    from ingest.sources.depmap import parse_depmap_copy_number, parse_depmap_mutations
+    from ingest.sources.tgsa import gene_symbols, parse_tgsa_genes
+
+    expression, response = built
+    genes, unnamed = gene_symbols(parse_tgsa_genes(files["tgsa_genes"]), GeneSymbols.from_hgnc(files["hgnc"]))
+    mutation = parse_depmap_mutations(files["depmap_mutations"], genes, ledger)
+    copy_number = parse_depmap_copy_number(files["depmap_copy_number"], genes, ledger)
+    return attach_omics(expression, mutation, copy_number, genes, unnamed, ledger), response
+
+
 def _gdsc_depmap(files, ledger):
     from ingest.response import assemble, to_models
     from ingest.sources.depmap import DepMapModels, parse_depmap_expression
@@ -117,7 +132,7 @@ def _gdsc_depmap(files, ledger):
     lines = pairs.drop_duplicates("cell_line")
     matched = models.match(sanger=lines["sanger_model_id"].tolist(), cosmic=lines["cell_line"].tolist(), names=lines["cell_line_name"].tolist())
     pairs = to_models(pairs, "cell_line", matched, ledger, "GDSC cell lines (COSMIC ids) to DepMap models")
-    return assemble(expression, pairs, _drug_structures(files), ledger, "GDSC")
+    return _with_omics(assemble(expression, pairs, _drug_structures(files), ledger, "GDSC"), files, ledger)
 
 
 def _ccle(files, ledger):
@@ -131,10 +146,11 @@ def _ccle(files, ledger):
     lines = pairs.drop_duplicates("ccle_name")
     matched = models.match(ccle_names=lines["ccle_name"].tolist(), names=lines["primary_name"].tolist())
     pairs = to_models(pairs, "ccle_name", matched, ledger, "CCLE names to DepMap models")
-    return assemble(expression, pairs, _drug_structures(files), ledger, "CCLE")
+    return _with_omics(assemble(expression, pairs, _drug_structures(files), ledger, "CCLE"), files, ledger)
 
 
 DEPMAP = ("ccle_expression", "ccle_models")
+OMICS = ("depmap_mutations", "depmap_copy_number", "tgsa_genes")  # mutation and copy number over TGSA's genes, in .obsm
 GDSC_RESPONSES = ("gdsc1_response", "gdsc2_response")
 CATALOG: dict[str, RealDataset] = {
     entry.name: entry
@@ -148,12 +164,13 @@ CATALOG: dict[str, RealDataset] = {
         RealDataset("gse149383", ("gse149383_expression", "gse149383_meta"), _gse149383, summary="PC9 lung cells, erlotinib sensitive/resistant"),
         RealDataset("panglaodb_human", ("panglaodb_human",), _panglaodb, summary="PanglaoDB human samples (normal tissue), pretraining"),
         RealDataset("cancerscem", ("cancerscem",), _cancerscem, summary="CancerSCEM tumour samples, pretraining"),
-        RealDataset("gdsc_depmap", (*DEPMAP, *GDSC_RESPONSES, *DRUG_SOURCES), _gdsc_depmap, response=True,
-                    summary="GDSC cell lines x drugs, ln IC50, with DepMap RNA-seq (the profiles the released CellLM saw)"),
+        RealDataset("gdsc_depmap", (*DEPMAP, *OMICS, *GDSC_RESPONSES, *DRUG_SOURCES), _gdsc_depmap, response=True,
+                    summary="GDSC cell lines x drugs, ln IC50, with DepMap RNA-seq (the profiles the released CellLM saw); "
+                            "mutation and copy number of TGSA's genes in .obsm"),
         RealDataset("gdsc_rma", ("gdsc_expression", *GDSC_RESPONSES, *DRUG_SOURCES), _gdsc_rma, response=True,
                     summary="GDSC cell lines x drugs, ln IC50, with GDSC's own RMA microarrays"),
-        RealDataset("ccle", (*DEPMAP, "ccle_response", *DRUG_SOURCES), _ccle, response=True,
-                    summary="CCLE cell lines (DepMap RNA-seq) x 24 drugs, ln IC50"),
+        RealDataset("ccle", (*DEPMAP, *OMICS, "ccle_response", *DRUG_SOURCES), _ccle, response=True,
+                    summary="CCLE cell lines (DepMap RNA-seq) x 24 drugs, ln IC50; mutation and copy number of TGSA's genes in .obsm"),
     )
 }
 
@@ -197,7 +214,7 @@ def build_dataset(name: str, files: dict, hgnc, out_h5ad, out_response=None, out
     if missing:
         raise InputError(f"{name}: missing downloaded file(s) for {', '.join(missing)}")
     ledger = Ledger(name)
-    built = entry.build({k: Path(v) for k, v in files.items()}, ledger)
+    built = entry.build({**{k: Path(v) for k, v in files.items()}, "hgnc": Path(hgnc)}, ledger)  # a builder may name genes by HGNC too
     adata, response = built if entry.response else (built, None)
     adata.uns["dataset"] = name  # one source may make several datasets (GSE117872's origins)
     adata = GeneSymbols.from_hgnc(hgnc).harmonise(to_linear_scale(adata, name), name)

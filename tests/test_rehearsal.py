@@ -118,6 +118,13 @@ def test_every_paper_dataset_is_parsed_to_the_contract(rehearsal):
         pairs = read_response_table(data / f"{name}.response.tsv", lines)
         assert len(pairs) > 0 and set(pairs["cell_line"]) == set(lines.obs_names)
     assert read_dataset(data / "ccle.h5ad").obs_names.str.startswith("ACH-").all()  # DepMap's models key the DepMap profiles
+    for name, unprofiled in (("gdsc_depmap", "ACH-000101"), ("ccle", "ACH-000002")):  # TGSA's genes: mutation and copy number
+        lines = read_dataset(data / f"{name}.h5ad")
+        mutation, copy_number = lines.obsm["mutation"], lines.obsm["copy_number"]
+        assert mutation.index.equals(lines.obs_names) and copy_number.index.equals(lines.obs_names), name
+        assert mutation.columns.tolist() == copy_number.columns.tolist() and len(mutation.columns) == 40  # 54 listed: 13 non-coding, 1 unknown
+        assert (mutation.dtypes == "float32").all() and set(mutation.stack().unique()) == {0.0, 1.0}  # DepMap's 2s binarised
+        assert copy_number.loc[unprofiled].isna().all() and copy_number.drop(index=unprofiled).notna().any(axis=1).all()
     assert read_dataset(data / "gdsc_rma.h5ad").obs_names.str.fullmatch(r"9\d{5}").all()  # COSMIC ids key GDSC's own
 
 
@@ -137,6 +144,8 @@ def test_every_parse_writes_its_ledger_and_each_loss_is_named(rehearsal):
     ccle = pd.read_csv(data / "ccle.ledger.tsv", sep="\t", keep_default_na=False).set_index(["step", "unit"])
     assert ccle.loc[("drug_structure", "drugs"), "detail"].startswith("3 by compound list name, 1 by compound list synonym")
     assert ccle.loc[("cell_line_model", "cell_lines"), "lost"] == 0  # LINE0_LUNG found as LINE0_SMALL_INTESTINE
+    assert ccle.loc[("cell_line_omics", "cell_lines"), "lost_names"] == "ACH-000002 (no copy number)"  # kept, with a NaN row
+    assert ccle.loc[("cell_line_omics", "genes"), "kept"] == 40 and "99999999 (no HGNC symbol)" in ccle.loc[("cell_line_omics", "genes"), "lost_names"]
     assert "a loss above" not in (rehearsal["run"] / "logs" / "data" / "ccle.log").read_text()
     assert "data ledger" in (rehearsal["run"] / "logs" / "data" / "ccle.log").read_text()
     edges = pd.read_csv(data / "string_human.tsv", sep="\t")
