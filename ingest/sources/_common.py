@@ -206,7 +206,9 @@ def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = (),
     kind = "tab-separated" if sep == "\t" else "comma-separated" if sep == "," else f"{sep!r}-separated"
     try:
         with open_text(path, fileobj) as fh:
-            table = pd.read_csv(fh, sep=sep, low_memory=False, usecols=None if columns is None else list(columns),
+            # with `columns`, pandas' chunked tokenizer: the memory of the kept columns (low_memory=False holds a token
+            # of every field: 850 MB for DepMap's 150 MB mutation matrix, 155 MB chunked, for 706 of its 19,500 genes)
+            table = pd.read_csv(fh, sep=sep, low_memory=columns is not None, usecols=None if columns is None else list(columns),
                                 **({"dtype": str, "keep_default_na": False} if text else {}))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
