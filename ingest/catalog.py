@@ -99,16 +99,24 @@ def _drug_structures(files):
 
 def _gdsc_rma(files, ledger):
     from ingest.response import assemble
+    from ingest.sources.depmap import DepMapModels
     from ingest.sources.gdsc import parse_gdsc_expression, parse_gdsc_response
 
     expression = parse_gdsc_expression(files["gdsc_expression"], ledger=ledger)
     pairs = parse_gdsc_response([files["gdsc1_response"], files["gdsc2_response"]], ledger)  # keyed by COSMIC id, as the RMA file
-    return assemble(expression, pairs, _drug_structures(files), ledger, "GDSC")
+    built = assemble(expression, pairs, _drug_structures(files), ledger, "GDSC")
+    # the omics are DepMap's: each GDSC line's model, as gdsc_depmap finds it (TGSA too paired GDSC with DepMap)
+    lines = pairs.drop_duplicates("cell_line")
+    matched = DepMapModels.read(files["ccle_models"]).match(sanger=lines["sanger_model_id"].tolist(), cosmic=lines["cell_line"].tolist(),
+                                                           names=lines["cell_line_name"].tolist())
+    model_of_line = {str(line): model for line, model in zip(lines["cell_line"], matched["model_id"]) if model}
+    return _with_omics(built, files, ledger, model_of_line)
 
 
-def _with_omics(built, files, ledger):
-    """A DepMap-based drug-response dataset with its cell lines' mutation and copy-number profiles over TGSA's
-    genes in .obsm (`ingest.omics.attach_omics`); `files` holds the HGNC table too (build_dataset adds it)."""
+def _with_omics(built, files, ledger, model_of_line: dict | None = None):
+    """A drug-response dataset with its cell lines' DepMap mutation and copy-number profiles over TGSA's genes
+    in .obsm (`ingest.omics.attach_omics`); `files` holds the HGNC table too (build_dataset adds it).
+    `model_of_line`: the DepMap model of each cell line, where lines are not named by model (GDSC's COSMIC ids)."""
     from celllm.genes import GeneSymbols
     from ingest.omics import attach_omics
     from ingest.sources.depmap import parse_depmap_copy_number, parse_depmap_mutations
@@ -118,7 +126,15 @@ def _with_omics(built, files, ledger):
     genes, unnamed = gene_symbols(parse_tgsa_genes(files["tgsa_genes"]), GeneSymbols.from_hgnc(files["hgnc"]))
     mutation = parse_depmap_mutations(files["depmap_mutations"], genes, ledger)
     copy_number = parse_depmap_copy_number(files["depmap_copy_number"], genes, ledger)
+    if model_of_line is not None:
+        mutation, copy_number = (_by_line(frame, model_of_line) for frame in (mutation, copy_number))
     return attach_omics(expression, mutation, copy_number, genes, unnamed, ledger), response
+
+
+def _by_line(profiles, model_of_line: dict):
+    """DepMap profiles (rows: models) with one row per cell line instead, for the lines whose model has one."""
+    lines = [line for line, model in model_of_line.items() if model in profiles.index]
+    return profiles.loc[[model_of_line[line] for line in lines]].set_axis(lines)
 
 
 def _gdsc_depmap(files, ledger):
@@ -167,8 +183,9 @@ CATALOG: dict[str, RealDataset] = {
         RealDataset("gdsc_depmap", (*DEPMAP, *OMICS, *GDSC_RESPONSES, *DRUG_SOURCES), _gdsc_depmap, response=True,
                     summary="GDSC cell lines x drugs, ln IC50, with DepMap RNA-seq (the profiles the released CellLM saw); "
                             "mutation and copy number of TGSA's genes in .obsm"),
-        RealDataset("gdsc_rma", ("gdsc_expression", *GDSC_RESPONSES, *DRUG_SOURCES), _gdsc_rma, response=True,
-                    summary="GDSC cell lines x drugs, ln IC50, with GDSC's own RMA microarrays"),
+        RealDataset("gdsc_rma", ("gdsc_expression", "ccle_models", *OMICS, *GDSC_RESPONSES, *DRUG_SOURCES), _gdsc_rma, response=True,
+                    summary="GDSC cell lines x drugs, ln IC50, with GDSC's own RMA microarrays; DepMap's mutation and copy number "
+                            "of TGSA's genes in .obsm"),
         RealDataset("ccle", (*DEPMAP, *OMICS, "ccle_response", *DRUG_SOURCES), _ccle, response=True,
                     summary="CCLE cell lines (DepMap RNA-seq) x 24 drugs, ln IC50; mutation and copy number of TGSA's genes in .obsm"),
     )

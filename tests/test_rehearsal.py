@@ -118,13 +118,14 @@ def test_every_paper_dataset_is_parsed_to_the_contract(rehearsal):
         pairs = read_response_table(data / f"{name}.response.tsv", lines)
         assert len(pairs) > 0 and set(pairs["cell_line"]) == set(lines.obs_names)
     assert read_dataset(data / "ccle.h5ad").obs_names.str.startswith("ACH-").all()  # DepMap's models key the DepMap profiles
-    for name, unprofiled in (("gdsc_depmap", "ACH-000101"), ("ccle", "ACH-000002")):  # TGSA's genes: mutation and copy number
+    # GDSC's own lines take DepMap's profiles through their model: 900016 has none (and no copy number as ACH-000101 = 900002)
+    for name, unprofiled in (("gdsc_depmap", ["ACH-000101"]), ("ccle", ["ACH-000002"]), ("gdsc_rma", ["900002", "900016"])):
         lines = read_dataset(data / f"{name}.h5ad")
         mutation, copy_number = lines.obsm["mutation"], lines.obsm["copy_number"]
         assert mutation.index.equals(lines.obs_names) and copy_number.index.equals(lines.obs_names), name
         assert mutation.columns.tolist() == copy_number.columns.tolist() and len(mutation.columns) == 40  # 54 listed: 13 non-coding, 1 unknown
         assert (mutation.dtypes == "float32").all() and set(mutation.stack().unique()) == {0.0, 1.0}  # DepMap's 2s binarised
-        assert copy_number.loc[unprofiled].isna().all() and copy_number.drop(index=unprofiled).notna().any(axis=1).all()
+        assert copy_number.loc[unprofiled].isna().all(axis=None) and copy_number.drop(index=unprofiled).notna().any(axis=1).all()
     assert read_dataset(data / "gdsc_rma.h5ad").obs_names.str.fullmatch(r"9\d{5}").all()  # COSMIC ids key GDSC's own
 
 
@@ -197,10 +198,14 @@ def test_a_run_record_for_every_task_dataset_setting_and_model_with_its_own_opti
                         configured = (spec.get("options") or {}).get(model, {})
                         assert record["options"] == registry.get(model).resolve_options(task, configured), path
                         records += 1
-    assert records == 2 * 4 + 2 * 4 + 2 * 2 * 4 + 3 * 3 * 4  # embedding, annotation, drug sensitivity, drug response
+    assert records == 2 * 4 + 2 * 4 + 2 * 2 * 4 + 3 * 3 * 6  # embedding, annotation, drug sensitivity, drug response
     # no demo option leaks in: celllm_finetune runs with its own defaults (the released recipe), not the demo's 12 epochs at 1e-3
     finetune = json.loads((rehearsal["run"] / "results/runs/drug_sensitivity/gse149383/full/celllm_finetune/seed0/metrics.json").read_text())
     assert finetune["options"] == {"epochs": 20, "lr": 0.0001, "batch_size": 32, "patience": 4}
+    # the released drug-response recipe and TGSA's own model ran on the real-format miniatures, with the recipe's defaults
+    recipe = json.loads((rehearsal["run"] / "results/runs/drug_response/gdsc_rma/cold_cell/celllm_released_tgdrp/seed0/metrics.json").read_text())
+    assert recipe["options"] == {"epochs": 2, "patience": 10, "lr": 0.0001, "batch_size": 32, "restore_best": False}
+    assert recipe["provenance"]["checkpoint_sha256"] and json.loads((rehearsal["run"] / "results/runs/drug_response/ccle/warm/tgdrp/seed0/metrics.json").read_text())["n_test"] > 0
     probe = json.loads((rehearsal["run"] / "results/runs/drug_response/gdsc_depmap/warm/celllm_probe/seed0/metrics.json").read_text())
     assert probe["options"] == {"epochs": 3, "lr": 0.0001, "batch_size": 64, "patience": 30, "hidden": 128}  # paper.yaml's, the rehearsal's epochs
 
