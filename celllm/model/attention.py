@@ -19,7 +19,9 @@ cell's output would change with the padding its batch needs.
   padding included, and random feature), where performer-pytorch 1.1.4 takes one
   per cell and head. The max cancels but for `eps`, so a cell's output depends a
   little on its batch mates: the released inference batch (`celllm.released.RELEASED_BATCH`)
-  reproduces the authors' numbers.
+  reproduces the authors' numbers. For measurement only (benchmarks/perf/released_batch.py),
+  an instance's `released_key_max = "cell"` takes performer-pytorch 1.1.4's max per cell and
+  head instead; no config reaches it, and released mode always runs with "batch".
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from celllm.model.dropout import CellDropout
 
 class MaskedFavorAttention(nn.Module):
     """Multi-head FAVOR+ attention over a padded batch with a boolean key mask."""
+
+    # The released mode's key stabiliser: "batch" (the authors' kernel); "cell", one max per cell and head
+    # (performer-pytorch 1.1.4), is a switch for measuring the batch dependence only, set on an instance.
+    released_key_max = "batch"
 
     def __init__(self, dim: int, heads: int, dim_head: int, nb_features: int, dropout: float = 0.0, dropout_site: int = 0):
         super().__init__()
@@ -92,7 +98,13 @@ class MaskedFavorAttention(nn.Module):
             dash = torch.einsum("bhnd,jd->bhnj", normaliser * k, self.projection_matrix.to(wide))
             diag = (k**2).sum(-1, keepdim=True) * normaliser**2 / 2
             counted = count > 0
-            stabiliser = dash.masked_fill(~counted, float("-inf")).amax()
+            counted_dash = dash.masked_fill(~counted, float("-inf"))
+            if self.released_key_max == "batch":
+                stabiliser = counted_dash.amax()
+            elif self.released_key_max == "cell":
+                stabiliser = counted_dash.amax(dim=(-2, -1), keepdim=True)
+            else:
+                raise ValueError(f"released_key_max must be 'batch' or 'cell', not {self.released_key_max!r}")
             k_prime = self.nb_features**-0.5 * (torch.exp((dash - diag - stabiliser).masked_fill(~counted, float("-inf"))) + eps)
             normaliser_keys = (k_prime * count).sum(dim=-2)
             context = torch.einsum("bhnd,bhne->bhde", k_prime, v)

@@ -5,6 +5,8 @@
 # {"available": false, ...} with the analytic FLOP model elsewhere; on a GPU
 # machine, `snakemake --cores N perf --forcerun results/perf/gpu.json` measures it.
 
+from benchmarks.perf.released_batch import DATASETS as RELEASED_BATCH_DATASETS
+
 
 rule perf:
     input:
@@ -18,7 +20,7 @@ rule perf_benchmark:
     log:
         "logs/perf/{benchmark}.log",
     wildcard_constraints:
-        benchmark="|".join(PERF_BENCHMARKS),
+        benchmark="|".join(b for b in PERF_BENCHMARKS if b != "released_batch"),
     # every core: a benchmark must not share the machine with other jobs. Snakemake lowers
     # a rule's threads to --cores; `workflow.cores` would fail where no --cores is given
     # (--report, --unlock).
@@ -27,3 +29,21 @@ rule perf_benchmark:
         ENV
     script:
         "../scripts/perf.py"
+
+
+# The released stabiliser's batch dependence reads data and the configured pretraining's
+# checkpoint (run in released mode); its module takes them as options, hence a rule of its own.
+rule perf_released_batch:
+    input:
+        data=expand("results/data/{dataset}.h5ad", dataset=RELEASED_BATCH_DATASETS),
+        checkpoint=CHECKPOINT,
+    output:
+        "results/perf/released_batch.json",
+    log:
+        "logs/perf/released_batch.log",
+    threads: 1024
+    conda:
+        ENV
+    shell:
+        "python -m benchmarks.perf.released_batch --out {output} --threads {threads} --data {input.data:q} "
+        "--checkpoint {input.checkpoint:q} > {log:q} 2>&1"
