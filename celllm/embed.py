@@ -44,7 +44,7 @@ def embed_tokens(encoder: CellLMEncoder, cells: TokenizedCells, cfg: TokenConfig
     This project's (masked) encoder: cells are batched by length to waste little
     padding, each batch holding at most `batch_size` (default 64) cells and about
     BATCH_TOKENS padded tokens; a cell's embedding does not depend on its batch,
-    so the order is free. The released encoder's does, a little: its cells go in
+    so the order is free. The released encoder's does (README: measurably): its cells go in
     the data's order, `batch_size` (default RELEASED_BATCH, the authors') at a time.
     """
     encoder.eval().to(device)

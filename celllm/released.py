@@ -48,7 +48,7 @@ RELEASED_BIN_TOKENS = 8  # bins 0-5, [CLS], PAD
 # Cells per inference batch, in the data's order: OpenBioMed's cell-type script runs CellLM with
 # --batch_size 32 (scripts/aidd/ctc/train.sh) and evaluates with an unshuffled DataLoader
 # (open_biomed/tasks/cell_task/ctc.py). The released kernel stabilises keys over the whole batch,
-# so a cell's output depends a little on its 31 batch mates (celllm.model.attention).
+# so a cell's output depends on its 31 batch mates (celllm.model.attention; measured: benchmarks.perf.released_batch).
 RELEASED_BATCH = 32
 LAYER = "performer.net.layers.{i}."
 REDRAW_COUNTER = "performer.calls_since_last_redraw"

@@ -37,7 +37,7 @@ Where this differs from the authors' run, and why:
   matching (nodes in random order, each joined to a random unmatched neighbour), seeded;
 - CellLM's frozen layers run once per cell line (in RELEASED_BATCH-sized batches) rather than for
   every pair batch: the same states but for the released kernel's batch-wide key stabiliser
-  (about 1e-4, see README) and for the random features, which the authors' training mode redraws
+  (which moves a trained model's states by up to ~0.1, see README) and for the random features, which the authors' training mode redraws
   every 1,000 forward calls and which stay fixed here.
 """
 

@@ -17,8 +17,9 @@ cell's output would change with the padding its batch needs.
   (OpenBioMed `performer_celllm.py`, like scBERT's): `exp(dash - diag - max) + eps`
   with ONE max over the whole key tensor of the batch (every cell, head, position,
   padding included, and random feature), where performer-pytorch 1.1.4 takes one
-  per cell and head. The max cancels but for `eps`, so a cell's output depends a
-  little on its batch mates: the released inference batch (`celllm.released.RELEASED_BATCH`)
+  per cell and head. The max cancels but for `eps`, which is counted at all 6,000
+  padded positions, so a cell's output depends on its batch mates (with trained
+  weights by up to ~0.1-0.3 on [CLS], README): the released inference batch (`celllm.released.RELEASED_BATCH`)
   reproduces the authors' numbers. For measurement only (benchmarks/perf/released_batch.py),
   an instance's `released_key_max = "cell"` takes performer-pytorch 1.1.4's max per cell and
   head instead; no config reaches it, and released mode always runs with "batch".
