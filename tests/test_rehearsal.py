@@ -199,7 +199,7 @@ def test_a_run_record_for_every_task_dataset_setting_and_model_with_its_own_opti
                         assert record["options"] == registry.get(model).resolve_options(task, configured), path
                         records += 1
     assert records == 2 * 4 + 2 * 4 + 2 * 2 * 4 + 3 * 3 * 6  # embedding, annotation, drug sensitivity, drug response
-    # no demo option leaks in: celllm_finetune runs with its own defaults (the released recipe), not the demo's 12 epochs at 1e-3
+    # no demo option leaks in: celllm_finetune runs with its own defaults (the released recipe), not the demo's 8 epochs at 1e-3
     finetune = json.loads((rehearsal["run"] / "results/runs/drug_sensitivity/gse149383/full/celllm_finetune/seed0/metrics.json").read_text())
     assert finetune["options"] == {"epochs": 20, "lr": 0.0001, "batch_size": 32, "patience": 4}
     # the released drug-response recipe and TGSA's own model ran on the real-format miniatures, with the recipe's defaults

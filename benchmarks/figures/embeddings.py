@@ -32,7 +32,9 @@ def _umap(representation: np.ndarray, seed: int) -> np.ndarray:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "n_jobs overridden by setting random_state": seeded, so serial
-        return umap.UMAP(n_neighbors=max(2, min(MAX_NEIGHBORS, len(representation) - 1)), random_state=seed).fit_transform(representation)
+        # 200 optimisation epochs (umap-learn's choice above 10,000 cells; 500 below): the layout settles, at 40% of the time
+        return umap.UMAP(n_neighbors=max(2, min(MAX_NEIGHBORS, len(representation) - 1)), n_epochs=200,
+                         random_state=seed).fit_transform(representation)
 
 
 def _palette(n: int) -> list:
