@@ -101,8 +101,8 @@ def test_figures_are_redrawn_from_results_alone_and_the_report_builds(finished_r
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert sorted(p.name for p in figures.glob("*.png")) == drawn
-    for rule in ("run_model", "pretrain", "embed", "aggregate"):
-        assert f"rule {rule}:" not in output, rule  # no model, no table is recomputed
+    for rule in ("run_", "pretrain:", "embed:", "aggregate:"):
+        assert f"rule {rule}" not in output, rule  # no model, no table is recomputed
     result = _snakemake(finished_run, "--report", "results/report.html", "--configfile", str(ROOT / "tests" / "workflow_config.yaml"), cores=None)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert (finished_run / "results" / "report.html").stat().st_size > 10_000
@@ -132,10 +132,10 @@ def test_changing_one_models_options_reruns_only_that_model(finished_run, tmp_pa
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     planned = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", output, flags=re.M)
-    runs = [wildcards for rule, wildcards in planned if rule == "run_model"]
-    assert len(runs) == 3 and all("task=drug_response" in w and "model=celllm_probe" in w for w in runs), runs  # one per setting
+    runs = [(rule, wildcards) for rule, wildcards in planned if rule.startswith("run_")]
+    assert len(runs) == 1 and runs[0][0] == "run_drug_response" and "model=celllm_probe" in runs[0][1], runs  # one job, every setting
     rules = set(re.findall(r"^(?:local)?rule (\w+):", output, flags=re.M))
-    assert rules <= {"run_model", "aggregate", "table_figure", "scatter_figure", "all"}, rules  # no split, pretrain or embed
+    assert rules <= {"run_drug_response", "aggregate", "table_figure", "scatter_figure", "all"}, rules  # no split, pretrain or embed
 
 
 def test_a_killed_pretraining_job_resumes_from_its_last_checkpoint(tmp_path):
@@ -191,7 +191,8 @@ def test_paper_config_plans_every_job_without_network(tmp_path):
     result = _snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config" / "paper.yaml"), "--directory", str(tmp_path))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    for rule in ("download", "parse_dataset", "parse_drug_response_dataset", "string_ppi", "ppi", "pretrain", "embed", "run_model", "aggregate"):
+    for rule in ("download", "parse_dataset", "parse_drug_response_dataset", "string_ppi", "ppi", "pretrain", "embed", "run_embedding",
+                 "run_annotation", "run_drug_sensitivity", "run_drug_response", "aggregate"):
         assert f"rule {rule}:" in output, rule
     for dataset in ("zheng68k", "baron", "gse149383", "gse117872_hn137", "panglaodb_human", "cancerscem", "gdsc_depmap", "gdsc_rma", "ccle"):
         assert f"results/data/{dataset}.h5ad" in output and f"results/data/{dataset}.ledger.tsv" in output, dataset

@@ -114,12 +114,22 @@ def split_inputs(wildcards):
     return task_files(get_task(wildcards.task).split_inputs, wildcards.dataset)
 
 
-def run_inputs(wildcards):
-    w = wildcards
-    inputs = task_files(get_task(w.task).run_inputs, w.dataset)
-    if get_task(w.task).needs_split:
-        inputs["splits"] = [f"results/splits/{w.task}/{w.dataset}/{w.setting}/seed{seed}.tsv" for seed in SEEDS]
-    return inputs | model_files(w.model, w.dataset)
+def run_inputs(task):
+    """The input function of task's run rule: the task's files, every setting's and seed's split, the model's files."""
+    spec = get_task(task)
+
+    def inputs(wildcards):
+        files = task_files(spec.run_inputs, wildcards.dataset)
+        if spec.needs_split:
+            files["splits"] = [f"results/splits/{task}/{wildcards.dataset}/{setting}/seed{seed}.tsv" for setting in settings_of(task) for seed in SEEDS]
+        return files | model_files(wildcards.model, wildcards.dataset)
+
+    return inputs
+
+
+def run_outputs(task, name):
+    """`name` (metrics.json, predictions.csv) of every setting and seed of one (task, dataset, model) job."""
+    return expand(f"results/runs/{task}/{{{{dataset}}}}/{{setting}}/{{{{model}}}}/seed{{seed}}/{name}", setting=settings_of(task), seed=SEEDS)
 
 
 def model_files(model, dataset):

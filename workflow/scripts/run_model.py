@@ -19,7 +19,9 @@ context = ModelContext(
     device="cuda" if torch.cuda.is_available() else "cpu",
     options=snakemake.params.options,
 )
-files = {role: given[role] for role in get_task(w.task).run_inputs}  # the task's file roles
-splits = given.get("splits") or [None] * len(snakemake.params.seeds)  # a zero-shot task has none
-for seed, split, metrics in zip(snakemake.params.seeds, splits, snakemake.output.metrics):
-    run_task(w.task, w.setting, files, split, w.model, seed, Path(metrics).parent, context)
+files = {role: given[role] for role in get_task(snakemake.params.task).run_inputs}  # the task's file roles
+splits = set(given.get("splits") or [])  # a zero-shot task has none
+for metrics in map(Path, snakemake.output.metrics):  # results/runs/{task}/{dataset}/{setting}/{model}/seed{seed}/metrics.json
+    task, dataset, setting, seed = metrics.parts[-6], metrics.parts[-5], metrics.parts[-4], int(metrics.parts[-2].removeprefix("seed"))
+    split = f"results/splits/{task}/{dataset}/{setting}/seed{seed}.tsv"
+    run_task(task, setting, files, split if split in splits else None, w.model, seed, metrics.parent, context)
