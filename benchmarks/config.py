@@ -11,6 +11,8 @@ problem is one InputError naming its key.
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
 from typing import Callable
 
 from benchmarks import registry
@@ -24,11 +26,25 @@ def check_schema(config: dict, schema_path) -> None:
     import yaml
 
     schema = yaml.safe_load(open(schema_path))
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(_strict_validator()(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         error = errors[0]
         where = ".".join(map(str, error.absolute_path)) or "top level"
         raise InputError(f"config: {where}: {error.message}")
+
+
+@lru_cache(maxsize=1)
+def _strict_validator():
+    """JSON Schema 2020-12 with "integer" meaning a YAML integer: the standard counts 1.0 as one, but a seed
+    or a cell count of 3000.0 crashes the job that uses it (and `true` is no number, nor `.inf`/`.nan`)."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine("integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    checker = checker.redefine("number", lambda _, value: isinstance(value, (int, float)) and not isinstance(value, bool)
+                               and math.isfinite(value))
+    return jsonschema.validators.extend(base, type_checker=checker)
+
 
 
 def known_datasets() -> set[str]:
@@ -110,6 +126,11 @@ def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda na
             raise InputError(f"config: figures.{key}: unknown model '{unknown[0]}' (registered: {', '.join(models)})")
     pretrain = config["pretrain"]
     _names("dataset", pretrain["corpus"], datasets, "pretrain.corpus", dataset_exists)
+    from benchmarks.pretrainings import RELEASED_CHECKPOINT, TRAINED_HERE, checkpoint_folder
+
+    if RELEASED_CHECKPOINT in {checkpoint_folder(pretrain["name"], p) for p in TRAINED_HERE}:  # one folder for two checkpoints
+        raise InputError(f"config: pretrain.name: '{pretrain['name']}' would share results/pretrain/{RELEASED_CHECKPOINT} with the "
+                         "imported released checkpoint; choose another name")
     CellLMConfig.from_dict(pretrain["celllm"], "config: pretrain.celllm")
     ppi = config["ppi"]
     _names("interaction network", [ppi["edges"]], known_networks(), "ppi.edges", network_exists)

@@ -57,6 +57,22 @@ SCHEMA_CASES = [
     ("fraction above 1", _edited("tasks.annotation.settings", {"standard": {"test": 1.5}}), "1.5 is greater than or equal to"),
     ("data.max_losses", _edited("data", {"max_losses": 0.05}), "'max_losses' was unexpected"),
     ("accepted loss without a reason", _edited("data", {"accept": {"ccle": {"drug_structure": {"max_loss": 0.1}}}}), "'reason' is a required property"),
+    # names that become paths (issue 21): never '.', '..' or a path; no list names one twice; seeds numpy can take
+    ("pretraining named '..'", _edited("pretrain.name", ".."), "pretrain.name: '..' does not match"),
+    ("pretraining named '.'", _edited("pretrain.name", "."), "pretrain.name: '.' does not match"),
+    ("a dataset outside results", _edited("tasks.annotation.datasets", ["../../../outside"]), "tasks.annotation.datasets.0: '../../../outside' does not match"),
+    ("a corpus dataset with a slash", _edited("pretrain.corpus", ["a/b"]), "pretrain.corpus.0: 'a/b' does not match"),
+    ("a network path", _edited("ppi.edges", "/etc/passwd"), "ppi.edges: '/etc/passwd' does not match"),
+    ("a dataset twice", _edited("tasks.annotation.datasets", ["sim_pbmc", "sim_pbmc"]), "has non-unique elements"),
+    ("a seed of 2^32", _edited("seeds", [4294967296]), "4294967296 is greater than the maximum of 4294967295"),
+]
+
+# YAML numbers the standard schema would take for integers but a job cannot (Snakemake's own validation takes them)
+STRICT_CASES = [
+    ("a float seed", _edited("seeds", [0, 1.0]), "seeds.1: 1.0 is not of type 'integer'"),
+    ("a float cell count", _edited("simulation.corpus_cells", 3000.0), "simulation.corpus_cells: 3000.0 is not of type 'integer'"),
+    ("threads true", _edited("threads", True), "threads: True is not of type 'integer'"),
+    ("an infinite fraction", _edited("tasks.annotation.settings", {"standard": {"test": float("nan")}}), "nan is not of type 'number'"),
 ]
 
 CHECK_CASES = [
@@ -99,6 +115,18 @@ def test_the_shipped_configs_pass():
         check_schema(config, SCHEMA)
         validate(config, SCHEMA)
         check_config(config)
+
+
+@pytest.mark.parametrize("config,message", [c[1:] for c in STRICT_CASES], ids=[c[0] for c in STRICT_CASES])
+def test_integers_are_integers_and_numbers_finite(config, message):
+    with pytest.raises(InputError) as error:
+        check_schema(config, SCHEMA)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_pretraining_named_like_the_released_checkpoint_is_refused():
+    with pytest.raises(InputError, match="pretrain.name: 'celllm_released' would share results/pretrain/celllm_released"):
+        check_config(_edited("pretrain.name", "celllm_released"))
 
 
 @pytest.mark.parametrize("config,message", [c[1:] for c in SCHEMA_CASES], ids=[c[0] for c in SCHEMA_CASES])
