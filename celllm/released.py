@@ -146,7 +146,7 @@ def read_gene_order(path, n_genes: int) -> list[str]:
         genes, where = dataset_genes(path), "gene"
     else:
         try:
-            genes = [line.strip() for line in path.read_text().splitlines()]
+            genes = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]  # a byte-order mark is not a gene
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: not a readable text file ({type(exc).__name__})") from None
         while genes and not genes[-1]:

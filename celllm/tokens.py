@@ -93,7 +93,7 @@ class Vocabulary:
         if not path.is_file():
             raise InputError(f"{path}: vocabulary file not found")
         try:
-            lines = path.read_text().splitlines()
+            lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte-order mark is not part of the first gene
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: not a readable vocabulary file ({type(exc).__name__})") from None
         genes = [line.strip() for line in lines if line.strip()]

@@ -132,6 +132,16 @@ def test_a_spoilt_state_dict_is_named_and_nothing_is_written(released, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_gene_list_saved_with_a_byte_order_mark_and_crlf_loses_no_gene(tmp_path):
+    """Spreadsheet exports start with a UTF-8 byte-order mark and end lines with CRLF (issue 21)."""
+    from celllm.released import read_gene_order
+    from celllm.tokens import Vocabulary
+
+    (tmp_path / "genes.txt").write_bytes(b"\xef\xbb\xbfHES4\r\nTNFRSF4\r\nSSU72\r\n")
+    assert read_gene_order(tmp_path / "genes.txt", 3) == ["HES4", "TNFRSF4", "SSU72"]
+    assert Vocabulary.load(tmp_path / "genes.txt").genes == ["HES4", "TNFRSF4", "SSU72"]
+
+
 def test_gene_files_and_pickles_are_checked(released, tmp_path, capsys):
     folder, _ = released
     pth = str(folder / "checkpoint4_fixed.pth")
