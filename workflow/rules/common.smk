@@ -114,22 +114,27 @@ def split_inputs(wildcards):
     return task_files(get_task(wildcards.task).split_inputs, wildcards.dataset)
 
 
+def task_runs(task):
+    """(setting, seed) of every run one (task, dataset, model) job makes, in the order of its splits and outputs."""
+    return [(setting, seed) for setting in settings_of(task) for seed in SEEDS]
+
+
 def run_inputs(task):
-    """The input function of task's run rule: the task's files, every setting's and seed's split, the model's files."""
+    """The input function of task's run rule: the task's files, every run's split (`task_runs` order), the model's files."""
     spec = get_task(task)
 
     def inputs(wildcards):
         files = task_files(spec.run_inputs, wildcards.dataset)
         if spec.needs_split:
-            files["splits"] = [f"results/splits/{task}/{wildcards.dataset}/{setting}/seed{seed}.tsv" for setting in settings_of(task) for seed in SEEDS]
+            files["splits"] = [f"results/splits/{task}/{wildcards.dataset}/{setting}/seed{seed}.tsv" for setting, seed in task_runs(task)]
         return files | model_files(wildcards.model, wildcards.dataset)
 
     return inputs
 
 
 def run_outputs(task, name):
-    """`name` (metrics.json, predictions.csv) of every setting and seed of one (task, dataset, model) job."""
-    return expand(f"results/runs/{task}/{{{{dataset}}}}/{{setting}}/{{{{model}}}}/seed{{seed}}/{name}", setting=settings_of(task), seed=SEEDS)
+    """`name` (metrics.json, predictions.csv) of every run of one (task, dataset, model) job, in `task_runs` order."""
+    return [f"results/runs/{task}/{{dataset}}/{setting}/{{model}}/seed{seed}/{name}" for setting, seed in task_runs(task)]
 
 
 def model_files(model, dataset):

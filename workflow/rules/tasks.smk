@@ -68,6 +68,7 @@ for _task in config["tasks"]:
             predictions=run_outputs(_task, "predictions.csv"),
         params:
             task=_task,
+            runs=task_runs(_task),
             options=lambda wildcards, task=_task: model_options(task, wildcards.model),
         log:
             f"logs/runs/{_task}/{{dataset}}/{{model}}.log",

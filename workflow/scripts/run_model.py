@@ -19,9 +19,9 @@ context = ModelContext(
     device="cuda" if torch.cuda.is_available() else "cpu",
     options=snakemake.params.options,
 )
-files = {role: given[role] for role in get_task(snakemake.params.task).run_inputs}  # the task's file roles
-splits = set(given.get("splits") or [])  # a zero-shot task has none
-for metrics in map(Path, snakemake.output.metrics):  # results/runs/{task}/{dataset}/{setting}/{model}/seed{seed}/metrics.json
-    task, dataset, setting, seed = metrics.parts[-6], metrics.parts[-5], metrics.parts[-4], int(metrics.parts[-2].removeprefix("seed"))
-    split = f"results/splits/{task}/{dataset}/{setting}/seed{seed}.tsv"
-    run_task(task, setting, files, split if split in splits else None, w.model, seed, metrics.parent, context)
+task = snakemake.params.task
+files = {role: given[role] for role in get_task(task).run_inputs}  # the task's file roles
+runs = snakemake.params.runs  # (setting, seed), in the order of the splits and the outputs
+splits = given.get("splits") or [None] * len(runs)  # a zero-shot task has none
+for (setting, seed), split, metrics in zip(runs, splits, snakemake.output.metrics, strict=True):
+    run_task(task, setting, files, split, w.model, seed, Path(metrics).parent, context)
