@@ -1,7 +1,10 @@
 """The one downloader that every download rule of the workflow uses.
 
 `fetch` streams a URL to `dest.part` (never holding the file in memory),
-resumes a partial `.part` with an HTTP Range request, retries connection
+resumes a partial `.part` with an HTTP Range request (only where the server
+gave the part a validator, an ETag or Last-Modified, sent back as If-Range so
+that a changed file comes back whole; without one it starts again from byte
+0, as a spliced file would be pinned unnoticed), retries connection
 errors, timeouts, short reads and 5xx answers a bounded number of times with
 exponential backoff, and checks the SHA-256 of the result: against the hash it
 is given, else against the row for its key in a lock file (a TSV with columns
@@ -9,6 +12,10 @@ key, sha256, url), else it records the hash there, so that the first download
 pins the data and every later run verifies it. Only a verified file is renamed
 to `dest`, in one `os.replace`, so a killed or failed download never looks
 complete, and a `dest` that already verifies is not downloaded again.
+Downloads of one `dest` at once (parallel jobs, two runs) take turns on a lock
+file beside it (`.NAME.flock`): the later one finds the finished file and
+verifies it. A lock file that does not parse cleanly (a merge-conflict marker,
+a key listed twice, a row of the wrong shape) is refused, naming its line.
 A `manual:PAGE` address names a page where a person gets the file: `fetch`
 then stops with one line saying where to get it and where (absolute path) to
 save it. `pin` verifies a file, or a folder of files, against its row of the
@@ -28,6 +35,7 @@ import http.client
 import json
 import os
 import re
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -145,9 +153,11 @@ def fetch(
         errors, timeouts, short reads, 5xx, 408, 429); the wait before attempt
         k+1 is `backoff * 2**(k-1)` seconds. Other 4xx answers fail at once.
     timeout: seconds for connecting and for each read from the socket.
-    A `dest.part` left by an earlier run is resumed; it is kept when the
-    attempts run out (so that the next run resumes) and deleted on a checksum
-    mismatch or a permanent HTTP error.
+    A `dest.part` left by an earlier run is resumed if the server gave it a
+    validator (ETag or Last-Modified) and still has that version, else fetched
+    again from byte 0; it is kept when the attempts run out (so that the next
+    run resumes) and deleted on a checksum mismatch or a permanent HTTP error.
+    Concurrent calls for one `dest` run one after the other.
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
@@ -161,12 +171,20 @@ def fetch(
         raise InputError(f"{key}: no stable download address; get it from {url[len(MANUAL):]} and save it as {dest.resolve()}, then run again")
     if dest.is_dir():
         raise InputError(f"{label}: destination {dest} is a folder")
-
     if sha256 is not None:
-        expected = sha256.strip().lower()
-        if not _SHA256.match(expected):
+        if not _SHA256.match(sha256.strip().lower()):
             raise InputError(f"{label}: '{sha256}' is not a SHA-256 hex digest (64 hex characters)")
         lock = None
+    elif lock is not None:
+        _read_lock(lock)  # a lock that does not parse is refused before anything is asked or waited for
+    with _held(_flock_of(dest), remove=True, waiting=f"{label}: waiting for another download of {dest} to finish"):
+        # under the lock: a download that ran meanwhile has renamed its verified file to dest and pinned it
+        return _fetch(url, dest, part, sha256, lock, key, label, retries, timeout, backoff, progress, chunk_size)
+
+
+def _fetch(url, dest, part, sha256, lock, key, label, retries, timeout, backoff, progress, chunk_size) -> Path:
+    if sha256 is not None:
+        expected = sha256.strip().lower()
     elif lock is not None:
         expected = _read_lock(lock).get(key, {}).get("sha256") or None
     else:
@@ -179,28 +197,23 @@ def fetch(
                 _record(lock, key, sha256_of(dest), url, label)
             return dest
         if sha256_of(dest) == expected:
-            part.unlink(missing_ok=True)
+            _discard(part)
             return dest
         dest.unlink()  # stale or corrupt: it must not look finished while we fetch again
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    origin = _origin_file(part)
-    if part.exists() and expected is None and lock is not None and _read_origin(origin).get("url") != url:
-        # nothing can verify a first download, and its hash is about to be pinned: only a part
-        # this downloader started from the same address (its origin file) is resumed
-        part.unlink()
     _download(url, part, dest.name, label, retries, timeout, backoff, progress, chunk_size)
-    origin.unlink(missing_ok=True)
+    _origin_file(part).unlink(missing_ok=True)  # complete: nothing left to resume
 
     actual = sha256_of(part)
     if expected is not None and actual != expected:
-        part.unlink(missing_ok=True)
+        _discard(part)
         raise InputError(f"{label}: sha256 mismatch (expected {expected}, got {actual})")
     if expected is None and lock is not None:
         try:
             _record(lock, key, actual, url, label)
         except InputError:
-            part.unlink(missing_ok=True)
+            _discard(part)
             raise
     os.replace(part, dest)
     return dest
@@ -213,9 +226,18 @@ def fetch_each(requests: list[tuple[str, str]], dest: str | os.PathLike, combine
     (value, answer text, or None where the server answered a status of `not_found`) into the
     file's text, which is written to `dest` and pinned in the lock like any first download.
     `options` go to `fetch` for every request (retries, timeout, backoff, progress).
+    Concurrent calls for one `dest` run one after the other; the later one finds it made and pinned.
     """
     dest = Path(dest)
     key = key or dest.name
+    if lock is not None:
+        _read_lock(Path(lock))  # refused before anything is asked if it does not parse
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _held(_flock_of(dest), remove=True, waiting=f"{key}: waiting for another download of {dest} to finish"):
+        return _fetch_each(requests, dest, combine, lock, key, not_found, options)
+
+
+def _fetch_each(requests, dest: Path, combine, lock, key: str, not_found, options) -> Path:
     if dest.is_file() and lock is not None and _read_lock(Path(lock)).get(key, {}).get("sha256"):
         pin(dest, key, lock)  # already made and pinned: verified, not asked again
         return dest
@@ -264,8 +286,22 @@ def _download(url, part, name, label, retries, timeout, backoff, progress, chunk
 
 
 def _origin_file(part: Path) -> Path:
-    """Beside a partial download: the address it comes from and the server's version tag of the file."""
+    """Beside a partial download: its address, the server's validator of the file (ETag or
+    Last-Modified, None where it gave neither) and the file's full size."""
     return part.with_name(part.name + ".origin")
+
+
+def _discard(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _origin_file(part).unlink(missing_ok=True)
+
+
+def _validator(headers) -> str | None:
+    """What If-Range can send back: a strong ETag, else Last-Modified (a weak ETag never matches a Range)."""
+    etag = (headers.get("ETag") or "").strip()
+    if etag and not etag.startswith("W/"):
+        return etag
+    return (headers.get("Last-Modified") or "").strip() or None
 
 
 def _read_origin(origin: Path) -> dict:
@@ -278,14 +314,17 @@ def _read_origin(origin: Path) -> dict:
 def _attempt(url, part, name, label, timeout, progress, chunk_size) -> None:
     """One request; returns when `part` holds the whole body, raises _Transient or InputError."""
     offset = part.stat().st_size if part.is_file() else 0
+    origin = _read_origin(_origin_file(part)) if offset else {}
+    if origin.get("url") != url or not origin.get("version"):
+        # no validator (or another address's part): nothing could tell the server's file changed since
+        # the part began, and the old first bytes spliced onto the new rest would be pinned. From byte 0.
+        offset = 0
     # identity encoding: byte counts and Range offsets must refer to the file itself
     headers = {"User-Agent": f"celllm/{__version__}", "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
         # If-Range: the rest of the file only if it is still the version the part began with (else all of it)
-        version = _read_origin(_origin_file(part)).get("version")
-        if version:
-            headers["If-Range"] = version
+        headers["If-Range"] = origin["version"]
     try:
         request = urllib.request.Request(url, headers=headers)
     except ValueError as exc:
@@ -300,12 +339,12 @@ def _attempt(url, part, name, label, timeout, progress, chunk_size) -> None:
             total = _content_range(exc.headers.get("Content-Range"))[1]
             if total is None or total == offset:
                 return
-            part.unlink(missing_ok=True)
+            _discard(part)
             raise _Transient(f"HTTP 416 for a partial file of {offset} of {total} bytes") from None
         reason = f"HTTP {exc.code} {exc.reason}".rstrip()
         if exc.code >= 500 or exc.code in _RETRY_STATUS:
             raise _Transient(reason) from None
-        part.unlink(missing_ok=True)
+        _discard(part)
         raise HTTPStatusError(f"{label}: {reason}", exc.code) from None
     except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
         raise _Transient(_describe(exc)) from None
@@ -316,8 +355,13 @@ def _attempt(url, part, name, label, timeout, progress, chunk_size) -> None:
         if offset and status == 206:
             start, total = _content_range(response.headers.get("Content-Range"))
             if start != offset:
-                part.unlink(missing_ok=True)
+                _discard(part)
                 raise _Transient(f"server resumed at byte {start} instead of {offset}")
+            now = _validator(response.headers)
+            if (now is not None and now != origin["version"]) or (total is not None and origin.get("size") not in (None, total)):
+                # a server that ignores If-Range: its rest belongs to another version of the file
+                _discard(part)
+                raise _Transient("the file changed on the server since the partial download began")
             if total is None and length is not None:
                 total = offset + length
             mode = "ab"
@@ -330,8 +374,7 @@ def _attempt(url, part, name, label, timeout, progress, chunk_size) -> None:
         try:
             out = open(part, mode)
             if mode == "wb":
-                version = response.headers.get("ETag") or response.headers.get("Last-Modified")
-                _origin_file(part).write_text(json.dumps({"url": url, "version": version}))
+                _origin_file(part).write_text(json.dumps({"url": url, "version": _validator(response.headers), "size": length}))
         except OSError as exc:
             raise InputError(f"{label}: cannot write {part} ({exc.strerror or exc})") from None
         with out, tqdm(total=total, initial=offset, desc=name, unit="B", unit_scale=True,
@@ -395,42 +438,98 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
 # ---------------------------------------------------------------- lock file
 
 
+_CONFLICT = re.compile(r"^(<{7}|={7}|>{7}|\|{7})(\s|$)")
+
+
 def _read_lock(lock: Path) -> dict[str, dict[str, str]]:
+    """The rows of a lock file by key. Anything that does not parse cleanly is refused with its line:
+    read leniently, a merge conflict's later hash would win and be trusted as the pin."""
+    lock = Path(lock)
     if not lock.exists():
         return {}
     try:
-        with open(lock, newline="") as fh:
-            reader = csv.DictReader(fh, delimiter="\t")
-            columns = reader.fieldnames or []
-            if not columns:
-                return {}
-            missing = [c for c in LOCK_COLUMNS if c not in columns]
-            if missing:
-                raise InputError(f"{lock}: lock file needs the columns {', '.join(LOCK_COLUMNS)} "
-                                 f"(missing: {', '.join(missing)})")
-            rows = {}
-            for row in reader:
-                row = {k: (v or "").strip() for k, v in row.items() if k is not None}
-                if row["key"]:
-                    row["sha256"] = row["sha256"].lower()
-                    rows[row["key"]] = row
+        with open(lock, newline="", encoding="utf-8-sig") as fh:  # -sig: an editor's byte-order mark is no column name
+            reader = csv.reader(fh, delimiter="\t")
+            rows: dict[str, dict[str, str]] = {}
+            lines: dict[str, int] = {}
+            columns: list[str] = []
+            for fields in reader:
+                line = reader.line_num
+                if fields and _CONFLICT.match(fields[0]):
+                    raise InputError(f"{lock}: line {line}: merge-conflict marker '{fields[0][:7]}'; "
+                                     f"resolve the conflict (one row per key) and run again")
+                if not any(f.strip() for f in fields):
+                    continue  # a blank line
+                if not columns:
+                    columns = [f.strip() for f in fields]
+                    missing = [c for c in LOCK_COLUMNS if c not in columns]
+                    if missing:
+                        raise InputError(f"{lock}: lock file needs the columns {', '.join(LOCK_COLUMNS)} "
+                                         f"(missing: {', '.join(missing)})")
+                    continue
+                if len(fields) != len(columns):
+                    raise InputError(f"{lock}: line {line}: {len(fields)} tab-separated fields where the header has "
+                                     f"{len(columns)} ({', '.join(columns)})")
+                row = {c: v.strip() for c, v in zip(columns, fields)}
+                key, digest = row["key"], row["sha256"].lower()
+                if not key:
+                    raise InputError(f"{lock}: line {line}: a row without a key")
+                if digest and not _SHA256.match(digest):
+                    raise InputError(f"{lock}: line {line}: sha256 of '{key}' is not 64 hex characters ({row['sha256'][:70]!r})")
+                if key in rows:
+                    raise InputError(f"{lock}: line {line}: key '{key}' again (first on line {lines[key]}); keep one row per key")
+                row["sha256"] = digest
+                rows[key], lines[key] = row, line
             return rows
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{lock}: cannot read the lock file ({exc})") from None
 
 
+def _flock_of(dest: Path) -> Path:
+    """The lock file that every download of `dest` holds while it runs, beside its .part."""
+    return dest.with_name(f".{dest.name}.flock")
+
+
+@contextlib.contextmanager
+def _held(path: Path, remove: bool, waiting: str | None = None) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing); with `remove`, delete it before releasing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        guard = open(path, "a")
+        if fcntl is None:  # pragma: no cover - Windows: no lock
+            break
+        try:
+            try:
+                fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if waiting:
+                    print(waiting, file=sys.stderr, flush=True)
+                fcntl.flock(guard, fcntl.LOCK_EX)
+            # the holder before us may have removed the file as it finished: then lock the one now at the path
+            try:
+                here = os.stat(path)
+            except FileNotFoundError:
+                here = None
+            mine = os.fstat(guard.fileno())
+            if here is not None and (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
+                break
+        except BaseException:
+            guard.close()
+            raise
+        guard.close()
+    try:
+        yield
+    finally:
+        if remove and fcntl is not None:
+            path.unlink(missing_ok=True)  # still held: a waiter sees it gone and locks a new one
+        guard.close()  # releases the flock
+
+
 @contextlib.contextmanager
 def _exclusive(lock: Path) -> Iterator[None]:
     # the lock file itself is replaced on every write, so the flock lives on a stable sidecar
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock.with_name(f".{lock.name}.flock"), "a") as guard:
-        if fcntl is not None:
-            fcntl.flock(guard, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(guard, fcntl.LOCK_UN)
+    with _held(lock.with_name(f".{lock.name}.flock"), remove=False):
+        yield
 
 
 def _record(lock: Path, key: str, digest: str, url: str, label: str) -> None:

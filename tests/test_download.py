@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import socket
@@ -43,11 +44,12 @@ class _Handler(BaseHTTPRequestHandler):
         if n < mode.get("fail_times", 0):
             self.send_error(500)
             return
-        data = state.files[self.path]
+        data = mode["then"] if n and "then" in mode else state.files[self.path]  # "then": changed after the first request
         start = 0
         wanted = self.headers.get("Range")
         etag = mode.get("etag")
-        if self.headers.get("If-Range") not in (None, etag):
+        validator = etag or mode.get("last_modified")
+        if self.headers.get("If-Range") not in (None, validator) and not mode.get("ignore_if_range"):
             wanted = None  # the file changed since the part began: all of it
         if wanted and not mode.get("no_range"):
             start = int(re.fullmatch(r"bytes=(\d+)-", wanted).group(1))
@@ -64,9 +66,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = data[start:]
         if etag:
             self.send_header("ETag", etag)
+        if mode.get("last_modified"):
+            self.send_header("Last-Modified", mode["last_modified"])
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        time.sleep(mode.get("delay", 0))
         if "cut_after" in mode and n < mode.get("cut_times", 1):
             # announce the full length, send part of it, then close: a dropped connection
             self.wfile.write(body[: mode["cut_after"]])
@@ -156,21 +161,21 @@ def test_lock_is_kept_sorted_and_placeholder_rows_are_filled(server, tmp_path):
 
 
 def test_resume_after_cut_connection(server, tmp_path):
-    url = server.add("/cut.bin", cut_after=100_000)
+    url = server.add("/cut.bin", cut_after=100_000, etag='"v1"')
     dest = fetch(url, tmp_path / "cut.bin", sha256=sha(DATA), **FAST)
     assert dest.read_bytes() == DATA and no_part(dest)
     first, second = server.hits("/cut.bin")
     assert "range" not in first
-    assert second["range"] == "bytes=100000-"
+    assert second["range"] == "bytes=100000-" and second["if-range"] == '"v1"'
 
 
 def test_part_kept_when_attempts_run_out_and_resumed_next_run(server, tmp_path):
-    url = server.add("/flaky.bin", cut_after=50_000, cut_times=99)
+    url = server.add("/flaky.bin", cut_after=50_000, cut_times=99, etag='"v1"')
     dest = tmp_path / "flaky.bin"
     with pytest.raises(InputError, match=r"gave up after 2 attempts \(incomplete read"):
         fetch(url, dest, retries=2, **FAST)
     assert not dest.exists() and dest.with_name("flaky.bin.part").stat().st_size == 100_000
-    server.modes["/flaky.bin"] = {}
+    server.modes["/flaky.bin"] = {"etag": '"v1"'}
     fetch(url, dest, retries=2, **FAST)
     assert dest.read_bytes() == DATA and no_part(dest)
     assert server.hits("/flaky.bin")[-1]["range"] == "bytes=100000-"
@@ -204,16 +209,17 @@ def test_a_first_download_resumes_only_its_own_part(server, tmp_path):
 
 
 def test_server_without_range_support_restarts_from_zero(server, tmp_path):
-    url = server.add("/norange.bin", cut_after=120_000, no_range=True)
+    url = server.add("/norange.bin", cut_after=120_000, no_range=True, etag='"v1"')
     dest = fetch(url, tmp_path / "norange.bin", sha256=sha(DATA), **FAST)
     assert dest.read_bytes() == DATA
     assert server.hits("/norange.bin")[1]["range"] == "bytes=120000-"  # asked, got a 200
 
 
 def test_complete_part_answered_416_goes_to_verification(server, tmp_path):
-    url = server.add("/done.bin")
+    url = server.add("/done.bin", etag='"v1"')
     dest = tmp_path / "done.bin"
-    dest.with_name("done.bin.part").write_bytes(DATA)
+    dest.with_name("done.bin.part").write_bytes(DATA)  # as a run killed before its rename leaves it
+    dest.with_name("done.bin.part.origin").write_text(json.dumps({"url": url, "version": '"v1"', "size": len(DATA)}))
     fetch(url, dest, sha256=sha(DATA), **FAST)
     assert dest.read_bytes() == DATA and no_part(dest)
     assert server.hits("/done.bin")[0]["range"] == f"bytes={len(DATA)}-"
@@ -227,7 +233,7 @@ def test_server_errors_are_retried(server, tmp_path):
 
 
 def test_timeout_is_retried(server, tmp_path):
-    url = server.add("/slow.bin", stall=1.0)
+    url = server.add("/slow.bin", stall=1.0, etag='"v1"')
     dest = fetch(url, tmp_path / "slow.bin", **{**FAST, "timeout": 0.2})
     assert dest.read_bytes() == DATA
     assert server.hits("/slow.bin")[1]["range"] == "bytes=10-"

@@ -1,4 +1,5 @@
-"""What the source parsers share: opening plain or gzipped text, reading a genes x cells
+"""What the source parsers share: opening plain or gzipped text, reading archives with a cap on
+what they expand to (`MAX_EXPANDED_BYTES`), reading a genes x cells
 table or a tab-separated annotation table, checking a numeric expression block, joining
 samples and naming them, and the count-scale fields of a sample corpus. Duplicate genes are summed by
 `celllm.genes.sum_duplicate_genes`, the rule the gene-symbol mapping uses too.
@@ -13,6 +14,8 @@ import gzip
 import io
 import os
 import re
+import tarfile
+import zipfile
 from pathlib import Path
 from typing import IO, Iterable, Sequence
 
@@ -22,6 +25,98 @@ import pandas as pd
 import scipy.sparse as sp
 
 from celllm.errors import InputError
+
+# The most bytes one archive or compressed file may expand to when read, all its members together:
+# above it a gzip, tar.gz or zip built to expand without end (a "bomb") is refused in one line, not
+# read until memory or disk runs out. Why 16 GiB: the real sources are far smaller. Estimated from the
+# shapes their modules' docstrings give (none could be downloaded here): zheng68k's matrix.mtx, 37.3M
+# non-zeros at ~15 bytes a line, ~0.6 GB; Baron's four human csv.gz, 8,569 cells x 20,125 genes at
+# >= 2 bytes a value, ~0.35 GB. Those whose shape is not given (STRING's links, a dense CancerSCEM or
+# GEO sample) are taken as a few GB at most. 16 GiB leaves several times that, and a bomb is stopped
+# after reading at most 16 GiB (tens of seconds).
+MAX_EXPANDED_BYTES = 16 << 30
+_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")  # gzip, bzip2, xz: what tarfile's "r:*" unpacks
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:g} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+class Expansion:
+    """The bytes one archive or compressed file (`source`) has expanded to so far, refused above the cap."""
+
+    def __init__(self, source: str | os.PathLike):
+        self.source = source
+        self.cap = MAX_EXPANDED_BYTES  # read when the file is opened, so that a test can lower it
+        self.total = 0
+
+    def add(self, n: int, where: str | os.PathLike | None = None) -> None:
+        self.total += n
+        if self.total > self.cap:
+            where = str(where).removeprefix(f"{self.source}:") if where is not None else None
+            at = f" (reading {where})" if where is not None and where != str(self.source) else ""
+            raise InputError(f"{self.source}: expands to more than {_size(self.cap)} when read{at}, the cap on one archive or "
+                             f"compressed file (MAX_EXPANDED_BYTES, ingest/sources/_common.py): damaged or hostile, not the source file")
+
+
+class _Capped(io.RawIOBase):
+    """A decompressing stream whose output is counted against an Expansion."""
+
+    def __init__(self, stream: IO[bytes], expansion: Expansion, where, closes: Sequence[IO[bytes]] = ()):
+        self._stream, self._expansion, self._where, self._closes = stream, expansion, where, closes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._stream.readinto(buffer)
+        self._expansion.add(n or 0, self._where)
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                for stream in (self._stream, *self._closes):
+                    stream.close()
+            finally:
+                super().close()
+
+
+def gunzipped(fileobj: IO[bytes], expansion: Expansion, where=None, closes: Sequence[IO[bytes]] = ()) -> IO[bytes]:
+    """The gzip stream `fileobj` (named `where`) decompressed, refused once it passes the cap of `expansion`;
+    closing it closes `closes` too (the file it reads, where the caller hands that over)."""
+    return io.BufferedReader(_Capped(gzip.GzipFile(fileobj=fileobj, mode="rb"), expansion, where, closes), buffer_size=1 << 20)
+
+
+def tar_members(archive: tarfile.TarFile, path: str | os.PathLike, expansion: Expansion) -> list[tarfile.TarInfo]:
+    """The members of an open tar, read header by header. A compressed tar counts its unpacked stream
+    against `expansion`, each member's end checked from its header before its data is unpacked."""
+    with open(path, "rb") as fh:
+        compressed = fh.read(6).startswith(_COMPRESSED)
+    members, end = [], 0
+    while (member := archive.next()) is not None:
+        if compressed:
+            expansion.add(max(0, member.offset_data + member.size - end), f"{path}:{member.name}")
+            end = max(end, member.offset_data + member.size)
+        members.append(member)
+    return members
+
+
+def check_zip(path: str | os.PathLike) -> None:
+    """Refuse a zip (an .xlsx too) whose members declare more than the cap in all. zipfile never reads a
+    member past its declared size, so those sizes bound what pandas or openpyxl unpack from it."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile):
+        return  # not readable as a zip: the reader that follows says so, naming the file
+    Expansion(path).add(total)
 
 
 def existing_file(path: str | os.PathLike) -> Path:
@@ -34,22 +129,24 @@ def existing_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def open_text(path: str | os.PathLike | Path, fileobj: IO[bytes] | None = None) -> IO[str]:
+def open_text(path: str | os.PathLike | Path, fileobj: IO[bytes] | None = None, expansion: Expansion | None = None) -> IO[str]:
     """Open a plain or gzip-compressed text file (decided by the magic bytes, not the name).
 
     With `fileobj` (a seekable binary stream, e.g. a tar member) that stream is
-    read instead of `path`.
+    read instead of `path`. A gzip stream is refused in one line once it expands
+    past MAX_EXPANDED_BYTES (counted in `expansion`, shared by an archive's members).
     """
     if fileobj is None:
         with open(path, "rb") as raw:
             head = raw.read(2)
         if head == b"\x1f\x8b":
-            return gzip.open(path, "rt", encoding="utf-8", newline="")
+            raw = open(path, "rb")
+            return io.TextIOWrapper(gunzipped(raw, expansion or Expansion(path), path, closes=(raw,)), encoding="utf-8", newline="")
         return open(path, encoding="utf-8", newline="")
     head = fileobj.read(2)
     fileobj.seek(0)
     if head == b"\x1f\x8b":
-        fileobj = gzip.GzipFile(fileobj=fileobj, mode="rb")
+        fileobj = gunzipped(fileobj, expansion or Expansion(path), path)
     return io.TextIOWrapper(fileobj, encoding="utf-8", newline="")
 
 

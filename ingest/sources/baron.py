@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from celllm.errors import InputError
 from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
-from ingest.sources._common import categorical_obs, describe_real, existing_file, open_text
+from ingest.sources._common import Expansion, categorical_obs, describe_real, existing_file, open_text, tar_members
 
 LEADING_COLUMNS = ("barcode", "assigned_cluster")
 DONOR = re.compile(r"(?:^|_)(human\d+)(?:_|$)")
@@ -92,15 +92,16 @@ def parse_baron(csv_paths: str | os.PathLike | Sequence[str | os.PathLike]) -> a
     return adata
 
 
-def read_baron_sample(path: str | os.PathLike, fileobj: IO[bytes] | None = None) -> ad.AnnData:
-    """One ``GSM..._humanN_umifm_counts.csv[.gz]`` file (optionally read from `fileobj`)."""
+def read_baron_sample(path: str | os.PathLike, fileobj: IO[bytes] | None = None, expansion: Expansion | None = None) -> ad.AnnData:
+    """One ``GSM..._humanN_umifm_counts.csv[.gz]`` file (optionally read from `fileobj`, a member of the
+    archive whose unpacked bytes `expansion` counts)."""
     path = Path(path)
     if fileobj is None:
         path = existing_file(path)
     if MOUSE.search(path.name.split(".")[0]):
         raise InputError(f"{path}: a mouse sample; the Baron dataset here is the human samples only")
     try:
-        with open_text(path, fileobj) as fh:
+        with open_text(path, fileobj, expansion) as fh:
             header = next(csv.reader([fh.readline()]), [])
             if len(header) < 4 or tuple(header[1:3]) != LEADING_COLUMNS:
                 raise InputError(f"{path}: header starts {header[:3]!r}; expected ['', 'barcode', 'assigned_cluster', "
@@ -127,7 +128,7 @@ def read_baron_sample(path: str | os.PathLike, fileobj: IO[bytes] | None = None)
                 labels.extend(chunk["assigned_cluster"].tolist())
     except InputError:
         raise
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
         raise InputError(f"{path}: not a valid GSE84133 count table ({type(exc).__name__}: "
                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
     if not ids:
@@ -158,7 +159,8 @@ def _donor(file_name: str, ids: list[str], path: Path) -> str:
 def _read_tar(path: Path) -> list[ad.AnnData]:
     try:
         with tarfile.open(path) as archive:
-            members = [m for m in archive.getmembers()
+            expansion = Expansion(path)  # the tar and every csv.gz in it, unpacked, under one cap
+            members = [m for m in tar_members(archive, path, expansion)
                        if m.isfile() and DONOR.search(Path(m.name).name.split(".")[0])
                        and "umifm_counts.csv" in Path(m.name).name]
             if not members:
@@ -167,7 +169,7 @@ def _read_tar(path: Path) -> list[ad.AnnData]:
             for member in sorted(members, key=lambda m: m.name):
                 stream = archive.extractfile(member)
                 assert stream is not None
-                sample = read_baron_sample(Path(f"{path}:{member.name}"), fileobj=stream)
+                sample = read_baron_sample(Path(f"{path}:{member.name}"), fileobj=stream, expansion=expansion)
                 samples.append(sample)
             return samples
     except (tarfile.TarError, EOFError, OSError) as exc:

@@ -80,7 +80,7 @@ import scipy.sparse as sp
 
 from celllm.errors import InputError
 from ingest.ledger import Ledger
-from ingest.sources._common import check_full_header, describe_real, expression_block, read_table
+from ingest.sources._common import check_full_header, check_zip, describe_real, expression_block, read_table
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,7 @@ def parse_gdsc_expression(path: str | os.PathLike, names: Mapping | pd.DataFrame
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: GDSC expression file not found")
+    check_zip(path)  # the .zip GDSC serves: refused if it would unpack past the cap
     try:
         header = pd.read_csv(path, sep="\t", header=None, nrows=1, dtype=str).iloc[0].tolist()
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError, OSError, zipfile.BadZipFile) as exc:
@@ -184,6 +185,7 @@ def read_gdsc_dose_response(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: GDSC dose-response file not found")
+    check_zip(path)  # an .xlsx is a zip
     suffix = path.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm", ".xls"):

@@ -40,7 +40,7 @@ import pandas as pd
 
 from celllm.errors import InputError
 from ingest.ledger import Ledger
-from ingest.sources._common import check_full_header
+from ingest.sources._common import check_full_header, open_text
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +73,27 @@ def parse_string(links_path: str | os.PathLike, info_path: str | os.PathLike, mi
     a_parts, b_parts, score_parts = [], [], []
     n_rows = n_unknown = 0
     try:
-        header = pd.read_csv(links_path, sep=" ", nrows=0).columns.tolist()
+        with open_text(links_path) as fh:  # gzip unpacked under the cap on what one file may expand to
+            header = pd.read_csv(fh, sep=" ", nrows=0).columns.tolist()
         missing = [c for c in LINK_COLUMNS if c not in header]
         if missing:
             raise InputError(f"{links_path}: missing column(s) {', '.join(missing)} (header: {' '.join(map(str, header)) or 'empty'}); expected space-separated protein1 protein2 combined_score")
-        reader = pd.read_csv(links_path, sep=" ", usecols=LINK_COLUMNS, dtype={"protein1": str, "protein2": str, "combined_score": str},
-                             chunksize=CHUNK_ROWS, keep_default_na=False)
-        for chunk in reader:
-            score = pd.to_numeric(chunk["combined_score"], errors="coerce").to_numpy(dtype=np.float64)
-            bad = ~np.isfinite(score)
-            if bad.any():
-                raise InputError(f"{links_path}: {int(bad.sum())} combined_score values are missing or not numbers (first: {chunk['combined_score'][bad].iloc[0]!r}, line {n_rows + int(np.flatnonzero(bad)[0]) + 2})")
-            a = proteins.get_indexer(chunk["protein1"])
-            b = proteins.get_indexer(chunk["protein2"])
-            known = (a >= 0) & (b >= 0)
-            n_rows += len(chunk)
-            n_unknown += int((~known).sum())
-            a_parts.append(gene_of_protein[a[known]])
-            b_parts.append(gene_of_protein[b[known]])
-            score_parts.append(score[known])
+        with open_text(links_path) as fh:
+            reader = pd.read_csv(fh, sep=" ", usecols=LINK_COLUMNS, dtype={"protein1": str, "protein2": str, "combined_score": str},
+                                 chunksize=CHUNK_ROWS, keep_default_na=False)
+            for chunk in reader:
+                score = pd.to_numeric(chunk["combined_score"], errors="coerce").to_numpy(dtype=np.float64)
+                bad = ~np.isfinite(score)
+                if bad.any():
+                    raise InputError(f"{links_path}: {int(bad.sum())} combined_score values are missing or not numbers (first: {chunk['combined_score'][bad].iloc[0]!r}, line {n_rows + int(np.flatnonzero(bad)[0]) + 2})")
+                a = proteins.get_indexer(chunk["protein1"])
+                b = proteins.get_indexer(chunk["protein2"])
+                known = (a >= 0) & (b >= 0)
+                n_rows += len(chunk)
+                n_unknown += int((~known).sum())
+                a_parts.append(gene_of_protein[a[known]])
+                b_parts.append(gene_of_protein[b[known]])
+                score_parts.append(score[known])
     except InputError:
         raise
     except pd.errors.EmptyDataError:  # a ValueError too: caught first
@@ -124,7 +126,10 @@ def parse_string(links_path: str | os.PathLike, info_path: str | os.PathLike, mi
 def read_string_info(path: Path, ledger: Ledger) -> tuple[pd.Index, np.ndarray, np.ndarray]:
     """(protein ids, gene code of each protein, gene names sorted) from the protein info file."""
     try:
-        info = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+        with open_text(path) as fh:
+            info = pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+    except InputError:
+        raise
     except pd.errors.EmptyDataError:  # a ValueError too: caught first
         raise InputError(f"{path}: empty file") from None
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, ValueError) as exc:

@@ -34,7 +34,6 @@ unannotated cells with a warning either way.
 
 from __future__ import annotations
 
-import gzip
 import os
 import tarfile
 from pathlib import Path
@@ -50,7 +49,7 @@ from celllm.errors import InputError
 from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
 from ingest.ledger import Ledger
-from ingest.sources._common import describe_real, existing_file, open_text, read_table
+from ingest.sources._common import Expansion, describe_real, existing_file, gunzipped, open_text, read_table, tar_members
 
 ANNOTATION_COLUMNS = ("barcodes", "celltype")
 MATRIX_NAMES = ("matrix.mtx", "matrix.mtx.gz")
@@ -133,7 +132,8 @@ def read_10x_matrix(source: str | os.PathLike) -> tuple[sp.csr_matrix, list[str]
             raise InputError(f"{source}: not a folder and not a tar archive of a 10x matrix")
         try:
             with tarfile.open(source, "r:*") as archive:
-                members = {Path(m.name): m for m in archive.getmembers() if m.isfile()}
+                expansion = Expansion(source)  # the unpacked tar and any .gz in it, under one cap
+                members = {Path(m.name): m for m in tar_members(archive, source, expansion) if m.isfile()}
                 folder = _matrix_folder(list(members), source)
                 where = f"{source}:{folder.as_posix()}"
 
@@ -143,14 +143,14 @@ def read_10x_matrix(source: str | os.PathLike) -> tuple[sp.csr_matrix, list[str]
                     return member
 
                 names = {p.name for p in members if p.parent == folder}
-                return (*_read_parts(names, opener, where), where)
+                return (*_read_parts(names, opener, where, expansion), where)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise InputError(f"{source}: unreadable tar archive ({type(exc).__name__}: {exc})") from None
     files = [p.relative_to(source) for p in source.rglob("*") if p.is_file()]
     folder = _matrix_folder(files, source)
     where = str(source / folder)
     names = {p.name for p in (source / folder).iterdir()}
-    return (*_read_parts(names, lambda name: open(source / folder / name, "rb"), where), where)
+    return (*_read_parts(names, lambda name: open(source / folder / name, "rb"), where, Expansion(source / folder)), where)
 
 
 def _matrix_folder(files: list[Path], source: Path) -> Path:
@@ -163,7 +163,7 @@ def _matrix_folder(files: list[Path], source: Path) -> Path:
     return folders[0]
 
 
-def _read_parts(names: set[str], opener, where: str):
+def _read_parts(names: set[str], opener, where: str, expansion: Expansion):
     def pick(options: tuple[str, ...], what: str) -> str:
         for option in options:
             if option in names:
@@ -172,13 +172,13 @@ def _read_parts(names: set[str], opener, where: str):
 
     matrix_name, genes_name, barcodes_name = pick(MATRIX_NAMES, "matrix"), pick(GENE_NAMES, "gene list"), \
         pick(BARCODE_NAMES, "barcode list")
-    with opener(genes_name) as raw, open_text(genes_name, raw) as fh:
+    with opener(genes_name) as raw, open_text(f"{where}/{genes_name}", raw, expansion) as fh:
         genes = _read_tsv_lines(fh, f"{where}/{genes_name}")
     if any(len(row) < 2 for row in genes):
         raise InputError(f"{where}/{genes_name}: expected two tab-separated columns (Ensembl id, gene symbol) per line")
     ensembl = [row[0] for row in genes]
     symbols = [row[1] for row in genes]
-    with opener(barcodes_name) as raw, open_text(barcodes_name, raw) as fh:
+    with opener(barcodes_name) as raw, open_text(f"{where}/{barcodes_name}", raw, expansion) as fh:
         barcodes = [row[0] for row in _read_tsv_lines(fh, f"{where}/{barcodes_name}")]
     if not barcodes:
         raise InputError(f"{where}/{barcodes_name}: no cells")
@@ -187,9 +187,11 @@ def _read_parts(names: set[str], opener, where: str):
     with opener(matrix_name) as raw:
         head = raw.read(2)
         raw.seek(0)
-        stream = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
+        stream = gunzipped(raw, expansion, f"{where}/{matrix_name}") if head == b"\x1f\x8b" else raw
         try:
             matrix = scipy.io.mmread(stream)
+        except InputError:
+            raise
         except (ValueError, OSError, EOFError, IndexError) as exc:
             raise InputError(f"{where}/{matrix_name}: not a MatrixMarket file ({type(exc).__name__}: {exc})") from None
     if not sp.issparse(matrix):
