@@ -16,7 +16,8 @@ import pandas as pd
 from benchmarks.metrics import metric as metric_of
 from benchmarks.registry import KINDS
 from celllm.errors import InputError
-from celllm.io import atomic_path, read_annotated_tsv
+from celllm.io import read_annotated_tsv
+from celllm.outputs import atomic_path
 
 KEYS = ["task", "setting", "dataset", "simulated", "model", "kind"]
 KIND_ORDER = {kind: i for i, kind in enumerate((*KINDS, "reference"))}  # published numbers last

@@ -24,7 +24,7 @@ import torch
 from torch_geometric.data import Data
 
 from celllm.errors import InputError
-from celllm.io import atomic_path
+from celllm.outputs import atomic_path
 
 FINGERPRINT_BITS = 1024
 

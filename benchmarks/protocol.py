@@ -12,7 +12,7 @@ import pandas as pd
 
 import celllm
 from celllm.errors import InputError
-from celllm.io import atomic_path
+from celllm.outputs import atomic_path
 
 SPLITS = ("train", "val", "test", "unused")
 

@@ -4,12 +4,16 @@ Weights are safetensors; the trainer state (optimizer, schedule, step, random
 state) is a torch.save of plain tensors and numbers, read with
 weights_only=True. A checkpoint refuses to load against another vocabulary, and
 the weights carry the SHA-256 of their gene order, so a vocab.txt whose lines
-were reordered or edited is refused too.
+were reordered or edited is refused too. The folder's record
+(`celllm.outputs`) ties its files together: a file edited or copied in from
+another run is refused on load, naming it (an edited config.json is taken
+only knowingly, `accept_edited_config`, with what changed in the log).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -22,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from celllm.config import CellLMConfig
 from celllm.errors import InputError
-from celllm.io import atomic_path, recover_interrupted_swap
+from celllm.outputs import atomic_path, file_sha256, recover_interrupted_swap, verify_record, write_record
 from celllm.pretrain.model import CellLMForPretraining
 from celllm.tokens import Vocabulary
 
@@ -30,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG, VOCAB, WEIGHTS, TRAINER_STATE, TRAIN_LOG = "config.json", "vocab.txt", "model.safetensors", "trainer_state.pt", "train_log.csv"
 VOCAB_SHA256 = "vocab_sha256"  # metadata key of the weights file
+KIND = "CellLM checkpoint"  # its kind in the folder's record
 
 
 def vocab_sha256(vocab: Vocabulary) -> str:
@@ -43,8 +48,9 @@ def is_checkpoint(folder) -> bool:
 
 
 def save_checkpoint(path, model: CellLMForPretraining, vocab: Vocabulary, cfg: CellLMConfig, trainer_state: dict | None = None,
-                    log: list[dict] | None = None, extra: dict[str, str] | None = None) -> None:
-    """Write the whole folder under a temporary name, then rename it into place (`extra`: more text files, name -> content)."""
+                    log: list[dict] | None = None, extra: dict[str, str] | None = None, made_by: str = "pretrain") -> None:
+    """Write the whole folder under a temporary name, with its record, then rename it into place
+    (`extra`: more text files, name -> content; `made_by`: the command, kept in the record)."""
     with atomic_path(path) as tmp:
         tmp.mkdir()
         for name, text in (extra or {}).items():
@@ -58,6 +64,7 @@ def save_checkpoint(path, model: CellLMForPretraining, vocab: Vocabulary, cfg: C
             torch.save(trainer_state, tmp / TRAINER_STATE)
         if log:
             pd.DataFrame(log).to_csv(tmp / TRAIN_LOG, index=False)
+        write_record(tmp, KIND, made_by, config=cfg.to_dict())
 
 
 def _readable_by_group(path: Path) -> None:
@@ -74,8 +81,42 @@ def _require(folder: Path, name: str) -> Path:
     return path
 
 
-def load_checkpoint(path, vocab: Vocabulary | None = None, map_location="cpu") -> tuple[CellLMForPretraining, Vocabulary, CellLMConfig]:
-    """Model (in eval mode), vocabulary and config of a checkpoint folder.
+def _flat(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        flat.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
+
+
+def config_changes(saved: dict, now: dict) -> list[str]:
+    """'section.key old -> new' for every option that differs."""
+    saved, now = _flat(saved), _flat(now)
+    return [f"{key} {saved.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(saved) | set(now)) if saved.get(key) != now.get(key)]
+
+
+def verify_checkpoint(folder: Path, accept_edited_config: bool = False) -> CellLMConfig:
+    """The checkpoint's config, once its files match its record (InputError naming the first that does not).
+
+    An edited config.json is refused, naming what changed, unless `accept_edited_config`,
+    which uses it with a warning saying what changed.
+    """
+    record = verify_record(folder, KIND, skip={CONFIG})
+    config = _require(folder, CONFIG)
+    if record is not None and CONFIG in record["files"] and file_sha256(config) != record["files"][CONFIG]:
+        try:
+            changes = "; ".join(config_changes(record.get("config", {}), json.loads(config.read_text()))) or "formatting only"
+        except ValueError:
+            changes = "no longer JSON"
+        if not accept_edited_config:
+            raise InputError(f"{config}: edited after the checkpoint was written ({changes}); restore it, or accept it "
+                             "knowingly (--accept-edited-config)")
+        logger.warning("%s: edited after the checkpoint was written, used as edited: %s", config, changes)
+    return CellLMConfig.load(config)
+
+
+def load_checkpoint(path, vocab: Vocabulary | None = None, map_location="cpu",
+                    accept_edited_config: bool = False) -> tuple[CellLMForPretraining, Vocabulary, CellLMConfig]:
+    """Model (in eval mode), vocabulary and config of a checkpoint folder, its files verified against its record.
 
     If `vocab` is given, the checkpoint must have been trained on exactly it.
     """
@@ -84,7 +125,7 @@ def load_checkpoint(path, vocab: Vocabulary | None = None, map_location="cpu") -
         logger.warning("%s: recovered the checkpoint from a save that was interrupted", folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: checkpoint folder not found")
-    cfg = CellLMConfig.load(_require(folder, CONFIG))
+    cfg = verify_checkpoint(folder, accept_edited_config)
     ckpt_vocab = Vocabulary.load(_require(folder, VOCAB))
     if vocab is not None and vocab != ckpt_vocab:
         raise InputError(f"{folder}: checkpoint was trained on another gene vocabulary ({len(ckpt_vocab)} genes, expected {len(vocab)})")

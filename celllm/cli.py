@@ -2,7 +2,9 @@
 
 Every bad input stops the command with one line on stderr (`celllm: error: ...`)
 and exit status 2, before anything is written: options are range-checked when
-parsed, and outputs are checked (kind, not an input, writable) before any work.
+parsed, and outputs are checked before any work (`celllm.outputs`: a folder is
+replaced only when its record says it is of the same kind and it holds nothing
+else; never an input; writable).
 """
 
 from __future__ import annotations
@@ -61,9 +63,9 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _pretrain(args) -> None:
-    from celllm.checkpoint import CONFIG, VOCAB, is_checkpoint
+    from celllm.checkpoint import CONFIG, KIND, VOCAB, is_checkpoint
     from celllm.config import CellLMConfig
-    from celllm.io import check_output_folder
+    from celllm.outputs import check_output_folder
     from celllm.ppi import read_gene_embeddings
     from celllm.pretrain.corpus import load_corpus
     from celllm.pretrain.distributed import group_from_environment
@@ -73,7 +75,7 @@ def _pretrain(args) -> None:
     # a checkpoint's own config.json and vocab.txt may be given back to it: they are rewritten as they are
     own = {(Path(args.out) / name).resolve() for name in (CONFIG, VOCAB)}
     inputs = [*args.data, args.gene_embeddings, *(p for p in (args.config, args.vocab) if p and Path(p).resolve() not in own)]
-    out = check_output_folder(args.out, "CellLM checkpoint", is_checkpoint, [p for p in inputs if p])
+    out = check_output_folder(args.out, KIND, inputs, keep=args.resume)
     if is_checkpoint(out) and not args.resume:
         log.warning("%s: holds a checkpoint, which this run replaces when it saves (--resume continues it instead)", out)
     # resuming without --config continues with the checkpoint's own options
@@ -83,20 +85,21 @@ def _pretrain(args) -> None:
                             max_steps=args.max_steps, seed=args.seed)
     vocab = Vocabulary.load(args.vocab) if args.vocab else None
     group = group_from_environment()  # several processes under torchrun, else one
-    corpus = load_corpus(args.data, cfg.tokens, vocab, scale_check=not args.skip_scale_check)
+    corpus = load_corpus(args.data, cfg.tokens, vocab, scale_check=not args.skip_scale_check, store_hashes=not args.skip_store_hashes)
     genes = read_gene_embeddings(args.gene_embeddings, corpus.vocab.genes, dim=cfg.encoder.dim) if args.gene_embeddings else None
-    out = pretrain(corpus, out, cfg, resume=args.resume, device=args.device, progress=not args.quiet, group=group, gene_embeddings=genes)
+    out = pretrain(corpus, out, cfg, resume=args.resume, device=args.device, progress=not args.quiet, group=group, gene_embeddings=genes,
+                   accept_edited_config=args.accept_edited_config)
     if group.rank == 0:
         print(f"checkpoint written to {out}")
 
 
 def _tokenize(args) -> None:
     from celllm.config import CellLMConfig
-    from celllm.io import check_output_folder
-    from celllm.pretrain.store import BLOCK_CELLS, build_token_store, is_token_store
+    from celllm.outputs import check_output_folder
+    from celllm.pretrain.store import BLOCK_CELLS, KIND, build_token_store
     from celllm.tokens import Vocabulary
 
-    out = check_output_folder(args.out, "token store", is_token_store, [*args.data, *filter(None, (args.config, args.vocab))])
+    out = check_output_folder(args.out, KIND, [*args.data, args.config, args.vocab])
     cfg = CellLMConfig.load(args.config) if args.config else CellLMConfig()
     vocab = Vocabulary.load(args.vocab) if args.vocab else Vocabulary.from_datasets(args.data)
     build_token_store(args.data, out, vocab, cfg.tokens, block_cells=args.block_cells or BLOCK_CELLS, scale_check=not args.skip_scale_check,
@@ -114,16 +117,17 @@ def _import_released(args) -> None:
 
 
 def _embed(args) -> None:
-    from celllm.embed import OBSM_KEY, embed_file
-    from celllm.io import check_output_file
+    from celllm.embed import OBSM_KEY, embed_file, written_by_embed
+    from celllm.outputs import check_output_file
 
-    check_output_file(args.out, ".h5ad", [args.input, args.checkpoint], what="--out")
-    dropped = embed_file(args.input, args.checkpoint, args.out, args.batch_size, args.device, progress=not args.quiet,
-                         scale_check=not args.skip_scale_check)
+    out = check_output_file(args.out, ".h5ad", [args.input, args.checkpoint], what="--out", owned=written_by_embed)
+    dropped = embed_file(args.input, args.checkpoint, out, args.batch_size, args.device, progress=not args.quiet,
+                         scale_check=not args.skip_scale_check, accept_edited_config=args.accept_edited_config)
     print(f"wrote .obsm['{OBSM_KEY}'] to {args.out} ({dropped} genes outside the vocabulary dropped)")
 
 
 SCALE_HELP = "accept expression that does not look like counts (log-transformed, binary): only if you know it is right"
+EDITED_HELP = "use a checkpoint whose config.json was edited after it was written (the log says what changed)"
 
 
 VOCAB_HELP = "gene vocabulary, one symbol per line (default: genes of --data in order)"
@@ -152,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=NON_NEGATIVE, help="optimizer steps")
     p.add_argument("--seed", type=NON_NEGATIVE, help="random seed")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (with its options unless --config is given)")
+    p.add_argument("--accept-edited-config", action="store_true", help=EDITED_HELP)
+    p.add_argument("--skip-store-hashes", action="store_true",
+                   help="do not check a token store's files against their SHA-256 before training (its other checks still run)")
     p.add_argument("--device", type=_device, help="torch device (default: cuda if available, else cpu)")
     _reading_options(p)
     p.set_defaults(run=_pretrain)
@@ -180,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=POSITIVE, help="cells per forward pass (default 64; an imported released model: 32 in the "
                    "file's order, the authors' inference batch, since its attention looks across the batch)")
     e.add_argument("--device", type=_device)
+    e.add_argument("--accept-edited-config", action="store_true", help=EDITED_HELP)
     _reading_options(e)
     e.set_defaults(run=_embed)
     return parser

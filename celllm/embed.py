@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from celllm.checkpoint import checkpoint_hash, load_checkpoint
 from celllm.errors import InputError
-from celllm.io import DatasetBlocks, atomic_path
+from celllm.io import DatasetBlocks
+from celllm.outputs import atomic_path
 from celllm.model import CellLMEncoder
 from celllm.released import RELEASED_BATCH
 from celllm.tokens import TokenConfig, TokenizedCells, pad_ragged, tokenize
@@ -81,11 +82,11 @@ class Embedded:
 class CellEmbedder:
     """A checkpoint loaded once, embedding any number of expression matrices."""
 
-    def __init__(self, checkpoint, device: str | None = None, batch_size: int | None = None):
+    def __init__(self, checkpoint, device: str | None = None, batch_size: int | None = None, accept_edited_config: bool = False):
         self.checkpoint = Path(checkpoint)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
-        model, self.vocab, self.cfg = load_checkpoint(checkpoint)
+        model, self.vocab, self.cfg = load_checkpoint(checkpoint, accept_edited_config=accept_edited_config)
         self.encoder = model.encoder
 
     def embed(self, X, genes, source: str = "data", progress: bool = False) -> Embedded:
@@ -112,10 +113,19 @@ class CellEmbedder:
                      "their most expressed ones" if tokens.truncation == "top_expressed" else "the first ones in vocabulary order")
 
 
+def written_by_embed(path) -> bool:
+    """Whether the .h5ad `path` is an output of `celllm embed` (its .uns['celllm'] names a checkpoint), so it may be replaced."""
+    try:
+        with h5py.File(path, "r") as handle:
+            return "checkpoint_sha256" in handle.get("uns/celllm", {})
+    except OSError:
+        return False
+
+
 def embed_file(in_path, checkpoint, out_path, batch_size: int | None = None, device: str | None = None, progress: bool = True,
-               scale_check: bool = True, block_cells: int = BLOCK_CELLS) -> int:
+               scale_check: bool = True, block_cells: int = BLOCK_CELLS, accept_edited_config: bool = False) -> int:
     """`celllm embed`: OUT.h5ad = IN.h5ad with .obsm['X_celllm'] and .uns['celllm'], streamed. Returns the dropped-gene count."""
-    embedder = CellEmbedder(checkpoint, device, batch_size)
+    embedder = CellEmbedder(checkpoint, device, batch_size, accept_edited_config)
     if embedder.cfg.encoder.attention == "released":  # blocks of whole batches, so the batches run through the file in order
         batch = batch_size or RELEASED_BATCH
         block_cells = max(batch, block_cells // batch * batch)

@@ -1,23 +1,15 @@
-"""Reading, validating and atomically writing standard datasets (.h5ad), and checking outputs.
+"""Reading, validating and atomically writing standard datasets (.h5ad).
 
 The standard dataset contract, which every parser and loader keeps: `.X` sparse CSR with
 non-negative, finite values on a count scale (raw counts, or counts scaled per
 cell such as TPM); unique gene symbols as `var_names`; task labels in named
-`.obs` columns.
-
-Outputs are checked before any work starts (`check_output_file`,
-`check_output_folder`): an output never replaces an input, nor something of
-another kind, and its folder must be writable. A folder replaced by
-`atomic_path` moves in two renames; `recover_interrupted_swap` finishes a swap
-that a kill cut between them.
+`.obs` columns. Where outputs go, and what they may replace, is `celllm.outputs`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -27,6 +19,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from celllm.errors import InputError
+from celllm.outputs import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 def _open_h5ad(path: str | os.PathLike, backed: bool = False) -> tuple[Path, ad.AnnData]:
@@ -75,19 +70,21 @@ def _check_shape_and_labels(adata: ad.AnnData, name: str, required_obs: Iterable
             raise InputError(f"{name}: label column '{column}' has missing values")
 
 
-def _checked_values(X, name: str, scale_check: bool) -> sp.csr_matrix:
-    """`X` as float32 CSR, finite and non-negative (and count-like with `scale_check`), or InputError."""
+def _checked_values(X, name: str, scale_check: bool, first_cell: int | None = None) -> sp.csr_matrix:
+    """`X` (all of dataset `name`, or its cells from `first_cell` on) as float32 CSR, finite and non-negative
+    (and count-like with `scale_check`, see `check_count_scale`), or InputError naming the dataset and cells."""
     if X is None:
         raise InputError(f"{name}: .X is empty")
     if not (sp.issparse(X) and X.format == "csr" and X.dtype == np.float32):
         X = sp.csr_matrix(X, dtype=np.float32)
+    where = name if first_cell is None else f"{name} (cells {first_cell}-{first_cell + X.shape[0] - 1})"
     values = X.data
     if values.size and not np.isfinite(values).all():
-        raise InputError(f"{name}: expression contains NaN or infinite values")
+        raise InputError(f"{where}: expression contains NaN or infinite values")
     if values.size and values.min() < 0:
-        raise InputError(f"{name}: expression contains negative values (expected counts or size-normalised values)")
+        raise InputError(f"{where}: expression contains negative values (expected counts or size-normalised values)")
     if scale_check:
-        check_count_scale(X, name)
+        check_count_scale(X, name, first_cell)
     return X
 
 
@@ -99,8 +96,8 @@ def validate_dataset(adata: ad.AnnData, name: str, required_obs: Iterable[str] =
 
 class DatasetBlocks:
     """A standard dataset read a block of cells at a time (backed AnnData): memory follows the
-    block, not the file. Genes, labels and `.obs` are checked on opening, expression block by block
-    (the count-scale check on the first block). Use as a context manager."""
+    block, not the file. Genes, labels and `.obs` are checked on opening, expression block by block,
+    the count scale of every block too (see `check_count_scale`). Use as a context manager."""
 
     def __init__(self, path: str | os.PathLike, required_obs: Iterable[str] = (), scale_check: bool = True):
         self.path, self._adata = _open_h5ad(path, backed=True)
@@ -121,7 +118,7 @@ class DatasetBlocks:
                 X = self._adata.X[start:stop]
             except Exception as exc:
                 raise InputError(f"{where}: unreadable expression ({type(exc).__name__}: {exc})") from None
-            yield start, _checked_values(X, where, self.scale_check and start == 0)
+            yield start, _checked_values(X, str(self.path), self.scale_check, first_cell=start)
 
     def close(self) -> None:
         if self._adata.isbacked:
@@ -136,128 +133,56 @@ class DatasetBlocks:
 
 # log1p of counts stays below ~12 and log2(1 + x) of CPM below ~20; counts and TPM go far higher
 LOG_SCALE_MAX = 30.0
-SCALE_SAMPLE = 5_000_000  # stored values the scale check reads at most
+SCALE_SAMPLE = 5_000_000  # stored values the scale check reads at most, of each group of cells (and of all cells for the binary test)
+# cells the log test judges together, counted from a file's first cell, so that read_dataset and the blocks
+# of DatasetBlocks (8192 cells in tokenize and embed) judge the same groups and accept the same files
+SCALE_GROUP_CELLS = 1024
 
 
-def check_count_scale(X: sp.csr_matrix, name: str) -> None:
+def check_count_scale(X: sp.csr_matrix, name: str, first_cell: int | None = None) -> None:
     """InputError unless `X` looks like counts or counts scaled per cell (CellLM normalises them itself).
 
     Refused: every non-zero value equal to 1 (binary data), and non-integer
     values that never exceed LOG_SCALE_MAX in cells whose totals differ (log
     transformed). Integers pass; so do non-integer values whose cells all share
     one total (size-normalised) or that reach beyond LOG_SCALE_MAX (TPM, intensities).
-    The values are read through an evenly spaced sample of at most SCALE_SAMPLE.
+    The values are read through evenly spaced samples of at most SCALE_SAMPLE.
+
+    `X` is all of dataset `name`, or (DatasetBlocks) its cells from `first_cell` on. The log
+    test judges each group of SCALE_GROUP_CELLS cells on its own and names the group's cells:
+    judged at once, counts followed by log-normalised cells pass, since the counts reach beyond
+    LOG_SCALE_MAX as TPM does. The binary test judges all of `X`, and of a file read in blocks
+    its first block only: the last blocks of a raw matrix sorted by depth may hold single counts only.
     """
-    values = X.data
-    if values.size == 0:
+    if X.nnz == 0:
         return
-    values = values[:: max(1, values.size // SCALE_SAMPLE)]  # evenly spaced, a view: memory flat in the data's size
+    n_cells, offset = X.shape[0], first_cell or 0
     expected = "CellLM reads counts or size-normalised counts (raw counts are often in .raw.X or a 'counts' layer)"
-    if (values == 1).all():
-        raise InputError(f"{name}: every non-zero value is 1, which looks like binary data, not counts; {expected}")
-    if (values == np.round(values)).all():
-        return
-    totals = np.asarray(X.sum(axis=1)).ravel()
-    totals = totals[totals > 0]
-    if totals.max() <= totals.min() * (1 + 1e-3):
-        return  # every cell scaled to one total
-    if values.max() <= LOG_SCALE_MAX:
-        raise InputError(f"{name}: values look log-transformed (not integers, at most {values.max():.3g}, cells with different totals); {expected}")
+    named = first_cell is not None or n_cells > SCALE_GROUP_CELLS
 
+    def cells(start: int, stop: int) -> str:
+        return f"{name} (cells {offset + start}-{offset + stop - 1})" if named else name
 
-def check_writable(folder: Path, what: str) -> None:
-    """InputError unless a file can be created in `folder` or, where it does not exist yet, in its nearest existing parent."""
-    folder = Path(folder).absolute()
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if existing is None or not existing.is_dir():
-        raise InputError(f"{what}: {existing} is not a folder")
-    try:
-        tempfile.TemporaryFile(dir=existing).close()
-    except OSError as exc:
-        raise InputError(f"{what}: cannot write in {existing} ({exc.strerror or exc})") from None
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
-def check_output_file(out, suffix: str, inputs: Iterable = (), what: str = "output") -> Path:
-    """Check, before any work, that `out` can be written without destroying anything but an older file of its kind.
-
-    `out` must end in `suffix`, must not be a folder, must not be (or lie inside)
-    one of `inputs` (files or folders), and its folder must be writable.
-    """
-    out = Path(out)
-    resolved = out.resolve()
-    if out.is_dir():
-        raise InputError(f"{out}: is a folder; the {what} must be a {suffix} file (nothing was written)")
-    if out.suffix != suffix:
-        raise InputError(f"{out}: the {what} must be a {suffix} file")
-    for given in inputs:
-        if resolved == Path(given).resolve():
-            raise InputError(f"{out}: the {what} would replace the input {given}; choose another path")
-        if _inside(resolved, Path(given).resolve()):
-            raise InputError(f"{out}: the {what} would be written inside the input folder {given}; choose another path")
-    check_writable(out.parent, str(out))
-    return out
-
-
-def check_output_folder(out, kind: str, is_kind, inputs: Iterable = ()) -> Path:
-    """Check, before any work, that folder `out` can be written: it does not exist, or it is a `kind`
-    (`is_kind(out)`), it holds none of `inputs`, and its parent is writable."""
-    out = Path(out)
-    resolved = out.resolve()
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder; the output must be a {kind} folder")
-    for given in inputs:
-        if _inside(Path(given).resolve(), resolved):
-            raise InputError(f"{out}: holds the input {given}, which writing the {kind} would delete; choose another folder")
-    if out.is_dir() and any(out.iterdir()) and not is_kind(out):
-        raise InputError(f"{out}: exists and is not a {kind} folder; choose a new folder (nothing was written)")
-    check_writable(out.parent, str(out))
-    return out
-
-
-def recover_interrupted_swap(path) -> bool:
-    """Finish a folder replacement of `atomic_path` that a kill cut between its two renames.
-
-    Then `path` is missing, the old version waits as `.{name}.*/{name}.previous` and the
-    new one, complete, as `.{name}.*/{name}` (the first rename happens only once the new
-    version is written). Moves the new version into place; returns whether it did.
-    """
-    path = Path(path)
-    if path.exists():
-        return False
-    for leftover in sorted(path.parent.glob(f".{path.name}.*")):
-        if (leftover / f"{path.name}.previous").is_dir() and (leftover / path.name).is_dir():
-            try:
-                os.replace(leftover / path.name, path)
-            except FileNotFoundError:  # another process recovered it first
-                pass
-            shutil.rmtree(leftover, ignore_errors=True)
-            return path.exists()
-    return False
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it to `path` only on success.
-
-    Works for files and folders, so a killed or failed writer never leaves
-    something that looks finished.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
-    try:
-        yield tmp
-        if path.is_dir() and not path.is_symlink():
-            # a folder cannot be replaced in one rename: move the old one aside first, so
-            # that a kill between the two renames leaves it recoverable, never deleted
-            os.replace(path, tmp.parent / f"{path.name}.previous")
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+    # evenly spaced samples are views: memory flat in the data's size
+    if offset == 0 and (X.data[:: max(1, X.nnz // SCALE_SAMPLE)] == 1).all():
+        raise InputError(f"{cells(0, n_cells)}: every non-zero value is 1, which looks like binary data, not counts; {expected}")
+    edges = [0, *range(-offset % SCALE_GROUP_CELLS or SCALE_GROUP_CELLS, n_cells, SCALE_GROUP_CELLS), n_cells]
+    totals = None
+    for start, stop in zip(edges[:-1], edges[1:]):
+        first, last = int(X.indptr[start]), int(X.indptr[stop])
+        # a sample of the group alone: read whole or in blocks, a group is judged on the same values
+        values = X.data[first:last:max(1, (last - first) // SCALE_SAMPLE)]
+        if values.size == 0 or (values == np.round(values)).all():
+            continue
+        if totals is None:
+            totals = np.asarray(X.sum(axis=1)).ravel()
+        group = totals[start:stop]
+        group = group[group > 0]
+        if group.max() <= group.min() * (1 + 1e-3):
+            continue  # every cell scaled to one total
+        if values.max() <= LOG_SCALE_MAX:
+            raise InputError(f"{cells(start, stop)}: values look log-transformed (not integers, at most {values.max():.3g}, "
+                             f"cells with different totals); {expected}")
 
 
 def write_h5ad(adata: ad.AnnData, path: str | os.PathLike) -> None:
@@ -268,8 +193,36 @@ def write_h5ad(adata: ad.AnnData, path: str | os.PathLike) -> None:
 
 def read_annotated_tsv(path, what: str = "table") -> pd.DataFrame:
     """A tab-separated table of strings whose lines starting with '#' are comments (config tables kept by hand)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: {what} not found")
-    rows = [line.split("\t") for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    rows = [line.split("\t") for line in read_text_lines(path, what) if line.strip() and not line.startswith("#")]
     return pd.DataFrame(rows[1:], columns=rows[0]) if rows else pd.DataFrame()
+
+
+def read_text_lines(path, what: str) -> list[str]:
+    """The lines of a UTF-8 text file kept by hand (a list of names, a small table), without their line endings.
+
+    A leading byte-order mark and the CR of CRLF line endings, which spreadsheets and Windows
+    editors write, are stripped with one warning naming the file: a mark left in place would
+    become part of the first name. One line naming the file for a missing, unreadable or
+    non-UTF-8 file. Blank lines and the lines' own spaces are kept: what they mean is the caller's.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found" if not path.exists() else f"{path}: expected the {what}, found a folder")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: the {what} is not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x}); save it as UTF-8") from None
+    stripped = []
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        stripped.append("a byte-order mark")
+    crlf = text.count("\r\n")
+    if crlf:
+        stripped.append(f"{crlf} CRLF line ending{'s' if crlf > 1 else ''}")
+    if stripped:
+        log.warning("%s: stripped %s from the %s", path, " and ".join(stripped), what)
+    return text.splitlines()  # also ends lines at CR and CRLF

@@ -53,6 +53,7 @@ RELEASED_BATCH = 32
 LAYER = "performer.net.layers.{i}."
 REDRAW_COUNTER = "performer.calls_since_last_redraw"
 REPORT = "released.json"  # beside the weights: where they came from and how the genes were mapped
+IMPORTED = "import-released"  # the command, in the record of the checkpoints it writes
 
 
 def layer_keys(i: int) -> dict[str, str]:
@@ -140,15 +141,12 @@ def read_gene_order(path, n_genes: int) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: gene order file not found")
-    if path.suffix == ".h5ad":
-        from celllm.io import dataset_genes
+    from celllm.io import dataset_genes, read_text_lines
 
+    if path.suffix == ".h5ad":
         genes, where = dataset_genes(path), "gene"
     else:
-        try:
-            genes = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]  # a byte-order mark is not a gene
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not a readable text file ({type(exc).__name__})") from None
+        genes = [line.strip() for line in read_text_lines(path, "gene order file")]
         while genes and not genes[-1]:
             genes.pop()
         where = "line"
@@ -224,11 +222,15 @@ def released_weights(state: dict[str, torch.Tensor], model) -> dict[str, torch.T
 
 def import_released(checkpoint, genes, out, hgnc=None, max_len: int = RELEASED_MAX_LEN, seed: int = 0) -> dict:
     """`celllm import-released`: the released file `checkpoint` as a checkpoint folder `out`. Returns the import report."""
-    from celllm.checkpoint import is_checkpoint, save_checkpoint
-    from celllm.io import check_output_folder
+    from celllm.checkpoint import KIND, save_checkpoint
+    from celllm.outputs import check_output_folder
     from celllm.pretrain.model import CellLMForPretraining
 
-    out = check_output_folder(out, "CellLM checkpoint", is_checkpoint, [p for p in (checkpoint, genes, hgnc) if p])
+    def only_imports(record: dict) -> str | None:  # an import replaces an import, never a model trained here
+        made_by = record.get("made_by")
+        return None if made_by == IMPORTED else f"holds a checkpoint made by `celllm {made_by}`, which an import would replace; import into another folder"
+
+    out = check_output_folder(out, KIND, [checkpoint, genes, hgnc], replaces=only_imports)
     state, how = read_released(checkpoint)
     sizes = released_sizes(state, str(checkpoint))
     names, mapping = map_symbols(read_gene_order(genes, sizes["n_genes"]), hgnc)
@@ -242,7 +244,7 @@ def import_released(checkpoint, genes, out, hgnc=None, max_len: int = RELEASED_M
               "released_parameters": int(sum(v.numel() for k, v in state.items() if k != REDRAW_COUNTER and not k.endswith("projection_matrix"))),
               "genes": {"file": str(genes), **mapping}, "not_imported": [REDRAW_COUNTER],
               "initialised_here": ["projection (contrastive head)", "tissue_head", "bin embedding row 8 ([MASK], zeros)"]}
-    save_checkpoint(out, model, Vocabulary(names), cfg, extra={REPORT: json.dumps(report, indent=2) + "\n"})
+    save_checkpoint(out, model, Vocabulary(names), cfg, extra={REPORT: json.dumps(report, indent=2) + "\n"}, made_by=IMPORTED)
     log.info("%s: %d genes (%s), %d released parameters, dim %d, depth %d", out, sizes["n_genes"],
              f"{mapping['renamed']} renamed to approved symbols, {mapping['unknown']} unknown" if mapping["mapped"] else "names as given (no --hgnc)",
              report["released_parameters"], sizes["dim"], sizes["depth"])

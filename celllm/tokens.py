@@ -92,11 +92,9 @@ class Vocabulary:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: vocabulary file not found")
-        try:
-            lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte-order mark is not part of the first gene
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not a readable vocabulary file ({type(exc).__name__})") from None
-        genes = [line.strip() for line in lines if line.strip()]
+        from celllm.io import read_text_lines  # here, as in from_datasets: celllm.io loads anndata
+
+        genes = [line.strip() for line in read_text_lines(path, "vocabulary") if line.strip()]
         if not genes:
             raise InputError(f"{path}: the vocabulary is empty (expected one gene symbol per line)")
         first = {}

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from celllm import __version__
 from celllm.errors import InputError
-from celllm.io import atomic_path
+from celllm.outputs import atomic_path
 
 try:  # POSIX: serialise concurrent writers of one lock file (parallel Snakemake jobs)
     import fcntl

@@ -25,7 +25,7 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 from celllm.errors import InputError
-from celllm.io import atomic_path
+from celllm.outputs import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -61,7 +61,7 @@ def test_negative_token_budget_is_refused():
 
 
 def test_atomic_folder_replacement_leaves_no_temporary_files(tmp_path):
-    from celllm.io import atomic_path
+    from celllm.outputs import atomic_path
 
     for content in ("old", "new"):
         with atomic_path(tmp_path / "ckpt") as tmp:

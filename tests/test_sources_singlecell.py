@@ -351,3 +351,18 @@ def test_panglaodb_bad_inputs(tmp_path):
     truncated.write_bytes(panglaodb_rdata(np.array([[1]]), ["A1BG_ENSG00000121410.11"], ["AAAC_1"])[:40])
     with pytest.raises(InputError, match=r"SRA3_SRS3\.sparse\.RData: not a readable R data file"):
         parse_panglaodb([truncated])
+
+
+def test_zheng68k_lists_saved_with_a_byte_order_mark(tmp_path, caplog):
+    """genes.tsv and barcodes.tsv re-saved by a Windows editor: the mark is not part of the first gene or barcode."""
+    from ingest.sources.zheng68k import parse_zheng68k
+
+    folder = tmp_path / TENX_FOLDER
+    folder.mkdir(parents=True)
+    for name, data in tenx_files(ZHENG_COUNTS, ZHENG_GENES, ZHENG_BARCODES).items():
+        (folder / name).write_bytes(b"\xef\xbb\xbf" + data if name.endswith(".tsv") else data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adata = parse_zheng68k(folder, write_zheng_annotation(tmp_path / "annotation.tsv"))
+    assert list(adata.var_names) == ["MIR1302-10", "FAM138A", "OR4F5"] and adata.obs_names[0] == ZHENG_BARCODES[0]
+    assert caplog.text.count("stripped a byte-order mark") == 2

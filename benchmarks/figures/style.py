@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from celllm.io import atomic_path  # noqa: E402
+from celllm.outputs import atomic_path  # noqa: E402
 
 TICK_SIZE = 8  # model names; >= 7 pt at print size
 NOTE_SIZE = 7

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from celllm.errors import InputError
-from celllm.io import atomic_path
+from celllm.outputs import atomic_path
 
 
 def write_gene_embeddings(path: str | os.PathLike, genes: list[str], embeddings: np.ndarray) -> None:

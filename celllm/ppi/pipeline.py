@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from celllm.errors import InputError
-from celllm.io import atomic_path
+from celllm.outputs import atomic_path
 from celllm.ppi.embeddings import write_gene_embeddings
 from celllm.ppi.graph import build_gene_graph
 from celllm.ppi.graphmae import GraphMAEConfig, train_gene_embeddings

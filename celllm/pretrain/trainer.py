@@ -18,10 +18,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from celllm.checkpoint import TRAIN_LOG, load_checkpoint, load_trainer_state, save_checkpoint
+from celllm.checkpoint import TRAIN_LOG, TRAINER_STATE, load_checkpoint, load_trainer_state, save_checkpoint
 from celllm.config import CellLMConfig
 from celllm.errors import InputError
-from celllm.io import check_writable, recover_interrupted_swap
+from celllm.outputs import check_writable, recover_interrupted_swap
 from celllm.pretrain.corpus import Corpus
 from celllm.pretrain.distributed import SingleProcess, device_for
 from celllm.pretrain.dnc import LossWeights, divide_and_conquer_step, pad_sub_batches
@@ -89,8 +89,22 @@ def warmup_cosine(warmup_steps: int, max_steps: int):
     return factor
 
 
+def load_optimizer(optimizer: torch.optim.Optimizer, state: dict, file: Path) -> None:
+    """Restore the optimizer from a trainer state; InputError if the state belongs to a model of another shape."""
+    try:
+        optimizer.load_state_dict(state)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{file}: the optimizer state does not fit this model ({exc}); it belongs to another run") from None
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            moments = [v for v in optimizer.state.get(param, {}).values() if torch.is_tensor(v) and v.dim() > 0]
+            if any(m.shape != param.shape for m in moments):
+                raise InputError(f"{file}: the optimizer state is for parameters of another shape; it belongs to another model size")
+
+
 def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, device: str | None = None, progress: bool = True,
-             group: SingleProcess = SingleProcess(), gene_embeddings: torch.Tensor | None = None) -> Path:
+             group: SingleProcess = SingleProcess(), gene_embeddings: torch.Tensor | None = None,
+             accept_edited_config: bool = False) -> Path:
     """Pretrain CellLM on `corpus`; write the checkpoint folder `out_dir`. Returns its path.
 
     `gene_embeddings` (one row per vocabulary gene, e.g. from GraphMAE) initialise
@@ -123,7 +137,7 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
     if resume and not out_dir.exists():
         log.info("%s: no checkpoint to resume yet, starting at step 0", out_dir)
     if resume and out_dir.exists():
-        model, _, saved = load_checkpoint(out_dir, vocab=corpus.vocab)
+        model, _, saved = load_checkpoint(out_dir, vocab=corpus.vocab, accept_edited_config=accept_edited_config)
         state = load_trainer_state(out_dir)
         if state is None:
             raise InputError(f"{out_dir}: checkpoint has no trainer state to resume from")
@@ -143,7 +157,7 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
     optimizer = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=p.lr, weight_decay=p.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(p.warmup_steps, p.max_steps))
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        load_optimizer(optimizer, state["optimizer"], out_dir / TRAINER_STATE)
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
 

@@ -34,6 +34,7 @@ unannotated cells with a warning either way.
 
 from __future__ import annotations
 
+import logging
 import os
 import tarfile
 from pathlib import Path
@@ -55,6 +56,8 @@ ANNOTATION_COLUMNS = ("barcodes", "celltype")
 MATRIX_NAMES = ("matrix.mtx", "matrix.mtx.gz")
 GENE_NAMES = ("genes.tsv", "genes.tsv.gz", "features.tsv.gz", "features.tsv")
 BARCODE_NAMES = ("barcodes.tsv", "barcodes.tsv.gz")
+
+log = logging.getLogger(__name__)
 
 
 def parse_zheng68k(matrix_dir: str | os.PathLike, annotation_tsv: str | os.PathLike, ledger: Ledger | None = None) -> ad.AnnData:
@@ -216,4 +219,7 @@ def _read_tsv_lines(fh, name: str) -> list[list[str]]:
         raise InputError(f"{name}: unreadable ({type(exc).__name__})") from None
     if not rows:
         raise InputError(f"{name}: empty file")
+    if rows[0][0].startswith("\ufeff"):  # a byte-order mark would become part of the first gene or barcode
+        rows[0][0] = rows[0][0][1:]
+        log.warning("%s: stripped a byte-order mark", name)
     return rows

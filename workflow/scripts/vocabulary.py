@@ -3,7 +3,7 @@ from _shim import log_to_file
 log_to_file(snakemake)
 
 from celllm.genes import GeneSymbols
-from celllm.io import atomic_path
+from celllm.outputs import atomic_path
 from celllm.tokens import Vocabulary
 
 hgnc = snakemake.input.get("hgnc")
