@@ -64,6 +64,15 @@ def known_networks() -> set[str]:
     return {STRING_EDGES, SIMULATED_PPI}
 
 
+def dataset_labels() -> dict[str, tuple[str, ...]]:
+    """What a task can predict from each dataset some rule makes (.obs columns, or ln_ic50 of a response table)."""
+    from ingest.catalog import CATALOG
+    from ingest.demo import SIMULATED_LABELS
+    from ingest.pbmc import DATASET as PBMC68K, LABELS as PBMC68K_LABELS
+
+    return {**{name: entry.labels for name, entry in CATALOG.items()}, **SIMULATED_LABELS, PBMC68K: PBMC68K_LABELS}
+
+
 def task_models(config: dict, task: str) -> list[str]:
     """The task's configured models, or every registered model that supports it (those of the
     authors' released checkpoint only with `released: true`)."""
@@ -93,10 +102,15 @@ def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda na
     from celllm.ppi.graphmae import GraphMAEConfig
 
     _names("task", config["tasks"], TASKS, "tasks")
-    datasets = known_datasets()
+    datasets, labels = known_datasets(), dataset_labels()
     for task, spec in config["tasks"].items():
         where = f"tasks.{task}"
         _names("dataset", spec["datasets"], datasets, f"{where}.datasets", dataset_exists)
+        target = TASKS[task].target
+        for name in spec["datasets"]:  # a dataset put in place by hand is checked when its job reads it
+            if name in labels and target not in labels[name]:
+                raise InputError(f"config: {where}.datasets: '{name}' has no '{target}' for task '{task}' to predict "
+                                 f"(it has: {', '.join(labels[name]) or 'no labels'})")
         for name in spec.get("models") or []:
             try:
                 model = registry.get(name)

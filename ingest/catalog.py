@@ -23,7 +23,8 @@ import scipy.sparse as sp
 
 from celllm.errors import InputError
 from celllm.genes import GeneSymbols
-from celllm.io import atomic_path, read_annotated_tsv, validate_dataset, write_h5ad
+from celllm.io import read_annotated_tsv, validate_dataset, write_h5ad
+from celllm.outputs import atomic_path
 from ingest.ledger import Ledger, LossPolicy
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class RealDataset:
     build: Callable[[dict[str, Path], Ledger], object]  # (files by source id, the ledger it records its steps in)
     response: bool = False  # a drug-response dataset: (cell-line AnnData, response table)
     summary: str = ""
+    labels: tuple[str, ...] = ()  # what a task can predict from it: .obs columns, or the response table's ln_ic50
 
 
 def _zheng68k(files, ledger):
@@ -171,23 +173,27 @@ GDSC_RESPONSES = ("gdsc1_response", "gdsc2_response")
 CATALOG: dict[str, RealDataset] = {
     entry.name: entry
     for entry in (
-        RealDataset("zheng68k", ("zheng68k_matrix", "zheng68k_annotation"), _zheng68k, summary="10x fresh 68k PBMCs, FACS-based cell types"),
-        RealDataset("baron", ("baron_raw",), _baron, summary="human pancreas (GSE84133), 4 donors"),
+        RealDataset("zheng68k", ("zheng68k_matrix", "zheng68k_annotation"), _zheng68k, summary="10x fresh 68k PBMCs, FACS-based cell types",
+                    labels=("cell_type",)),
+        RealDataset("baron", ("baron_raw",), _baron, summary="human pancreas (GSE84133), 4 donors", labels=("cell_type", "donor")),
         RealDataset("gse117872_hn137", ("gse117872_tpm", "gse117872_cellinfo"), _gse117872("HN137"),
-                    summary="oral SCC line HN137, cisplatin sensitive/resistant (scDEAL's GSE117872_HN137; most likely the paper's 548 cells)"),
+                    summary="oral SCC line HN137, cisplatin sensitive/resistant (scDEAL's GSE117872_HN137; most likely the paper's 548 cells)", labels=("response",)),
         RealDataset("gse117872_hn120", ("gse117872_tpm", "gse117872_cellinfo"), _gse117872("HN120"),
-                    summary="oral SCC line HN120, cisplatin sensitive/resistant (scDEAL's GSE117872_HN120)"),
-        RealDataset("gse149383", ("gse149383_expression", "gse149383_meta"), _gse149383, summary="PC9 lung cells, erlotinib sensitive/resistant"),
-        RealDataset("panglaodb_human", ("panglaodb_human",), _panglaodb, summary="PanglaoDB human samples (normal tissue), pretraining"),
-        RealDataset("cancerscem", ("cancerscem",), _cancerscem, summary="CancerSCEM tumour samples, pretraining"),
+                    summary="oral SCC line HN120, cisplatin sensitive/resistant (scDEAL's GSE117872_HN120)", labels=("response",)),
+        RealDataset("gse149383", ("gse149383_expression", "gse149383_meta"), _gse149383, summary="PC9 lung cells, erlotinib sensitive/resistant",
+                    labels=("response",)),
+        RealDataset("panglaodb_human", ("panglaodb_human",), _panglaodb, summary="PanglaoDB human samples (normal tissue), pretraining",
+                    labels=("tissue",)),
+        RealDataset("cancerscem", ("cancerscem",), _cancerscem, summary="CancerSCEM tumour samples, pretraining", labels=("tissue",)),
         RealDataset("gdsc_depmap", (*DEPMAP, *OMICS, *GDSC_RESPONSES, *DRUG_SOURCES), _gdsc_depmap, response=True,
                     summary="GDSC cell lines x drugs, ln IC50, with DepMap RNA-seq (the profiles the released CellLM saw); "
-                            "mutation and copy number of TGSA's genes in .obsm"),
+                            "mutation and copy number of TGSA's genes in .obsm", labels=("ln_ic50",)),
         RealDataset("gdsc_rma", ("gdsc_expression", "ccle_models", *OMICS, *GDSC_RESPONSES, *DRUG_SOURCES), _gdsc_rma, response=True,
                     summary="GDSC cell lines x drugs, ln IC50, with GDSC's own RMA microarrays; DepMap's mutation and copy number "
-                            "of TGSA's genes in .obsm"),
+                            "of TGSA's genes in .obsm", labels=("ln_ic50",)),
         RealDataset("ccle", (*DEPMAP, *OMICS, "ccle_response", *DRUG_SOURCES), _ccle, response=True,
-                    summary="CCLE cell lines (DepMap RNA-seq) x 24 drugs, ln IC50; mutation and copy number of TGSA's genes in .obsm"),
+                    summary="CCLE cell lines (DepMap RNA-seq) x 24 drugs, ln IC50; mutation and copy number of TGSA's genes in .obsm",
+                    labels=("ln_ic50",)),
     )
 }
 

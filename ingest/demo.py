@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from celllm.io import atomic_path, write_h5ad
+from celllm.io import write_h5ad
+from celllm.outputs import atomic_path
 from ingest.simulate import GeneProgramWorld, load_drug_table
 
 # The demo's simulated datasets (results/data/{name}.h5ad), by their key in `outputs`; the
@@ -10,6 +11,9 @@ from ingest.simulate import GeneProgramWorld, load_drug_table
 SIMULATED = {"corpus": "sim_pretrain", "pbmc": "sim_pbmc", "pbmc_donors": "sim_pbmc_donors", "drug_sensitivity": "sim_drug_sensitivity",
              "cell_lines": "sim_cell_lines"}
 SIMULATED_PPI = "sim_ppi"
+# what a task can predict from each (.obs columns, or the response table's ln_ic50), as the simulator writes them
+SIMULATED_LABELS = {"sim_pretrain": ("tissue", "cell_type"), "sim_pbmc": ("cell_type",), "sim_pbmc_donors": ("cell_type", "donor"),
+                    "sim_drug_sensitivity": ("response",), "sim_cell_lines": ("ln_ic50",)}
 
 
 def write_simulated_datasets(genes, outputs: dict[str, str], seed: int = 0, n_programs: int = 12, corpus_cells: int = 3000, pbmc_cells: int = 1500,

@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 DATASET = "pbmc68k_reduced"
+LABELS = ("cell_type",)  # .obs columns a task can predict
 
 
 def load_pbmc68k_reduced() -> ad.AnnData:

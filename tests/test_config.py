@@ -88,6 +88,11 @@ CHECK_CASES = [
     ("unknown task dataset", _edited("tasks.annotation.datasets", ["zheng86k"]), "tasks.annotation.datasets: unknown dataset 'zheng86k'"),
     ("unknown model", _edited("tasks.annotation.models", ["logreg_l2"]), "tasks.annotation.models: unknown model 'logreg_l2'"),
     ("model of another task", _edited("tasks.annotation.models", ["drug_mean"]), "model 'drug_mean' does not support task 'annotation'"),
+    ("cell lines to annotate", _edited("tasks.annotation.datasets", ["sim_cell_lines"]),
+     "tasks.annotation.datasets: 'sim_cell_lines' has no 'cell_type' for task 'annotation' to predict (it has: ln_ic50)"),
+    ("a pretraining corpus as drug sensitivity", _edited("tasks.drug_sensitivity.datasets", ["panglaodb_human"]),
+     "'panglaodb_human' has no 'response' for task 'drug_sensitivity'"),
+    ("single cells as drug response", _edited("tasks.drug_response.datasets", ["gse149383"]), "'gse149383' has no 'ln_ic50'"),
     ("unknown setting", _edited("tasks.drug_response.settings", {"lukewarm": None}), "unknown setting(s) lukewarm"),
     ("fractions above 1", _edited("tasks.annotation.settings", {"standard": {"val": 0.5, "test": 0.6}}),
      "split fractions val 0.5, test 0.6 sum to 1.1"),
@@ -165,3 +170,22 @@ def test_options_may_wait_for_a_model_the_config_leaves_out():
     config = _edited("tasks.drug_response.models", ["drug_mean"])
     assert "celllm_probe" in config["tasks"]["drug_response"]["options"]
     check_config(config)
+
+
+def test_the_declared_labels_are_what_the_simulator_writes(tmp_path):
+    """The config check trusts SIMULATED_LABELS; compare them with the demo's datasets as written (small sizes)."""
+    import anndata as ad
+    import pandas as pd
+
+    from ingest.demo import SIMULATED, SIMULATED_LABELS, write_simulated_datasets
+    from tests.fixtures.data import SIM_GENES
+
+    outputs = {key: str(tmp_path / f"{name}.h5ad") for key, name in SIMULATED.items()}
+    outputs.update(drug_response=str(tmp_path / "response.tsv"), ppi=str(tmp_path / "ppi.tsv"))
+    write_simulated_datasets(SIM_GENES, outputs, corpus_cells=60, pbmc_cells=60, drug_sensitivity_cells=40, cell_lines=12)
+    assert set(SIMULATED_LABELS) == set(SIMULATED.values())
+    for key, name in SIMULATED.items():
+        columns = set(ad.read_h5ad(outputs[key]).obs.columns)
+        if key == "cell_lines":
+            columns |= set(pd.read_csv(outputs["drug_response"], sep="\t").columns)
+        assert set(SIMULATED_LABELS[name]) <= columns, (name, columns)

@@ -14,7 +14,10 @@ return freed memory (`run_isolated`, `RETURN_FREED_MEMORY_ENV`):
   1,024-cell global batch (`BatchOrder` + `make_views` + padding its sub-batches),
   for 1 and 8 ranks, against the analytic H200 step of the paper model on 8 GPUs;
 - `embed`: peak RSS of `celllm embed` on the whole file (a small model: memory,
-  not compute, is under test).
+  not compute, is under test);
+- `verify`: the seconds `TokenStore.verify` takes to read the store whole before
+  training, with its SHA-256s and without (`pretrain --skip-store-hashes`), the
+  store's pages already cached (as right after tokenizing; a cold disk adds its read time).
 
 Targets (reported in the JSON with `met`, not asserted):
 private memory at the largest size within 1.2x of the smallest; at most 4
@@ -135,6 +138,18 @@ def measure_batch_preparation(store: str, repeats: int = 8) -> dict:
     return result
 
 
+def measure_verify(store: str) -> dict:
+    from celllm.pretrain.store import TokenStore
+
+    opened, result = TokenStore.open(store), {}
+    for name, hashes in (("with_hashes", True), ("without_hashes", False)):
+        began = time.perf_counter()
+        opened.verify(hashes=hashes)
+        seconds = time.perf_counter() - began
+        result[name] = {"seconds": seconds, "gb_per_s": sum(p.stat().st_size for p in Path(store).iterdir()) / seconds / 1e9}
+    return result
+
+
 def measure_embed(corpus: str, checkpoint: str, out: str) -> dict:
     from celllm.embed import embed_file
 
@@ -180,6 +195,7 @@ def run(sizes=DEFAULT_SIZES, n_genes: int = PAPER_N_GENES, threads: int | None =
             row["tokenize"] = run_isolated("benchmarks.perf.corpus:measure_tokenize", {"corpus": str(corpus), "store": str(store), "n_genes": n_genes}, env)
             row["pretrain_memory"] = run_isolated("benchmarks.perf.corpus:measure_pretrain_memory", {"store": str(store), "out": str(tmp / f"m{n_cells}")}, env)
             row["batch_preparation"] = run_isolated("benchmarks.perf.corpus:measure_batch_preparation", {"store": str(store)})
+            row["verify"] = run_isolated("benchmarks.perf.corpus:measure_verify", {"store": str(store)})
             row["embed"] = run_isolated("benchmarks.perf.corpus:measure_embed",
                                         {"corpus": str(corpus), "checkpoint": str(tmp / "model"), "out": str(tmp / f"e{n_cells}.h5ad")}, env)
             rows.append(row)
@@ -203,6 +219,8 @@ def run(sizes=DEFAULT_SIZES, n_genes: int = PAPER_N_GENES, threads: int | None =
             "cells": PAPER_CELLS,
             "store_gb": PAPER_CELLS * (tokens_per_cell * bytes_per_token) / 1e9,
             "private_mb_per_rank": small["pretrain_memory"]["private_mb"] + per_cell_private * (PAPER_CELLS - small["n_cells"]),
+            "verify_minutes": {name: PAPER_CELLS * tokens_per_cell * bytes_per_token / 1e9 / large["verify"][name]["gb_per_s"] / 60
+                               for name in ("with_hashes", "without_hashes")},
             "note": "store pages are shared by every rank of a node (page cache); private memory is each rank's own, with the small model",
         },
         "targets": {
@@ -229,11 +247,14 @@ def table(result: dict) -> str:
         "prep_8_ranks_s": r["batch_preparation"]["ranks_8"]["seconds_per_step"],
         "embed_peak_mb": r["embed"]["peak_rss_mb"],
         "embed_s": r["embed"]["seconds"],
+        "verify_s": r["verify"]["with_hashes"]["seconds"],
+        "verify_unhashed_s": r["verify"]["without_hashes"]["seconds"],
     } for r in result["rows"]]
     estimate = result["paper_corpus_estimate"]
     return (format_table(rows, list(rows[0])) + f"\nanalytic H200 8-rank step: {result['analytic_8_rank_step']['seconds']:.3f} s"
             f"\npaper corpus ({estimate['cells']:,} cells): store {estimate['store_gb']:.1f} GB shared per node, "
-            f"{estimate['private_mb_per_rank']:.0f} MB private per rank (small model)")
+            f"{estimate['private_mb_per_rank']:.0f} MB private per rank (small model); verified before training in "
+            f"{estimate['verify_minutes']['with_hashes']:.1f} min ({estimate['verify_minutes']['without_hashes']:.1f} min without hashes)")
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
