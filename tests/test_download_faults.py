@@ -297,3 +297,22 @@ def test_the_same_archives_read_under_the_real_cap(tmp_path):
             read()
         except InputError as exc:
             assert "expands to more than" not in str(exc)
+
+
+def test_the_reported_bomb_is_refused_at_the_real_caps_with_memory_to_spare(tmp_path):
+    """The report's case, as built: a 0.7 MB tar whose csv.gz expands to 720 MB of one line. Below the 16 GiB
+    archive cap, it once ran out of memory in the csv reader; the line cap now refuses it after 64 MiB."""
+    import resource
+
+    from ingest.sources.baron import parse_baron
+
+    member = gzip_bomb(BARON_HEAD, b"0" * 4096, size=720_000_000)  # one line of zeros after the header
+    path = tar(tmp_path / "GSE84133_RAW.tar", {"GSM2230757_human1_umifm_counts.csv.gz": member})
+    assert path.stat().st_size < 1_000_000 and common.MAX_EXPANDED_BYTES > 720_000_000
+    before = snapshot(tmp_path)
+    with pytest.raises(InputError) as error:
+        parse_baron(path)
+    assert one_line(error).startswith(f"{path}:GSM2230757_human1_umifm_counts.csv.gz: a line runs past 64 MiB (MAX_LINE_BYTES")
+    assert snapshot(tmp_path) == before
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the whole test process, whatever ran before
+    assert peak_mb < 4000, peak_mb

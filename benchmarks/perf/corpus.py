@@ -258,11 +258,15 @@ def table(result: dict) -> str:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="corpus sizes in cells")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES),
+                        help="corpus sizes in cells, at least two (memory per cell is the slope between the smallest and the largest)")
     parser.add_argument("--n-genes", type=int, default=PAPER_N_GENES)
 
 
 def _run_from_args(args: argparse.Namespace) -> dict:
+    if len(set(args.sizes)) < 2:
+        raise SystemExit("benchmarks.perf.corpus: error: --sizes needs at least two different sizes (the paper-size estimate is "
+                         "extrapolated from the slope between them)")
     return run(tuple(args.sizes), args.n_genes, args.threads, args.seed)
 
 

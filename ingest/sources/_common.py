@@ -35,6 +35,11 @@ from celllm.errors import InputError
 # GEO sample) are taken as a few GB at most. 16 GiB leaves several times that, and a bomb is stopped
 # after reading at most 16 GiB (tens of seconds).
 MAX_EXPANDED_BYTES = 16 << 30
+# The longest line a text parser may hold at once. A bomb need not pass the archive cap to exhaust
+# memory: 720 MB without a newline is one line, which csv and pandas hold whole, several times over.
+# The widest real line is a dense gene x cell table's (GEO, CancerSCEM: a gene over some ten thousand
+# cells, well under 1 MB; Baron's cell over 20,125 genes ~0.1 MB), so 64 MiB is ample.
+MAX_LINE_BYTES = 64 << 20
 _COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")  # gzip, bzip2, xz: what tarfile's "r:*" unpacks
 
 
@@ -86,6 +91,37 @@ class _Capped(io.RawIOBase):
                 super().close()
 
 
+class _LinesCapped(io.RawIOBase):
+    """A text file's bytes, refused in one line once a line runs past MAX_LINE_BYTES (see there)."""
+
+    def __init__(self, stream: IO[bytes], where, closes: Sequence[IO[bytes]] = ()):
+        self._stream, self._where, self._closes = stream, where, closes
+        self._cap, self._run = MAX_LINE_BYTES, 0  # the cap read when the file is opened, so that a test can lower it
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._stream.readinto(buffer)
+        if n:
+            last = bytes(memoryview(buffer)[:n]).rfind(b"\n")
+            self._run = self._run + n if last < 0 else n - last - 1
+            if self._run > self._cap:
+                raise InputError(f"{self._where}: a line runs past {_size(self._cap)} (MAX_LINE_BYTES, ingest/sources/_common.py), "
+                                 "far wider than any real table's: damaged or hostile, not the source file")
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            for stream in (self._stream, *self._closes):
+                stream.close()
+        super().close()
+
+
+def _text(binary: IO[bytes], where, closes: Sequence[IO[bytes]] = ()) -> IO[str]:
+    return io.TextIOWrapper(io.BufferedReader(_LinesCapped(binary, where, closes), buffer_size=1 << 20), encoding="utf-8", newline="")
+
+
 def gunzipped(fileobj: IO[bytes], expansion: Expansion, where=None, closes: Sequence[IO[bytes]] = ()) -> IO[bytes]:
     """The gzip stream `fileobj` (named `where`) decompressed, refused once it passes the cap of `expansion`;
     closing it closes `closes` too (the file it reads, where the caller hands that over)."""
@@ -134,20 +170,21 @@ def open_text(path: str | os.PathLike | Path, fileobj: IO[bytes] | None = None, 
 
     With `fileobj` (a seekable binary stream, e.g. a tar member) that stream is
     read instead of `path`. A gzip stream is refused in one line once it expands
-    past MAX_EXPANDED_BYTES (counted in `expansion`, shared by an archive's members).
+    past MAX_EXPANDED_BYTES (counted in `expansion`, shared by an archive's members),
+    and any text once a line runs past MAX_LINE_BYTES.
     """
     if fileobj is None:
-        with open(path, "rb") as raw:
-            head = raw.read(2)
+        raw = open(path, "rb")
+        head = raw.read(2)
+        raw.seek(0)
         if head == b"\x1f\x8b":
-            raw = open(path, "rb")
-            return io.TextIOWrapper(gunzipped(raw, expansion or Expansion(path), path, closes=(raw,)), encoding="utf-8", newline="")
-        return open(path, encoding="utf-8", newline="")
+            return _text(gunzipped(raw, expansion or Expansion(path), path, closes=(raw,)), path)
+        return _text(raw, path)
     head = fileobj.read(2)
     fileobj.seek(0)
     if head == b"\x1f\x8b":
         fileobj = gunzipped(fileobj, expansion or Expansion(path), path)
-    return io.TextIOWrapper(fileobj, encoding="utf-8", newline="")
+    return _text(fileobj, path)
 
 
 def split_line(line: str, sep: str) -> list[str]:
