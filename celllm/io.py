@@ -8,12 +8,15 @@ cell such as TPM); unique gene symbols as `var_names`; task labels in named
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -94,10 +97,121 @@ def validate_dataset(adata: ad.AnnData, name: str, required_obs: Iterable[str] =
     adata.X = _checked_values(adata.X, name, scale_check)
 
 
+# An `X` stored by gene (CSC) is read once, in column blocks of CSC_READ_VALUES stored values, and its
+# entries bucketed by block of cells: in memory up to CSC_IN_MEMORY_BYTES of buckets, else in an anonymous
+# temporary file (TMPDIR), 12 bytes a stored value. anndata's backed row slices of a CSC matrix read whole
+# columns for every block instead, so a file was read once per block.
+CSC_READ_VALUES = 2_000_000  # ~100 MB of work arrays per column block
+CSC_IN_MEMORY_BYTES = 128 * 2**20  # ~11M stored values; the buckets of a larger matrix go to a temporary file
+DENSE_READ_BYTES = 64 * 2**20  # of a dense `X`, the rows read (and made sparse) at once within a block
+_ENTRY = np.dtype([("row", "<i4"), ("col", "<i4"), ("value", "<f4")])  # a stored value of a CSC `X`; row within its block
+CSR_COMMAND = ("python -c \"import anndata as ad, sys; a = ad.read_h5ad(sys.argv[1]); a.X = a.X.tocsr(); "
+               "a.write_h5ad(sys.argv[2], compression='gzip')\" IN.h5ad OUT.h5ad")
+
+
+def _smallest_key(values: np.ndarray, n: int) -> np.ndarray:
+    """`values` (0 <= v < n) as the smallest unsigned type: numpy's stable argsort is a linear radix sort on 8 and 16 bits."""
+    return values.astype(np.uint8 if n <= 2**8 else np.uint16 if n <= 2**16 else np.int64)
+
+
+def _dense_rows(X: h5py.Dataset, start: int, stop: int) -> sp.csr_matrix:
+    """Rows start..stop-1 of a dense backed `X` as float32 CSR, read DENSE_READ_BYTES at a time (whole chunks of rows)."""
+    step = max(1, DENSE_READ_BYTES // max(1, X.shape[1] * X.dtype.itemsize))
+    if X.chunks:  # a chunk is read whole: a slice of part of its rows would read it again for the next slice
+        step = max(X.chunks[0], step // X.chunks[0] * X.chunks[0])
+    parts = [sp.csr_matrix(X[first : min(first + step, stop)], dtype=np.float32) for first in range(start, stop, step)]
+    return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr", dtype=np.float32)
+
+
+def _csc_row_blocks(X, cells: int, name: str) -> Iterator[tuple[int, sp.csr_matrix]]:
+    """(first cell, float32 CSR) of each block of `cells` cells of a backed CSC `X`, its stored values read once.
+
+    Memory: a column block's work arrays and one block of cells, plus the buckets while they are
+    small (CSC_IN_MEMORY_BYTES) and 8 bytes per (column block, block of cells) for where the buckets begin
+    (~2 MB for the paper's 1.8M cells); the temporary file is anonymous, so it goes when closed or the process ends.
+    Entries stored twice for one cell and gene are summed (scipy's conversion), as no valid matrix has them.
+    """
+    group, (n_obs, n_vars) = X.group, X.shape
+    n_blocks = -(-n_obs // cells)
+    try:
+        indptr, data, indices = group["indptr"][...].astype(np.int64), group["data"], group["indices"]
+    except Exception as exc:
+        raise InputError(f"{name}: unreadable expression ({type(exc).__name__}: {exc})") from None
+    nnz = int(indptr[-1]) if indptr.size else 0
+    if (indptr.size != n_vars + 1 or indptr[0] != 0 or (np.diff(indptr) < 0).any()
+            or min(data.shape[0], indices.shape[0]) < nnz):
+        raise InputError(f"{name}: unreadable expression (its CSC index pointers do not match its {data.shape[0]} stored values)")
+    in_memory, spill_bytes = nnz * _ENTRY.itemsize <= CSC_IN_MEMORY_BYTES, nnz * _ENTRY.itemsize
+    spill_size = f"{spill_bytes / 1e9:.1f} GB" if spill_bytes >= 1e8 else f"{spill_bytes / 1e6:.1f} MB"
+    log.info("%s: expression is stored by gene (CSC); read once into blocks of %d cells (%d stored values, %s)", name, cells, nnz,
+             "in memory" if in_memory else f"{spill_size} of temporary file in {tempfile.gettempdir()}")
+    with contextlib.ExitStack() as stack:
+        spill = np.empty(nnz, _ENTRY) if in_memory else stack.enter_context(tempfile.TemporaryFile(prefix="celllm-csc-"))
+
+        def put(entries: np.ndarray, at: int) -> None:
+            if in_memory:
+                spill[at : at + entries.size] = entries
+                return
+            try:
+                spill.write(entries.view(np.uint8))  # written in order: `at` is the file's end
+            except OSError as exc:
+                raise InputError(f"{name}: reading its expression stored by gene (CSC) needs {spill_size} "
+                                 f"of temporary space in {tempfile.gettempdir()} ({exc.strerror or exc}); set TMPDIR to a folder "
+                                 f"with room, or write the file by cell (CSR) once: {CSR_COMMAND}") from None
+
+        def get(first: int, last: int) -> np.ndarray:
+            if in_memory:
+                return spill[first:last]
+            entries = np.empty(last - first, _ENTRY)
+            spill.seek(first * _ENTRY.itemsize)
+            if spill.readinto(entries.view(np.uint8)) != entries.nbytes:
+                raise OSError(f"temporary file of {name} is short")
+            return entries
+
+        # per column block, where each block of cells' entries begin in the buckets (n_blocks + 1 positions)
+        starts: list[np.ndarray] = []
+        col = 0
+        while col < n_vars:
+            end = min(n_vars, max(col + 1, int(np.searchsorted(indptr, indptr[col] + CSC_READ_VALUES, side="right")) - 1))
+            first, last = int(indptr[col]), int(indptr[end])
+            try:
+                rows, values = np.asarray(indices[first:last]), np.asarray(data[first:last])
+            except Exception as exc:
+                raise InputError(f"{name} (genes {col}-{end - 1}): unreadable expression ({type(exc).__name__}: {exc})") from None
+            if rows.size and (rows.min() < 0 or rows.max() >= n_obs):
+                raise InputError(f"{name} (genes {col}-{end - 1}): unreadable expression (cell indices outside 0-{n_obs - 1})")
+            block = _smallest_key(rows // cells, n_blocks)
+            order = np.argsort(block, kind="stable")  # by block of cells, genes in order within each
+            entries = np.empty(rows.size, _ENTRY)
+            entries["row"] = (rows % cells)[order]
+            entries["col"] = np.repeat(np.arange(col, end, dtype=np.int32), np.diff(indptr[col : end + 1]))[order]
+            entries["value"] = values[order]  # float32, as the other layouts are read
+            put(entries, first)
+            starts.append(first + np.concatenate([[0], np.cumsum(np.bincount(block, minlength=n_blocks))]))
+            col = end
+            del rows, values, block, order, entries
+        for b in range(n_blocks):
+            start, stop = b * cells, min((b + 1) * cells, n_obs)
+            size = sum(int(at[b + 1] - at[b]) for at in starts)
+            rows, cols, values = np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.float32)
+            filled = 0
+            for at in starts:  # the block's entries of each column block in turn: genes in order within each cell
+                part = get(int(at[b]), int(at[b + 1]))
+                rows[filled : filled + part.size], cols[filled : filled + part.size] = part["row"], part["col"]
+                values[filled : filled + part.size] = part["value"]
+                filled += part.size
+            X_block = sp.coo_matrix((values, (rows, cols)), shape=(stop - start, n_vars)).tocsr()
+            del rows, cols, values  # not held while the caller works on the block
+            yield start, X_block
+
+
 class DatasetBlocks:
     """A standard dataset read a block of cells at a time (backed AnnData): memory follows the
     block, not the file. Genes, labels and `.obs` are checked on opening, expression block by block,
-    the count scale of every block too (see `check_count_scale`). Use as a context manager."""
+    the count scale of every block too (see `check_count_scale`). Use as a context manager.
+
+    `X` of every layout is read in linear time: by cell (CSR) a slice of each block; dense in slices of
+    DENSE_READ_BYTES; by gene (CSC) once, bucketed by block of cells when `blocks` begins (see `_csc_row_blocks`)."""
 
     def __init__(self, path: str | os.PathLike, required_obs: Iterable[str] = (), scale_check: bool = True):
         self.path, self._adata = _open_h5ad(path, backed=True)
@@ -111,14 +225,19 @@ class DatasetBlocks:
 
     def blocks(self, cells: int) -> Iterator[tuple[int, sp.csr_matrix]]:
         """(first cell, float32 CSR of the next `cells` cells), in file order."""
+        X = self._adata.X
+        if getattr(X, "format", None) == "csc" and hasattr(X, "group"):  # backed, stored by gene
+            for start, block in _csc_row_blocks(X, cells, str(self.path)):
+                yield start, _checked_values(block, str(self.path), self.scale_check, first_cell=start)
+            return
         for start in range(0, self.n_obs, cells):
             stop = min(start + cells, self.n_obs)
             where = f"{self.path} (cells {start}-{stop - 1})"
             try:
-                X = self._adata.X[start:stop]
+                block = _dense_rows(X, start, stop) if isinstance(X, h5py.Dataset) else X[start:stop]
             except Exception as exc:
                 raise InputError(f"{where}: unreadable expression ({type(exc).__name__}: {exc})") from None
-            yield start, _checked_values(X, str(self.path), self.scale_check, first_cell=start)
+            yield start, _checked_values(block, str(self.path), self.scale_check, first_cell=start)
 
     def close(self) -> None:
         if self._adata.isbacked:
