@@ -31,6 +31,7 @@ Everything else (the DAG, the tables, the tests) discovers models from here.
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,7 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 def check_options(model: str, defaults: dict, given: dict) -> dict:
     """`defaults` with `given` over them; InputError for an unknown option or a value of the wrong type
-    (numbers must be positive). `model` names the model in messages ("model 'mlp'")."""
+    (numbers must be positive and finite). `model` names the model in messages ("model 'mlp'")."""
     unknown = sorted(set(map(str, given)) - set(defaults))
     if unknown:
         raise InputError(f"unknown option '{unknown[0]}' for {model} (known: {', '.join(defaults) or 'none'})")
@@ -104,7 +105,8 @@ def check_options(model: str, defaults: dict, given: dict) -> dict:
             ok = isinstance(value, bool)
         elif isinstance(default, (int, float)):
             kind = (int, float) if isinstance(default, float) else int
-            ok = isinstance(value, kind) and not isinstance(value, bool) and value > 0
+            # finite too: YAML's .inf is a float, and `lr: .inf` trained a model to NaN that still scored the majority class
+            ok = isinstance(value, kind) and not isinstance(value, bool) and (isinstance(value, int) or math.isfinite(value)) and value > 0
         else:
             ok = isinstance(value, type(default))
         if not ok:
