@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +37,23 @@ def _integer(low: int, what: str):
 
 POSITIVE = _integer(1, "a positive integer")
 NON_NEGATIVE = _integer(0, "an integer >= 0")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity: what taskset, SLURM or a container grant), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _use_threads(threads: int | None) -> None:
+    """torch's intra-op threads: `threads`, else OMP_NUM_THREADS where a launcher set it (torchrun gives each of
+    several ranks 1), else the cores this process is given."""
+    import torch
+
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    torch.set_num_threads(threads or (int(given) if given.isdigit() and int(given) > 0 else available_cores()))
 
 
 def _device(name: str) -> str:
@@ -72,6 +90,7 @@ def _pretrain(args) -> None:
     from celllm.pretrain.trainer import pretrain
     from celllm.tokens import Vocabulary
 
+    _use_threads(args.threads)
     # a checkpoint's own config.json and vocab.txt may be given back to it: they are rewritten as they are
     own = {(Path(args.out) / name).resolve() for name in (CONFIG, VOCAB)}
     inputs = [*args.data, args.gene_embeddings, *(p for p in (args.config, args.vocab) if p and Path(p).resolve() not in own)]
@@ -121,6 +140,7 @@ def _embed(args) -> None:
     from celllm.outputs import check_output_file
 
     out = check_output_file(args.out, ".h5ad", [args.input, args.checkpoint], what="--out", owned=written_by_embed)
+    _use_threads(args.threads)
     dropped = embed_file(args.input, args.checkpoint, out, args.batch_size, args.device, progress=not args.quiet,
                          scale_check=not args.skip_scale_check, accept_edited_config=args.accept_edited_config)
     print(f"wrote .obsm['{OBSM_KEY}'] to {args.out} ({dropped} genes outside the vocabulary dropped)")
@@ -131,6 +151,9 @@ EDITED_HELP = "use a checkpoint whose config.json was edited after it was writte
 
 
 VOCAB_HELP = "gene vocabulary, one symbol per line (default: genes of --data in order)"
+
+
+THREADS_HELP = "CPU threads for the model (default: OMP_NUM_THREADS if set, else the cores this process is given by its CPU affinity)"
 
 
 def _reading_options(command) -> None:
@@ -160,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-store-hashes", action="store_true",
                    help="do not check a token store's files against their SHA-256 before training (its other checks still run)")
     p.add_argument("--device", type=_device, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--threads", type=POSITIVE, help=THREADS_HELP)
     _reading_options(p)
     p.set_defaults(run=_pretrain)
 
@@ -187,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=POSITIVE, help="cells per forward pass (default 64; an imported released model: 32 in the "
                    "file's order, the authors' inference batch, since its attention looks across the batch)")
     e.add_argument("--device", type=_device)
+    e.add_argument("--threads", type=POSITIVE, help=THREADS_HELP)
     e.add_argument("--accept-edited-config", action="store_true", help=EDITED_HELP)
     _reading_options(e)
     e.set_defaults(run=_embed)

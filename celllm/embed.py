@@ -14,6 +14,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import anndata as ad
 import h5py
@@ -27,7 +28,7 @@ from celllm.io import DatasetBlocks
 from celllm.outputs import atomic_path
 from celllm.model import CellLMEncoder
 from celllm.released import RELEASED_BATCH
-from celllm.tokens import TokenConfig, TokenizedCells, pad_ragged, tokenize
+from celllm.tokens import TokenConfig, TokenizedCells, pad_ragged, padded_length, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,26 @@ OBSM_KEY = "X_celllm"
 BLOCK_CELLS = 8192  # cells read, tokenized and embedded at once by embed_file
 BATCH_TOKENS = 65_536  # padded tokens of one forward pass at most, so the longest cells do not set the peak
 DEFAULT_BATCH = 64  # cells of one forward pass at most (this project's encoder)
+def batches(lengths: np.ndarray, batch_size: int, ordered: bool) -> Iterator[tuple[np.ndarray, int, int]]:
+    """(cells, padded length, rows) of each forward pass. By length: each batch holds cells padded to one
+    `padded_length`, at most `batch_size` of them and about BATCH_TOKENS tokens, in a shape of `rows` rows
+    ([CLS]-only rows fill a bucket's last batch), so that batches come in few shapes whose freed memory the
+    allocator reuses (celllm.tokens.padded_length). `ordered`: in the data's order, `batch_size` at a time,
+    padded to the longest (the released encoder, whose batches are fixed)."""
+    if ordered:
+        for start in range(0, len(lengths), batch_size):
+            rows = np.arange(start, min(start + batch_size, len(lengths)))
+            yield rows, 0, len(rows)
+        return
+    order = np.argsort(lengths, kind="stable")
+    start = 0
+    while start < len(order):
+        padded = padded_length(1 + int(lengths[order[start]]))
+        capacity = max(1, min(batch_size, BATCH_TOKENS // padded))
+        stop = min(start + capacity, len(order))
+        stop = start + int(np.searchsorted(lengths[order[start:stop]], padded - 1, side="right"))  # the cells that fit `padded`
+        yield order[start:stop], padded, capacity
+        start = stop
 
 
 @torch.no_grad()
@@ -43,29 +64,22 @@ def embed_tokens(encoder: CellLMEncoder, cells: TokenizedCells, cfg: TokenConfig
     """[CLS] embeddings of tokenized cells, (n_cells, dim) float32.
 
     This project's (masked) encoder: cells are batched by length to waste little
-    padding, each batch holding at most `batch_size` (default 64) cells and about
-    BATCH_TOKENS padded tokens; a cell's embedding does not depend on its batch,
-    so the order is free. The released encoder's does (README: measurably): its cells go in
+    padding (`batches`); a cell's embedding does not depend on its batch, so the
+    order is free. The released encoder's does (README: measurably): its cells go in
     the data's order, `batch_size` (default RELEASED_BATCH, the authors') at a time.
     """
     encoder.eval().to(device)
-    lengths = cells.lengths()
     released = encoder.cfg.attention == "released"
     batch_size = batch_size or (RELEASED_BATCH if released else DEFAULT_BATCH)
-    order = np.arange(len(cells)) if released else np.argsort(lengths, kind="stable")
     out = np.empty((len(cells), encoder.cfg.dim), dtype=np.float32)
-    start = 0
     with tqdm(total=len(cells), desc="embed", unit="cell", disable=not progress) as bar:
-        while start < len(cells):
-            stop = min(start + batch_size, len(cells))
-            while not released and stop - start > 1 and (stop - start) * (1 + lengths[order[stop - 1]]) > BATCH_TOKENS:
-                stop -= 1
-            rows = order[start:stop]
+        for rows, padded, capacity in batches(cells.lengths(), batch_size, ordered=released):
             part = cells.select(rows)
-            batch = pad_ragged(part.indptr, part.gene_ids, part.bins, encoder.n_genes, cfg)
-            out[rows] = encoder.embed(batch["gene_ids"].to(device), batch["bins"].to(device), batch["mask"].to(device)).float().cpu().numpy()
-            bar.update(stop - start)
-            start = stop
+            indptr = np.pad(part.indptr, (0, capacity - len(rows)), mode="edge")  # [CLS]-only rows fill the batch's shape
+            batch = pad_ragged(indptr, part.gene_ids, part.bins, encoder.n_genes, cfg, length=padded)
+            embedded = encoder.embed(batch["gene_ids"].to(device), batch["bins"].to(device), batch["mask"].to(device))
+            out[rows] = embedded[: len(rows)].float().cpu().numpy()
+            bar.update(len(rows))
     return out
 
 

@@ -71,3 +71,42 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     write_h5ad(make_counts(n_cells=4), tmp_path / "in.h5ad")
     code, out, printed = _embed(tmp_path, capsys, tmp_path / "in.h5ad", tmp_path / "no_checkpoint")
     assert code == 2 and "checkpoint folder not found" in printed.err and not out.exists()
+
+
+def test_threads_are_the_option_else_the_launchers_else_the_cores_given(tmp_path, checkpoint, monkeypatch):
+    import torch
+
+    from celllm.cli import available_cores
+
+    write_h5ad(make_counts(n_cells=5, seed=3), tmp_path / "cells.h5ad")
+    before = torch.get_num_threads()
+    try:
+        argv = ["embed", str(tmp_path / "cells.h5ad"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "e.h5ad"), "--quiet"]
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert main(argv + ["--threads", "1"]) == 0 and torch.get_num_threads() == 1
+        assert main(argv) == 0 and torch.get_num_threads() == available_cores() == len(__import__("os").sched_getaffinity(0))
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as torchrun sets it for several ranks per node
+        assert main(argv) == 0 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_batches_cover_every_cell_once_in_few_recurring_shapes():
+    """The allocator reuses freed tensors only of shapes it has seen: by length, batches come in a bounded set of
+    shapes (the reference: every distinct length its own shape, as before), each within the token budget."""
+    from celllm.embed import BATCH_TOKENS, batches
+    from celllm.tokens import padded_length
+
+    rng = np.random.default_rng(0)
+    lengths = np.clip(np.round(np.exp(rng.normal(np.log(1500), 0.5, 20_000))), 1, 5999).astype(int)  # paper-shaped cells
+    seen, shapes = np.zeros(len(lengths), int), set()
+    for rows, padded, capacity in batches(lengths, 64, ordered=False):
+        seen[rows] += 1
+        assert len(rows) <= capacity <= 64 and (lengths[rows] + 1 <= padded).all() and padded == padded_length(padded)
+        assert capacity * padded <= BATCH_TOKENS or capacity == 1
+        shapes.add((capacity, padded))
+    assert (seen == 1).all()
+    assert len(shapes) <= 80 < len(set(lengths)) / 20  # ~70 shapes where there are >2,000 distinct lengths
+    assert [padded_length(n) for n in (1, 9, 100, 1500, 6000)] == [8, 16, 104, 1536, 6144]  # within 1/16 of a doubling
+    ordered = list(batches(lengths[:70], 32, ordered=True))  # the released encoder: data order, fixed batches
+    assert [r.tolist() for r, _, _ in ordered] == [list(range(0, 32)), list(range(32, 64)), list(range(64, 70))]

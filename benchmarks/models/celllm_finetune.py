@@ -28,7 +28,7 @@ from torch import nn
 
 from benchmarks.registry import check_options, register
 from celllm.checkpoint import load_checkpoint
-from celllm.embed import BATCH_TOKENS, DEFAULT_BATCH
+from celllm.embed import DEFAULT_BATCH, batches
 from celllm.errors import InputError
 from celllm.released import RELEASED_BATCH
 from celllm.tokens import pad_ragged, tokenize
@@ -89,9 +89,9 @@ class CellLMFineTune:
     def _tokens(self, data):
         return tokenize(data.adata.X, data.adata.var_names, self.vocab, self.cfg.tokens)
 
-    def _logits(self, cells, rows):
+    def _logits(self, cells, rows, length: int = 0):
         part = cells.select(rows)
-        batch = pad_ragged(part.indptr, part.gene_ids, part.bins, self.encoder.n_genes, self.cfg.tokens)
+        batch = pad_ragged(part.indptr, part.gene_ids, part.bins, self.encoder.n_genes, self.cfg.tokens, length=length)
         gene_ids, bins, mask = (batch[k].to(self.context.device) for k in ("gene_ids", "bins", "mask"))
         encoder, split = self.encoder, len(self.encoder.layers) - 1
         with torch.no_grad():  # the frozen layers need no graph
@@ -100,28 +100,13 @@ class CellLMFineTune:
         states = encoder.norm(encoder.run_layers(x, layer_mask, split))[:, : gene_ids.shape[1]]
         return self.head(states, gene_ids, mask)
 
-    def _batches(self, cells):
-        """Rows of each prediction batch, as `celllm.embed.embed_tokens` cuts them: the released encoder's cells
-        in the data's order, RELEASED_BATCH at a time (a cell's output depends on its batch mates); this
-        project's by length, at most DEFAULT_BATCH cells and about BATCH_TOKENS padded tokens."""
-        if self.encoder.cfg.attention == "released":
-            yield from (np.arange(start, min(start + RELEASED_BATCH, len(cells))) for start in range(0, len(cells), RELEASED_BATCH))
-            return
-        lengths = cells.lengths()
-        order, start = np.argsort(lengths, kind="stable"), 0
-        while start < len(cells):
-            stop = min(start + DEFAULT_BATCH, len(cells))
-            while stop - start > 1 and (stop - start) * (1 + lengths[order[stop - 1]]) > BATCH_TOKENS:
-                stop -= 1
-            yield order[start:stop]
-            start = stop
-
     @torch.no_grad()
     def _predict_proba(self, cells):
         self.encoder.eval(), self.head.eval()
         proba = np.empty((len(cells), len(self.classes_)), dtype=np.float32)
-        for rows in self._batches(cells):
-            proba[rows] = torch.softmax(self._logits(cells, rows).float(), dim=1).cpu().numpy()
+        released = self.encoder.cfg.attention == "released"  # batches as `celllm embed` cuts them
+        for rows, padded, _ in batches(cells.lengths(), RELEASED_BATCH if released else DEFAULT_BATCH, ordered=released):
+            proba[rows] = torch.softmax(self._logits(cells, rows, padded).float(), dim=1).cpu().numpy()
         if not np.isfinite(proba).all():  # never score a model whose weights are no longer numbers
             raise InputError(f"fine-tuned CellLM: non-finite predictions (lr {self.options['lr']}): the training diverged; lower the option 'lr'")
         return proba

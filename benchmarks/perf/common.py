@@ -6,9 +6,10 @@ Timings are medians over repeated steps after warm-up steps. Peak memory is
 the growth of the peak above what was in use when measuring began: on CPU
 the process's peak resident set (VmHWM, reset first), on CUDA
 `torch.cuda.max_memory_allocated`. Configurations whose memory is compared run
-in fresh processes (`run_isolated`), started with glibc told to return freed
-memory at once (`RETURN_FREED_MEMORY_ENV`), so neither an earlier run's nor
-the allocator's cache can hide or inflate a peak.
+in fresh processes (`run_isolated`), so an earlier run's memory cannot hide or
+inflate a peak, with the environment a user has: the default allocator and its
+cache (no MALLOC_ variables), torch's default threads unless a benchmark names
+them. `ResourceUse` samples private and shared memory while the work runs.
 
 Note for shared machines: with more torch threads than idle cores, every
 parallel region waits for a descheduled thread and steps can slow down tenfold
@@ -183,15 +184,6 @@ def _status_kib(field: str) -> int:
     raise KeyError(field)
 
 
-# glibc settings, read at process start: every allocation of 128 KiB or more
-# (every sizeable tensor) gets its own mapping, unmapped when freed. By default
-# glibc raises that threshold up to 32 MB after large frees and keeps freed
-# blocks resident, so the resident set reflects its cache as much as the
-# program's needs. Steps run about twice as slowly this way: use it for memory
-# runs only, never for timing.
-RETURN_FREED_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024), "MALLOC_TRIM_THRESHOLD_": str(128 * 1024)}
-
-
 def _release_allocator_cache() -> bool:
     """Give memory that glibc holds for reuse back to the system (malloc_trim); False if not glibc."""
     try:
@@ -220,11 +212,10 @@ class PeakMemory:
     (tensor memory, without the caching allocator's slack). On CPU (Linux): the
     process's peak resident set (VmHWM) after resetting it through
     /proc/self/clear_refs; where that is not possible, the resident set sampled
-    every millisecond by a thread (may miss very short spikes). For a peak
-    that reflects the program rather than glibc's cache, measure in a fresh
-    process started with `RETURN_FREED_MEMORY_ENV`, and run the code once on a
-    tiny input first so one-time costs (library code paged in, thread pools)
-    fall into the baseline. `method` says how the peak was taken.
+    every millisecond by a thread (may miss very short spikes). The peak is what
+    a user's process reaches, glibc's cache of freed blocks included; run the
+    code once on a tiny input first so one-time costs (library code paged in,
+    thread pools) fall into the baseline. `method` says how the peak was taken.
     """
 
     def __init__(self, device: torch.device):
@@ -250,8 +241,6 @@ class PeakMemory:
                 self.method = "RSS sampled every 1 ms"
                 self._sampler = threading.Thread(target=self._sample, daemon=True)
                 self._sampler.start()
-            if os.environ.get("MALLOC_MMAP_THRESHOLD_") != RETURN_FREED_MEMORY_ENV["MALLOC_MMAP_THRESHOLD_"]:
-                self.method += ", default glibc caching"
         return self
 
     def _sample(self) -> None:
@@ -275,6 +264,46 @@ class PeakMemory:
         return max(0, self.peak_bytes - self.baseline_bytes)
 
 
+class ResourceUse:
+    """What a user's process spends inside a `with` block, read from /proc/self/status by a thread every
+    `interval` seconds while the work runs (Linux): peak private memory (RssAnon: the process's own,
+    the allocator's cache included), peak shared file pages (RssFile: a mapped token store, libraries;
+    shared with other processes), peak resident set (VmHWM, exact); CPU seconds (all threads) and wall."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.peaks = {"RssAnon": 0, "RssFile": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._read()
+
+    def _read(self) -> None:
+        for field in self.peaks:
+            self.peaks[field] = max(self.peaks[field], _status_kib(field))
+
+    def __enter__(self) -> "ResourceUse":
+        gc.collect()
+        _reset_peak_resident()
+        self._read()
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._read()
+        self.cpu_s, self.wall_s = time.process_time() - self._cpu, time.perf_counter() - self._wall
+        self.peak_rss_mb = _status_kib("VmHWM") / 1024
+
+    def record(self) -> dict:
+        return {"peak_private_mb": self.peaks["RssAnon"] / 1024, "peak_shared_mb": self.peaks["RssFile"] / 1024,
+                "peak_rss_mb": self.peak_rss_mb, "cpu_s": self.cpu_s, "wall_s": self.wall_s}
+
+
 # ---------------------------------------------------------------- isolation
 _CHILD_CODE = "from benchmarks.perf.common import child_main; child_main()"
 
@@ -282,7 +311,7 @@ _CHILD_CODE = "from benchmarks.perf.common import child_main; child_main()"
 def run_isolated(target: str, kwargs: dict, env: dict | None = None) -> dict:
     """Call `target` ("package.module:function") with `kwargs` in a fresh Python process.
 
-    `env` adds environment variables for the child (e.g. `RETURN_FREED_MEMORY_ENV`).
+    `env` adds environment variables for the child (none by default: it runs as a user's process would).
     Arguments and result travel as JSON. The child's stderr (warnings, tracebacks)
     is passed on to this process's stderr; a failing child raises RuntimeError
     with the end of its stderr.

@@ -21,8 +21,8 @@ batch's views before measuring anything.
   cells (so one-time costs such as library code paged in are not counted).
   It is the memory a step needs on top of the model, its training state and
   the data: activations, the padded batch, the loss's similarity matrix,
-  temporaries. The memory process runs with glibc set to return freed memory
-  at once (`common.RETURN_FREED_MEMORY_ENV`), so the number is not glibc's cache.
+  temporaries. The memory process runs as a user's would (default allocator:
+  its cache of freed blocks counts, as it does in a user's process).
 - `real_tokens`: tokens of the batch's views ([CLS] included); `padded_tokens`:
   positions one forward pass over every view processes, padding included
   (DnC runs them twice); `largest_pass_tokens`: positions of the largest single
@@ -53,7 +53,6 @@ import torch
 from benchmarks.perf.common import (
     CPU_ENCODER,
     MB,
-    RETURN_FREED_MEMORY_ENV,
     PeakMemory,
     autocast_dtype,
     benchmark_cli,
@@ -129,8 +128,7 @@ def measure_step(
     measure="time": `warmup` untimed steps, then the median of `repeats` timed ones.
     measure="memory": one step on two cells (so one-time costs fall into the
     baseline), then the peak memory growth of one full step. Meant to run alone
-    in a fresh process (`run_isolated`), with `RETURN_FREED_MEMORY_ENV` for
-    memory. Returns a JSON-able row; on CUDA an out-of-memory step gives a row
+    in a fresh process (`run_isolated`). Returns a JSON-able row; on CUDA an out-of-memory step gives a row
     with `error` set instead.
     """
     if method not in METHODS or measure not in ("time", "memory"):
@@ -190,8 +188,7 @@ def measure_step(
 def _measure(measure: str, kwargs: dict, isolate: bool) -> dict:
     if not isolate:
         return measure_step(measure, **kwargs)
-    env = RETURN_FREED_MEMORY_ENV if measure == "memory" else None
-    return run_isolated("benchmarks.perf.dnc:measure_step", {"measure": measure, **kwargs}, env=env)
+    return run_isolated("benchmarks.perf.dnc:measure_step", {"measure": measure, **kwargs})
 
 
 def _row(runs: list[dict], method: str, batch_size: int) -> dict | None:

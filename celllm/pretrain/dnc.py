@@ -24,7 +24,7 @@ import torch
 from celllm.pretrain.distributed import SingleProcess
 from celllm.pretrain.objectives import IGNORE, ViewBatch, at_least_float32, nt_xent, per_sequence_loss_sums
 from celllm.pretrain.precision import autocast
-from celllm.tokens import TokenConfig
+from celllm.tokens import TokenConfig, padded_length
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def plan_sub_batches(views: ViewBatch, sub_batch_size: int, max_tokens: int = 0)
         stop, longest = start + 1, lengths[start]
         while stop < views.n_cells and stop - start < sub_batch_size:
             longer = max(longest, lengths[stop])
-            if max_tokens and 2 * (stop + 1 - start) * longer > max_tokens:
+            if max_tokens and 2 * (stop + 1 - start) * padded_length(longer) > max_tokens:
                 break
             stop, longest = stop + 1, longer
         ranges.append((start, stop))

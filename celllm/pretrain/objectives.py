@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from celllm.errors import InputError
-from celllm.tokens import TokenConfig, TokenizedCells, pad_ragged, ragged_rows, ragged_take
+from celllm.tokens import TokenConfig, TokenizedCells, pad_ragged, padded_length, ragged_rows, ragged_take
 
 IGNORE = -100  # label value that cross-entropy skips
 
@@ -90,7 +90,9 @@ class ViewBatch:
         rows = slice(2 * start_cell, 2 * stop_cell)
         indptr = self.indptr[2 * start_cell : 2 * stop_cell + 1]
         tokens = slice(int(indptr[0]), int(indptr[-1]))
-        batch = pad_ragged(indptr, self.genes[tokens], self.bins[tokens], vocab_size, cfg, extra={"mlm_targets": (self.targets[tokens], IGNORE)})
+        length = padded_length(1 + int(np.diff(indptr).max(initial=0)))  # few shapes: see padded_length
+        batch = pad_ragged(indptr, self.genes[tokens], self.bins[tokens], vocab_size, cfg, extra={"mlm_targets": (self.targets[tokens], IGNORE)},
+                           length=length)
         batch["tissue"] = torch.from_numpy(self.tissue[rows])
         batch["seeds"] = torch.from_numpy(self.seeds[rows])
         return batch
