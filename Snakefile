@@ -36,4 +36,5 @@ rule all:
     input:
         table_outputs(),
         figure_files(),
+        "results/summary.md",
     default_target: True

@@ -12,7 +12,7 @@ from benchmarks.registry import register
     "celllm_released_finetune",
     kind="celllm",
     tasks=("annotation", "drug_sensitivity"),
-    summary="the authors' released weights in their fine-tuning recipe: last Performer layer + final norm + MLP head, class-weighted CE (epoch picked on validation, not test)",
+    summary="the authors' released weights in their fine-tuning recipe: last Performer layer + final norm + their head over every gene's state, class-weighted CE (epoch picked on validation, not test)",
     reference="Zhao, Zhang & Nie 2023; OpenBioMed configs/ctc/cellLM.json, checkpoint4_fixed.pth",
     pretraining="released",
     options=DEFAULTS,

@@ -14,3 +14,19 @@ rule aggregate:
         ENV
     script:
         "../scripts/aggregate.py"
+
+
+# The tables' numbers with the commit and machine they came from (the README quotes this file)
+rule summary:
+    input:
+        tables=expand("results/tables/{task}.csv", task=list(config["tasks"])),
+        records=[record for task in config["tasks"] for record in run_records(task)],
+    output:
+        "results/summary.md",
+    log:
+        "logs/summary.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/summary.py"
