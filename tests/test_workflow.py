@@ -135,7 +135,7 @@ def test_changing_one_models_options_reruns_only_that_model(finished_run, tmp_pa
     runs = [(rule, wildcards) for rule, wildcards in planned if rule.startswith("run_")]
     assert len(runs) == 1 and runs[0][0] == "run_drug_response" and "model=celllm_probe" in runs[0][1], runs  # one job, every setting
     rules = set(re.findall(r"^(?:local)?rule (\w+):", output, flags=re.M))
-    assert rules <= {"run_drug_response", "aggregate", "table_figure", "scatter_figure", "all"}, rules  # no split, pretrain or embed
+    assert rules <= {"run_drug_response", "aggregate", "table_figure", "scatter_figure", "summary", "all"}, rules  # no split, pretrain or embed
 
 
 def test_a_killed_pretraining_job_resumes_from_its_last_checkpoint(tmp_path):
