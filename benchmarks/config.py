@@ -22,7 +22,6 @@ from celllm.errors import InputError
 
 def check_schema(config: dict, schema_path) -> None:
     """InputError, in one line naming the key, for the first way `config` breaks its JSON schema."""
-    import jsonschema
     import yaml
 
     schema = yaml.safe_load(open(schema_path))
@@ -44,7 +43,6 @@ def _strict_validator():
     checker = checker.redefine("number", lambda _, value: isinstance(value, (int, float)) and not isinstance(value, bool)
                                and math.isfinite(value))
     return jsonschema.validators.extend(base, type_checker=checker)
-
 
 
 def known_datasets() -> set[str]:

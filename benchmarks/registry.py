@@ -106,7 +106,7 @@ def check_options(model: str, defaults: dict, given: dict) -> dict:
         elif isinstance(default, (int, float)):
             kind = (int, float) if isinstance(default, float) else int
             # finite too: YAML's .inf is a float, and `lr: .inf` trained a model to NaN that still scored the majority class
-            ok = isinstance(value, kind) and not isinstance(value, bool) and (isinstance(value, int) or math.isfinite(value)) and value > 0
+            ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value) and value > 0
         else:
             ok = isinstance(value, type(default))
         if not ok:

@@ -39,7 +39,7 @@ KIND = "CellLM checkpoint"  # its kind in the folder's record
 
 def vocab_sha256(vocab: Vocabulary) -> str:
     """SHA-256 of the gene order (the rows of the gene embedding)."""
-    return hashlib.sha256("\n".join(vocab.genes).encode()).hexdigest()
+    return vocab.sha256()
 
 
 def is_checkpoint(folder) -> bool:
@@ -167,11 +167,7 @@ def load_trainer_state(path) -> dict | None:
 
 def checkpoint_hash(path) -> str:
     """sha256 of the weights file: names exactly which model made a result."""
-    digest = hashlib.sha256()
-    with open(Path(path) / WEIGHTS, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(Path(path) / WEIGHTS)
 
 
 def progress_folder(out, inputs) -> Path:

@@ -36,6 +36,8 @@ OBSM_KEY = "X_celllm"
 BLOCK_CELLS = 8192  # cells read, tokenized and embedded at once by embed_file
 BATCH_TOKENS = 65_536  # padded tokens of one forward pass at most, so the longest cells do not set the peak
 DEFAULT_BATCH = 64  # cells of one forward pass at most (this project's encoder)
+
+
 def batches(lengths: np.ndarray, batch_size: int, ordered: bool) -> Iterator[tuple[np.ndarray, int, int]]:
     """(cells, padded length, rows) of each forward pass. By length: each batch holds cells padded to one
     `padded_length`, at most `batch_size` of them and about BATCH_TOKENS tokens, in a shape of `rows` rows

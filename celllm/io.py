@@ -256,15 +256,17 @@ class DatasetBlocks:
         self.close()
 
 
-def release_freed_memory() -> None:
-    """Hand the memory glibc keeps for reuse back to the system (malloc_trim); nothing where libc is not glibc.
+def release_freed_memory() -> bool:
+    """Hand the memory glibc keeps for reuse back to the system (malloc_trim); False (nothing done) where libc is not glibc.
 
     A block's arrays and a model's temporaries are freed blocks of many sizes, which glibc keeps and
     reuses only where a new request fits: without this, a long run's resident set keeps a block's
     worth of freed memory per size it has met. Once per block of thousands of cells it costs milliseconds.
     """
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
 
 
 def _malloc_trim():

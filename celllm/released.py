@@ -29,7 +29,6 @@ from a seeded random initialisation. Nothing is written when anything is wrong.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -223,7 +222,7 @@ def released_weights(state: dict[str, torch.Tensor], model) -> dict[str, torch.T
 def import_released(checkpoint, genes, out, hgnc=None, max_len: int = RELEASED_MAX_LEN, seed: int = 0) -> dict:
     """`celllm import-released`: the released file `checkpoint` as a checkpoint folder `out`. Returns the import report."""
     from celllm.checkpoint import KIND, save_checkpoint
-    from celllm.outputs import check_output_folder
+    from celllm.outputs import check_output_folder, file_sha256
     from celllm.pretrain.model import CellLMForPretraining
 
     def only_imports(record: dict) -> str | None:  # an import replaces an import, never a model trained here
@@ -238,9 +237,7 @@ def import_released(checkpoint, genes, out, hgnc=None, max_len: int = RELEASED_M
     torch.manual_seed(seed)  # the heads the released model lacks (contrastive projection, tissue)
     model = CellLMForPretraining(sizes["n_genes"], cfg)
     model.load_state_dict(released_weights(state, model))
-    with open(checkpoint, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    report = {"source": str(Path(checkpoint).resolve()), "source_sha256": digest, "read": how, "sizes": sizes,
+    report = {"source": str(Path(checkpoint).resolve()), "source_sha256": file_sha256(checkpoint), "read": how, "sizes": sizes,
               "released_parameters": int(sum(v.numel() for k, v in state.items() if k != REDRAW_COUNTER and not k.endswith("projection_matrix"))),
               "genes": {"file": str(genes), **mapping}, "not_imported": [REDRAW_COUNTER],
               "initialised_here": ["projection (contrastive head)", "tissue_head", "bin embedding row 8 ([MASK], zeros)"]}

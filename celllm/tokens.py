@@ -10,6 +10,7 @@ Batches are padded only to their own longest cell.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,10 @@ class Vocabulary:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text("\n".join(self.genes) + "\n")
+
+    def sha256(self) -> str:
+        """SHA-256 of the gene order (the rows of a gene embedding, a store's gene ids)."""
+        return hashlib.sha256("\n".join(self.genes).encode()).hexdigest()
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":

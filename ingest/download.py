@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from celllm import __version__
 from celllm.errors import InputError
-from celllm.outputs import atomic_path
+from celllm.outputs import atomic_path, file_sha256
 
 try:  # POSIX: serialise concurrent writers of one lock file (parallel Snakemake jobs)
     import fcntl
@@ -86,8 +86,7 @@ def sha256_of(path: str | os.PathLike) -> str:
         files = sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
         listing = "".join(f"{p.relative_to(path).as_posix()}\t{sha256_of(p)}\n" for p in files)
         return hashlib.sha256(listing.encode()).hexdigest()
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return file_sha256(path)
 
 
 def pin(path: str | os.PathLike, key: str, lock: str | os.PathLike | None = None, url: str = "", sha256: str | None = None) -> str:

@@ -95,25 +95,31 @@ def test_a_server_that_ignores_if_range_cannot_splice_either(server, tmp_path):
 # ---------------------------------------------------------------- one download of a file at a time
 
 
+def _twice_at_once(call) -> tuple[list, list]:
+    """Run `call` in two threads released together; (their results, their exceptions)."""
+    start, results, errors = threading.Barrier(2), [], []
+
+    def run():
+        start.wait()
+        try:
+            results.append(call())
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results, errors
+
+
 @pytest.mark.parametrize("pinned_by", ["lock", "sha256", "nothing"])
 def test_two_downloads_of_one_file_take_turns_and_the_second_verifies_the_first(server, tmp_path, capsys, pinned_by):
     url = server.add("/both.bin", delay=0.4)  # slow enough that the two overlap
     lock, dest = tmp_path / "lock.tsv", tmp_path / "both.bin"
     options = {"lock": {"lock": lock, "key": "both"}, "sha256": {"sha256": sha(DATA)}, "nothing": {}}[pinned_by]
-    start, results, errors = threading.Barrier(2), [], []
-
-    def download():
-        start.wait()
-        try:
-            results.append(fetch(url, dest, **options, **FAST))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=download) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    results, errors = _twice_at_once(lambda: fetch(url, dest, **options, **FAST))
     assert errors == [] and results == [dest, dest]
     assert dest.read_bytes() == DATA and len(server.hits("/both.bin")) == 1  # the second did not download again
     assert f"waiting for another download of {dest} to finish" in capsys.readouterr().err
@@ -126,20 +132,8 @@ def test_two_downloads_of_one_file_take_turns_and_the_second_verifies_the_first(
 def test_two_fetch_each_of_one_file_take_turns(server, tmp_path):
     requests = [("a", server.add("/q/a", b"1\n", delay=0.3)), ("b", server.add("/q/b", b"2\n"))]
     lock, dest = tmp_path / "lock.tsv", tmp_path / "names.csv"
-    start, errors = threading.Barrier(2), []
-
-    def download():
-        start.wait()
-        try:
-            fetch_each(requests, dest, lambda answers: "".join(text for _, text in answers), lock=lock, key="names", **FAST)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=download) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    _, errors = _twice_at_once(lambda: fetch_each(requests, dest, lambda answers: "".join(text for _, text in answers), lock=lock,
+                                                  key="names", **FAST))
     assert errors == [] and dest.read_text() == "1\n2\n" and len(server.hits("/q/a")) == 1
     assert set(snapshot(tmp_path)) == {"names.csv", "lock.tsv", ".lock.tsv.flock"}
 

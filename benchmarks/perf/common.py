@@ -19,8 +19,6 @@ or more; pass --threads 1 there, and read `load_average_1min` in the record.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import gc
 import json
 import os
@@ -43,6 +41,7 @@ import scipy.sparse as sp
 import torch
 
 from celllm.config import PretrainConfig
+from celllm.io import release_freed_memory
 from celllm.model import EncoderConfig
 from celllm.pretrain import precision
 from celllm.tokens import TokenConfig, TokenizedCells, Vocabulary, tokenize
@@ -184,15 +183,6 @@ def _status_kib(field: str) -> int:
     raise KeyError(field)
 
 
-def _release_allocator_cache() -> bool:
-    """Give memory that glibc holds for reuse back to the system (malloc_trim); False if not glibc."""
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
-        return True
-    except (OSError, AttributeError, TypeError):
-        return False
-
-
 def _reset_peak_resident() -> bool:
     """Reset the kernel's peak-RSS mark (VmHWM, also ru_maxrss) of this process; False where unsupported."""
     try:
@@ -233,7 +223,7 @@ class PeakMemory:
             self.baseline_bytes = torch.cuda.memory_allocated(self.device)
             self.method = "torch.cuda.max_memory_allocated"
         else:
-            _release_allocator_cache()
+            release_freed_memory()
             self.baseline_bytes = _resident_bytes()
             if _reset_peak_resident():
                 self.method = "peak RSS (VmHWM after clear_refs reset)"

@@ -25,10 +25,9 @@ four flat arrays because that is all a CellLM cell is.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import numbers
 import logging
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -58,10 +57,6 @@ def gene_id_dtype(vocab_size: int) -> np.dtype:
         if vocab_size + 1 <= np.iinfo(dtype).max:
             return np.dtype(dtype)
     return np.dtype(np.uint64)
-
-
-def _vocab_sha256(vocab: Vocabulary) -> str:
-    return hashlib.sha256("\n".join(vocab.genes).encode()).hexdigest()
 
 
 def is_token_store(path) -> bool:
@@ -137,7 +132,7 @@ def build_token_store(paths, out, vocab: Vocabulary, cfg: TokenConfig, block_cel
         vocab.save(tmp / VOCAB)
         manifest = {
             "format": FORMAT, "n_cells": len(offsets) - 1, "n_tokens": n_tokens, "n_truncated_cells": n_truncated,
-            "vocab_size": len(vocab), "vocab_sha256": _vocab_sha256(vocab),
+            "vocab_size": len(vocab), "vocab_sha256": vocab.sha256(),
             "dtypes": {"offsets": "int64", "gene_ids": gene_dtype.name, "bins": "uint8", "tissue": "int8"},
             "tokens": cfg.to_dict(), "sources": list(sources.values()),
         }
@@ -173,7 +168,7 @@ class TokenStore:
             raise InputError(f"{path}: not a token store of this version (format {found!r}, expected {FORMAT}); tokenize again")
         stored_tokens = check_manifest(manifest, path / MANIFEST)
         stored_vocab = Vocabulary.load(path / VOCAB)
-        if len(stored_vocab) != manifest["vocab_size"] or _vocab_sha256(stored_vocab) != manifest["vocab_sha256"]:
+        if len(stored_vocab) != manifest["vocab_size"] or stored_vocab.sha256() != manifest["vocab_sha256"]:
             raise InputError(f"{path / VOCAB}: not the vocabulary the store was built with")
         if vocab is not None and vocab != stored_vocab:
             raise InputError(f"{path}: built with another gene vocabulary ({len(stored_vocab)} genes) than this run's ({len(vocab)} genes); tokenize again")
