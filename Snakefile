@@ -33,8 +33,8 @@ include: "workflow/rules/perf.smk"
 
 
 rule all:
+    default_target: True
     input:
         table_outputs(),
         figure_files(),
         "results/summary.md",
-    default_target: True

@@ -74,11 +74,18 @@ def load_references(path=REFERENCES) -> pd.DataFrame:
 def reference_rows(table: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
     """The references that apply to the real-data tables present, one row per (table, reference model)."""
     rows = []
-    for (task, setting, dataset), part in table[~table["simulated"].astype(bool)].groupby(GROUP, sort=False):
+    for (task, setting, dataset), _ in table[~table["simulated"].astype(bool)].groupby(GROUP, sort=False):
         chosen = references[(references["task"] == task) & (references["setting"] == setting) & references["dataset"].isin([dataset, "*"])]
         for model, entries in chosen.groupby("model", sort=False):
-            row = {"task": task, "setting": setting, "dataset": dataset, "simulated": False, "model": model, "kind": "reference",
-                   "source": "; ".join(dict.fromkeys(entries["source"]))}
+            row = {
+                "task": task,
+                "setting": setting,
+                "dataset": dataset,
+                "simulated": False,
+                "model": model,
+                "kind": "reference",
+                "source": "; ".join(dict.fromkeys(entries["source"])),
+            }
             row.update({f"{m}_mean": v for m, v in zip(entries["metric"], entries["value"])})
             rows.append(row)
     return pd.DataFrame(rows)
@@ -109,8 +116,11 @@ def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:
                 lines.append(f"| – | *{row['model']}* | *published* | " + " | ".join(cells) + " | – | – |")
                 continue
             beats = row.get("beats_control")
-            lines.append(f"| {row['rank']} | {row['model']} | {row['kind']} | " + " | ".join(cells)
-                         + f" | {'–' if pd.isna(beats) else beats} | {row['n_seeds']} |")
+            lines.append(
+                f"| {row['rank']} | {row['model']} | {row['kind']} | "
+                + " | ".join(cells)
+                + f" | {'–' if pd.isna(beats) else beats} | {row['n_seeds']} |"
+            )
         lines += ["", *_recipes(part)]
         if (part["kind"] == "reference").any():
             lines += ["", "*published*: numbers from the literature on the real dataset (benchmarks/references.tsv), not measured here."]

@@ -12,8 +12,8 @@ problem is one InputError naming its key.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 from benchmarks import registry
 from benchmarks.tasks import TASKS, task_settings
@@ -40,8 +40,9 @@ def _strict_validator():
 
     base = jsonschema.Draft202012Validator
     checker = base.TYPE_CHECKER.redefine("integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
-    checker = checker.redefine("number", lambda _, value: isinstance(value, (int, float)) and not isinstance(value, bool)
-                               and math.isfinite(value))
+    checker = checker.redefine(
+        "number", lambda _, value: isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    )
     return jsonschema.validators.extend(base, type_checker=checker)
 
 
@@ -66,7 +67,8 @@ def dataset_labels() -> dict[str, tuple[str, ...]]:
     """What a task can predict from each dataset some rule makes (.obs columns, or ln_ic50 of a response table)."""
     from ingest.catalog import CATALOG
     from ingest.demo import SIMULATED_LABELS
-    from ingest.pbmc import DATASET as PBMC68K, LABELS as PBMC68K_LABELS
+    from ingest.pbmc import DATASET as PBMC68K
+    from ingest.pbmc import LABELS as PBMC68K_LABELS
 
     return {**{name: entry.labels for name, entry in CATALOG.items()}, **SIMULATED_LABELS, PBMC68K: PBMC68K_LABELS}
 
@@ -88,8 +90,9 @@ def _names(kind: str, given, known, where: str, exists: Callable[[str], bool] = 
         raise InputError(f"config: {where}: unknown {kind} '{unknown[0]}' (known: {', '.join(sorted(known))})")
 
 
-def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda name: False,
-                 network_exists: Callable[[str], bool] = lambda name: False) -> None:
+def check_config(
+    config: dict, dataset_exists: Callable[[str], bool] = lambda name: False, network_exists: Callable[[str], bool] = lambda name: False
+) -> None:
     """Raise InputError for the first name or option of `config` that the workflow cannot use.
 
     `dataset_exists(name)` / `network_exists(name)` accept datasets and networks that no
@@ -107,17 +110,23 @@ def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda na
         target = TASKS[task].target
         for name in spec["datasets"]:  # a dataset put in place by hand is checked when its job reads it
             if name in labels and target not in labels[name]:
-                raise InputError(f"config: {where}.datasets: '{name}' has no '{target}' for task '{task}' to predict "
-                                 f"(it has: {', '.join(labels[name]) or 'no labels'})")
+                raise InputError(
+                    f"config: {where}.datasets: '{name}' has no '{target}' for task '{task}' to predict "
+                    f"(it has: {', '.join(labels[name]) or 'no labels'})"
+                )
         for name in spec.get("models") or []:
             try:
                 model = registry.get(name)
             except KeyError:
                 raise InputError(f"config: {where}.models: unknown model '{name}' (registered: {', '.join(registry.discover())})") from None
             if not model.supports(task):
-                raise InputError(f"config: {where}.models: model '{name}' does not support task '{task}' (its tasks: {', '.join(model.tasks)})")
+                raise InputError(
+                    f"config: {where}.models: model '{name}' does not support task '{task}' (its tasks: {', '.join(model.tasks)})"
+                )
             if model.pretraining == RELEASED and not config.get("released"):
-                raise InputError(f"config: {where}.models: model '{name}' needs the authors' released checkpoint: set `released: true` (README)")
+                raise InputError(
+                    f"config: {where}.models: model '{name}' needs the authors' released checkpoint: set `released: true` (README)"
+                )
         try:
             task_settings(task, spec)
         except ValueError as exc:
@@ -141,8 +150,10 @@ def check_config(config: dict, dataset_exists: Callable[[str], bool] = lambda na
     from benchmarks.pretrainings import RELEASED_CHECKPOINT, TRAINED_HERE, checkpoint_folder
 
     if RELEASED_CHECKPOINT in {checkpoint_folder(pretrain["name"], p) for p in TRAINED_HERE}:  # one folder for two checkpoints
-        raise InputError(f"config: pretrain.name: '{pretrain['name']}' would share results/pretrain/{RELEASED_CHECKPOINT} with the "
-                         "imported released checkpoint; choose another name")
+        raise InputError(
+            f"config: pretrain.name: '{pretrain['name']}' would share results/pretrain/{RELEASED_CHECKPOINT} with the "
+            "imported released checkpoint; choose another name"
+        )
     CellLMConfig.from_dict(pretrain["celllm"], "config: pretrain.celllm")
     ppi = config["ppi"]
     _names("interaction network", [ppi["edges"]], known_networks(), "ppi.edges", network_exists)

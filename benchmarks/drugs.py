@@ -14,9 +14,9 @@ import contextlib
 import logging
 import os
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,9 @@ class DrugFeatures:
         rows = pd.Index(self.names).get_indexer(names)
         if (rows < 0).any():
             unknown = names[int(np.flatnonzero(rows < 0)[0])]
-            raise InputError(f"unknown drug '{unknown}' (the drug features have {len(self)} drugs: {', '.join(self.names[:10])}{', ...' if len(self) > 10 else ''})")
+            raise InputError(
+                f"unknown drug '{unknown}' (the drug features have {len(self)} drugs: {', '.join(self.names[:10])}{', ...' if len(self) > 10 else ''})"
+            )
         return rows
 
     def save(self, path: str | os.PathLike) -> None:
@@ -62,7 +64,7 @@ class DrugFeatures:
             torch.save(state, tmp)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "DrugFeatures":
+    def load(cls, path: str | os.PathLike) -> DrugFeatures:
         path = Path(path)
         if not path.exists():
             raise InputError(f"{path}: drug feature file not found")
@@ -75,8 +77,10 @@ class DrugFeatures:
         except Exception as exc:  # torch/pickle raise many types for a corrupt or foreign file
             raise InputError(f"{path}: not a readable drug feature file ({type(exc).__name__}: {exc})") from None
         if not (len(names) == len(xs) == len(edges) == fingerprints.shape[0] == len(tgsa)):
-            raise InputError(f"{path}: drug feature file is inconsistent ({len(names)} names, {len(xs)} graphs, "
-                             f"{fingerprints.shape[0]} fingerprints, {len(tgsa)} TGSA graphs)")
+            raise InputError(
+                f"{path}: drug feature file is inconsistent ({len(names)} names, {len(xs)} graphs, "
+                f"{fingerprints.shape[0]} fingerprints, {len(tgsa)} TGSA graphs)"
+            )
         graphs = [Data(x=x, edge_index=edge_index) for x, edge_index in zip(xs, edges)]
         return cls(list(names), graphs, fingerprints.numpy(), tgsa)
 
@@ -105,9 +109,51 @@ def featurize_drugs(table: pd.DataFrame, source: str = "drugs") -> DrugFeatures:
 
 # TGSA's atom features (its smiles2graph.py, with dgllife's feature functions; OpenBioMed's
 # MolTGSAFeaturizer is the same): written here from that list because dgllife needs DGL.
-TGSA_ATOM_SYMBOLS = ("C", "N", "O", "S", "F", "Si", "P", "Cl", "Br", "Mg", "Na", "Ca", "Fe", "As", "Al", "I", "B", "V", "K", "Tl",
-                     "Yb", "Sb", "Sn", "Ag", "Pd", "Co", "Se", "Ti", "Zn", "H", "Li", "Ge", "Cu", "Au", "Ni", "Cd", "In", "Mn", "Zr",
-                     "Cr", "Pt", "Hg", "Pb")
+TGSA_ATOM_SYMBOLS = (
+    "C",
+    "N",
+    "O",
+    "S",
+    "F",
+    "Si",
+    "P",
+    "Cl",
+    "Br",
+    "Mg",
+    "Na",
+    "Ca",
+    "Fe",
+    "As",
+    "Al",
+    "I",
+    "B",
+    "V",
+    "K",
+    "Tl",
+    "Yb",
+    "Sb",
+    "Sn",
+    "Ag",
+    "Pd",
+    "Co",
+    "Se",
+    "Ti",
+    "Zn",
+    "H",
+    "Li",
+    "Ge",
+    "Cu",
+    "Au",
+    "Ni",
+    "Cd",
+    "In",
+    "Mn",
+    "Zr",
+    "Cr",
+    "Pt",
+    "Hg",
+    "Pb",
+)
 TGSA_ATOM_FEATURES = 77
 
 
@@ -121,8 +167,13 @@ def tgsa_atom_features(atom) -> list[float]:
     charge, radical electrons, hybridisation (SP..SP3D2), aromatic, total Hs 0-4, in ring, CIP R/S."""
     from rdkit import Chem
 
-    hybridisations = (Chem.HybridizationType.SP, Chem.HybridizationType.SP2, Chem.HybridizationType.SP3,
-                      Chem.HybridizationType.SP3D, Chem.HybridizationType.SP3D2)
+    hybridisations = (
+        Chem.HybridizationType.SP,
+        Chem.HybridizationType.SP2,
+        Chem.HybridizationType.SP3,
+        Chem.HybridizationType.SP3D,
+        Chem.HybridizationType.SP3D2,
+    )
     chirality = _one_hot(atom.GetProp("_CIPCode"), ("R", "S")) if atom.HasProp("_CIPCode") else [0.0, 0.0]
     return [
         *_one_hot(atom.GetSymbol(), TGSA_ATOM_SYMBOLS),
@@ -151,7 +202,9 @@ def _unique_smiles(table: pd.DataFrame, source: str) -> pd.Series:
     """One SMILES per drug, indexed by drug name (sorted); checks columns and conflicts."""
     missing = [column for column in ("drug", "smiles") if column not in table.columns]
     if missing:
-        raise InputError(f"{source}: missing column(s) {', '.join(repr(c) for c in missing)} (has: {', '.join(map(str, table.columns)) or 'none'})")
+        raise InputError(
+            f"{source}: missing column(s) {', '.join(repr(c) for c in missing)} (has: {', '.join(map(str, table.columns)) or 'none'})"
+        )
     if table.empty:
         raise InputError(f"{source}: the drug table is empty")
     if table["drug"].isna().any():

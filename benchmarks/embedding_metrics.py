@@ -38,7 +38,14 @@ import importlib.util
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.metrics import accuracy_score, adjusted_rand_score, f1_score, normalized_mutual_info_score, silhouette_samples, silhouette_score
+from sklearn.metrics import (
+    accuracy_score,
+    adjusted_rand_score,
+    f1_score,
+    normalized_mutual_info_score,
+    silhouette_samples,
+    silhouette_score,
+)
 from sklearn.model_selection import StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
@@ -91,8 +98,15 @@ def _seedless(X: np.ndarray, cell_types: np.ndarray, batches: np.ndarray | None)
     """The metrics that do not depend on the seed (silhouettes, iLISI), computed once per embedding:
     a run scores the same embedding under several seeds, and at Zheng68k's 68k cells the
     silhouette alone is minutes (quadratic in cells)."""
-    key = hashlib.sha256(b"".join([np.ascontiguousarray(X).tobytes(), "\0".join(cell_types).encode(),
-                                   "\0".join(batches).encode() if batches is not None else b"-"])).hexdigest()
+    key = hashlib.sha256(
+        b"".join(
+            [
+                np.ascontiguousarray(X).tobytes(),
+                "\0".join(cell_types).encode(),
+                "\0".join(batches).encode() if batches is not None else b"-",
+            ]
+        )
+    ).hexdigest()
     if key not in _SEEDLESS_CACHE:
         out = {"asw_label": label_silhouette(X, cell_types)}
         if batches is not None:

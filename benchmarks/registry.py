@@ -115,8 +115,19 @@ def check_options(model: str, defaults: dict, given: dict) -> dict:
     return {**defaults, **given}
 
 
-def register(name: str, *, kind: str, tasks, summary: str, reference: str = "", pretraining: str | None = None,
-             options: dict | None = None, option_tasks=None, colour: str | None = None, needs_network: bool = False):
+def register(
+    name: str,
+    *,
+    kind: str,
+    tasks,
+    summary: str,
+    reference: str = "",
+    pretraining: str | None = None,
+    options: dict | None = None,
+    option_tasks=None,
+    colour: str | None = None,
+    needs_network: bool = False,
+):
     if kind not in KINDS:
         raise ValueError(f"model '{name}': kind must be one of {', '.join(KINDS)}, not '{kind}'")
     if pretraining is not None and pretraining not in PRETRAININGS:
@@ -126,8 +137,19 @@ def register(name: str, *, kind: str, tasks, summary: str, reference: str = "", 
         existing = _REGISTRY.get(name)
         if existing is not None and existing.factory.__module__ != factory.__module__:
             raise ValueError(f"model name '{name}' is registered twice ({existing.factory.__module__}, {factory.__module__})")
-        _REGISTRY[name] = ModelSpec(name, kind, tuple(tasks), summary, reference, pretraining, factory, dict(options or {}),
-                                    tuple(option_tasks if option_tasks is not None else tasks) if options else (), colour, needs_network)
+        _REGISTRY[name] = ModelSpec(
+            name,
+            kind,
+            tuple(tasks),
+            summary,
+            reference,
+            pretraining,
+            factory,
+            dict(options or {}),
+            tuple(option_tasks if option_tasks is not None else tasks) if options else (),
+            colour,
+            needs_network,
+        )
         return factory
 
     return decorate

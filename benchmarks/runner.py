@@ -32,8 +32,9 @@ def make_split(task_name: str, setting_name: str, seed: int, files: dict, out_pa
     return split
 
 
-def run_task(task_name: str, setting: str, files: dict, split_path, model_name: str, seed: int, out_dir,
-             context: registry.ModelContext) -> dict:
+def run_task(
+    task_name: str, setting: str, files: dict, split_path, model_name: str, seed: int, out_dir, context: registry.ModelContext
+) -> dict:
     """Fit one registered model on train (+ validation), score it on test, write metrics.json and predictions.csv.
 
     The model runs with its declared options' defaults under the configured
@@ -72,4 +73,3 @@ def run_task(task_name: str, setting: str, files: dict, split_path, model_name: 
     }
     write_run(out_dir, record, predictions)
     return record
-

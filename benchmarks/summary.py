@@ -31,7 +31,9 @@ def machine() -> str:
 
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -59,15 +61,22 @@ def _cell(row, metric: str) -> str:
 def summary(tables: dict[str, str], records, headline: dict[str, list[str]]) -> str:
     """The Markdown summary of the task tables `tables` (task -> .csv), naming the commits of `records`."""
     found = commits(records)
-    lines = [f"Measured at commit {', '.join(c[:12] for c in found)} on {machine()}.",
-             "Mean ± sd over seeds; each table best first by its first metric (results/tables/ has every metric)."]
+    lines = [
+        f"Measured at commit {', '.join(c[:12] for c in found)} on {machine()}.",
+        "Mean ± sd over seeds; each table best first by its first metric (results/tables/ has every metric).",
+    ]
     for task, path in tables.items():
         table = pd.read_csv(path)
         table = table[table["kind"] != "reference"]
         metrics = [m for m in headline[task] if f"{m}_mean" in table][:SHOWN_METRICS]
         for (dataset, setting), group in table.groupby(["dataset", "setting"], sort=True):
-            lines += ["", f"**{task} / {dataset} / {setting}**", "", f"| model | kind | {' | '.join(metrics)} |",
-                      "|---|---|" + "---|" * len(metrics)]
+            lines += [
+                "",
+                f"**{task} / {dataset} / {setting}**",
+                "",
+                f"| model | kind | {' | '.join(metrics)} |",
+                "|---|---|" + "---|" * len(metrics),
+            ]
             for _, row in group.sort_values(["rank", "model"]).iterrows():
                 lines.append(f"| {row['model']} | {row['kind']} | {' | '.join(_cell(row, m) for m in metrics)} |")
     return "\n".join(lines) + "\n"

@@ -47,8 +47,16 @@ def is_checkpoint(folder) -> bool:
     return all((Path(folder) / name).is_file() for name in (CONFIG, VOCAB, WEIGHTS))
 
 
-def save_checkpoint(path, model: CellLMForPretraining, vocab: Vocabulary, cfg: CellLMConfig, trainer_state: dict | None = None,
-                    log: list[dict] | None = None, extra: dict[str, str] | None = None, made_by: str = "pretrain") -> None:
+def save_checkpoint(
+    path,
+    model: CellLMForPretraining,
+    vocab: Vocabulary,
+    cfg: CellLMConfig,
+    trainer_state: dict | None = None,
+    log: list[dict] | None = None,
+    extra: dict[str, str] | None = None,
+    made_by: str = "pretrain",
+) -> None:
     """Write the whole folder under a temporary name, with its record, then rename it into place
     (`extra`: more text files, name -> content; `made_by`: the command, kept in the record)."""
     with atomic_path(path) as tmp:
@@ -57,8 +65,11 @@ def save_checkpoint(path, model: CellLMForPretraining, vocab: Vocabulary, cfg: C
             (tmp / name).write_text(text)
         cfg.save(tmp / CONFIG)
         vocab.save(tmp / VOCAB)
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS),
-                  metadata={VOCAB_SHA256: vocab_sha256(vocab)})
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
+            str(tmp / WEIGHTS),
+            metadata={VOCAB_SHA256: vocab_sha256(vocab)},
+        )
         _readable_by_group(tmp / WEIGHTS)
         if trainer_state is not None:
             torch.save(trainer_state, tmp / TRAINER_STATE)
@@ -108,14 +119,17 @@ def verify_checkpoint(folder: Path, accept_edited_config: bool = False) -> CellL
         except ValueError:
             changes = "no longer JSON"
         if not accept_edited_config:
-            raise InputError(f"{config}: edited after the checkpoint was written ({changes}); restore it, or accept it "
-                             "knowingly (--accept-edited-config)")
+            raise InputError(
+                f"{config}: edited after the checkpoint was written ({changes}); restore it, or accept it "
+                "knowingly (--accept-edited-config)"
+            )
         logger.warning("%s: edited after the checkpoint was written, used as edited: %s", config, changes)
     return CellLMConfig.load(config)
 
 
-def load_checkpoint(path, vocab: Vocabulary | None = None, map_location="cpu",
-                    accept_edited_config: bool = False) -> tuple[CellLMForPretraining, Vocabulary, CellLMConfig]:
+def load_checkpoint(
+    path, vocab: Vocabulary | None = None, map_location="cpu", accept_edited_config: bool = False
+) -> tuple[CellLMForPretraining, Vocabulary, CellLMConfig]:
     """Model (in eval mode), vocabulary and config of a checkpoint folder, its files verified against its record.
 
     If `vocab` is given, the checkpoint must have been trained on exactly it.
@@ -138,7 +152,9 @@ def load_checkpoint(path, vocab: Vocabulary | None = None, map_location="cpu",
     except Exception as exc:
         raise InputError(f"{folder / WEIGHTS}: unreadable weights ({exc})") from None
     if recorded is not None and recorded != vocab_sha256(ckpt_vocab):
-        raise InputError(f"{folder / VOCAB}: not the gene order the weights were trained with (reordered or edited); restore the original file")
+        raise InputError(
+            f"{folder / VOCAB}: not the gene order the weights were trained with (reordered or edited); restore the original file"
+        )
     rows = state.get("encoder.gene_embedding.weight")
     if rows is None or rows.shape[0] != len(ckpt_vocab) + 2:
         found = "none" if rows is None else rows.shape[0] - 2
@@ -159,7 +175,9 @@ def load_trainer_state(path) -> dict | None:
     try:
         state = torch.load(file, weights_only=True)
     except Exception as exc:  # truncated or foreign files raise many types
-        raise InputError(f"{file}: unreadable trainer state ({type(exc).__name__}); the weights may still load, but this run cannot resume from it") from None
+        raise InputError(
+            f"{file}: unreadable trainer state ({type(exc).__name__}); the weights may still load, but this run cannot resume from it"
+        ) from None
     if not isinstance(state, dict) or not {"step", "optimizer", "scheduler", "torch_rng"} <= set(state):
         raise InputError(f"{file}: not a CellLM trainer state (expected step, optimizer, scheduler, torch_rng)")
     return state

@@ -100,14 +100,28 @@ def _pretrain(args) -> None:
     # resuming without --config continues with the checkpoint's own options
     base = args.config or (out / CONFIG if args.resume and (out / CONFIG).exists() else None)
     cfg = CellLMConfig.load(base) if base else CellLMConfig()
-    cfg = cfg.with_pretrain(batch_size=args.batch_size, sub_batch_size=args.sub_batch_size, sub_batch_tokens=args.sub_batch_tokens,
-                            max_steps=args.max_steps, seed=args.seed)
+    cfg = cfg.with_pretrain(
+        batch_size=args.batch_size,
+        sub_batch_size=args.sub_batch_size,
+        sub_batch_tokens=args.sub_batch_tokens,
+        max_steps=args.max_steps,
+        seed=args.seed,
+    )
     vocab = Vocabulary.load(args.vocab) if args.vocab else None
     group = group_from_environment()  # several processes under torchrun, else one
     corpus = load_corpus(args.data, cfg.tokens, vocab, scale_check=not args.skip_scale_check, store_hashes=not args.skip_store_hashes)
     genes = read_gene_embeddings(args.gene_embeddings, corpus.vocab.genes, dim=cfg.encoder.dim) if args.gene_embeddings else None
-    out = pretrain(corpus, out, cfg, resume=args.resume, device=args.device, progress=not args.quiet, group=group, gene_embeddings=genes,
-                   accept_edited_config=args.accept_edited_config)
+    out = pretrain(
+        corpus,
+        out,
+        cfg,
+        resume=args.resume,
+        device=args.device,
+        progress=not args.quiet,
+        group=group,
+        gene_embeddings=genes,
+        accept_edited_config=args.accept_edited_config,
+    )
     if group.rank == 0:
         print(f"checkpoint written to {out}")
 
@@ -121,8 +135,15 @@ def _tokenize(args) -> None:
     out = check_output_folder(args.out, KIND, [*args.data, args.config, args.vocab])
     cfg = CellLMConfig.load(args.config) if args.config else CellLMConfig()
     vocab = Vocabulary.load(args.vocab) if args.vocab else Vocabulary.from_datasets(args.data)
-    build_token_store(args.data, out, vocab, cfg.tokens, block_cells=args.block_cells or BLOCK_CELLS, scale_check=not args.skip_scale_check,
-                      progress=not args.quiet)
+    build_token_store(
+        args.data,
+        out,
+        vocab,
+        cfg.tokens,
+        block_cells=args.block_cells or BLOCK_CELLS,
+        scale_check=not args.skip_scale_check,
+        progress=not args.quiet,
+    )
     print(f"token store written to {out}")
 
 
@@ -131,7 +152,9 @@ def _import_released(args) -> None:
 
     report = import_released(args.checkpoint, args.genes, args.out, hgnc=args.hgnc, **({"max_len": args.max_len} if args.max_len else {}))
     genes = report["genes"]
-    mapped = f"{genes['renamed']} renamed to approved symbols, {genes['unknown']} unknown" if genes["mapped"] else "names as given (no --hgnc)"
+    mapped = (
+        f"{genes['renamed']} renamed to approved symbols, {genes['unknown']} unknown" if genes["mapped"] else "names as given (no --hgnc)"
+    )
     print(f"imported {report['released_parameters']:,} parameters and {report['sizes']['n_genes']:,} genes ({mapped}) to {args.out}")
 
 
@@ -141,8 +164,16 @@ def _embed(args) -> None:
 
     out = check_output_file(args.out, ".h5ad", [args.input, args.checkpoint], what="--out", owned=written_by_embed)
     _use_threads(args.threads)
-    dropped = embed_file(args.input, args.checkpoint, out, args.batch_size, args.device, progress=not args.quiet,
-                         scale_check=not args.skip_scale_check, accept_edited_config=args.accept_edited_config)
+    dropped = embed_file(
+        args.input,
+        args.checkpoint,
+        out,
+        args.batch_size,
+        args.device,
+        progress=not args.quiet,
+        scale_check=not args.skip_scale_check,
+        accept_edited_config=args.accept_edited_config,
+    )
     print(f"wrote .obsm['{OBSM_KEY}'] to {args.out} ({dropped} genes outside the vocabulary dropped)")
 
 
@@ -167,8 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
     p = commands.add_parser("pretrain", help="pretrain CellLM on one or more .h5ad corpora")
-    p.add_argument("--data", action="append", required=True, metavar="CORPUS.h5ad|STORE",
-                   help="pretraining data: .h5ad files (repeat for several), or one token store made by `celllm tokenize`")
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="CORPUS.h5ad|STORE",
+        help="pretraining data: .h5ad files (repeat for several), or one token store made by `celllm tokenize`",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write (new, or a checkpoint to replace or --resume)")
     p.add_argument("--config", metavar="FILE", help="model/training config (YAML or JSON; a checkpoint's config.json works)")
     p.add_argument("--vocab", metavar="FILE", help=VOCAB_HELP)
@@ -178,10 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sub-batch-tokens", type=NON_NEGATIVE, help="also cap each forward pass at this many padded tokens (flat memory)")
     p.add_argument("--max-steps", type=NON_NEGATIVE, help="optimizer steps")
     p.add_argument("--seed", type=NON_NEGATIVE, help="random seed")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (with its options unless --config is given)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint in --out (with its options unless --config is given)"
+    )
     p.add_argument("--accept-edited-config", action="store_true", help=EDITED_HELP)
-    p.add_argument("--skip-store-hashes", action="store_true",
-                   help="do not check a token store's files against their SHA-256 before training (its other checks still run)")
+    p.add_argument(
+        "--skip-store-hashes",
+        action="store_true",
+        help="do not check a token store's files against their SHA-256 before training (its other checks still run)",
+    )
     p.add_argument("--device", type=_device, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", type=POSITIVE, help=THREADS_HELP)
     _reading_options(p)
@@ -192,24 +233,39 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, metavar="DIR", help="token store folder to write")
     t.add_argument("--config", metavar="FILE", help="config whose tokens section applies (default: the default tokens options)")
     t.add_argument("--vocab", metavar="FILE", help=VOCAB_HELP)
-    t.add_argument("--block-cells", type=POSITIVE, help="cells read and tokenized at once (memory follows it; default: celllm.pretrain.store.BLOCK_CELLS)")
+    t.add_argument(
+        "--block-cells",
+        type=POSITIVE,
+        help="cells read and tokenized at once (memory follows it; default: celllm.pretrain.store.BLOCK_CELLS)",
+    )
     _reading_options(t)
     t.set_defaults(run=_tokenize)
 
     r = commands.add_parser("import-released", help="turn the authors' released CellLM weights into a checkpoint folder")
     r.add_argument("checkpoint", metavar="CKPT.pth", help="a released file (checkpoint4_fixed.pth, ckpt.pth, nocls_fixed.pth)")
-    r.add_argument("--genes", required=True, metavar="GENES", help="the gene of each row of its gene table: a text file, one per line, or an .h5ad (var_names)")
+    r.add_argument(
+        "--genes",
+        required=True,
+        metavar="GENES",
+        help="the gene of each row of its gene table: a text file, one per line, or an .h5ad (var_names)",
+    )
     r.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
     r.add_argument("--hgnc", metavar="HGNC.txt", help="HGNC complete set, to map the genes to today's approved symbols")
-    r.add_argument("--max-len", type=_integer(2, "an integer >= 2"), help="tokens per cell the released model pads to (default: the released 6,000)")
+    r.add_argument(
+        "--max-len", type=_integer(2, "an integer >= 2"), help="tokens per cell the released model pads to (default: the released 6,000)"
+    )
     r.set_defaults(run=_import_released)
 
     e = commands.add_parser("embed", help="write CellLM cell embeddings to .obsm['X_celllm']")
     e.add_argument("input", metavar="IN.h5ad")
     e.add_argument("--checkpoint", required=True, metavar="DIR")
     e.add_argument("--out", required=True, metavar="OUT.h5ad", help="a new .h5ad (an existing .h5ad other than the input is replaced)")
-    e.add_argument("--batch-size", type=POSITIVE, help="cells per forward pass (default 64; an imported released model: 32 in the "
-                   "file's order, the authors' inference batch, since its attention looks across the batch)")
+    e.add_argument(
+        "--batch-size",
+        type=POSITIVE,
+        help="cells per forward pass (default 64; an imported released model: 32 in the "
+        "file's order, the authors' inference batch, since its attention looks across the batch)",
+    )
     e.add_argument("--device", type=_device)
     e.add_argument("--threads", type=POSITIVE, help=THREADS_HELP)
     e.add_argument("--accept-edited-config", action="store_true", help=EDITED_HELP)

@@ -68,7 +68,7 @@ class CellLMConfig:
         return {name: getattr(self, name).to_dict() for name in self.SECTIONS}
 
     @classmethod
-    def from_dict(cls, values: dict, source: str = "config") -> "CellLMConfig":
+    def from_dict(cls, values: dict, source: str = "config") -> CellLMConfig:
         unknown = set(values) - set(cls.SECTIONS)
         if unknown:
             raise InputError(f"{source}: unknown section(s) {', '.join(sorted(unknown))} (expected {', '.join(cls.SECTIONS)})")
@@ -78,7 +78,7 @@ class CellLMConfig:
             raise InputError(f"{source}: {exc}") from None
 
     @classmethod
-    def load(cls, path: str | Path) -> "CellLMConfig":
+    def load(cls, path: str | Path) -> CellLMConfig:
         """Read a JSON or YAML config (a checkpoint's config.json works)."""
         path = Path(path)
         if not path.exists():
@@ -94,7 +94,7 @@ class CellLMConfig:
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
-    def with_pretrain(self, **changes) -> "CellLMConfig":
+    def with_pretrain(self, **changes) -> CellLMConfig:
         """Copy with some pretraining options replaced (None values are ignored)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         try:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import anndata as ad
 import h5py
@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 from celllm.checkpoint import checkpoint_hash, load_checkpoint
 from celllm.errors import InputError
 from celllm.io import DatasetBlocks
-from celllm.outputs import atomic_path
 from celllm.model import CellLMEncoder
+from celllm.outputs import atomic_path
 from celllm.released import RELEASED_BATCH
 from celllm.tokens import TokenConfig, TokenizedCells, pad_ragged, padded_length, tokenize
 
@@ -61,8 +61,14 @@ def batches(lengths: np.ndarray, batch_size: int, ordered: bool) -> Iterator[tup
 
 
 @torch.no_grad()
-def embed_tokens(encoder: CellLMEncoder, cells: TokenizedCells, cfg: TokenConfig, batch_size: int | None = None, device: str = "cpu",
-                 progress: bool = False) -> np.ndarray:
+def embed_tokens(
+    encoder: CellLMEncoder,
+    cells: TokenizedCells,
+    cfg: TokenConfig,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
     """[CLS] embeddings of tokenized cells, (n_cells, dim) float32.
 
     This project's (masked) encoder: cells are batched by length to waste little
@@ -122,11 +128,19 @@ class CellEmbedder:
         if n_empty == n_cells:
             raise InputError(f"{source}: no cell expresses a gene of the checkpoint's {len(self.vocab)}-gene vocabulary")
         if n_empty:
-            log.warning("%s: %d of %d cells express no vocabulary gene; they all get the same [CLS]-only embedding", source, n_empty, n_cells)
+            log.warning(
+                "%s: %d of %d cells express no vocabulary gene; they all get the same [CLS]-only embedding", source, n_empty, n_cells
+            )
         if n_truncated:
             tokens = self.cfg.tokens
-            log.info("%s: %d of %d cells have more than %d expressed genes and keep %s", source, n_truncated, n_cells, tokens.max_len - 1,
-                     "their most expressed ones" if tokens.truncation == "top_expressed" else "the first ones in vocabulary order")
+            log.info(
+                "%s: %d of %d cells have more than %d expressed genes and keep %s",
+                source,
+                n_truncated,
+                n_cells,
+                tokens.max_len - 1,
+                "their most expressed ones" if tokens.truncation == "top_expressed" else "the first ones in vocabulary order",
+            )
 
 
 def written_by_embed(path) -> bool:
@@ -138,8 +152,17 @@ def written_by_embed(path) -> bool:
         return False
 
 
-def embed_file(in_path, checkpoint, out_path, batch_size: int | None = None, device: str | None = None, progress: bool = True,
-               scale_check: bool = True, block_cells: int = BLOCK_CELLS, accept_edited_config: bool = False) -> int:
+def embed_file(
+    in_path,
+    checkpoint,
+    out_path,
+    batch_size: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    scale_check: bool = True,
+    block_cells: int = BLOCK_CELLS,
+    accept_edited_config: bool = False,
+) -> int:
     """`celllm embed`: OUT.h5ad = IN.h5ad with .obsm['X_celllm'] and .uns['celllm'], streamed. Returns the dropped-gene count."""
     embedder = CellEmbedder(checkpoint, device, batch_size, accept_edited_config)
     if embedder.cfg.encoder.attention == "released":  # blocks of whole batches, so the batches run through the file in order
@@ -153,8 +176,13 @@ def embed_file(in_path, checkpoint, out_path, batch_size: int | None = None, dev
             obsm.attrs.update({"encoding-type": "dict", "encoding-version": "0.1.0"})
             if OBSM_KEY in obsm:
                 del obsm[OBSM_KEY]
-            target = obsm.create_dataset(OBSM_KEY, shape=(dataset.n_obs, embedder.encoder.cfg.dim), dtype=np.float32,
-                                         chunks=(min(dataset.n_obs, 4096), embedder.encoder.cfg.dim), compression="gzip")
+            target = obsm.create_dataset(
+                OBSM_KEY,
+                shape=(dataset.n_obs, embedder.encoder.cfg.dim),
+                dtype=np.float32,
+                chunks=(min(dataset.n_obs, 4096), embedder.encoder.cfg.dim),
+                compression="gzip",
+            )
             target.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})  # anndata's dense array
             with tqdm(total=dataset.n_obs, desc="embed", unit="cell", disable=not progress) as bar:
                 for start, X in dataset.blocks(block_cells):
@@ -163,8 +191,11 @@ def embed_file(in_path, checkpoint, out_path, batch_size: int | None = None, dev
                     dropped, empty, truncated = part.n_dropped_genes, empty + part.n_empty_cells, truncated + part.n_truncated_cells
                     bar.update(X.shape[0])
             embedder.report(empty, truncated, dataset.n_obs, str(in_path))
-            provenance = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": checkpoint_hash(checkpoint),
-                          "dropped_genes": dropped}
+            provenance = {
+                "checkpoint": str(Path(checkpoint).resolve()),
+                "checkpoint_sha256": checkpoint_hash(checkpoint),
+                "dropped_genes": dropped,
+            }
             uns = out.require_group("uns")
             if "celllm" in uns:
                 del uns["celllm"]

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import anndata as ad
 import numpy as np
@@ -63,17 +63,18 @@ class GeneSymbols:
     by_entrez: dict[int, str] = field(default_factory=dict)  # empty when the table has no entrez_id column
 
     @classmethod
-    def from_hgnc(cls, path) -> "GeneSymbols":
+    def from_hgnc(cls, path) -> GeneSymbols:
         path = Path(path)
         if not path.exists():
             raise InputError(f"{path}: HGNC gene table not found")
         try:
-            table = pd.read_csv(path, sep="\t", dtype=str, usecols=lambda c: c in (*HGNC_COLUMNS, ENTREZ_COLUMN),
-                                keep_default_na=False)
+            table = pd.read_csv(path, sep="\t", dtype=str, usecols=lambda c: c in (*HGNC_COLUMNS, ENTREZ_COLUMN), keep_default_na=False)
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: not a readable HGNC table ({exc.__class__.__name__})") from None
         if not isinstance(table.index, pd.RangeIndex):  # pandas took the extra leading fields as an index: every column shifted
-            raise InputError(f"{path}: its rows have more fields than its header names; expected the HGNC complete set with its full header")
+            raise InputError(
+                f"{path}: its rows have more fields than its header names; expected the HGNC complete set with its full header"
+            )
         missing = [c for c in HGNC_COLUMNS if c not in table.columns]
         if missing:
             raise InputError(f"{path}: missing HGNC column(s) {', '.join(missing)}")
@@ -93,7 +94,9 @@ class GeneSymbols:
             ambiguous.update(n for n, s in targets.items() if len(s) > 1 and n not in approved)
             return {n: next(iter(s)) for n, s in targets.items() if len(s) == 1 and n not in approved}
 
-        by_entrez = {int(e): s for e, s in zip(table[ENTREZ_COLUMN], table["symbol"]) if e.strip().isdigit()} if ENTREZ_COLUMN in table else {}
+        by_entrez = (
+            {int(e): s for e, s in zip(table[ENTREZ_COLUMN], table["symbol"]) if e.strip().isdigit()} if ENTREZ_COLUMN in table else {}
+        )
         return cls(approved, protein_coding, by_ensembl, unique_map("prev_symbol"), unique_map("alias_symbol"), ambiguous, by_entrez)
 
     def symbol(self, identifier: str, ensembl_ids: str = "") -> str | None:
@@ -127,15 +130,31 @@ class GeneSymbols:
         X, unique, _ = sum_duplicate_genes(sp.csr_matrix(adata.X, dtype=np.float32)[:, np.flatnonzero(keep)], symbols)
         order = np.argsort(unique)  # symbols in sorted order, whatever the source's gene order
         X, unique = X[:, order], [unique[i] for i in order]
-        log.info("%s: %d genes renamed to approved symbols, %d unmapped Ensembl ids dropped, %d duplicates summed",
-                 source, changed, int((~keep).sum()), len(symbols) - len(unique))
-        out = ad.AnnData(sp.csr_matrix(X, dtype=np.float32), obs=adata.obs.copy(), var=pd.DataFrame(index=pd.Index(unique, name=None)), uns=dict(adata.uns),
-                         obsm={key: value.copy() for key, value in adata.obsm.items()})
+        log.info(
+            "%s: %d genes renamed to approved symbols, %d unmapped Ensembl ids dropped, %d duplicates summed",
+            source,
+            changed,
+            int((~keep).sum()),
+            len(symbols) - len(unique),
+        )
+        out = ad.AnnData(
+            sp.csr_matrix(X, dtype=np.float32),
+            obs=adata.obs.copy(),
+            var=pd.DataFrame(index=pd.Index(unique, name=None)),
+            uns=dict(adata.uns),
+            obsm={key: value.copy() for key, value in adata.obsm.items()},
+        )
         out.uns["gene_symbols"] = "HGNC approved"
         # what the mapping did, for the data ledger: the unmapped Ensembl ids by name (a few)
         unmapped = [str(g) for g, m in zip(adata.var_names, mapped) if m is None]
-        out.uns["gene_mapping"] = {"genes_in": int(adata.n_vars), "genes_out": len(unique), "renamed": int(changed),
-                                   "unmapped": len(unmapped), "summed": len(symbols) - len(unique), "unmapped_examples": unmapped[:25]}
+        out.uns["gene_mapping"] = {
+            "genes_in": int(adata.n_vars),
+            "genes_out": len(unique),
+            "renamed": int(changed),
+            "unmapped": len(unmapped),
+            "summed": len(symbols) - len(unique),
+            "unmapped_examples": unmapped[:25],
+        }
         return out
 
     def harmonise_edges(self, edges: pd.DataFrame, source: str = "edges") -> pd.DataFrame:
@@ -143,7 +162,9 @@ class GeneSymbols:
         a = edges["gene_a"].map(self.symbol)
         b = edges["gene_b"].map(self.symbol)
         keep = a.notna() & b.notna() & (a != b)
-        pairs = pd.DataFrame({"gene_a": np.minimum(a[keep], b[keep]), "gene_b": np.maximum(a[keep], b[keep]), "score": edges.loc[keep, "score"]})
+        pairs = pd.DataFrame(
+            {"gene_a": np.minimum(a[keep], b[keep]), "gene_b": np.maximum(a[keep], b[keep]), "score": edges.loc[keep, "score"]}
+        )
         out = pairs.groupby(["gene_a", "gene_b"], as_index=False, sort=True)["score"].max()
         if out.empty:
             raise InputError(f"{source}: no interaction between two human gene symbols")

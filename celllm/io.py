@@ -12,8 +12,8 @@ import contextlib
 import logging
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import anndata as ad
 import h5py
@@ -105,8 +105,10 @@ CSC_READ_VALUES = 2_000_000  # ~100 MB of work arrays per column block
 CSC_IN_MEMORY_BYTES = 128 * 2**20  # ~11M stored values; the buckets of a larger matrix go to a temporary file
 DENSE_READ_BYTES = 64 * 2**20  # of a dense `X`, the rows read (and made sparse) at once within a block
 _ENTRY = np.dtype([("row", "<i4"), ("col", "<i4"), ("value", "<f4")])  # a stored value of a CSC `X`; row within its block
-CSR_COMMAND = ("python -c \"import anndata as ad, sys; a = ad.read_h5ad(sys.argv[1]); a.X = a.X.tocsr(); "
-               "a.write_h5ad(sys.argv[2], compression='gzip')\" IN.h5ad OUT.h5ad")
+CSR_COMMAND = (
+    'python -c "import anndata as ad, sys; a = ad.read_h5ad(sys.argv[1]); a.X = a.X.tocsr(); '
+    "a.write_h5ad(sys.argv[2], compression='gzip')\" IN.h5ad OUT.h5ad"
+)
 
 
 def _smallest_key(values: np.ndarray, n: int) -> np.ndarray:
@@ -138,13 +140,17 @@ def _csc_row_blocks(X, cells: int, name: str) -> Iterator[tuple[int, sp.csr_matr
     except Exception as exc:
         raise InputError(f"{name}: unreadable expression ({type(exc).__name__}: {exc})") from None
     nnz = int(indptr[-1]) if indptr.size else 0
-    if (indptr.size != n_vars + 1 or indptr[0] != 0 or (np.diff(indptr) < 0).any()
-            or min(data.shape[0], indices.shape[0]) < nnz):
+    if indptr.size != n_vars + 1 or indptr[0] != 0 or (np.diff(indptr) < 0).any() or min(data.shape[0], indices.shape[0]) < nnz:
         raise InputError(f"{name}: unreadable expression (its CSC index pointers do not match its {data.shape[0]} stored values)")
     in_memory, spill_bytes = nnz * _ENTRY.itemsize <= CSC_IN_MEMORY_BYTES, nnz * _ENTRY.itemsize
     spill_size = f"{spill_bytes / 1e9:.1f} GB" if spill_bytes >= 1e8 else f"{spill_bytes / 1e6:.1f} MB"
-    log.info("%s: expression is stored by gene (CSC); read once into blocks of %d cells (%d stored values, %s)", name, cells, nnz,
-             "in memory" if in_memory else f"{spill_size} of temporary file in {tempfile.gettempdir()}")
+    log.info(
+        "%s: expression is stored by gene (CSC); read once into blocks of %d cells (%d stored values, %s)",
+        name,
+        cells,
+        nnz,
+        "in memory" if in_memory else f"{spill_size} of temporary file in {tempfile.gettempdir()}",
+    )
     with contextlib.ExitStack() as stack:
         spill = np.empty(nnz, _ENTRY) if in_memory else stack.enter_context(tempfile.TemporaryFile(prefix="celllm-csc-"))
 
@@ -155,9 +161,11 @@ def _csc_row_blocks(X, cells: int, name: str) -> Iterator[tuple[int, sp.csr_matr
             try:
                 spill.write(entries.view(np.uint8))  # written in order: `at` is the file's end
             except OSError as exc:
-                raise InputError(f"{name}: reading its expression stored by gene (CSC) needs {spill_size} "
-                                 f"of temporary space in {tempfile.gettempdir()} ({exc.strerror or exc}); set TMPDIR to a folder "
-                                 f"with room, or write the file by cell (CSR) once: {CSR_COMMAND}") from None
+                raise InputError(
+                    f"{name}: reading its expression stored by gene (CSC) needs {spill_size} "
+                    f"of temporary space in {tempfile.gettempdir()} ({exc.strerror or exc}); set TMPDIR to a folder "
+                    f"with room, or write the file by cell (CSR) once: {CSR_COMMAND}"
+                ) from None
 
         def get(first: int, last: int) -> np.ndarray:
             if in_memory:
@@ -249,7 +257,7 @@ class DatasetBlocks:
         if self._adata.isbacked:
             self._adata.file.close()
 
-    def __enter__(self) -> "DatasetBlocks":
+    def __enter__(self) -> DatasetBlocks:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -322,7 +330,7 @@ def check_count_scale(X: sp.csr_matrix, name: str, first_cell: int | None = None
     for start, stop in zip(edges[:-1], edges[1:]):
         first, last = int(X.indptr[start]), int(X.indptr[stop])
         # a sample of the group alone: read whole or in blocks, a group is judged on the same values
-        values = X.data[first:last:max(1, (last - first) // SCALE_SAMPLE)]
+        values = X.data[first : last : max(1, (last - first) // SCALE_SAMPLE)]
         if values.size == 0 or (values == np.round(values)).all():
             continue
         if totals is None:
@@ -332,8 +340,10 @@ def check_count_scale(X: sp.csr_matrix, name: str, first_cell: int | None = None
         if group.max() <= group.min() * (1 + 1e-3):
             continue  # every cell scaled to one total
         if values.max() <= LOG_SCALE_MAX:
-            raise InputError(f"{cells(start, stop)}: values look log-transformed (not integers, at most {values.max():.3g}, "
-                             f"cells with different totals); {expected}")
+            raise InputError(
+                f"{cells(start, stop)}: values look log-transformed (not integers, at most {values.max():.3g}, "
+                f"cells with different totals); {expected}"
+            )
 
 
 def write_h5ad(adata: ad.AnnData, path: str | os.PathLike) -> None:

@@ -28,8 +28,8 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from celllm.errors import InputError
 
@@ -108,8 +108,10 @@ def verify_record(folder, kind: str, skip: Iterable[str] = ()) -> dict | None:
         if not (folder / name).is_file():
             raise InputError(f"{folder / name}: missing; the {kind} is incomplete")
         if file_sha256(folder / name) != digest:
-            raise InputError(f"{folder / name}: not the file this {kind} was written with (edited, replaced or damaged; {RECORD} "
-                             "has its SHA-256); restore it or write the folder again")
+            raise InputError(
+                f"{folder / name}: not the file this {kind} was written with (edited, replaced or damaged; {RECORD} "
+                "has its SHA-256); restore it or write the folder again"
+            )
     return record
 
 
@@ -126,8 +128,10 @@ def check_replaceable(out: Path, kind: str, replaces: Callable[[dict], str | Non
         raise InputError(f"{out}: holds a {record['kind']}, not a {kind}; choose another folder (nothing was written)")
     foreign = foreign_files(out, record)
     if foreign:
-        raise InputError(f"{out}: also holds files the {kind} did not write ({_listing(foreign)}), which replacing it would "
-                         "delete; move them out or choose another folder (nothing was written)")
+        raise InputError(
+            f"{out}: also holds files the {kind} did not write ({_listing(foreign)}), which replacing it would "
+            "delete; move them out or choose another folder (nothing was written)"
+        )
     reason = replaces(record) if replaces else None
     if reason:
         raise InputError(f"{out}: {reason} (nothing was written)")
@@ -167,8 +171,9 @@ def _check_target(out: Path, what: str, inputs: Iterable) -> Path:
     return resolved
 
 
-def check_output_folder(out, kind: str, inputs: Iterable = (), replaces: Callable[[dict], str | None] | None = None,
-                        keep: bool = False) -> Path:
+def check_output_folder(
+    out, kind: str, inputs: Iterable = (), replaces: Callable[[dict], str | None] | None = None, keep: bool = False
+) -> Path:
     """Check, before any work, that folder `out` can be written: it is new, empty, or a `kind` by its
     record holding nothing else (see `check_replaceable`); it holds none of `inputs`; it and its parent
     are writable. `keep`: the folder is written in place (resumed), so it must be writable itself.
@@ -184,8 +189,7 @@ def check_output_folder(out, kind: str, inputs: Iterable = (), replaces: Callabl
     return out
 
 
-def check_output_file(out, suffix: str, inputs: Iterable = (), what: str = "output",
-                      owned: Callable[[Path], bool] | None = None) -> Path:
+def check_output_file(out, suffix: str, inputs: Iterable = (), what: str = "output", owned: Callable[[Path], bool] | None = None) -> Path:
     """Check, before any work, that file `out` can be written without destroying anything but an older file of its kind.
 
     `out` must end in `suffix`, must not be a folder nor be (or lie inside) one of `inputs`,

@@ -59,32 +59,55 @@ def layer_keys(i: int) -> dict[str, str]:
     """The released keys of layer i, by role."""
     p = LAYER.format(i=i)
     return {
-        "attn_norm.weight": p + "0.norm.weight", "attn_norm.bias": p + "0.norm.bias",
-        "q": p + "0.fn.to_q.weight", "k": p + "0.fn.to_k.weight", "v": p + "0.fn.to_v.weight",
-        "attn.to_out.weight": p + "0.fn.to_out.weight", "attn.to_out.bias": p + "0.fn.to_out.bias",
+        "attn_norm.weight": p + "0.norm.weight",
+        "attn_norm.bias": p + "0.norm.bias",
+        "q": p + "0.fn.to_q.weight",
+        "k": p + "0.fn.to_k.weight",
+        "v": p + "0.fn.to_v.weight",
+        "attn.to_out.weight": p + "0.fn.to_out.weight",
+        "attn.to_out.bias": p + "0.fn.to_out.bias",
         "attn.projection_matrix": p + "0.fn.fast_attention.projection_matrix",
-        "ff_norm.weight": p + "1.norm.weight", "ff_norm.bias": p + "1.norm.bias",
-        "ff.up.weight": p + "1.fn.fn.w1.weight", "ff.up.bias": p + "1.fn.fn.w1.bias",
-        "ff.down.weight": p + "1.fn.fn.w2.weight", "ff.down.bias": p + "1.fn.fn.w2.bias",
+        "ff_norm.weight": p + "1.norm.weight",
+        "ff_norm.bias": p + "1.norm.bias",
+        "ff.up.weight": p + "1.fn.fn.w1.weight",
+        "ff.up.bias": p + "1.fn.fn.w1.bias",
+        "ff.down.weight": p + "1.fn.fn.w2.weight",
+        "ff.down.bias": p + "1.fn.fn.w2.bias",
     }
 
 
 def expected_shapes(n_genes: int, dim: int, depth: int, heads: int, dim_head: int, nb_features: int, ff_width: int) -> dict[str, tuple]:
     """Every key of a released state dict with these sizes, and its shape."""
     inner = heads * dim_head
-    shapes = {"token_emb.weight": (RELEASED_BIN_TOKENS, dim), "pos_emb.emb.weight": (n_genes + 2, dim), REDRAW_COUNTER: (),
-              "norm.weight": (dim,), "norm.bias": (dim,), "to_out.weight": (RELEASED_BIN_TOKENS, dim), "to_out.bias": (RELEASED_BIN_TOKENS,)}
+    shapes = {
+        "token_emb.weight": (RELEASED_BIN_TOKENS, dim),
+        "pos_emb.emb.weight": (n_genes + 2, dim),
+        REDRAW_COUNTER: (),
+        "norm.weight": (dim,),
+        "norm.bias": (dim,),
+        "to_out.weight": (RELEASED_BIN_TOKENS, dim),
+        "to_out.bias": (RELEASED_BIN_TOKENS,),
+    }
     for i in range(depth):
         keys = layer_keys(i)
-        shapes.update({
-            keys["attn_norm.weight"]: (dim,), keys["attn_norm.bias"]: (dim,),
-            keys["q"]: (inner, dim), keys["k"]: (inner, dim), keys["v"]: (inner, dim),
-            keys["attn.to_out.weight"]: (dim, inner), keys["attn.to_out.bias"]: (dim,),
-            keys["attn.projection_matrix"]: (nb_features, dim_head),
-            keys["ff_norm.weight"]: (dim,), keys["ff_norm.bias"]: (dim,),
-            keys["ff.up.weight"]: (ff_width, dim), keys["ff.up.bias"]: (ff_width,),
-            keys["ff.down.weight"]: (dim, ff_width), keys["ff.down.bias"]: (dim,),
-        })
+        shapes.update(
+            {
+                keys["attn_norm.weight"]: (dim,),
+                keys["attn_norm.bias"]: (dim,),
+                keys["q"]: (inner, dim),
+                keys["k"]: (inner, dim),
+                keys["v"]: (inner, dim),
+                keys["attn.to_out.weight"]: (dim, inner),
+                keys["attn.to_out.bias"]: (dim,),
+                keys["attn.projection_matrix"]: (nb_features, dim_head),
+                keys["ff_norm.weight"]: (dim,),
+                keys["ff_norm.bias"]: (dim,),
+                keys["ff.up.weight"]: (ff_width, dim),
+                keys["ff.up.bias"]: (ff_width,),
+                keys["ff.down.weight"]: (dim, ff_width),
+                keys["ff.down.bias"]: (dim,),
+            }
+        )
     return shapes
 
 
@@ -97,7 +120,9 @@ def read_released(path) -> tuple[dict[str, torch.Tensor], str]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickles with code, truncated files, other formats
-        raise InputError(f"{path}: not a readable PyTorch checkpoint of tensors only ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise InputError(
+            f"{path}: not a readable PyTorch checkpoint of tensors only ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from None
     if not isinstance(loaded, dict):
         raise InputError(f"{path}: expected a dict with 'model_state_dict', found {type(loaded).__name__}")
     state, note = (loaded["model_state_dict"], "model_state_dict") if "model_state_dict" in loaded else (loaded, "the file's own dict")
@@ -106,23 +131,38 @@ def read_released(path) -> tuple[dict[str, torch.Tensor], str]:
     if "token_emb.weight" not in state:
         prefixes = {key.split(".", 1)[0] + "." for key in state}
         if len(prefixes) == 1 and (prefix := prefixes.pop()) and f"{prefix}token_emb.weight" in state:
-            state = {key[len(prefix):]: value for key, value in state.items()}
+            state = {key[len(prefix) :]: value for key, value in state.items()}
             note += f", prefix '{prefix}' removed"
     return state, note
 
 
 def released_sizes(state: dict[str, torch.Tensor], source: str) -> dict[str, int]:
     """The sizes a released state dict implies; InputError naming the first missing, extra or misshapen key."""
-    for key in ("token_emb.weight", "pos_emb.emb.weight", layer_keys(0)["q"], layer_keys(0)["attn.projection_matrix"], layer_keys(0)["ff.up.weight"]):
+    for key in (
+        "token_emb.weight",
+        "pos_emb.emb.weight",
+        layer_keys(0)["q"],
+        layer_keys(0)["attn.projection_matrix"],
+        layer_keys(0)["ff.up.weight"],
+    ):
         if key not in state:
             raise InputError(f"{source}: missing key '{key}' (not a released CellLM state dict?)")
     depth = 1 + max(int(m.group(1)) for key in state if (m := re.match(r"performer\.net\.layers\.(\d+)\.", key)))
     nb_features, dim_head = state[layer_keys(0)["attn.projection_matrix"]].shape
     inner, dim = state[layer_keys(0)["q"]].shape
-    sizes = {"n_genes": state["pos_emb.emb.weight"].shape[0] - 2, "dim": dim, "depth": depth, "heads": inner // dim_head,
-             "dim_head": dim_head, "nb_features": nb_features, "ff_width": state[layer_keys(0)["ff.up.weight"]].shape[0]}
+    sizes = {
+        "n_genes": state["pos_emb.emb.weight"].shape[0] - 2,
+        "dim": dim,
+        "depth": depth,
+        "heads": inner // dim_head,
+        "dim_head": dim_head,
+        "nb_features": nb_features,
+        "ff_width": state[layer_keys(0)["ff.up.weight"]].shape[0],
+    }
     if inner % dim_head or sizes["ff_width"] % dim:
-        raise InputError(f"{source}: attention width {inner} is not a multiple of the head size {dim_head}, or the feed-forward width {sizes['ff_width']} of {dim}")
+        raise InputError(
+            f"{source}: attention width {inner} is not a multiple of the head size {dim_head}, or the feed-forward width {sizes['ff_width']} of {dim}"
+        )
     expected = expected_shapes(**sizes)
     for key, shape in expected.items():
         if key not in state:
@@ -191,13 +231,24 @@ def map_symbols(genes: list[str], hgnc=None) -> tuple[list[str], dict]:
 
 def released_config(sizes: dict, max_len: int = RELEASED_MAX_LEN) -> CellLMConfig:
     """The released model's sizes with its attention, binning and cut; this project's normalisation (scale to 1e4, log2(1 + x))."""
-    return CellLMConfig.from_dict({
-        "encoder": {"dim": sizes["dim"], "depth": sizes["depth"], "heads": sizes["heads"], "dim_head": sizes["dim_head"],
-                    "ff_mult": sizes["ff_width"] // sizes["dim"], "nb_features": sizes["nb_features"], "dropout": 0.0,
-                    "feature_redraw_interval": 1000, "attention": "released"},
-        "tokens": {"binning": "floor_clip", "n_bins": 6, "target_sum": 1e4, "max_len": max_len, "truncation": "vocabulary_order"},
-        "pretrain": {"mlm_classes": RELEASED_BIN_TOKENS, "gene_embeddings": "frozen"},
-    }, "released model")
+    return CellLMConfig.from_dict(
+        {
+            "encoder": {
+                "dim": sizes["dim"],
+                "depth": sizes["depth"],
+                "heads": sizes["heads"],
+                "dim_head": sizes["dim_head"],
+                "ff_mult": sizes["ff_width"] // sizes["dim"],
+                "nb_features": sizes["nb_features"],
+                "dropout": 0.0,
+                "feature_redraw_interval": 1000,
+                "attention": "released",
+            },
+            "tokens": {"binning": "floor_clip", "n_bins": 6, "target_sum": 1e4, "max_len": max_len, "truncation": "vocabulary_order"},
+            "pretrain": {"mlm_classes": RELEASED_BIN_TOKENS, "gene_embeddings": "frozen"},
+        },
+        "released model",
+    )
 
 
 def released_weights(state: dict[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
@@ -210,8 +261,19 @@ def released_weights(state: dict[str, torch.Tensor], model) -> dict[str, torch.T
     for i in range(model.encoder.cfg.depth):
         keys, mine = layer_keys(i), f"encoder.layers.{i}."
         ours[mine + "attn.to_qkv.weight"] = torch.cat([state[keys["q"]], state[keys["k"]], state[keys["v"]]])
-        for role in ("attn_norm.weight", "attn_norm.bias", "attn.to_out.weight", "attn.to_out.bias", "attn.projection_matrix",
-                     "ff_norm.weight", "ff_norm.bias", "ff.up.weight", "ff.up.bias", "ff.down.weight", "ff.down.bias"):
+        for role in (
+            "attn_norm.weight",
+            "attn_norm.bias",
+            "attn.to_out.weight",
+            "attn.to_out.bias",
+            "attn.projection_matrix",
+            "ff_norm.weight",
+            "ff_norm.bias",
+            "ff.up.weight",
+            "ff.up.bias",
+            "ff.down.weight",
+            "ff.down.bias",
+        ):
             ours[mine + role] = state[keys[role]].to(ours[mine + role].dtype)
     for name in ("weight", "bias"):
         ours[f"encoder.norm.{name}"] = state[f"norm.{name}"]
@@ -227,7 +289,11 @@ def import_released(checkpoint, genes, out, hgnc=None, max_len: int = RELEASED_M
 
     def only_imports(record: dict) -> str | None:  # an import replaces an import, never a model trained here
         made_by = record.get("made_by")
-        return None if made_by == IMPORTED else f"holds a checkpoint made by `celllm {made_by}`, which an import would replace; import into another folder"
+        return (
+            None
+            if made_by == IMPORTED
+            else f"holds a checkpoint made by `celllm {made_by}`, which an import would replace; import into another folder"
+        )
 
     out = check_output_folder(out, KIND, [checkpoint, genes, hgnc], replaces=only_imports)
     state, how = read_released(checkpoint)
@@ -237,12 +303,26 @@ def import_released(checkpoint, genes, out, hgnc=None, max_len: int = RELEASED_M
     torch.manual_seed(seed)  # the heads the released model lacks (contrastive projection, tissue)
     model = CellLMForPretraining(sizes["n_genes"], cfg)
     model.load_state_dict(released_weights(state, model))
-    report = {"source": str(Path(checkpoint).resolve()), "source_sha256": file_sha256(checkpoint), "read": how, "sizes": sizes,
-              "released_parameters": int(sum(v.numel() for k, v in state.items() if k != REDRAW_COUNTER and not k.endswith("projection_matrix"))),
-              "genes": {"file": str(genes), **mapping}, "not_imported": [REDRAW_COUNTER],
-              "initialised_here": ["projection (contrastive head)", "tissue_head", "bin embedding row 8 ([MASK], zeros)"]}
+    report = {
+        "source": str(Path(checkpoint).resolve()),
+        "source_sha256": file_sha256(checkpoint),
+        "read": how,
+        "sizes": sizes,
+        "released_parameters": int(sum(v.numel() for k, v in state.items() if k != REDRAW_COUNTER and not k.endswith("projection_matrix"))),
+        "genes": {"file": str(genes), **mapping},
+        "not_imported": [REDRAW_COUNTER],
+        "initialised_here": ["projection (contrastive head)", "tissue_head", "bin embedding row 8 ([MASK], zeros)"],
+    }
     save_checkpoint(out, model, Vocabulary(names), cfg, extra={REPORT: json.dumps(report, indent=2) + "\n"}, made_by=IMPORTED)
-    log.info("%s: %d genes (%s), %d released parameters, dim %d, depth %d", out, sizes["n_genes"],
-             f"{mapping['renamed']} renamed to approved symbols, {mapping['unknown']} unknown" if mapping["mapped"] else "names as given (no --hgnc)",
-             report["released_parameters"], sizes["dim"], sizes["depth"])
+    log.info(
+        "%s: %d genes (%s), %d released parameters, dim %d, depth %d",
+        out,
+        sizes["n_genes"],
+        f"{mapping['renamed']} renamed to approved symbols, {mapping['unknown']} unknown"
+        if mapping["mapped"]
+        else "names as given (no --hgnc)",
+        report["released_parameters"],
+        sizes["dim"],
+        sizes["depth"],
+    )
     return report

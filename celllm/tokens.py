@@ -58,7 +58,6 @@ class TokenConfig(Options):
         return self.n_bins + 3
 
 
-
 class Vocabulary:
     """Ordered gene symbols; a gene's id is its position. Ids n and n+1 are [CLS] and PAD."""
 
@@ -92,7 +91,7 @@ class Vocabulary:
         return hashlib.sha256("\n".join(self.genes).encode()).hexdigest()
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocabulary":
+    def load(cls, path: str | Path) -> Vocabulary:
         """One gene symbol per line; InputError naming the file for a missing, empty or duplicated gene."""
         path = Path(path)
         if not path.is_file():
@@ -110,7 +109,7 @@ class Vocabulary:
         return cls(genes)
 
     @classmethod
-    def from_datasets(cls, paths, keep=None) -> "Vocabulary":
+    def from_datasets(cls, paths, keep=None) -> Vocabulary:
         """The genes of several .h5ad files (expression is not loaded).
 
         Without `keep`: every gene, in order of first appearance. With `keep` (a
@@ -128,7 +127,7 @@ class Vocabulary:
         return cls(kept)
 
     @classmethod
-    def union(cls, gene_lists) -> "Vocabulary":
+    def union(cls, gene_lists) -> Vocabulary:
         """Genes of several datasets, in order of first appearance."""
         return cls(dict.fromkeys(g for genes in gene_lists for g in map(str, genes)))
 
@@ -153,7 +152,7 @@ class TokenizedCells:
         start, stop = self.indptr[i], self.indptr[i + 1]
         return self.gene_ids[start:stop], self.bins[start:stop]
 
-    def select(self, rows) -> "TokenizedCells":
+    def select(self, rows) -> TokenizedCells:
         """The cells `rows`, in that order, as int64 arrays in memory (one gather, also from memory-mapped arrays)."""
         indptr, source = ragged_take(self.indptr, rows)
         return TokenizedCells(indptr, np.asarray(self.gene_ids[source], dtype=np.int64), np.asarray(self.bins[source], dtype=np.int64))
@@ -243,8 +242,15 @@ def padded_length(tokens: int) -> int:
     return -(-tokens // step) * step
 
 
-def pad_ragged(indptr: np.ndarray, gene_ids: np.ndarray, bins: np.ndarray, vocab_size: int, cfg: TokenConfig,
-               extra: dict[str, tuple[np.ndarray, int]] | None = None, length: int = 0) -> dict[str, torch.Tensor]:
+def pad_ragged(
+    indptr: np.ndarray,
+    gene_ids: np.ndarray,
+    bins: np.ndarray,
+    vocab_size: int,
+    cfg: TokenConfig,
+    extra: dict[str, tuple[np.ndarray, int]] | None = None,
+    length: int = 0,
+) -> dict[str, torch.Tensor]:
     """[CLS] + each row's tokens (rows stored flat, see `ragged_rows`), padded to the longest row (or to `length`, if longer).
 
     Returns `gene_ids` and `bins` (rows, length) int64 tensors and a boolean

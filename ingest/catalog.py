@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 from urllib.parse import quote
 
 import anndata as ad
@@ -95,8 +95,11 @@ def _drug_structures(files):
     from ingest.sources.smiles import parse_pubchem_properties
     from ingest.structures import DrugStructures
 
-    return DrugStructures(parse_gdsc_drug_list(files["gdsc_drug_list"]), parse_pubchem_properties(files["pubchem_smiles"]),
-                          parse_pubchem_properties(files["pubchem_names"], query=True))
+    return DrugStructures(
+        parse_gdsc_drug_list(files["gdsc_drug_list"]),
+        parse_pubchem_properties(files["pubchem_smiles"]),
+        parse_pubchem_properties(files["pubchem_names"], query=True),
+    )
 
 
 def _gdsc_rma(files, ledger):
@@ -109,8 +112,9 @@ def _gdsc_rma(files, ledger):
     built = assemble(expression, pairs, _drug_structures(files), ledger, "GDSC")
     # the omics are DepMap's: each GDSC line's model, as gdsc_depmap finds it (TGSA too paired GDSC with DepMap)
     lines = pairs.drop_duplicates("cell_line")
-    matched = DepMapModels.read(files["ccle_models"]).match(sanger=lines["sanger_model_id"].tolist(), cosmic=lines["cell_line"].tolist(),
-                                                           names=lines["cell_line_name"].tolist())
+    matched = DepMapModels.read(files["ccle_models"]).match(
+        sanger=lines["sanger_model_id"].tolist(), cosmic=lines["cell_line"].tolist(), names=lines["cell_line_name"].tolist()
+    )
     model_of_line = {str(line): model for line, model in zip(lines["cell_line"], matched["model_id"]) if model}
     return _with_omics(built, files, ledger, model_of_line)
 
@@ -148,7 +152,9 @@ def _gdsc_depmap(files, ledger):
     expression = parse_depmap_expression(files["ccle_expression"], models, "gdsc_depmap", ledger)
     pairs = parse_gdsc_response([files["gdsc1_response"], files["gdsc2_response"]], ledger)
     lines = pairs.drop_duplicates("cell_line")
-    matched = models.match(sanger=lines["sanger_model_id"].tolist(), cosmic=lines["cell_line"].tolist(), names=lines["cell_line_name"].tolist())
+    matched = models.match(
+        sanger=lines["sanger_model_id"].tolist(), cosmic=lines["cell_line"].tolist(), names=lines["cell_line_name"].tolist()
+    )
     pairs = to_models(pairs, "cell_line", matched, ledger, "GDSC cell lines (COSMIC ids) to DepMap models")
     return _with_omics(assemble(expression, pairs, _drug_structures(files), ledger, "GDSC"), files, ledger)
 
@@ -173,27 +179,69 @@ GDSC_RESPONSES = ("gdsc1_response", "gdsc2_response")
 CATALOG: dict[str, RealDataset] = {
     entry.name: entry
     for entry in (
-        RealDataset("zheng68k", ("zheng68k_matrix", "zheng68k_annotation"), _zheng68k, summary="10x fresh 68k PBMCs, FACS-based cell types",
-                    labels=("cell_type",)),
+        RealDataset(
+            "zheng68k",
+            ("zheng68k_matrix", "zheng68k_annotation"),
+            _zheng68k,
+            summary="10x fresh 68k PBMCs, FACS-based cell types",
+            labels=("cell_type",),
+        ),
         RealDataset("baron", ("baron_raw",), _baron, summary="human pancreas (GSE84133), 4 donors", labels=("cell_type", "donor")),
-        RealDataset("gse117872_hn137", ("gse117872_tpm", "gse117872_cellinfo"), _gse117872("HN137"),
-                    summary="oral SCC line HN137, cisplatin sensitive/resistant (scDEAL's GSE117872_HN137; most likely the paper's 548 cells)", labels=("response",)),
-        RealDataset("gse117872_hn120", ("gse117872_tpm", "gse117872_cellinfo"), _gse117872("HN120"),
-                    summary="oral SCC line HN120, cisplatin sensitive/resistant (scDEAL's GSE117872_HN120)", labels=("response",)),
-        RealDataset("gse149383", ("gse149383_expression", "gse149383_meta"), _gse149383, summary="PC9 lung cells, erlotinib sensitive/resistant",
-                    labels=("response",)),
-        RealDataset("panglaodb_human", ("panglaodb_human",), _panglaodb, summary="PanglaoDB human samples (normal tissue), pretraining",
-                    labels=("tissue",)),
+        RealDataset(
+            "gse117872_hn137",
+            ("gse117872_tpm", "gse117872_cellinfo"),
+            _gse117872("HN137"),
+            summary="oral SCC line HN137, cisplatin sensitive/resistant (scDEAL's GSE117872_HN137; most likely the paper's 548 cells)",
+            labels=("response",),
+        ),
+        RealDataset(
+            "gse117872_hn120",
+            ("gse117872_tpm", "gse117872_cellinfo"),
+            _gse117872("HN120"),
+            summary="oral SCC line HN120, cisplatin sensitive/resistant (scDEAL's GSE117872_HN120)",
+            labels=("response",),
+        ),
+        RealDataset(
+            "gse149383",
+            ("gse149383_expression", "gse149383_meta"),
+            _gse149383,
+            summary="PC9 lung cells, erlotinib sensitive/resistant",
+            labels=("response",),
+        ),
+        RealDataset(
+            "panglaodb_human",
+            ("panglaodb_human",),
+            _panglaodb,
+            summary="PanglaoDB human samples (normal tissue), pretraining",
+            labels=("tissue",),
+        ),
         RealDataset("cancerscem", ("cancerscem",), _cancerscem, summary="CancerSCEM tumour samples, pretraining", labels=("tissue",)),
-        RealDataset("gdsc_depmap", (*DEPMAP, *OMICS, *GDSC_RESPONSES, *DRUG_SOURCES), _gdsc_depmap, response=True,
-                    summary="GDSC cell lines x drugs, ln IC50, with DepMap RNA-seq (the profiles the released CellLM saw); "
-                            "mutation and copy number of TGSA's genes in .obsm", labels=("ln_ic50",)),
-        RealDataset("gdsc_rma", ("gdsc_expression", "ccle_models", *OMICS, *GDSC_RESPONSES, *DRUG_SOURCES), _gdsc_rma, response=True,
-                    summary="GDSC cell lines x drugs, ln IC50, with GDSC's own RMA microarrays; DepMap's mutation and copy number "
-                            "of TGSA's genes in .obsm", labels=("ln_ic50",)),
-        RealDataset("ccle", (*DEPMAP, *OMICS, "ccle_response", *DRUG_SOURCES), _ccle, response=True,
-                    summary="CCLE cell lines (DepMap RNA-seq) x 24 drugs, ln IC50; mutation and copy number of TGSA's genes in .obsm",
-                    labels=("ln_ic50",)),
+        RealDataset(
+            "gdsc_depmap",
+            (*DEPMAP, *OMICS, *GDSC_RESPONSES, *DRUG_SOURCES),
+            _gdsc_depmap,
+            response=True,
+            summary="GDSC cell lines x drugs, ln IC50, with DepMap RNA-seq (the profiles the released CellLM saw); "
+            "mutation and copy number of TGSA's genes in .obsm",
+            labels=("ln_ic50",),
+        ),
+        RealDataset(
+            "gdsc_rma",
+            ("gdsc_expression", "ccle_models", *OMICS, *GDSC_RESPONSES, *DRUG_SOURCES),
+            _gdsc_rma,
+            response=True,
+            summary="GDSC cell lines x drugs, ln IC50, with GDSC's own RMA microarrays; DepMap's mutation and copy number "
+            "of TGSA's genes in .obsm",
+            labels=("ln_ic50",),
+        ),
+        RealDataset(
+            "ccle",
+            (*DEPMAP, *OMICS, "ccle_response", *DRUG_SOURCES),
+            _ccle,
+            response=True,
+            summary="CCLE cell lines (DepMap RNA-seq) x 24 drugs, ln IC50; mutation and copy number of TGSA's genes in .obsm",
+            labels=("ln_ic50",),
+        ),
     )
 }
 
@@ -221,8 +269,16 @@ def to_linear_scale(adata: ad.AnnData, source: str) -> ad.AnnData:
     return out
 
 
-def build_dataset(name: str, files: dict, hgnc, out_h5ad, out_response=None, out_ledger=None,
-                  policy: LossPolicy = LossPolicy(), max_len: int | None = None) -> ad.AnnData:
+def build_dataset(
+    name: str,
+    files: dict,
+    hgnc,
+    out_h5ad,
+    out_response=None,
+    out_ledger=None,
+    policy: LossPolicy = LossPolicy(),
+    max_len: int | None = None,
+) -> ad.AnnData:
     """Parse a real dataset's downloaded files into results/data/{name}.h5ad (+ .response.tsv, + .ledger.tsv).
 
     Every step's counts go to the dataset's ledger (`ingest.ledger`), which is written to the
@@ -242,13 +298,27 @@ def build_dataset(name: str, files: dict, hgnc, out_h5ad, out_response=None, out
     adata.uns["dataset"] = name  # one source may make several datasets (GSE117872's origins)
     adata = GeneSymbols.from_hgnc(hgnc).harmonise(to_linear_scale(adata, name), name)
     mapping = adata.uns["gene_mapping"]
-    ledger.record("symbols", "genes", mapping["genes_in"], mapping["genes_in"] - mapping["unmapped"],
-                  f"{mapping['renamed']} renamed to today's HGNC symbols, {mapping['summed']} summed into another of the same symbol; "
-                  f"Ensembl ids HGNC does not know dropped", mapping["unmapped_examples"], changed=mapping["renamed"] + mapping["summed"])
+    ledger.record(
+        "symbols",
+        "genes",
+        mapping["genes_in"],
+        mapping["genes_in"] - mapping["unmapped"],
+        f"{mapping['renamed']} renamed to today's HGNC symbols, {mapping['summed']} summed into another of the same symbol; "
+        f"Ensembl ids HGNC does not know dropped",
+        mapping["unmapped_examples"],
+        changed=mapping["renamed"] + mapping["summed"],
+    )
     if max_len is not None:
         long = int((np.diff(sp.csr_matrix(adata.X).indptr) > max_len - 1).sum())
-        ledger.record("truncation", "cells", adata.n_obs, adata.n_obs, f"cells with more than {max_len - 1} expressed genes (max_len {max_len} "
-                      "with [CLS]), cut at tokenization as tokens.truncation says; counted over the dataset's genes, before the vocabulary", changed=long)
+        ledger.record(
+            "truncation",
+            "cells",
+            adata.n_obs,
+            adata.n_obs,
+            f"cells with more than {max_len - 1} expressed genes (max_len {max_len} "
+            "with [CLS]), cut at tokenization as tokens.truncation says; counted over the dataset's genes, before the vocabulary",
+            changed=long,
+        )
     validate_dataset(adata, name)
     ledger.log()  # whatever the check says
     policy.check(ledger)
@@ -271,8 +341,14 @@ def build_network(links, info, hgnc, out_tsv, out_ledger=None) -> pd.DataFrame:
     ledger = Ledger(STRING_EDGES)
     edges = parse_string(links, info, ledger=ledger)
     mapped = GeneSymbols.from_hgnc(hgnc).harmonise_edges(edges, str(links))
-    ledger.record("symbols", "interactions", len(edges), len(mapped), "gene pairs in today's HGNC symbols (pairs that meet on one symbol, "
-                  "or with a gene HGNC does not know, dropped; the best score kept per pair)")
+    ledger.record(
+        "symbols",
+        "interactions",
+        len(edges),
+        len(mapped),
+        "gene pairs in today's HGNC symbols (pairs that meet on one symbol, "
+        "or with a gene HGNC does not know, dropped; the best score kept per pair)",
+    )
     ledger.log()
     if out_ledger is not None:
         ledger.save(out_ledger)
@@ -317,8 +393,9 @@ class AddressField:
 # drug name the list leaves without a CID.
 ADDRESS_FIELDS: dict[str, AddressField] = {
     "pubchem_cids": AddressField(("gdsc_drug_list",), _gdsc_cids),
-    "unmatched_drug_name": AddressField(("gdsc_drug_list", "ccle_response"), _unmatched_drug_names, each=True,
-                                        combine=lambda answers: _combine_name_answers(answers)),
+    "unmatched_drug_name": AddressField(
+        ("gdsc_drug_list", "ccle_response"), _unmatched_drug_names, each=True, combine=lambda answers: _combine_name_answers(answers)
+    ),
 }
 
 

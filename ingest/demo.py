@@ -8,16 +8,35 @@ from ingest.simulate import GeneProgramWorld, load_drug_table
 
 # The demo's simulated datasets (results/data/{name}.h5ad), by their key in `outputs`; the
 # cell lines' response table and the interaction network are {cell_lines}.response.tsv and {ppi}.tsv.
-SIMULATED = {"corpus": "sim_pretrain", "pbmc": "sim_pbmc", "pbmc_donors": "sim_pbmc_donors", "drug_sensitivity": "sim_drug_sensitivity",
-             "cell_lines": "sim_cell_lines"}
+SIMULATED = {
+    "corpus": "sim_pretrain",
+    "pbmc": "sim_pbmc",
+    "pbmc_donors": "sim_pbmc_donors",
+    "drug_sensitivity": "sim_drug_sensitivity",
+    "cell_lines": "sim_cell_lines",
+}
 SIMULATED_PPI = "sim_ppi"
 # what a task can predict from each (.obs columns, or the response table's ln_ic50), as the simulator writes them
-SIMULATED_LABELS = {"sim_pretrain": ("tissue", "cell_type"), "sim_pbmc": ("cell_type",), "sim_pbmc_donors": ("cell_type", "donor"),
-                    "sim_drug_sensitivity": ("response",), "sim_cell_lines": ("ln_ic50",)}
+SIMULATED_LABELS = {
+    "sim_pretrain": ("tissue", "cell_type"),
+    "sim_pbmc": ("cell_type",),
+    "sim_pbmc_donors": ("cell_type", "donor"),
+    "sim_drug_sensitivity": ("response",),
+    "sim_cell_lines": ("ln_ic50",),
+}
 
 
-def write_simulated_datasets(genes, outputs: dict[str, str], seed: int = 0, n_programs: int = 12, corpus_cells: int = 3000, pbmc_cells: int = 1500,
-                             pbmc_types: int = 8, drug_sensitivity_cells: int = 800, cell_lines: int = 60) -> None:
+def write_simulated_datasets(
+    genes,
+    outputs: dict[str, str],
+    seed: int = 0,
+    n_programs: int = 12,
+    corpus_cells: int = 3000,
+    pbmc_cells: int = 1500,
+    pbmc_types: int = 8,
+    drug_sensitivity_cells: int = 800,
+    cell_lines: int = 60,
+) -> None:
     """Simulate and write the datasets named in `outputs` (keys: corpus, pbmc, pbmc_donors, drug_sensitivity, cell_lines,
     drug_response, ppi); `pbmc_donors` is `pbmc`'s world of cell types drawn again across three donors.
 

@@ -39,8 +39,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from tqdm.auto import tqdm
 
@@ -107,8 +107,10 @@ def pin(path: str | os.PathLike, key: str, lock: str | os.PathLike | None = None
     lock = Path(lock)
     known = _read_lock(lock).get(key, {}).get("sha256")
     if known and known != actual:
-        raise InputError(f"{path}: sha256 {actual} differs from the one pinned for '{key}' in {lock} ({known}); "
-                         f"put the pinned file back, or delete the row '{key}' from the lock to pin this one")
+        raise InputError(
+            f"{path}: sha256 {actual} differs from the one pinned for '{key}' in {lock} ({known}); "
+            f"put the pinned file back, or delete the row '{key}' from the lock to pin this one"
+        )
     if not known:
         _record(lock, key, actual, url, f"{key}: {path}")
     return actual
@@ -167,7 +169,9 @@ def fetch(
         if dest.exists():
             pin(dest, key, lock, url, sha256)
             return dest
-        raise InputError(f"{key}: no stable download address; get it from {url[len(MANUAL):]} and save it as {dest.resolve()}, then run again")
+        raise InputError(
+            f"{key}: no stable download address; get it from {url[len(MANUAL) :]} and save it as {dest.resolve()}, then run again"
+        )
     if dest.is_dir():
         raise InputError(f"{label}: destination {dest} is a folder")
     if sha256 is not None:
@@ -218,8 +222,16 @@ def _fetch(url, dest, part, sha256, lock, key, label, retries, timeout, backoff,
     return dest
 
 
-def fetch_each(requests: list[tuple[str, str]], dest: str | os.PathLike, combine, *, lock: str | os.PathLike | None = None,
-               key: str | None = None, not_found: tuple[int, ...] = (404,), **options) -> Path:
+def fetch_each(
+    requests: list[tuple[str, str]],
+    dest: str | os.PathLike,
+    combine,
+    *,
+    lock: str | os.PathLike | None = None,
+    key: str | None = None,
+    not_found: tuple[int, ...] = (404,),
+    **options,
+) -> Path:
     """One file from many requests: `requests` is a list of (value, address); each answer is
     fetched (resumably: answers already in `dest.parts/` are kept), `combine` turns the list of
     (value, answer text, or None where the server answered a status of `not_found`) into the
@@ -376,8 +388,12 @@ def _attempt(url, part, name, label, timeout, progress, chunk_size) -> None:
                 _origin_file(part).write_text(json.dumps({"url": url, "version": _validator(response.headers), "size": length}))
         except OSError as exc:
             raise InputError(f"{label}: cannot write {part} ({exc.strerror or exc})") from None
-        with out, tqdm(total=total, initial=offset, desc=name, unit="B", unit_scale=True,
-                       unit_divisor=1024, disable=not progress, leave=False) as bar:
+        with (
+            out,
+            tqdm(
+                total=total, initial=offset, desc=name, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress, leave=False
+            ) as bar,
+        ):
             while True:
                 try:
                     chunk = read(chunk_size)
@@ -455,20 +471,23 @@ def _read_lock(lock: Path) -> dict[str, dict[str, str]]:
             for fields in reader:
                 line = reader.line_num
                 if fields and _CONFLICT.match(fields[0]):
-                    raise InputError(f"{lock}: line {line}: merge-conflict marker '{fields[0][:7]}'; "
-                                     f"resolve the conflict (one row per key) and run again")
+                    raise InputError(
+                        f"{lock}: line {line}: merge-conflict marker '{fields[0][:7]}'; "
+                        f"resolve the conflict (one row per key) and run again"
+                    )
                 if not any(f.strip() for f in fields):
                     continue  # a blank line
                 if not columns:
                     columns = [f.strip() for f in fields]
                     missing = [c for c in LOCK_COLUMNS if c not in columns]
                     if missing:
-                        raise InputError(f"{lock}: lock file needs the columns {', '.join(LOCK_COLUMNS)} "
-                                         f"(missing: {', '.join(missing)})")
+                        raise InputError(f"{lock}: lock file needs the columns {', '.join(LOCK_COLUMNS)} (missing: {', '.join(missing)})")
                     continue
                 if len(fields) != len(columns):
-                    raise InputError(f"{lock}: line {line}: {len(fields)} tab-separated fields where the header has "
-                                     f"{len(columns)} ({', '.join(columns)})")
+                    raise InputError(
+                        f"{lock}: line {line}: {len(fields)} tab-separated fields where the header has "
+                        f"{len(columns)} ({', '.join(columns)})"
+                    )
                 row = {c: v.strip() for c, v in zip(columns, fields)}
                 key, digest = row["key"], row["sha256"].lower()
                 if not key:
@@ -548,4 +567,3 @@ def _record(lock: Path, key: str, digest: str, url: str, label: str) -> None:
                 writer.writeheader()
                 for name in sorted(rows):
                     writer.writerow(rows[name])
-

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import pandas as pd
 
@@ -46,7 +46,7 @@ STEPS: dict[str, str] = {
     "cell_line_expression": "cell lines of the response table that have an expression profile",
     "unscreened": "expression profiles of cell lines without any measured pair, left out",
     "cell_line_omics": "TGSA's genes found in DepMap's mutation and copy-number matrices, the cell lines with both profiles "
-                       "(a line without one keeps a NaN row), damaging-mutation calls binarised",
+    "(a line without one keeps a NaN row), damaging-mutation calls binarised",
     "proteins": "proteins named by a gene symbol",
     "links": "interactions between two proteins of the info file",
     "truncation": "cells with more expressed genes than the model reads (kept, cut at tokenization)",
@@ -89,8 +89,9 @@ class Ledger:
     dataset: str
     steps: list[Step] = field(default_factory=list)
 
-    def record(self, step: str, unit: str, entered: int, kept: int, detail: str = "", lost: Iterable = (),
-               changed: int = 0, expected: bool = False) -> Step:
+    def record(
+        self, step: str, unit: str, entered: int, kept: int, detail: str = "", lost: Iterable = (), changed: int = 0, expected: bool = False
+    ) -> Step:
         """Add a step (and log it). `lost`: the names of what was lost, where they are known."""
         if step not in STEPS:
             raise ValueError(f"unknown ledger step '{step}' (known: {', '.join(STEPS)})")
@@ -98,14 +99,35 @@ class Ledger:
             raise ValueError(f"ledger step '{step}': kept {kept} of {entered}")
         row = Step(step, unit, int(entered), int(kept), detail, tuple(dict.fromkeys(map(str, lost))), int(changed), expected)
         self.steps.append(row)
-        log.info("%s: %s: %d of %d %s kept%s%s", self.dataset, step, row.kept, row.entered, unit,
-                 f" ({row.lost} lost)" if row.lost else "", f"; {detail}" if detail else "")
+        log.info(
+            "%s: %s: %d of %d %s kept%s%s",
+            self.dataset,
+            step,
+            row.kept,
+            row.entered,
+            unit,
+            f" ({row.lost} lost)" if row.lost else "",
+            f"; {detail}" if detail else "",
+        )
         return row
 
     def frame(self) -> pd.DataFrame:
-        rows = [{"dataset": self.dataset, "step": s.step, "unit": s.unit, "entered": s.entered, "kept": s.kept, "lost": s.lost,
-                 "lost_percent": round(100 * s.lost_fraction, 3), "changed": s.changed, "expected": "yes" if s.expected else "no",
-                 "detail": s.detail, "lost_names": s.names_text()} for s in self.steps]
+        rows = [
+            {
+                "dataset": self.dataset,
+                "step": s.step,
+                "unit": s.unit,
+                "entered": s.entered,
+                "kept": s.kept,
+                "lost": s.lost,
+                "lost_percent": round(100 * s.lost_fraction, 3),
+                "changed": s.changed,
+                "expected": "yes" if s.expected else "no",
+                "detail": s.detail,
+                "lost_names": s.names_text(),
+            }
+            for s in self.steps
+        ]
         return pd.DataFrame(rows, columns=COLUMNS)
 
     def to_text(self) -> str:
@@ -135,7 +157,7 @@ class LossPolicy:
     accepted: Mapping[str, Mapping[str, Accepted]] = field(default_factory=dict)  # dataset -> step -> Accepted
 
     @classmethod
-    def from_config(cls, data: Mapping | None, where: str = "config: data") -> "LossPolicy":
+    def from_config(cls, data: Mapping | None, where: str = "config: data") -> LossPolicy:
         """From the workflow config's `data` section ({max_loss, accept: {dataset: {step: {max_loss, reason}}}})."""
         data = dict(data or {})
         unknown = sorted(set(data) - {"max_loss", "accept"})
@@ -170,9 +192,13 @@ class LossPolicy:
             if s.lost_fraction > allowed + 1e-12:
                 names = f": {s.names_text(NAMES_IN_ERROR)}" if s.lost_names else ""
                 accepted = ledger.dataset in self.accepted and s.step in self.accepted[ledger.dataset]
-                how = ("raise data.accept" if accepted else "accept it with data.accept") + f".{ledger.dataset}.{s.step}: {{max_loss: ..., reason: ...}}"
-                raise InputError(f"{ledger.dataset}: step '{s.step}' lost {s.lost} of {s.entered} {s.unit} ({100 * s.lost_fraction:.1f}%, "
-                                 f"above the {100 * allowed:g}% allowed; {s.detail or STEPS[s.step]}){names}; {how}")
+                how = (
+                    "raise data.accept" if accepted else "accept it with data.accept"
+                ) + f".{ledger.dataset}.{s.step}: {{max_loss: ..., reason: ...}}"
+                raise InputError(
+                    f"{ledger.dataset}: step '{s.step}' lost {s.lost} of {s.entered} {s.unit} ({100 * s.lost_fraction:.1f}%, "
+                    f"above the {100 * allowed:g}% allowed; {s.detail or STEPS[s.step]}){names}; {how}"
+                )
 
 
 def _fraction(value, where: str) -> float:

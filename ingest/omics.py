@@ -18,8 +18,9 @@ from ingest.ledger import Ledger
 OMICS = ("mutation", "copy_number")  # the .obsm keys
 
 
-def attach_omics(adata: ad.AnnData, mutation: pd.DataFrame, copy_number: pd.DataFrame, genes: pd.Series,
-                 unnamed: list[int], ledger: Ledger) -> ad.AnnData:
+def attach_omics(
+    adata: ad.AnnData, mutation: pd.DataFrame, copy_number: pd.DataFrame, genes: pd.Series, unnamed: list[int], ledger: Ledger
+) -> ad.AnnData:
     """`adata` with ``.obsm['mutation']`` and ``.obsm['copy_number']``.
 
     Contract: pandas DataFrames indexed exactly like ``adata.obs_names``, float32, whose columns are
@@ -36,15 +37,23 @@ def attach_omics(adata: ad.AnnData, mutation: pd.DataFrame, copy_number: pd.Data
     mutated = mutation.reindex(index=lines, columns=found)
     calls, binary = _binarised(mutated)
     _record_lines(lines, mutation.index, copy_number.index, ledger)
-    ledger.record("cell_line_omics", "mutation_calls", calls, calls, "damaging mutations of these lines over these genes; DepMap's 2 "
-                  "(allele frequencies summed above 0.95) binarised to 1", changed=int((mutated.to_numpy() > 1).sum()))
+    ledger.record(
+        "cell_line_omics",
+        "mutation_calls",
+        calls,
+        calls,
+        "damaging mutations of these lines over these genes; DepMap's 2 (allele frequencies summed above 0.95) binarised to 1",
+        changed=int((mutated.to_numpy() > 1).sum()),
+    )
     out = adata.copy()
     out.obsm["mutation"] = binary
     out.obsm["copy_number"] = copy_number.reindex(index=lines, columns=found).astype(np.float32)
     entrez = {symbol: e for e, symbol in genes.items()}
-    out.uns["cell_line_omics"] = {"entrez_id": np.asarray([entrez[s] for s in found], dtype=np.int64),
-                                  "mutation": "1 = at least one damaging mutation (DepMap's LikelyLoF), 0 = none, NaN = no profile",
-                                  "copy_number": "DepMap's gene-level copy number as given, NaN = no profile"}
+    out.uns["cell_line_omics"] = {
+        "entrez_id": np.asarray([entrez[s] for s in found], dtype=np.int64),
+        "mutation": "1 = at least one damaging mutation (DepMap's LikelyLoF), 0 = none, NaN = no profile",
+        "copy_number": "DepMap's gene-level copy number as given, NaN = no profile",
+    }
     return out
 
 
@@ -55,16 +64,23 @@ def _binarised(mutation: pd.DataFrame) -> tuple[int, pd.DataFrame]:
     return int((values > 0).sum()), pd.DataFrame(binary, index=mutation.index, columns=mutation.columns)
 
 
-def _record_genes(genes: pd.Series, unnamed: list[int], mutation: pd.DataFrame, copy_number: pd.DataFrame, found: list[str],
-                  ledger: Ledger) -> None:
+def _record_genes(
+    genes: pd.Series, unnamed: list[int], mutation: pd.DataFrame, copy_number: pd.DataFrame, found: list[str], ledger: Ledger
+) -> None:
     lost = [f"{e} (no HGNC symbol)" for e in unnamed]
     for entrez, symbol in genes.items():
         absent = [name for name, frame in (("mutations", mutation), ("copy number", copy_number)) if symbol not in frame.columns]
         if absent:
             lost.append(f"{symbol} ({entrez}; not in the {' or '.join(absent)} matrix)")
-    ledger.record("cell_line_omics", "genes", len(genes) + len(unnamed), len(found),
-                  "TGSA's genes (by Entrez id) in DepMap's mutation and copy-number matrices, named by today's HGNC symbol", lost,
-                  expected=True)
+    ledger.record(
+        "cell_line_omics",
+        "genes",
+        len(genes) + len(unnamed),
+        len(found),
+        "TGSA's genes (by Entrez id) in DepMap's mutation and copy-number matrices, named by today's HGNC symbol",
+        lost,
+        expected=True,
+    )
 
 
 def _record_lines(lines: pd.Index, with_mutations: pd.Index, with_copy_number: pd.Index, ledger: Ledger) -> None:
@@ -73,6 +89,12 @@ def _record_lines(lines: pd.Index, with_mutations: pd.Index, with_copy_number: p
         absent = [name for name, index in (("mutations", with_mutations), ("copy number", with_copy_number)) if line not in index]
         if absent:
             lost.append(f"{line} (no {' or '.join(absent)})")
-    ledger.record("cell_line_omics", "cell_lines", len(lines), len(lines) - len(lost),
-                  "cell lines without a mutation or copy-number profile: kept, with a NaN row there (expression-only models use them)",
-                  lost, expected=True)
+    ledger.record(
+        "cell_line_omics",
+        "cell_lines",
+        len(lines),
+        len(lines) - len(lost),
+        "cell lines without a mutation or copy-number profile: kept, with a NaN row there (expression-only models use them)",
+        lost,
+        expected=True,
+    )

@@ -34,8 +34,14 @@ def to_models(pairs: pd.DataFrame, key: str, matched: pd.DataFrame, ledger: Ledg
     model = dict(zip(lines, matched["model_id"]))
     lost = [f"{line} ({why})" for line, m, why in zip(lines, matched["model_id"], matched["why_not"]) if not m]
     how = matched.loc[matched["model_id"] != "", "matched_by"].value_counts()
-    ledger.record("cell_line_model", "cell_lines", len(lines), len(lines) - len(lost),
-                  f"{what}: " + ", ".join(f"{n} by {label}" for label, n in how.items()), lost)
+    ledger.record(
+        "cell_line_model",
+        "cell_lines",
+        len(lines),
+        len(lines) - len(lost),
+        f"{what}: " + ", ".join(f"{n} by {label}" for label, n in how.items()),
+        lost,
+    )
     mapped = pairs.assign(cell_line=pairs[key].map(model))
     keep = mapped["cell_line"] != ""
     ledger.record("cell_line_model", "pairs", len(pairs), int(keep.sum()), "pairs of the cell lines without a model" if lost else "")
@@ -44,13 +50,21 @@ def to_models(pairs: pd.DataFrame, key: str, matched: pd.DataFrame, ledger: Ledg
     mapped = mapped[keep]
     merged = mapped.groupby(["cell_line", "drug"], as_index=False, sort=False)["ln_ic50"].mean()
     if len(merged) < len(mapped):
-        ledger.record("duplicates", "rows", len(mapped), len(merged), "pairs of two source cell lines on one model averaged",
-                      changed=len(mapped) - len(merged), expected=True)
+        ledger.record(
+            "duplicates",
+            "rows",
+            len(mapped),
+            len(merged),
+            "pairs of two source cell lines on one model averaged",
+            changed=len(mapped) - len(merged),
+            expected=True,
+        )
     return merged
 
 
-def assemble(expression: ad.AnnData, pairs: pd.DataFrame, structures: DrugStructures, ledger: Ledger,
-             source: str) -> tuple[ad.AnnData, pd.DataFrame]:
+def assemble(
+    expression: ad.AnnData, pairs: pd.DataFrame, structures: DrugStructures, ledger: Ledger, source: str
+) -> tuple[ad.AnnData, pd.DataFrame]:
     """(cell-line profiles, response table cell_line, drug, smiles, ln_ic50) of a drug-response dataset.
 
     `pairs`: cell_line (an obs name of `expression` where the line has a profile), drug, ln_ic50.
@@ -60,15 +74,33 @@ def assemble(expression: ad.AnnData, pairs: pd.DataFrame, structures: DrugStruct
     pairs = attach_structures(pairs, structures, ledger, source)
     lines = pd.unique(pairs["cell_line"])
     profiled = pd.Index(lines).isin(expression.obs_names)
-    ledger.record("cell_line_expression", "cell_lines", len(lines), int(profiled.sum()),
-                  f"cell lines without an expression profile in {ledger.dataset}'s expression source", lines[~profiled])
+    ledger.record(
+        "cell_line_expression",
+        "cell_lines",
+        len(lines),
+        int(profiled.sum()),
+        f"cell lines without an expression profile in {ledger.dataset}'s expression source",
+        lines[~profiled],
+    )
     keep = pairs["cell_line"].isin(expression.obs_names)
-    ledger.record("cell_line_expression", "pairs", len(pairs), int(keep.sum()), "pairs of the cell lines without a profile" if (~profiled).any() else "")
+    ledger.record(
+        "cell_line_expression",
+        "pairs",
+        len(pairs),
+        int(keep.sum()),
+        "pairs of the cell lines without a profile" if (~profiled).any() else "",
+    )
     if not keep.any():
         raise InputError(f"{source}: none of its {len(lines)} cell lines has an expression profile")
     pairs = pairs[keep]
     screened = expression.obs_names.isin(pairs["cell_line"])
-    ledger.record("unscreened", "cell_lines", expression.n_obs, int(screened.sum()), "expression profiles of cell lines without a measured pair left out",
-                  expected=True)
+    ledger.record(
+        "unscreened",
+        "cell_lines",
+        expression.n_obs,
+        int(screened.sum()),
+        "expression profiles of cell lines without a measured pair left out",
+        expected=True,
+    )
     response = pairs[RESPONSE_COLUMNS].sort_values(["cell_line", "drug"]).reset_index(drop=True)
     return expression[screened].copy(), response

@@ -201,9 +201,7 @@ class GeneProgramWorld:
         # Program genes start lower: like marker genes they are mostly seen where active.
         self.base_log_mean = -rng.exponential(1.5, n_genes) - 1.0 * in_program
         self.loadings = np.zeros((n_programs, n_genes))
-        self.loadings[self.program_of_gene[in_program], np.flatnonzero(in_program)] = rng.uniform(
-            0.8, 1.8, in_program.sum()
-        )
+        self.loadings[self.program_of_gene[in_program], np.flatnonzero(in_program)] = rng.uniform(0.8, 1.8, in_program.sum())
         self.inverse_dispersion = np.exp(rng.normal(np.log(2.0), 0.5, n_genes))
         # Housekeeping genes: background genes that carry HOUSEKEEPING_SHARE of the counts.
         background = np.flatnonzero(~in_program)
@@ -214,9 +212,9 @@ class GeneProgramWorld:
             target = np.log(HOUSEKEEPING_SHARE / (1 - HOUSEKEEPING_SHARE) * rest / len(self.housekeeping))
             self.base_log_mean[self.housekeeping] = target + rng.normal(0.0, 0.5, len(self.housekeeping))
         # Fixed projection from SMILES fingerprints to (potency, program weights).
-        self._drug_projection = np.random.default_rng(
-            [self.seed, _STREAM_DRUG_PROJECTION]
-        ).normal(0.0, 1.0, (n_programs + 1, STRUCTURE_FEATURES))
+        self._drug_projection = np.random.default_rng([self.seed, _STREAM_DRUG_PROJECTION]).normal(
+            0.0, 1.0, (n_programs + 1, STRUCTURE_FEATURES)
+        )
         self._prototype_cache = np.zeros((0, n_programs))
 
     # ------------------------------------------------------------------ counts
@@ -330,9 +328,7 @@ class GeneProgramWorld:
         n_tumor = int(round(n_cells * tumor_fraction))
         is_tumor = rng.permutation(np.arange(n_cells) < n_tumor)
         sample_index = rng.integers(0, CORPUS_SAMPLES_PER_TISSUE, n_cells)
-        sample = np.array(
-            [f"sim_{'tumor' if t else 'normal'}_S{s:02d}" for t, s in zip(is_tumor, sample_index)], dtype=object
-        )
+        sample = np.array([f"sim_{'tumor' if t else 'normal'}_S{s:02d}" for t, s in zip(is_tumor, sample_index)], dtype=object)
 
         base_mix = _unbalanced_proportions(CORPUS_N_TYPES, rng)
         cell_type = np.empty(n_cells, dtype=np.int64)
@@ -378,9 +374,7 @@ class GeneProgramWorld:
         _check_seed(seed)
         rng = np.random.default_rng([self.seed, _STREAM_PBMC, seed])
         # One cell per type guaranteed, the rest drawn from the unbalanced mix.
-        cell_type = np.concatenate(
-            [np.arange(n_types), rng.choice(n_types, n_cells - n_types, p=_unbalanced_proportions(n_types))]
-        )
+        cell_type = np.concatenate([np.arange(n_types), rng.choice(n_types, n_cells - n_types, p=_unbalanced_proportions(n_types))])
         cell_type = rng.permutation(cell_type)
         activity = self._cell_activity(cell_type, rng, cycling_rate=0.05)
         obs = pd.DataFrame({"cell_type": _type_labels(cell_type, n_types)})
@@ -411,20 +405,14 @@ class GeneProgramWorld:
         activity = self._cell_activity(cell_type, rng, cycling_rate=0.4) + self._tumor_shift(rng)
         # Cells differ widely in apoptotic priming: the biology behind the label.
         activity[:, DRUG_RESPONSE] += rng.normal(PRIMING_MEAN, PRIMING_SD, n_cells)
-        sensitivity = (
-            activity[:, DRUG_RESPONSE]
-            + 0.4 * activity[:, PROLIFERATION]
-            + rng.normal(0.0, SENSITIVITY_NOISE_SD, n_cells)
-        )
+        sensitivity = activity[:, DRUG_RESPONSE] + 0.4 * activity[:, PROLIFERATION] + rng.normal(0.0, SENSITIVITY_NOISE_SD, n_cells)
         n_sensitive = min(max(int(round(n_cells * sensitive_fraction)), 1), n_cells - 1)
         sensitive = np.zeros(n_cells, dtype=bool)
         sensitive[np.argsort(-sensitivity)[:n_sensitive]] = True
         counts = self.sample_counts(activity, rng, gene_log_offset=self._copy_number_offset(rng))
         obs = pd.DataFrame(
             {
-                "response": pd.Categorical(
-                    np.where(sensitive, "sensitive", "resistant"), categories=["resistant", "sensitive"]
-                ),
+                "response": pd.Categorical(np.where(sensitive, "sensitive", "resistant"), categories=["resistant", "sensitive"]),
                 "cell_type": _type_labels(cell_type, CORPUS_N_TYPES).remove_unused_categories(),
             }
         )
@@ -512,8 +500,10 @@ class GeneProgramWorld:
         copy_number = np.log2(np.exp(offsets[:, census]) + 1.0) + rng.normal(0.0, 0.05, (len(names), len(census)))
         genes = [self.genes[i] for i in census]
         index = pd.Index(names, dtype=object)
-        return (pd.DataFrame(mutation, index=index, columns=genes),
-                pd.DataFrame(copy_number.astype(np.float32), index=index, columns=genes))
+        return (
+            pd.DataFrame(mutation, index=index, columns=genes),
+            pd.DataFrame(copy_number.astype(np.float32), index=index, columns=genes),
+        )
 
     def ppi_graph(self, seed: int) -> pd.DataFrame:
         """Protein-protein interaction edges (stand-in for STRING), one row per undirected edge.

@@ -20,8 +20,8 @@ counts, with the names, go to the ledger (step `drug_structure`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -115,10 +115,14 @@ def attach_structures(pairs: pd.DataFrame, structures: DrugStructures, ledger: L
     found = matched[matched["matched_by"] != ""]
     lost = matched.loc[matched["matched_by"] == "", "drug"].tolist()
     how = matched["matched_by"].value_counts()
-    detail = ", ".join(f"{int(how.get(label, 0))} by {label}" for label in MATCHED_BY) + (f"; {len(lost)} with no structure" if lost else "")
+    detail = ", ".join(f"{int(how.get(label, 0))} by {label}" for label in MATCHED_BY) + (
+        f"; {len(lost)} with no structure" if lost else ""
+    )
     ledger.record("drug_structure", "drugs", len(matched), len(found), detail, lost)
     keep = pairs["drug"].isin(found["drug"])
-    ledger.record("drug_structure", "pairs", len(pairs), int(keep.sum()), f"pairs of the {len(lost)} drug(s) without a structure" if lost else "", ())
+    ledger.record(
+        "drug_structure", "pairs", len(pairs), int(keep.sum()), f"pairs of the {len(lost)} drug(s) without a structure" if lost else "", ()
+    )
     if not keep.any():
         raise InputError(f"{source}: none of its {len(matched)} drugs has a structure (compound list, synonyms, PubChem by name)")
     lookup = found.set_index("drug")["smiles"]

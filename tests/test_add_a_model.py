@@ -4,7 +4,7 @@ import pandas as pd
 
 from tests.fixtures.repo import copy_project, run_copy, workflow_config
 
-NEW_MODEL = '''
+NEW_MODEL = """
 import numpy as np
 
 from benchmarks.registry import register
@@ -20,7 +20,7 @@ class FirstLabel:
 
     def predict(self, data):
         return np.full(len(data), self.label)
-'''
+"""
 
 
 def test_a_new_file_in_benchmarks_models_reaches_the_table(tmp_path):

@@ -4,7 +4,7 @@ import pandas as pd
 
 from tests.fixtures.repo import copy_project, run_copy, workflow_config
 
-NEW_TASK = '''
+NEW_TASK = """
 from benchmarks.tasks.cells import CellClassification
 from benchmarks.tasks.spec import Setting
 
@@ -18,7 +18,7 @@ TASK = CellClassification(
     title="Annotation with half of the cells held out",
     models_of="annotation",
 )
-'''
+"""
 
 
 def test_a_new_file_in_benchmarks_tasks_reaches_a_table_and_a_figure(tmp_path):

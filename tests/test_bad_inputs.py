@@ -32,8 +32,9 @@ RELEASED_SIZES = {"dim": 16, "depth": 2, "heads": 2, "dim_head": 8, "nb_features
 
 
 def snapshot(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir" for p in sorted(folder.rglob("*"))
+    }
 
 
 class Case:
@@ -56,15 +57,44 @@ class Case:
         return str(self.tmp / name)
 
     def embed(self, *extra, input=None, out=None):
-        return ["embed", str(input or self.cells), "--checkpoint", str(self.ckpt), "--out", str(out or self.tmp / "out.h5ad"), "--quiet", *extra]
+        return [
+            "embed",
+            str(input or self.cells),
+            "--checkpoint",
+            str(self.ckpt),
+            "--out",
+            str(out or self.tmp / "out.h5ad"),
+            "--quiet",
+            *extra,
+        ]
 
     def pretrain(self, *extra, out=None, data=None):
-        return ["pretrain", "--data", str(data or self.corpus), "--out", str(out or self.tmp / "model"), "--config", str(self.config),
-                "--max-steps", "1", "--quiet", *extra]
+        return [
+            "pretrain",
+            "--data",
+            str(data or self.corpus),
+            "--out",
+            str(out or self.tmp / "model"),
+            "--config",
+            str(self.config),
+            "--max-steps",
+            "1",
+            "--quiet",
+            *extra,
+        ]
 
     def tokenize(self, *extra, out=None):
-        return ["tokenize", "--data", str(self.corpus), "--out", str(out or self.tmp / "corpus.tokens"), "--config", str(self.config),
-                "--quiet", *extra]
+        return [
+            "tokenize",
+            "--data",
+            str(self.corpus),
+            "--out",
+            str(out or self.tmp / "corpus.tokens"),
+            "--config",
+            str(self.config),
+            "--quiet",
+            *extra,
+        ]
 
     def store(self):
         """A token store of the corpus, made by `celllm tokenize`."""
@@ -154,6 +184,7 @@ def _shuffled_vocab(case):
 
 # --- issue 21: outputs that replace only their own kind, checkpoints and stores verified on use ---
 
+
 def _hf_folder(case):
     """A folder another library wrote, with the three files a CellLM checkpoint also has."""
     bert = case.tmp / "bert"
@@ -216,7 +247,12 @@ def _trainer_state_of_another_size(case):
     wider = case.tmp / "wider.json"
     wider.write_text(json.dumps({**TINY_MODEL, "encoder": {**TINY_MODEL["encoder"], "ff_mult": 4}}))
     assert main(case.pretrain()) == 0
-    assert main(["pretrain", "--data", str(case.corpus), "--out", str(case.tmp / "wide"), "--config", str(wider), "--max-steps", "1", "--quiet"]) == 0
+    assert (
+        main(
+            ["pretrain", "--data", str(case.corpus), "--out", str(case.tmp / "wide"), "--config", str(wider), "--max-steps", "1", "--quiet"]
+        )
+        == 0
+    )
     shutil.copy(case.tmp / "wide" / "trainer_state.pt", case.tmp / "model" / "trainer_state.pt")
     _rerecord(case.tmp / "model")
     return case.pretrain("--resume", "--max-steps", "2")
@@ -268,54 +304,166 @@ def _make_read_only(folder):
 MANIFEST_FIELDS = ["n_cells", "n_tokens", "n_truncated_cells", "vocab_size", "vocab_sha256", "dtypes", "tokens", "sources"]
 
 ISSUE_21_CASES = [
-    ("data loss", "pretrain-out-is-a-huggingface-folder", lambda c: c.pretrain(out=_hf_folder(c)),
-     "holds files no celllm command wrote (README.md, config.json, model.safetensors, tokenizer.json, train_log.csv and 2 more)"),
-    ("data loss", "import-out-is-a-huggingface-folder", lambda c: c.import_released(out=_hf_folder(c)), "holds files no celllm command wrote"),
-    ("data loss", "tokenize-out-is-a-web-app", lambda c: c.tokenize(out=_web_app(c)), "holds files no celllm command wrote (manifest.json, src/app.js)"),
-    ("data loss", "tokenize-over-a-store-with-notes", _store_with_notes, "also holds files the token store did not write (analysis/notes.txt)"),
-    ("data loss", "resume-with-notes-in-the-checkpoint", _resume_with_notes, "also holds files the CellLM checkpoint did not write (notes.txt)"),
+    (
+        "data loss",
+        "pretrain-out-is-a-huggingface-folder",
+        lambda c: c.pretrain(out=_hf_folder(c)),
+        "holds files no celllm command wrote (README.md, config.json, model.safetensors, tokenizer.json, train_log.csv and 2 more)",
+    ),
+    (
+        "data loss",
+        "import-out-is-a-huggingface-folder",
+        lambda c: c.import_released(out=_hf_folder(c)),
+        "holds files no celllm command wrote",
+    ),
+    (
+        "data loss",
+        "tokenize-out-is-a-web-app",
+        lambda c: c.tokenize(out=_web_app(c)),
+        "holds files no celllm command wrote (manifest.json, src/app.js)",
+    ),
+    (
+        "data loss",
+        "tokenize-over-a-store-with-notes",
+        _store_with_notes,
+        "also holds files the token store did not write (analysis/notes.txt)",
+    ),
+    (
+        "data loss",
+        "resume-with-notes-in-the-checkpoint",
+        _resume_with_notes,
+        "also holds files the CellLM checkpoint did not write (notes.txt)",
+    ),
     ("data loss", "import-over-a-trained-checkpoint", _import_over_trained, "holds a checkpoint made by `celllm pretrain`"),
     ("data loss", "tokenize-out-is-a-checkpoint", lambda c: c.tokenize(out=c.ckpt), "holds a CellLM checkpoint, not a token store"),
     ("data loss", "pretrain-out-is-a-token-store", lambda c: c.pretrain(out=c.store()), "holds a token store, not a CellLM checkpoint"),
-    ("data loss", "embed-out-is-a-users-h5ad", lambda c: c.embed(out=c.h5ad("mine.h5ad", np.ones((2, 30)))), "exists and was not written by this command"),
-    ("data loss", "pretrain-out-is-the-current-folder", lambda c: c.pretrain(out=_in_a_folder_of_mine(c, "analysis")),
-     "is the current folder or holds it"),
-    ("data loss", "tokenize-out-is-the-parent-folder", lambda c: c.tokenize(out=_in_a_folder_of_mine(c, "analysis/day1", "..")),
-     "is the current folder or holds it"),
-    ("data loss", "import-out-is-the-current-folder", lambda c: c.import_released(out=_in_a_folder_of_mine(c, "analysis")),
-     "is the current folder or holds it"),
-    ("silent", "checkpoint-binning-edited", lambda c: _edited_checkpoint_config(c, "tokens", "binning", "quantile"),
-     "config.json: edited after the checkpoint was written (tokens.binning 'floor_clip' -> 'quantile')"),
-    ("silent", "checkpoint-attention-edited", lambda c: _edited_checkpoint_config(c, "encoder", "attention", "released"),
-     "config.json: edited after the checkpoint was written (encoder.attention 'masked' -> 'released')"),
-    ("silent", "weights-of-another-run", lambda c: _file_of_another_run(c, "model.safetensors"),
-     "model.safetensors: not the file this CellLM checkpoint was written with"),
-    ("silent", "trainer-state-of-another-run", lambda c: _file_of_another_run(c, "trainer_state.pt"),
-     "trainer_state.pt: not the file this CellLM checkpoint was written with"),
+    (
+        "data loss",
+        "embed-out-is-a-users-h5ad",
+        lambda c: c.embed(out=c.h5ad("mine.h5ad", np.ones((2, 30)))),
+        "exists and was not written by this command",
+    ),
+    (
+        "data loss",
+        "pretrain-out-is-the-current-folder",
+        lambda c: c.pretrain(out=_in_a_folder_of_mine(c, "analysis")),
+        "is the current folder or holds it",
+    ),
+    (
+        "data loss",
+        "tokenize-out-is-the-parent-folder",
+        lambda c: c.tokenize(out=_in_a_folder_of_mine(c, "analysis/day1", "..")),
+        "is the current folder or holds it",
+    ),
+    (
+        "data loss",
+        "import-out-is-the-current-folder",
+        lambda c: c.import_released(out=_in_a_folder_of_mine(c, "analysis")),
+        "is the current folder or holds it",
+    ),
+    (
+        "silent",
+        "checkpoint-binning-edited",
+        lambda c: _edited_checkpoint_config(c, "tokens", "binning", "quantile"),
+        "config.json: edited after the checkpoint was written (tokens.binning 'floor_clip' -> 'quantile')",
+    ),
+    (
+        "silent",
+        "checkpoint-attention-edited",
+        lambda c: _edited_checkpoint_config(c, "encoder", "attention", "released"),
+        "config.json: edited after the checkpoint was written (encoder.attention 'masked' -> 'released')",
+    ),
+    (
+        "silent",
+        "weights-of-another-run",
+        lambda c: _file_of_another_run(c, "model.safetensors"),
+        "model.safetensors: not the file this CellLM checkpoint was written with",
+    ),
+    (
+        "silent",
+        "trainer-state-of-another-run",
+        lambda c: _file_of_another_run(c, "trainer_state.pt"),
+        "trainer_state.pt: not the file this CellLM checkpoint was written with",
+    ),
     ("silent", "train-log-of-another-run", lambda c: _file_of_another_run(c, "train_log.csv"), "train_log.csv: not the file"),
-    ("silent", "store-bins-half-overwritten", lambda c: _spoilt_store(c, "bins.bin", _half_overwritten),
-     "bins.bin: not the file this token store was written with"),
+    (
+        "silent",
+        "store-bins-half-overwritten",
+        lambda c: _spoilt_store(c, "bins.bin", _half_overwritten),
+        "bins.bin: not the file this token store was written with",
+    ),
     ("silent", "store-offsets-out-of-order", lambda c: _spoilt_store(c, "offsets.bin", _out_of_order), "offsets.bin: not the file"),
-    ("silent", "store-offsets-out-of-order-unhashed", lambda c: _spoilt_store(c, "offsets.bin", _out_of_order, "--skip-store-hashes"),
-     "offsets.bin: out of order"),
+    (
+        "silent",
+        "store-offsets-out-of-order-unhashed",
+        lambda c: _spoilt_store(c, "offsets.bin", _out_of_order, "--skip-store-hashes"),
+        "offsets.bin: out of order",
+    ),
     ("silent", "corpus-given-twice", lambda c: c.pretrain("--data", str(c.corpus)), "given twice as data"),
     ("silent", "tokenize-corpus-given-twice", lambda c: c.tokenize("--data", str(c.corpus)), "given twice as data"),
-    ("traceback", "store-gene-id-beyond-the-vocabulary", lambda c: _spoilt_store(c, "gene_ids.bin", _gene_beyond_vocabulary, "--skip-store-hashes"),
-     "gene_ids.bin: holds gene ids beyond the 30-gene vocabulary"),
-    *[("traceback", f"manifest-without-{key}", lambda c, k=key: _manifest(c, lambda m: m.pop(k)), f"manifest.json: no '{key}'")
-      for key in MANIFEST_FIELDS],
-    *[("traceback", f"manifest-{key}-of-another-type", lambda c, k=key: _manifest(c, lambda m: m.update({k: "x" if k != "vocab_sha256" else 3})),
-       f"manifest.json: '{key}' is") for key in MANIFEST_FIELDS],
-    ("traceback", "manifest-bool-cell-count", lambda c: _manifest(c, lambda m: m.update(n_cells=True)), "'n_cells' is True, not of its type"),
-    ("traceback", "manifest-wider-dtype", lambda c: _manifest(c, lambda m: m["dtypes"].update(gene_ids="uint32")), "manifest.json: 'dtypes' is"),
-    ("traceback", "manifest-sources-disagree", lambda c: _manifest(c, lambda m: m["sources"][0].update(n_cells=1)), "its sources add up to 1 cells"),
-    ("traceback", "manifest-bad-tokens", lambda c: _manifest(c, lambda m: m["tokens"].update(n_bins="six")), "manifest.json: 'tokens' is not a tokens config"),
+    (
+        "traceback",
+        "store-gene-id-beyond-the-vocabulary",
+        lambda c: _spoilt_store(c, "gene_ids.bin", _gene_beyond_vocabulary, "--skip-store-hashes"),
+        "gene_ids.bin: holds gene ids beyond the 30-gene vocabulary",
+    ),
+    *[
+        ("traceback", f"manifest-without-{key}", lambda c, k=key: _manifest(c, lambda m: m.pop(k)), f"manifest.json: no '{key}'")
+        for key in MANIFEST_FIELDS
+    ],
+    *[
+        (
+            "traceback",
+            f"manifest-{key}-of-another-type",
+            lambda c, k=key: _manifest(c, lambda m: m.update({k: "x" if k != "vocab_sha256" else 3})),
+            f"manifest.json: '{key}' is",
+        )
+        for key in MANIFEST_FIELDS
+    ],
+    (
+        "traceback",
+        "manifest-bool-cell-count",
+        lambda c: _manifest(c, lambda m: m.update(n_cells=True)),
+        "'n_cells' is True, not of its type",
+    ),
+    (
+        "traceback",
+        "manifest-wider-dtype",
+        lambda c: _manifest(c, lambda m: m["dtypes"].update(gene_ids="uint32")),
+        "manifest.json: 'dtypes' is",
+    ),
+    (
+        "traceback",
+        "manifest-sources-disagree",
+        lambda c: _manifest(c, lambda m: m["sources"][0].update(n_cells=1)),
+        "its sources add up to 1 cells",
+    ),
+    (
+        "traceback",
+        "manifest-bad-tokens",
+        lambda c: _manifest(c, lambda m: m["tokens"].update(n_bins="six")),
+        "manifest.json: 'tokens' is not a tokens config",
+    ),
     ("traceback", "manifest-not-json", lambda c: _manifest(c, lambda m: m.clear()), "not a token store of this version"),
-    ("traceback", "trainer-state-of-another-size", _trainer_state_of_another_size, "the optimizer state is for parameters of another shape"),
+    (
+        "traceback",
+        "trainer-state-of-another-size",
+        _trainer_state_of_another_size,
+        "the optimizer state is for parameters of another shape",
+    ),
     ("traceback", "record-unreadable", lambda c: _checkpoint_file(c, RECORD, "{not json"), "celllm-record.json: unreadable"),
-    ("traceback", "record-of-another-kind", lambda c: _checkpoint_file(c, RECORD, (c.ckpt / RECORD).read_text().replace("CellLM checkpoint", "token store")),
-     "is a token store, not a CellLM checkpoint"),
-    ("traceback", "record-of-another-version", lambda c: _checkpoint_file(c, RECORD, '{"format": "celllm-record/0"}'), "not a record of this version"),
+    (
+        "traceback",
+        "record-of-another-kind",
+        lambda c: _checkpoint_file(c, RECORD, (c.ckpt / RECORD).read_text().replace("CellLM checkpoint", "token store")),
+        "is a token store, not a CellLM checkpoint",
+    ),
+    (
+        "traceback",
+        "record-of-another-version",
+        lambda c: _checkpoint_file(c, RECORD, '{"format": "celllm-record/0"}'),
+        "not a record of this version",
+    ),
     ("traceback", "resume-into-a-read-only-checkpoint", _read_only_checkpoint, "is read-only; the CellLM checkpoint cannot be updated"),
 ]
 
@@ -326,10 +474,19 @@ CASES = [
     ("data loss", "embed-out-is-a-folder", lambda c: c.embed(out=_folder_with_notes(c, "results")), "is a folder"),
     ("data loss", "embed-out-is-a-folder-named-h5ad", lambda c: c.embed(out=_folder_with_notes(c, "cells_celllm.h5ad")), "is a folder"),
     ("data loss", "embed-out-is-the-checkpoint", lambda c: c.embed(out=c.ckpt), "is a folder"),
-    ("data loss", "embed-out-inside-the-checkpoint", lambda c: c.embed(out=c.ckpt / "cells.h5ad"), "would be written inside the input folder"),
+    (
+        "data loss",
+        "embed-out-inside-the-checkpoint",
+        lambda c: c.embed(out=c.ckpt / "cells.h5ad"),
+        "would be written inside the input folder",
+    ),
     ("data loss", "embed-out-is-the-input", lambda c: c.embed(out=c.cells), "would replace the input"),
-    ("data loss", "pretrain-out-is-a-project-folder", lambda c: c.pretrain(out=_folder_with_notes(c, "myproject")),
-     "holds files no celllm command wrote (notes.txt)"),
+    (
+        "data loss",
+        "pretrain-out-is-a-project-folder",
+        lambda c: c.pretrain(out=_folder_with_notes(c, "myproject")),
+        "holds files no celllm command wrote (notes.txt)",
+    ),
     ("data loss", "pretrain-out-holds-the-corpus", lambda c: c.pretrain(out=c.tmp), "holds the input"),
     ("data loss", "resume-with-another-encoder", _resume_with_a_wider_encoder, "cannot resume with other options (encoder.dim 16 -> 32"),
     # silent or wrong results
@@ -339,38 +496,91 @@ CASES = [
     ("silent", "embed-batch-size-negative", lambda c: c.embed("--batch-size", "-1"), "argument --batch-size: must be a positive integer"),
     ("silent", "embed-batch-size-zero", lambda c: c.embed("--batch-size", "0"), "must be a positive integer"),
     ("silent", "shuffled-vocabulary", _shuffled_vocab, "vocab.txt: not the file this CellLM checkpoint was written with"),
-    ("silent", "shuffled-vocabulary-no-record", lambda c: (c.legacy(), _shuffled_vocab(c))[1], "not the gene order the weights were trained with"),
-    ("silent", "negative-target-sum", lambda c: (c.edit_json(c.ckpt / "config.json", "tokens", "target_sum", -1), c.embed())[1],
-     "config.json: edited after the checkpoint was written (tokens.target_sum 10000.0 -> -1)"),
-    ("silent", "negative-target-sum-accepted", lambda c: (c.edit_json(c.ckpt / "config.json", "tokens", "target_sum", -1),
-                                                          c.embed("--accept-edited-config"))[1], "tokens option 'target_sum' must be > 0"),
+    (
+        "silent",
+        "shuffled-vocabulary-no-record",
+        lambda c: (c.legacy(), _shuffled_vocab(c))[1],
+        "not the gene order the weights were trained with",
+    ),
+    (
+        "silent",
+        "negative-target-sum",
+        lambda c: (c.edit_json(c.ckpt / "config.json", "tokens", "target_sum", -1), c.embed())[1],
+        "config.json: edited after the checkpoint was written (tokens.target_sum 10000.0 -> -1)",
+    ),
+    (
+        "silent",
+        "negative-target-sum-accepted",
+        lambda c: (c.edit_json(c.ckpt / "config.json", "tokens", "target_sum", -1), c.embed("--accept-edited-config"))[1],
+        "tokens option 'target_sum' must be > 0",
+    ),
     ("silent", "max-steps-negative", lambda c: c.pretrain("--max-steps", "-3"), "argument --max-steps: must be an integer >= 0"),
     ("silent", "batch-size-one", lambda c: c.pretrain("--batch-size", "1"), "argument --batch-size: must be an integer >= 2"),
     ("silent", "resume-with-another-batch-size", lambda c: _resume_after(c, "--batch-size", "4"), "pretrain.batch_size 8 -> 4"),
     ("silent", "resume-with-another-seed", lambda c: _resume_after(c, "--seed", "9"), "pretrain.seed 0 -> 9"),
     ("silent", "resume-before-the-saved-step", lambda c: _resume_after(c, "--max-steps", "0"), "saved at step 1, beyond max_steps 0"),
-    ("silent", "mask-ratio-one", lambda c: (c.edit_json(c.config, "pretrain", "mask_ratio", 1.0), c.pretrain())[1],
-     "pretrain option 'mask_ratio' must be < 1.0"),
+    (
+        "silent",
+        "mask-ratio-one",
+        lambda c: (c.edit_json(c.config, "pretrain", "mask_ratio", 1.0), c.pretrain())[1],
+        "pretrain option 'mask_ratio' must be < 1.0",
+    ),
     # tracebacks that are now one line
-    ("traceback", "duplicated-vocabulary", lambda c: (c.legacy(), _checkpoint_file(c, "vocab.txt", "G0\nG1\nG0\n"))[1],
-     "gene 'G0' is listed twice"),
+    (
+        "traceback",
+        "duplicated-vocabulary",
+        lambda c: (c.legacy(), _checkpoint_file(c, "vocab.txt", "G0\nG1\nG0\n"))[1],
+        "gene 'G0' is listed twice",
+    ),
     ("traceback", "empty-vocabulary", lambda c: (c.legacy(), _checkpoint_file(c, "vocab.txt", "\n"))[1], "the vocabulary is empty"),
-    ("traceback", "dim-as-a-string", lambda c: (c.edit_json(c.ckpt / "config.json", "encoder", "dim", "64"), c.embed("--accept-edited-config"))[1],
-     "encoder option 'dim' must be an integer, not '64'"),
-    ("traceback", "unknown-config-section", lambda c: (c.edit_json(c.config, "trainer", "lr", 1), c.pretrain())[1], "unknown section(s) trainer"),
+    (
+        "traceback",
+        "dim-as-a-string",
+        lambda c: (c.edit_json(c.ckpt / "config.json", "encoder", "dim", "64"), c.embed("--accept-edited-config"))[1],
+        "encoder option 'dim' must be an integer, not '64'",
+    ),
+    (
+        "traceback",
+        "unknown-config-section",
+        lambda c: (c.edit_json(c.config, "trainer", "lr", 1), c.pretrain())[1],
+        "unknown section(s) trainer",
+    ),
     ("traceback", "gene-table-of-another-width", _narrow_table, "rows of width 8, but the encoder's gene embeddings have dim 16"),
     ("traceback", "gene-table-as-npy", _npy_table, "a single array, not a gene embedding table"),
-    ("traceback", "truncated-trainer-state", _spoil_trainer_state, "trainer_state.pt: not the file this CellLM checkpoint was written with"),
-    ("traceback", "truncated-trainer-state-of-a-rewritten-record", lambda c: _spoil_trainer_state(c, rerecord=True), "unreadable trainer state"),
+    (
+        "traceback",
+        "truncated-trainer-state",
+        _spoil_trainer_state,
+        "trainer_state.pt: not the file this CellLM checkpoint was written with",
+    ),
+    (
+        "traceback",
+        "truncated-trainer-state-of-a-rewritten-record",
+        lambda c: _spoil_trainer_state(c, rerecord=True),
+        "unreadable trainer state",
+    ),
     ("traceback", "device-foo", lambda c: c.embed("--device", "foo"), "argument --device: 'foo' is not a torch device"),
     ("traceback", "pretrain-device-foo", lambda c: c.pretrain("--device", "cuda:x"), "argument --device: 'cuda:x' is not a torch device"),
     ("traceback", "out-under-a-file", lambda c: c.pretrain(out=c.cells / "model"), "is not a folder"),
-    ("traceback", "embed-out-under-a-file", lambda c: c.embed(out=_folder_with_notes(c, "notes") / "notes.txt" / "out.h5ad"), "is not a folder"),
+    (
+        "traceback",
+        "embed-out-under-a-file",
+        lambda c: c.embed(out=_folder_with_notes(c, "notes") / "notes.txt" / "out.h5ad"),
+        "is not a folder",
+    ),
     ("traceback", "embed-out-not-h5ad", lambda c: c.embed(out=c.tmp / "out.csv"), "must be a .h5ad file"),
-    ("traceback", "weights-file-spoilt", lambda c: _checkpoint_file(c, "model.safetensors", "not tensors"),
-     "model.safetensors: not the file this CellLM checkpoint was written with"),
-    ("traceback", "weights-file-spoilt-no-record", lambda c: (c.legacy(), _checkpoint_file(c, "model.safetensors", "not tensors"))[1],
-     "unreadable weights"),
+    (
+        "traceback",
+        "weights-file-spoilt",
+        lambda c: _checkpoint_file(c, "model.safetensors", "not tensors"),
+        "model.safetensors: not the file this CellLM checkpoint was written with",
+    ),
+    (
+        "traceback",
+        "weights-file-spoilt-no-record",
+        lambda c: (c.legacy(), _checkpoint_file(c, "model.safetensors", "not tensors"))[1],
+        "unreadable weights",
+    ),
     *ISSUE_21_CASES,
 ]
 if not torch.cuda.is_available():

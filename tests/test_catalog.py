@@ -42,10 +42,16 @@ def test_pubchem_address_is_filled_with_the_cids_of_the_gdsc_drug_list(tmp_path)
     sources = read_sources(ROOT / "config" / "datasets.tsv")
     url = sources.loc["pubchem_smiles", "url"]
     assert address_sources(url) == ["gdsc_drug_list"] and address_sources(sources.loc["hgnc", "url"]) == []
-    drugs = write_gdsc_drug_list(tmp_path / "Drug_list.csv", [(1168, "Erlotinib", "", "EGFR", "EGFR signaling", 176870, "GDSC2"),
-                                                              (1003, "Camptothecin", "", "TOP1", "DNA replication", 24360, "GDSC2")])
-    assert resolve_address(url, {"gdsc_drug_list": drugs}) == [(
-        "", "https://pubchem.ncbi.nlm.nih.gov/rest/pug/compound/cid/176870,24360/property/SMILES,ConnectivitySMILES/CSV")]
+    drugs = write_gdsc_drug_list(
+        tmp_path / "Drug_list.csv",
+        [
+            (1168, "Erlotinib", "", "EGFR", "EGFR signaling", 176870, "GDSC2"),
+            (1003, "Camptothecin", "", "TOP1", "DNA replication", 24360, "GDSC2"),
+        ],
+    )
+    assert resolve_address(url, {"gdsc_drug_list": drugs}) == [
+        ("", "https://pubchem.ncbi.nlm.nih.gov/rest/pug/compound/cid/176870,24360/property/SMILES,ConnectivitySMILES/CSV")
+    ]
     with pytest.raises(InputError, match="needs the file of source 'gdsc_drug_list'"):
         resolve_address(url, {})
 
@@ -54,16 +60,24 @@ def test_pubchem_is_asked_by_name_for_each_drug_the_compound_list_gives_no_cid(t
     sources = read_sources(ROOT / "config" / "datasets.tsv")
     url = sources.loc["pubchem_names", "url"]
     assert address_sources(url) == ["gdsc_drug_list", "ccle_response"]
-    drugs = write_gdsc_drug_list(tmp_path / "Drug_list.csv", [(1168, "Erlotinib", "OSI-774", "EGFR", "EGFR signaling", 176870, "GDSC2"),
-                                                              (1808, "Topotecan", "", "", "DNA replication", "", "GDSC2"),
-                                                              (1830, "Vandetanib", "ZD6474", "VEGFR", "RTK signaling", "none", "GDSC1")])
-    ccle = write_ccle_drug_data(tmp_path / "ccle.csv", [ccle_drug_row("A549_LUNG", "A549", name, "t", "1") for name in
-                                                        ("OSI-774", "ZD-6474", "Nutlin-3", "Panobinostat / LBH589")])
+    drugs = write_gdsc_drug_list(
+        tmp_path / "Drug_list.csv",
+        [
+            (1168, "Erlotinib", "OSI-774", "EGFR", "EGFR signaling", 176870, "GDSC2"),
+            (1808, "Topotecan", "", "", "DNA replication", "", "GDSC2"),
+            (1830, "Vandetanib", "ZD6474", "VEGFR", "RTK signaling", "none", "GDSC1"),
+        ],
+    )
+    ccle = write_ccle_drug_data(
+        tmp_path / "ccle.csv",
+        [ccle_drug_row("A549_LUNG", "A549", name, "t", "1") for name in ("OSI-774", "ZD-6474", "Nutlin-3", "Panobinostat / LBH589")],
+    )
     requests = resolve_address(url, {"gdsc_drug_list": drugs, "ccle_response": ccle})
     # the list's drugs without a CID, then CCLE's compounds the list does not give a CID (OSI-774 is Erlotinib's synonym)
     assert [value for value, _ in requests] == ["Topotecan", "Vandetanib", "Nutlin-3", "Panobinostat / LBH589", "ZD-6474"]
-    assert requests[-2][1] == ("https://pubchem.ncbi.nlm.nih.gov/rest/pug/compound/name/Panobinostat%20%2F%20LBH589"
-                               "/property/SMILES,ConnectivitySMILES/CSV")  # one path segment, quoted
+    assert requests[-2][1] == (
+        "https://pubchem.ncbi.nlm.nih.gov/rest/pug/compound/name/Panobinostat%20%2F%20LBH589/property/SMILES,ConnectivitySMILES/CSV"
+    )  # one path segment, quoted
 
 
 def test_log_scale_sources_return_to_a_linear_scale():
@@ -74,15 +88,23 @@ def test_log_scale_sources_return_to_a_linear_scale():
 
 def test_build_dataset_harmonises_genes_validates_and_writes(tmp_path, monkeypatch):
     write_hgnc(tmp_path / "hgnc.txt", HGNC_GENES)
-    toy = ad.AnnData(sp.csr_matrix(np.array([[1, 2, 0], [0, 3, 4]], dtype=np.float32)),
-                     obs=pd.DataFrame({"cell_type": ["a", "b"]}, index=["c1", "c2"]),
-                     var=pd.DataFrame(index=["SEPT7", "ENSG00000121410", "NOVEL1"]))
+    toy = ad.AnnData(
+        sp.csr_matrix(np.array([[1, 2, 0], [0, 3, 4]], dtype=np.float32)),
+        obs=pd.DataFrame({"cell_type": ["a", "b"]}, index=["c1", "c2"]),
+        var=pd.DataFrame(index=["SEPT7", "ENSG00000121410", "NOVEL1"]),
+    )
     from ingest import catalog
 
     entry = catalog.RealDataset("toy", ("toy_file",), lambda files, ledger: toy)
     monkeypatch.setitem(catalog.CATALOG, "toy", entry)
-    out = build_dataset("toy", {"toy_file": tmp_path / "raw"}, tmp_path / "hgnc.txt", tmp_path / "toy.h5ad", out_ledger=tmp_path / "toy.ledger.tsv",
-                        max_len=3)
+    out = build_dataset(
+        "toy",
+        {"toy_file": tmp_path / "raw"},
+        tmp_path / "hgnc.txt",
+        tmp_path / "toy.h5ad",
+        out_ledger=tmp_path / "toy.ledger.tsv",
+        max_len=3,
+    )
     written = ad.read_h5ad(tmp_path / "toy.h5ad")
     assert list(written.var_names) == ["A1BG", "NOVEL1", "SEPTIN7"] == list(out.var_names)
     ledger = pd.read_csv(tmp_path / "toy.ledger.tsv", sep="\t", keep_default_na=False).set_index("step")
@@ -95,14 +117,24 @@ def test_build_dataset_harmonises_genes_validates_and_writes(tmp_path, monkeypat
 
 def test_string_edges_in_approved_symbols(tmp_path):
     write_hgnc(tmp_path / "hgnc.txt", HGNC_GENES)
-    edges = pd.DataFrame({"gene_a": ["SEPT7", "MARCHF1", "SEPTIN7", "A1BG"], "gene_b": ["MARCH1", "SEPTIN7", "SEPTIN7", "ENSG00000999999"], "score": [500, 900, 999, 700]})
+    edges = pd.DataFrame(
+        {
+            "gene_a": ["SEPT7", "MARCHF1", "SEPTIN7", "A1BG"],
+            "gene_b": ["MARCH1", "SEPTIN7", "SEPTIN7", "ENSG00000999999"],
+            "score": [500, 900, 999, 700],
+        }
+    )
     out = GeneSymbols.from_hgnc(tmp_path / "hgnc.txt").harmonise_edges(edges)
     assert out.to_dict("records") == [{"gene_a": "MARCHF1", "gene_b": "SEPTIN7", "score": 900}]
 
 
 def test_a_parse_that_loses_more_than_allowed_stops_naming_the_step_and_writes_nothing(tmp_path, monkeypatch):
     write_hgnc(tmp_path / "hgnc.txt", HGNC_GENES)
-    lines = ad.AnnData(sp.csr_matrix(np.array([[3, 5], [2, 7]], dtype=np.float32)), obs=pd.DataFrame(index=["L1", "L2"]), var=pd.DataFrame(index=["A1BG", "NOVEL1"]))
+    lines = ad.AnnData(
+        sp.csr_matrix(np.array([[3, 5], [2, 7]], dtype=np.float32)),
+        obs=pd.DataFrame(index=["L1", "L2"]),
+        var=pd.DataFrame(index=["A1BG", "NOVEL1"]),
+    )
     pairs = pd.DataFrame({"cell_line": ["L1", "L2"], "drug": ["Erlotinib", "Unknownib"], "smiles": ["C", "C"], "ln_ic50": [1.0, 2.0]})
 
     def build(files, ledger):  # a join that finds a structure for one drug of two
@@ -113,8 +145,11 @@ def test_a_parse_that_loses_more_than_allowed_stops_naming_the_step_and_writes_n
 
     monkeypatch.setitem(catalog.CATALOG, "toy", catalog.RealDataset("toy", ("toy_file",), build, response=True))
     outputs = {"out_h5ad": tmp_path / "toy.h5ad", "out_response": tmp_path / "toy.response.tsv", "out_ledger": tmp_path / "toy.ledger.tsv"}
-    with pytest.raises(InputError, match=r"toy: step 'drug_structure' lost 1 of 2 drugs \(50.0%, above the 1% allowed; no structure\): Unknownib; "
-                                         r"accept it with data.accept.toy.drug_structure"):
+    with pytest.raises(
+        InputError,
+        match=r"toy: step 'drug_structure' lost 1 of 2 drugs \(50.0%, above the 1% allowed; no structure\): Unknownib; "
+        r"accept it with data.accept.toy.drug_structure",
+    ):
         build_dataset("toy", {"toy_file": tmp_path}, tmp_path / "hgnc.txt", **outputs)
     assert not any(path.exists() for path in outputs.values())
     accepted = LossPolicy(0.01, {"toy": {"drug_structure": Accepted(0.5, "a drug unknown anywhere")}})
@@ -123,7 +158,9 @@ def test_a_parse_that_loses_more_than_allowed_stops_naming_the_step_and_writes_n
 
 
 def test_loss_policy_from_config_refuses_unknown_steps_and_missing_reasons():
-    policy = LossPolicy.from_config({"max_loss": 0.02, "accept": {"ccle": {"cell_line_model": {"max_loss": 0.1, "reason": "renamed lines"}}}})
+    policy = LossPolicy.from_config(
+        {"max_loss": 0.02, "accept": {"ccle": {"cell_line_model": {"max_loss": 0.1, "reason": "renamed lines"}}}}
+    )
     assert policy.allowed("ccle", "cell_line_model") == 0.1 and policy.allowed("ccle", "drug_structure") == 0.02
     with pytest.raises(InputError, match="config: data.accept.ccle.drug_structres: unknown step 'drug_structres'"):
         LossPolicy.from_config({"accept": {"ccle": {"drug_structres": {"max_loss": 0.1, "reason": "x"}}}})

@@ -56,11 +56,19 @@ SCHEMA_CASES = [
     ("threads as text", _edited("threads", "2"), "'2' is not of type 'integer'"),
     ("fraction above 1", _edited("tasks.annotation.settings", {"standard": {"test": 1.5}}), "1.5 is greater than or equal to"),
     ("data.max_losses", _edited("data", {"max_losses": 0.05}), "'max_losses' was unexpected"),
-    ("accepted loss without a reason", _edited("data", {"accept": {"ccle": {"drug_structure": {"max_loss": 0.1}}}}), "'reason' is a required property"),
+    (
+        "accepted loss without a reason",
+        _edited("data", {"accept": {"ccle": {"drug_structure": {"max_loss": 0.1}}}}),
+        "'reason' is a required property",
+    ),
     # names that become paths (issue 21): never '.', '..' or a path; no list names one twice; seeds numpy can take
     ("pretraining named '..'", _edited("pretrain.name", ".."), "pretrain.name: '..' does not match"),
     ("pretraining named '.'", _edited("pretrain.name", "."), "pretrain.name: '.' does not match"),
-    ("a dataset outside results", _edited("tasks.annotation.datasets", ["../../../outside"]), "tasks.annotation.datasets.0: '../../../outside' does not match"),
+    (
+        "a dataset outside results",
+        _edited("tasks.annotation.datasets", ["../../../outside"]),
+        "tasks.annotation.datasets.0: '../../../outside' does not match",
+    ),
     ("a corpus dataset with a slash", _edited("pretrain.corpus", ["a/b"]), "pretrain.corpus.0: 'a/b' does not match"),
     ("a network path", _edited("ppi.edges", "/etc/passwd"), "ppi.edges: '/etc/passwd' does not match"),
     ("a dataset twice", _edited("tasks.annotation.datasets", ["sim_pbmc", "sim_pbmc"]), "has non-unique elements"),
@@ -76,41 +84,74 @@ STRICT_CASES = [
 ]
 
 CHECK_CASES = [
-    ("option of a misspelt model", _edited("tasks.drug_response.options.celllm_prob", {"epochs": 3}),
-     "tasks.drug_response.options: 'celllm_prob' is not a model of task 'drug_response'"),
-    ("option epoch", _edited("tasks.drug_response.options.celllm_probe", {"epoch": 3}),
-     "tasks.drug_response.options.celllm_probe: unknown option 'epoch' for model 'celllm_probe'"),
-    ("option of the wrong type", _edited("tasks.drug_response.options.celllm_probe", {"epochs": "3"}),
-     "option 'epochs' must be a positive integer for model 'celllm_probe'"),
-    ("option where the model takes none", _edited("tasks.drug_sensitivity.options", {"logreg_l1": {"C": 1.0}}),
-     "model 'logreg_l1' takes no options on task 'drug_sensitivity'"),
+    (
+        "option of a misspelt model",
+        _edited("tasks.drug_response.options.celllm_prob", {"epochs": 3}),
+        "tasks.drug_response.options: 'celllm_prob' is not a model of task 'drug_response'",
+    ),
+    (
+        "option epoch",
+        _edited("tasks.drug_response.options.celllm_probe", {"epoch": 3}),
+        "tasks.drug_response.options.celllm_probe: unknown option 'epoch' for model 'celllm_probe'",
+    ),
+    (
+        "option of the wrong type",
+        _edited("tasks.drug_response.options.celllm_probe", {"epochs": "3"}),
+        "option 'epochs' must be a positive integer for model 'celllm_probe'",
+    ),
+    (
+        "option where the model takes none",
+        _edited("tasks.drug_sensitivity.options", {"logreg_l1": {"C": 1.0}}),
+        "model 'logreg_l1' takes no options on task 'drug_sensitivity'",
+    ),
     ("corpus nope", _edited("pretrain.corpus", ["nope"]), "pretrain.corpus: unknown dataset 'nope'"),
     ("unknown task dataset", _edited("tasks.annotation.datasets", ["zheng86k"]), "tasks.annotation.datasets: unknown dataset 'zheng86k'"),
     ("unknown model", _edited("tasks.annotation.models", ["logreg_l2"]), "tasks.annotation.models: unknown model 'logreg_l2'"),
     ("model of another task", _edited("tasks.annotation.models", ["drug_mean"]), "model 'drug_mean' does not support task 'annotation'"),
-    ("cell lines to annotate", _edited("tasks.annotation.datasets", ["sim_cell_lines"]),
-     "tasks.annotation.datasets: 'sim_cell_lines' has no 'cell_type' for task 'annotation' to predict (it has: ln_ic50)"),
-    ("a pretraining corpus as drug sensitivity", _edited("tasks.drug_sensitivity.datasets", ["panglaodb_human"]),
-     "'panglaodb_human' has no 'response' for task 'drug_sensitivity'"),
+    (
+        "cell lines to annotate",
+        _edited("tasks.annotation.datasets", ["sim_cell_lines"]),
+        "tasks.annotation.datasets: 'sim_cell_lines' has no 'cell_type' for task 'annotation' to predict (it has: ln_ic50)",
+    ),
+    (
+        "a pretraining corpus as drug sensitivity",
+        _edited("tasks.drug_sensitivity.datasets", ["panglaodb_human"]),
+        "'panglaodb_human' has no 'response' for task 'drug_sensitivity'",
+    ),
     ("single cells as drug response", _edited("tasks.drug_response.datasets", ["gse149383"]), "'gse149383' has no 'ln_ic50'"),
     ("unknown setting", _edited("tasks.drug_response.settings", {"lukewarm": None}), "unknown setting(s) lukewarm"),
-    ("fractions above 1", _edited("tasks.annotation.settings", {"standard": {"val": 0.5, "test": 0.6}}),
-     "split fractions val 0.5, test 0.6 sum to 1.1"),
+    (
+        "fractions above 1",
+        _edited("tasks.annotation.settings", {"standard": {"val": 0.5, "test": 0.6}}),
+        "split fractions val 0.5, test 0.6 sum to 1.1",
+    ),
     ("unknown task", _edited("tasks.annotaton", {"datasets": ["sim_pbmc"]}), "tasks: unknown task 'annotaton'"),
     ("encoder dim as text", _edited("pretrain.celllm.encoder.dim", "64"), "encoder option 'dim' must be an integer, not '64'"),
     ("unknown tokens option", _edited("pretrain.celllm.tokens.max_length", 300), "unknown tokens option(s): max_length"),
     ("graphmae epochs negative", _edited("ppi.graphmae.epochs", -5), "ppi.graphmae: GraphMAE option 'epochs' must be >= 1"),
     ("unknown network", _edited("ppi.edges", "string"), "ppi.edges: unknown interaction network 'string'"),
-    ("released model without released", _edited("tasks.annotation.models", ["celllm_released_probe"]),
-     "model 'celllm_released_probe' needs the authors' released checkpoint: set `released: true`"),
+    (
+        "released model without released",
+        _edited("tasks.annotation.models", ["celllm_released_probe"]),
+        "model 'celllm_released_probe' needs the authors' released checkpoint: set `released: true`",
+    ),
     ("unknown focus model", _edited("figures.focus", "celllm_prob"), "figures.focus: unknown model 'celllm_prob'"),
     ("unknown scatter model", _edited("figures.scatter", ["drug_mean", "deepcdr"]), "figures.scatter: unknown model 'deepcdr'"),
-    ("loss accepted at a misspelt step", _edited("data", {"accept": {"ccle": {"drug_structures": {"max_loss": 0.1, "reason": "r"}}}}),
-     "data.accept.ccle.drug_structures: unknown step 'drug_structures'"),
-    ("loss accepted for an unknown dataset", _edited("data", {"accept": {"gdsc": {"drug_structure": {"max_loss": 0.1, "reason": "r"}}}}),
-     "data.accept: unknown real dataset 'gdsc'"),
-    ("split fractions of the zero-shot task", _edited("tasks.embedding", {"datasets": ["sim_pbmc"], "settings": {"zero_shot": {"test": 0.2}}}),
-     "tasks.embedding.settings: this setting trains nothing and has no split fractions"),
+    (
+        "loss accepted at a misspelt step",
+        _edited("data", {"accept": {"ccle": {"drug_structures": {"max_loss": 0.1, "reason": "r"}}}}),
+        "data.accept.ccle.drug_structures: unknown step 'drug_structures'",
+    ),
+    (
+        "loss accepted for an unknown dataset",
+        _edited("data", {"accept": {"gdsc": {"drug_structure": {"max_loss": 0.1, "reason": "r"}}}}),
+        "data.accept: unknown real dataset 'gdsc'",
+    ),
+    (
+        "split fractions of the zero-shot task",
+        _edited("tasks.embedding", {"datasets": ["sim_pbmc"], "settings": {"zero_shot": {"test": 0.2}}}),
+        "tasks.embedding.settings: this setting trains nothing and has no split fractions",
+    ),
 ]
 
 
@@ -159,7 +200,18 @@ def test_a_dataset_put_in_place_by_hand_is_accepted():
 def test_snakemake_stops_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(_edited("tasks.drug_response.options.celllm_probe", {"epoch": 3})))
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "-n", "--configfile", str(bad)]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "-n",
+        "--configfile",
+        str(bad),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "unknown option 'epoch' for model 'celllm_probe'" in output and "Job stats" not in output

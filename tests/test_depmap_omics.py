@@ -31,11 +31,47 @@ COPY_NUMBER = REAL / "depmap_copy_number" / "MED263_Final_Project_WI25" / "Omics
 MUTATIONS = REAL / "depmap_mutations" / "MED263_Final_Project_WI25" / "OmicsSomaticMutationsMatrixDamaging.csv"
 TGSA = REAL / "tgsa_genes" / "TGSA" / "mu.csv"
 # TGSA's genes in both excerpts, in TGSA's order (its header sorts the Entrez ids as text: (1019) before (1021) ...)
-BOTH = ["CDK4", "CDK6", "CDKN2A", "CTCF", "CTNNB1", "EGFR", "ERBB2", "ALK", "APC", "IDH1", "IDH2", "KRAS", "SMAD4", "MET",
-        "NF1", "NF2", "NOTCH1", "NOTCH2", "PIK3CA", "PTEN", "RB1", "BRCA1", "BRAF", "BRCA2", "TP53", "ARID1A"]
+BOTH = [
+    "CDK4",
+    "CDK6",
+    "CDKN2A",
+    "CTCF",
+    "CTNNB1",
+    "EGFR",
+    "ERBB2",
+    "ALK",
+    "APC",
+    "IDH1",
+    "IDH2",
+    "KRAS",
+    "SMAD4",
+    "MET",
+    "NF1",
+    "NF2",
+    "NOTCH1",
+    "NOTCH2",
+    "PIK3CA",
+    "PTEN",
+    "RB1",
+    "BRCA1",
+    "BRAF",
+    "BRCA2",
+    "TP53",
+    "ARID1A",
+]
 NO_MUTATION_ROW = ["ACH-000974", "ACH-003071", "ACH-001338"]  # in the copy-number excerpt only
-NO_COPY_NUMBER_ROW = ["ACH-000062", "ACH-001949", "ACH-000402", "ACH-000693", "ACH-000930", "ACH-001691", "ACH-000956",
-                      "ACH-002532", "ACH-000776", "ACH-000574"]  # in the mutation excerpt only
+NO_COPY_NUMBER_ROW = [
+    "ACH-000062",
+    "ACH-001949",
+    "ACH-000402",
+    "ACH-000693",
+    "ACH-000930",
+    "ACH-001691",
+    "ACH-000956",
+    "ACH-002532",
+    "ACH-000776",
+    "ACH-000574",
+]  # in the mutation excerpt only
 
 
 def excerpt_hgnc(tmp_path, renamed: dict[str, str] | None = None) -> GeneSymbols:
@@ -102,20 +138,24 @@ def test_the_unnamed_first_column_as_depmap_writes_it(tmp_path, genes):
     symbols, _ = genes
     text = COPY_NUMBER.read_text()
     unnamed = tmp_path / "OmicsCNGene.csv"
-    unnamed.write_text(text[len("ModelID"):])
+    unnamed.write_text(text[len("ModelID") :])
     pd.testing.assert_frame_equal(parse_depmap_copy_number(unnamed, symbols), parse_depmap_copy_number(COPY_NUMBER, symbols))
 
 
 def _lines() -> ad.AnnData:
     names = [*pd.read_csv(COPY_NUMBER, usecols=[0]).iloc[:, 0], *NO_COPY_NUMBER_ROW, "ACH-999999"]
-    return ad.AnnData(sp.csr_matrix(np.ones((len(names), 2), dtype=np.float32)), obs=pd.DataFrame(index=names), var=pd.DataFrame(index=["A", "B"]))
+    return ad.AnnData(
+        sp.csr_matrix(np.ones((len(names), 2), dtype=np.float32)), obs=pd.DataFrame(index=names), var=pd.DataFrame(index=["A", "B"])
+    )
 
 
 def test_omics_attached_to_every_cell_line_with_nan_rows_and_counted(genes, tmp_path):
     symbols, unnamed = genes
     ledger = Ledger("gdsc_depmap")
     lines = _lines()
-    out = attach_omics(lines, parse_depmap_mutations(MUTATIONS, symbols), parse_depmap_copy_number(COPY_NUMBER, symbols), symbols, unnamed, ledger)
+    out = attach_omics(
+        lines, parse_depmap_mutations(MUTATIONS, symbols), parse_depmap_copy_number(COPY_NUMBER, symbols), symbols, unnamed, ledger
+    )
     mutation, copy_number = out.obsm["mutation"], out.obsm["copy_number"]
     for frame in (mutation, copy_number):
         assert isinstance(frame, pd.DataFrame) and frame.index.equals(lines.obs_names) and frame.columns.tolist() == BOTH
@@ -141,10 +181,16 @@ def test_omics_attached_to_every_cell_line_with_nan_rows_and_counted(genes, tmp_
         pd.testing.assert_frame_equal(again.obsm[key], out.obsm[key])
 
 
-@pytest.mark.parametrize("header, message", [
-    (lambda h: h.split(",", 1)[1], r"OmicsCNGene.csv: no ModelID column \(the first column, 'NF2 \(4771\)', is a gene\)"),
-    (lambda h: ",".join(c.split(" (")[0] for c in h.split(",")), r"OmicsCNGene.csv: 29 of 29 gene columns are not named 'SYMBOL \(ENTREZ\)' \(first: 'NF2'\)"),
-])
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        (lambda h: h.split(",", 1)[1], r"OmicsCNGene.csv: no ModelID column \(the first column, 'NF2 \(4771\)', is a gene\)"),
+        (
+            lambda h: ",".join(c.split(" (")[0] for c in h.split(",")),
+            r"OmicsCNGene.csv: 29 of 29 gene columns are not named 'SYMBOL \(ENTREZ\)' \(first: 'NF2'\)",
+        ),
+    ],
+)
 def test_a_header_without_its_id_column_or_entrez_ids_is_refused(tmp_path, genes, header, message):
     # written here from the real excerpt: its header broken, its rows as they are
     lines = COPY_NUMBER.read_text().splitlines(keepends=True)

@@ -16,7 +16,11 @@ from celllm.pretrain.distributed import DataParallelGroup
 from celllm.pretrain.trainer import pretrain
 from tests.fixtures.data import TINY_MODEL
 
-MODEL = {**TINY_MODEL, "encoder": {**TINY_MODEL["encoder"], "dropout": 0.1}, "pretrain": {**TINY_MODEL["pretrain"], "sub_batch_size": 3, "max_steps": 3}}
+MODEL = {
+    **TINY_MODEL,
+    "encoder": {**TINY_MODEL["encoder"], "dropout": 0.1},
+    "pretrain": {**TINY_MODEL["pretrain"], "sub_batch_size": 3, "max_steps": 3},
+}
 
 
 def _free_port() -> int:
@@ -41,7 +45,9 @@ def test_two_gloo_processes_match_one_process(corpus_path, tmp_path):
     from celllm.tokens import Vocabulary
 
     cfg = CellLMConfig.from_dict(MODEL)
-    store = build_token_store([corpus_path], tmp_path / "corpus.tokens", Vocabulary.from_datasets([corpus_path]), cfg.tokens, progress=False)
+    store = build_token_store(
+        [corpus_path], tmp_path / "corpus.tokens", Vocabulary.from_datasets([corpus_path]), cfg.tokens, progress=False
+    )
     single = pretrain(load_corpus([store], cfg.tokens), tmp_path / "single", cfg, device="cpu", progress=False)
     mp.spawn(_rank_main, args=(2, _free_port(), str(store), str(tmp_path / "two")), nprocs=2, join=True)
 

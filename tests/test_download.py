@@ -272,8 +272,11 @@ def test_404_fails_at_once(server, tmp_path):
 
 def test_fetch_each_combines_answers_keeps_unknown_names_and_pins_the_result(server, tmp_path):
     lock = tmp_path / "lock.tsv"
-    requests = [("Erlotinib", server.add("/name/Erlotinib", b'"CID"\n176870\n')), ("Unknownib", server.url("/name/Unknownib")),
-                ("Gefitinib", server.add("/name/Gefitinib", b'"CID"\n123631\n', fail_times=1))]  # a 500 first: retried
+    requests = [
+        ("Erlotinib", server.add("/name/Erlotinib", b'"CID"\n176870\n')),
+        ("Unknownib", server.url("/name/Unknownib")),
+        ("Gefitinib", server.add("/name/Gefitinib", b'"CID"\n123631\n', fail_times=1)),
+    ]  # a 500 first: retried
 
     def combine(answers):
         return "".join(f"{name}:{'none' if text is None else text.split()[-1]}\n" for name, text in answers)
@@ -373,4 +376,3 @@ def test_pin_records_once_then_verifies_files_and_folders(tmp_path):
         pin_sources({"x": single}, {"x": {"url": "manual:page", "sha256": sha(b"y")}}, lock)
     with pytest.raises(InputError, match="gone.csv: not found"):
         pin(tmp_path / "gone.csv", "gone", lock)
-

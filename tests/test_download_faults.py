@@ -66,12 +66,16 @@ def test_resume_without_validator_starts_again_from_zero(server, tmp_path, acros
     assert set(snapshot(tmp_path)) == {"lock.tsv", "v.bin", ".lock.tsv.flock"}  # no part, origin or download lock left
 
 
-@pytest.mark.parametrize(("headers", "resumed", "if_range"), [
-    ({"etag": '"v1"'}, True, '"v1"'),
-    ({"last_modified": "Wed, 01 Jan 2025 00:00:00 GMT"}, True, "Wed, 01 Jan 2025 00:00:00 GMT"),
-    ({"etag": 'W/"weak"'}, False, None),  # a weak ETag never matches an If-Range: no validator
-    ({}, False, None),
-], ids=["etag", "last-modified", "weak-etag", "none"])
+@pytest.mark.parametrize(
+    ("headers", "resumed", "if_range"),
+    [
+        ({"etag": '"v1"'}, True, '"v1"'),
+        ({"last_modified": "Wed, 01 Jan 2025 00:00:00 GMT"}, True, "Wed, 01 Jan 2025 00:00:00 GMT"),
+        ({"etag": 'W/"weak"'}, False, None),  # a weak ETag never matches an If-Range: no validator
+        ({}, False, None),
+    ],
+    ids=["etag", "last-modified", "weak-etag", "none"],
+)
 def test_a_resume_needs_a_validator_sent_as_if_range(server, tmp_path, headers, resumed, if_range):
     url = server.add("/r.bin", cut_after=100_000, **headers)
     dest = fetch(url, tmp_path / "r.bin", sha256=sha(DATA), retries=2, **FAST)
@@ -132,8 +136,9 @@ def test_two_downloads_of_one_file_take_turns_and_the_second_verifies_the_first(
 def test_two_fetch_each_of_one_file_take_turns(server, tmp_path):
     requests = [("a", server.add("/q/a", b"1\n", delay=0.3)), ("b", server.add("/q/b", b"2\n"))]
     lock, dest = tmp_path / "lock.tsv", tmp_path / "names.csv"
-    _, errors = _twice_at_once(lambda: fetch_each(requests, dest, lambda answers: "".join(text for _, text in answers), lock=lock,
-                                                  key="names", **FAST))
+    _, errors = _twice_at_once(
+        lambda: fetch_each(requests, dest, lambda answers: "".join(text for _, text in answers), lock=lock, key="names", **FAST)
+    )
     assert errors == [] and dest.read_text() == "1\n2\n" and len(server.hits("/q/a")) == 1
     assert set(snapshot(tmp_path)) == {"names.csv", "lock.tsv", ".lock.tsv.flock"}
 
@@ -144,17 +149,25 @@ H1, H2 = sha(b"one"), sha(b"two")
 HEADER = "key\tsha256\turl\n"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    (HEADER + f"<<<<<<< HEAD\na\t{H1}\thttps://x/a\n=======\na\t{H2}\thttps://x/a\n>>>>>>> theirs\n",
-     r"line 2: merge-conflict marker '<<<<<<<'; resolve the conflict \(one row per key\) and run again"),
-    (f"<<<<<<< HEAD\n{HEADER}a\t{H1}\thttps://x/a\n", r"line 1: merge-conflict marker '<<<<<<<'"),
-    (HEADER + f"a\t{H1}\thttps://x/a\nb\t{H2}\thttps://x/b\na\t{H2}\thttps://x/a\n",
-     r"line 4: key 'a' again \(first on line 2\); keep one row per key"),
-    (HEADER + f"a\t{H1}\n", r"line 2: 2 tab-separated fields where the header has 3 \(key, sha256, url\)"),
-    (HEADER + f"a\t{H1}\thttps://x/a\textra\n", r"line 2: 4 tab-separated fields where the header has 3"),
-    (HEADER + "a\tnot-a-hash\thttps://x/a\n", r"line 2: sha256 of 'a' is not 64 hex characters \('not-a-hash'\)"),
-    (HEADER + f"\t{H1}\thttps://x/a\n", r"line 2: a row without a key"),
-], ids=["conflict", "conflict-at-top", "duplicate-key", "too-few-fields", "too-many-fields", "bad-hash", "no-key"])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            HEADER + f"<<<<<<< HEAD\na\t{H1}\thttps://x/a\n=======\na\t{H2}\thttps://x/a\n>>>>>>> theirs\n",
+            r"line 2: merge-conflict marker '<<<<<<<'; resolve the conflict \(one row per key\) and run again",
+        ),
+        (f"<<<<<<< HEAD\n{HEADER}a\t{H1}\thttps://x/a\n", r"line 1: merge-conflict marker '<<<<<<<'"),
+        (
+            HEADER + f"a\t{H1}\thttps://x/a\nb\t{H2}\thttps://x/b\na\t{H2}\thttps://x/a\n",
+            r"line 4: key 'a' again \(first on line 2\); keep one row per key",
+        ),
+        (HEADER + f"a\t{H1}\n", r"line 2: 2 tab-separated fields where the header has 3 \(key, sha256, url\)"),
+        (HEADER + f"a\t{H1}\thttps://x/a\textra\n", r"line 2: 4 tab-separated fields where the header has 3"),
+        (HEADER + "a\tnot-a-hash\thttps://x/a\n", r"line 2: sha256 of 'a' is not 64 hex characters \('not-a-hash'\)"),
+        (HEADER + f"\t{H1}\thttps://x/a\n", r"line 2: a row without a key"),
+    ],
+    ids=["conflict", "conflict-at-top", "duplicate-key", "too-few-fields", "too-many-fields", "bad-hash", "no-key"],
+)
 def test_a_lock_file_that_does_not_parse_is_refused_naming_its_line(server, tmp_path, text, message):
     lock = tmp_path / "lock.tsv"
     lock.write_text(text)
@@ -162,9 +175,11 @@ def test_a_lock_file_that_does_not_parse_is_refused_naming_its_line(server, tmp_
     placed.write_text("x\n")
     before = snapshot(tmp_path)
     url = server.add("/a.bin", b"one")
-    for call in (lambda: fetch(url, tmp_path / "a.bin", lock=lock, key="a", **FAST),
-                 lambda: fetch_each([("a", url)], tmp_path / "each.csv", lambda answers: "", lock=lock, key="each", **FAST),
-                 lambda: pin(placed, "a", lock)):
+    for call in (
+        lambda: fetch(url, tmp_path / "a.bin", lock=lock, key="a", **FAST),
+        lambda: fetch_each([("a", url)], tmp_path / "each.csv", lambda answers: "", lock=lock, key="each", **FAST),
+        lambda: pin(placed, "a", lock),
+    ):
         with pytest.raises(InputError) as error:
             call()
         assert one_line(error).startswith(f"{lock}: ") and re.search(message, str(error.value)), str(error.value)
@@ -177,8 +192,7 @@ def test_a_clean_lock_with_blank_lines_placeholders_and_extra_columns_still_read
     lock.write_text(f"key\tsha256\turl\tnote\n\nmiddle\t\thttps://x/m\tplaced later\nz\t{H1.upper()}\thttps://x/z\t\n")
     url = server.add("/m", b"middle")
     fetch(url, tmp_path / "m", lock=lock, key="middle", **FAST)
-    assert lock.read_text() == (f"key\tsha256\turl\tnote\nmiddle\t{sha(b'middle')}\t{url}\tplaced later\n"
-                                f"z\t{H1}\thttps://x/z\t\n")
+    assert lock.read_text() == (f"key\tsha256\turl\tnote\nmiddle\t{sha(b'middle')}\t{url}\tplaced later\nz\t{H1}\thttps://x/z\t\n")
 
 
 # ---------------------------------------------------------------- archives expand under a cap
@@ -209,27 +223,36 @@ BARON_HEAD = b",barcode,assigned_cluster,INS,GCG,SST\n"
 
 def baron_tar(folder):
     from ingest.sources.baron import parse_baron
+
     path = tar(folder / "GSE84133_RAW.tar", {"GSM2230757_human1_umifm_counts.csv.gz": gzip_bomb(BARON_HEAD, b"c1,AA,beta,0,0,0\n")})
     return path, lambda: parse_baron(path)
 
 
 def tenx_tar_of_mtx_gz(folder):
     from ingest.sources.zheng68k import read_10x_matrix
-    path = tar(folder / "matrices.tar", {"hg19/matrix.mtx.gz": gzip_bomb(MTX_HEAD, b"1 1 1\n"), "hg19/genes.tsv": b"ENSG1\tG1\n",
-                                         "hg19/barcodes.tsv": b"AAAC-1\n"})
+
+    path = tar(
+        folder / "matrices.tar",
+        {"hg19/matrix.mtx.gz": gzip_bomb(MTX_HEAD, b"1 1 1\n"), "hg19/genes.tsv": b"ENSG1\tG1\n", "hg19/barcodes.tsv": b"AAAC-1\n"},
+    )
     return path, lambda: read_10x_matrix(path)
 
 
 def tenx_tar_gz(folder):
     """The tar stream itself unpacks past the cap: refused from the member's header, before its data."""
     from ingest.sources.zheng68k import read_10x_matrix
-    path = tar(folder / "fresh_68k.tar.gz", {"hg19/matrix.mtx": MTX_HEAD + b"1 1 1\n" * (3 << 20), "hg19/genes.tsv": b"ENSG1\tG1\n",
-                                              "hg19/barcodes.tsv": b"AAAC-1\n"}, "w:gz")
+
+    path = tar(
+        folder / "fresh_68k.tar.gz",
+        {"hg19/matrix.mtx": MTX_HEAD + b"1 1 1\n" * (3 << 20), "hg19/genes.tsv": b"ENSG1\tG1\n", "hg19/barcodes.tsv": b"AAAC-1\n"},
+        "w:gz",
+    )
     return path, lambda: read_10x_matrix(path)
 
 
 def gz_table(folder):
     from ingest.sources.gse117872 import read_cellinfo
+
     path = folder / "GSE117872_good_Data_cellinfo.txt.gz"
     path.write_bytes(gzip_bomb(b"geo_accession\tcell_color\n", b"RHH2177\tSensitive\n"))
     return path, lambda: read_cellinfo(path)
@@ -237,6 +260,7 @@ def gz_table(folder):
 
 def gz_gene_by_cell(folder):
     from ingest.sources.cancerscem import parse_cancerscem
+
     path = folder / "S1.counts.matrix.tsv.gz"
     path.write_bytes(gzip_bomb(b"gene\tc1\tc2\n", b"G\t0\t0\n"))
     return path, lambda: parse_cancerscem([path])
@@ -244,6 +268,7 @@ def gz_gene_by_cell(folder):
 
 def string_links(folder):
     from ingest.sources.string_ppi import parse_string
+
     info = folder / "9606.protein.info.v12.0.txt.gz"
     info.write_bytes(gzip.compress(b"#string_protein_id\tpreferred_name\tprotein_size\tannotation\n9606.P1\tTP53\t393\tx\n"))
     path = folder / "9606.protein.links.v12.0.txt.gz"
@@ -253,6 +278,7 @@ def string_links(folder):
 
 def gdsc_zip(folder):
     from ingest.sources.gdsc import parse_gdsc_expression
+
     path = folder / "Cell_line_RMA_proc_basalExp.txt.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("Cell_line_RMA_proc_basalExp.txt", b"GENE_SYMBOLS\tGENE_title\tDATA.906826\n" + b"TP53\tx\t3.5\n" * (1 << 20))
@@ -261,14 +287,18 @@ def gdsc_zip(folder):
 
 def gdsc_xlsx(folder):
     from ingest.sources.gdsc import read_gdsc_dose_response
+
     path = folder / "GDSC1_fitted_dose_response_27Oct23.xlsx"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/worksheets/sheet1.xml", b"<c/>" * (4 << 20))
     return path, lambda: read_gdsc_dose_response(path)
 
 
-@pytest.mark.parametrize("make", [baron_tar, tenx_tar_of_mtx_gz, tenx_tar_gz, gz_table, gz_gene_by_cell, string_links, gdsc_zip, gdsc_xlsx],
-                         ids=lambda make: make.__name__)
+@pytest.mark.parametrize(
+    "make",
+    [baron_tar, tenx_tar_of_mtx_gz, tenx_tar_gz, gz_table, gz_gene_by_cell, string_links, gdsc_zip, gdsc_xlsx],
+    ids=lambda make: make.__name__,
+)
 def test_an_archive_that_expands_past_the_cap_is_refused_in_one_line(tmp_path, monkeypatch, make):
     monkeypatch.setattr(common, "MAX_EXPANDED_BYTES", CAP)
     path, read = make(tmp_path)

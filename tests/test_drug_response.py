@@ -151,7 +151,10 @@ def test_drug_response_models_are_registered():
     models = registry.discover()
     assert set(MODELS) <= set(registry.models_for("drug_response"))
     assert {name: models[name].kind for name in MODELS} == {
-        "deepcdr_mlp": "baseline", "ridge_ecfp": "baseline", "drug_mean": "control", "drug_mean_cell_offset": "control"
+        "deepcdr_mlp": "baseline",
+        "ridge_ecfp": "baseline",
+        "drug_mean": "control",
+        "drug_mean_cell_offset": "control",
     }
 
 
@@ -190,7 +193,10 @@ def test_controls_give_the_expected_numbers(drugs):
         [("A", "Cisplatin", 1.0), ("A", "Erlotinib", 3.0), ("B", "Cisplatin", 4.0), ("B", "Erlotinib", 6.0), ("D", "Cisplatin", 0.5)],
         columns=["cell_line", "drug", "ln_ic50"],
     )
-    test = pd.DataFrame([("A", "Cisplatin", 0.0), ("B", "Erlotinib", 0.0), ("C", "Cisplatin", 0.0), ("A", "Gefitinib", 0.0)], columns=["cell_line", "drug", "ln_ic50"])
+    test = pd.DataFrame(
+        [("A", "Cisplatin", 0.0), ("B", "Erlotinib", 0.0), ("C", "Cisplatin", 0.0), ("A", "Gefitinib", 0.0)],
+        columns=["cell_line", "drug", "ln_ic50"],
+    )
     train, test = (pair_data(t.assign(smiles=t["drug"].map(smiles)), adata, drugs) for t in (train, test))
     empty = pair_data(train.pairs.iloc[:0], adata, drugs)
 

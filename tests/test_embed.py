@@ -51,7 +51,10 @@ def _with_values(values):
         (lambda tmp: tmp / "missing.h5ad", "file not found"),
         (lambda tmp: (tmp / "cells.csv").write_text("a,b\n1,2\n") and tmp / "cells.csv", "expected an .h5ad file"),
         (lambda tmp: (tmp / "broken.h5ad").write_text("not hdf5") and tmp / "broken.h5ad", "not a readable AnnData"),
-        (lambda tmp: ad.AnnData(sp.csr_matrix(np.full((3, 2), 2.0, dtype=np.float32)), var=dict(index=["X1", "X2"])), "none of its 2 genes"),
+        (
+            lambda tmp: ad.AnnData(sp.csr_matrix(np.full((3, 2), 2.0, dtype=np.float32)), var=dict(index=["X1", "X2"])),
+            "none of its 2 genes",
+        ),
         (lambda tmp: _with_values(np.nan), "NaN"),
         (lambda tmp: _with_values(-1.0), "negative values"),
         (lambda tmp: make_counts(n_cells=4)[:0].copy(), "no cells"),

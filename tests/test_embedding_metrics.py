@@ -3,7 +3,17 @@
 import numpy as np
 import pytest
 
-from benchmarks.embedding_metrics import KEYS, STOCHASTIC, batch_silhouette, embedding_metrics, ilisi, knn_transfer, label_silhouette, leiden_agreement, lisi_from_knn
+from benchmarks.embedding_metrics import (
+    KEYS,
+    STOCHASTIC,
+    batch_silhouette,
+    embedding_metrics,
+    ilisi,
+    knn_transfer,
+    label_silhouette,
+    leiden_agreement,
+    lisi_from_knn,
+)
 from celllm.errors import InputError
 
 needs_igraph = pytest.mark.skipif(

@@ -36,8 +36,10 @@ def test_the_task_needs_no_split_and_refuses_split_fractions():
 
 
 def test_pca_beats_the_random_control_and_batches_are_scored(donors_h5ad, tmp_path):
-    records = {m: run_task("embedding", "zero_shot", {"data": donors_h5ad}, None, m, 0, tmp_path / m, ModelContext())
-               for m in ("pca", "random_embedding")}
+    records = {
+        m: run_task("embedding", "zero_shot", {"data": donors_h5ad}, None, m, 0, tmp_path / m, ModelContext())
+        for m in ("pca", "random_embedding")
+    }
     pca, random = records["pca"]["metrics"], records["random_embedding"]["metrics"]
     assert {"ari", "nmi", "asw_label", "knn_macro_f1", "asw_batch", "ilisi", "overall"} <= set(pca)
     assert pca["ari"] > 0.5 > random["ari"] + 0.4 and pca["knn_macro_f1"] > random["knn_macro_f1"] + 0.3
@@ -54,8 +56,16 @@ def test_frozen_celllm_joins_through_the_registry(donors_h5ad, tmp_path, checkpo
 
     cells = make_counts(n_cells=60, labels=("a", "b", "c"))
     write_h5ad(cells, tmp_path / "cells.h5ad")
-    record = run_task("embedding", "zero_shot", {"data": tmp_path / "cells.h5ad"}, None, "celllm_probe", 0, tmp_path / "run",
-                      ModelContext(checkpoint=checkpoint))
+    record = run_task(
+        "embedding",
+        "zero_shot",
+        {"data": tmp_path / "cells.h5ad"},
+        None,
+        "celllm_probe",
+        0,
+        tmp_path / "run",
+        ModelContext(checkpoint=checkpoint),
+    )
     assert record["embedding_dims"] == TINY_MODEL["encoder"]["dim"]  # the [CLS] state
     assert "asw_batch" not in record["metrics"] and record["metrics"]["overall"] == record["metrics"]["bio"]  # no donors
 

@@ -8,8 +8,9 @@ from tests.fixtures.data import token_cells
 
 def _encoder():
     torch.manual_seed(0)
-    return CellLMEncoder(n_genes=50, n_bin_tokens=TokenConfig().n_bin_tokens, cfg=EncoderConfig(dim=16, depth=2, heads=2, dim_head=8, nb_features=12)).eval()
-
+    return CellLMEncoder(
+        n_genes=50, n_bin_tokens=TokenConfig().n_bin_tokens, cfg=EncoderConfig(dim=16, depth=2, heads=2, dim_head=8, nb_features=12)
+    ).eval()
 
 
 def test_cell_embedding_does_not_depend_on_batch_or_padding():

@@ -91,7 +91,9 @@ def test_a_learning_rate_that_is_no_positive_number_is_refused_before_any_job(lr
     with pytest.raises(InputError) as refused:
         check_config(config)
     message = str(refused.value)
-    assert message.startswith("config: tasks.annotation.options.celllm_finetune: option 'lr' must be a positive number for model 'celllm_finetune'")
+    assert message.startswith(
+        "config: tasks.annotation.options.celllm_finetune: option 'lr' must be a positive number for model 'celllm_finetune'"
+    )
     assert "\n" not in message
     with pytest.raises(InputError, match="option 'lr' must be a positive number"):
         get("celllm_finetune").resolve_options("annotation", {"lr": yaml.safe_load(lr)})
@@ -128,7 +130,9 @@ def test_the_released_weights_fine_tune_in_the_released_attention(tmp_path, imba
     from tests.fixtures.released import write_released_checkpoint
 
     inputs, split = imbalanced
-    write_released_checkpoint(tmp_path / "checkpoint4_fixed.pth", 30, seed=3, dim=16, depth=2, heads=2, dim_head=8, nb_features=8, ff_mult=2)
+    write_released_checkpoint(
+        tmp_path / "checkpoint4_fixed.pth", 30, seed=3, dim=16, depth=2, heads=2, dim_head=8, nb_features=8, ff_mult=2
+    )
     (tmp_path / "genes.txt").write_text("".join(f"G{i}\n" for i in range(30)))
     import_released(tmp_path / "checkpoint4_fixed.pth", tmp_path / "genes.txt", tmp_path / "imported", max_len=40)
     context = ModelContext(checkpoint=tmp_path / "imported", options=OPTIONS)

@@ -52,7 +52,9 @@ def test_bad_hgnc_tables_are_named(tmp_path):
 
 def test_vocabulary_restricted_to_a_gene_set_is_sorted_and_order_free(tmp_path, symbols):
     for name, genes in (("a", ["SEPTIN7", "MALAT1", "A1BG"]), ("b", ["MARCHF1", "A1BG"])):
-        write_h5ad(ad.AnnData(sp.csr_matrix(np.ones((2, len(genes)), dtype=np.float32)), var=pd.DataFrame(index=genes)), tmp_path / f"{name}.h5ad")
+        write_h5ad(
+            ad.AnnData(sp.csr_matrix(np.ones((2, len(genes)), dtype=np.float32)), var=pd.DataFrame(index=genes)), tmp_path / f"{name}.h5ad"
+        )
     one = Vocabulary.from_datasets([tmp_path / "a.h5ad", tmp_path / "b.h5ad"], keep=symbols.protein_coding)
     two = Vocabulary.from_datasets([tmp_path / "b.h5ad", tmp_path / "a.h5ad"], keep=symbols.protein_coding)
     assert one.genes == two.genes == ["A1BG", "MARCHF1", "SEPTIN7"]

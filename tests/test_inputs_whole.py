@@ -24,8 +24,9 @@ N_GENES = 30  # G0..G29, the genes of the session's tiny checkpoint
 
 
 def snapshot(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir" for p in sorted(folder.rglob("*"))
+    }
 
 
 def counts(n_cells, seed=0):
@@ -60,6 +61,7 @@ def refused(argv, folder, capsys, message):
 
 # ------------------------------------------------------------- A: every block is scale-checked
 
+
 def test_tokenize_refuses_counts_followed_by_log_normalised_cells(tmp_path, capsys):
     data = write(tmp_path / "mixed.h5ad", counts(8), log_normalised(4))
     message = f"{data} (cells 8-11): values look log-transformed"
@@ -69,15 +71,23 @@ def test_tokenize_refuses_counts_followed_by_log_normalised_cells(tmp_path, caps
 def test_tokenize_refuses_them_in_its_default_blocks(tmp_path, capsys):
     """The file of the issue: a first block (8192 cells) of counts, log-normalised cells after it."""
     data = write(tmp_path / "mixed.h5ad", counts(BLOCK_CELLS), log_normalised(10))
-    refused(["tokenize", "--data", str(data), "--out", str(tmp_path / "store"), "--quiet"], tmp_path, capsys,
-            f"{data} (cells 8192-8201): values look log-transformed")
+    refused(
+        ["tokenize", "--data", str(data), "--out", str(tmp_path / "store"), "--quiet"],
+        tmp_path,
+        capsys,
+        f"{data} (cells 8192-8201): values look log-transformed",
+    )
 
 
 def test_embed_refuses_counts_followed_by_log_normalised_cells(tmp_path, capsys, monkeypatch, checkpoint):
     monkeypatch.setattr(celllm.embed, "embed_file", functools.partial(celllm.embed.embed_file, block_cells=4))  # blocks of 4 cells
     data = write(tmp_path / "mixed.h5ad", counts(4), log_normalised(4), counts(4, seed=2))
-    refused(["embed", str(data), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out.h5ad"), "--quiet"], tmp_path, capsys,
-            f"{data} (cells 4-7): values look log-transformed")
+    refused(
+        ["embed", str(data), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out.h5ad"), "--quiet"],
+        tmp_path,
+        capsys,
+        f"{data} (cells 4-7): values look log-transformed",
+    )
 
 
 def test_pretrain_refuses_them_too(tmp_path, capsys):
@@ -87,8 +97,23 @@ def test_pretrain_refuses_them_too(tmp_path, capsys):
 
     (tmp_path / "config.json").write_text(json.dumps(TINY_MODEL))
     data = write(tmp_path / "mixed.h5ad", counts(BLOCK_CELLS), log_normalised(10))
-    refused(["pretrain", "--data", str(data), "--out", str(tmp_path / "model"), "--config", str(tmp_path / "config.json"),
-             "--max-steps", "1", "--quiet"], tmp_path, capsys, f"{data} (cells 8192-8201): values look log-transformed")
+    refused(
+        [
+            "pretrain",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "model"),
+            "--config",
+            str(tmp_path / "config.json"),
+            "--max-steps",
+            "1",
+            "--quiet",
+        ],
+        tmp_path,
+        capsys,
+        f"{data} (cells 8192-8201): values look log-transformed",
+    )
 
 
 def test_read_dataset_refuses_counts_followed_by_log_normalised_cells(tmp_path, capsys):
@@ -97,7 +122,9 @@ def test_read_dataset_refuses_counts_followed_by_log_normalised_cells(tmp_path, 
     judges the same groups and so refuses the file in the same words."""
     assert SCALE_GROUP_CELLS == 1024 and BLOCK_CELLS % SCALE_GROUP_CELLS == 0
     data = write(tmp_path / "mixed.h5ad", counts(3000), log_normalised(3000))
-    message = f"{data} (cells 3072-4095): values look log-transformed"  # the first group of log cells only (3000-3071 share one with counts)
+    message = (
+        f"{data} (cells 3072-4095): values look log-transformed"  # the first group of log cells only (3000-3071 share one with counts)
+    )
     with pytest.raises(InputError) as error:
         read_dataset(data)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
@@ -119,12 +146,18 @@ def test_counts_in_every_block_pass_and_the_user_may_vouch_for_a_mixture(tmp_pat
     assert main(["tokenize", "--data", str(data), "--out", str(tmp_path / "store"), "--block-cells", "4", "--quiet"]) == 0
     assert read_dataset(data).n_obs == 14
     mixed = write(tmp_path / "mixed.h5ad", counts(8), log_normalised(4))
-    assert main(["tokenize", "--data", str(mixed), "--out", str(tmp_path / "store2"), "--block-cells", "4", "--quiet",
-                 "--skip-scale-check"]) == 0
+    assert (
+        main(["tokenize", "--data", str(mixed), "--out", str(tmp_path / "store2"), "--block-cells", "4", "--quiet", "--skip-scale-check"])
+        == 0
+    )
     # a first block of binary data is still refused, as before
     binary = write(tmp_path / "binary.h5ad", np.eye(6, N_GENES, dtype=np.float32), counts(4))
-    refused(["tokenize", "--data", str(binary), "--out", str(tmp_path / "store3"), "--block-cells", "4", "--quiet"], tmp_path, capsys,
-            f"{binary} (cells 0-3): every non-zero value is 1")
+    refused(
+        ["tokenize", "--data", str(binary), "--out", str(tmp_path / "store3"), "--block-cells", "4", "--quiet"],
+        tmp_path,
+        capsys,
+        f"{binary} (cells 0-3): every non-zero value is 1",
+    )
 
 
 # ------------------------------------------------------------- B: BOM and CRLF in text lists
@@ -180,14 +213,24 @@ def test_tokenize_with_a_vocabulary_saved_by_a_spreadsheet(tmp_path, caplog):
     data = write(tmp_path / "cells.h5ad", counts(6))
     (tmp_path / "vocab.txt").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(f"G{i}" for i in range(N_GENES)).encode() + b"\r\n")
     with caplog.at_level(logging.WARNING):
-        assert main(["tokenize", "--data", str(data), "--vocab", str(tmp_path / "vocab.txt"), "--out", str(tmp_path / "store"), "--quiet"]) == 0
+        assert (
+            main(["tokenize", "--data", str(data), "--vocab", str(tmp_path / "vocab.txt"), "--out", str(tmp_path / "store"), "--quiet"])
+            == 0
+        )
     assert "stripped a byte-order mark and 30 CRLF line endings from the vocabulary" in caplog.text
     assert Vocabulary.load(tmp_path / "store" / "vocab.txt").genes[0] == "G0"
 
 
-@pytest.mark.parametrize("read", [lambda p: read_text_lines(p, "gene list"), Vocabulary.load, lambda p: read_gene_order(p, 2),
-                                  lambda p: read_annotated_tsv(p, "source table")],
-                         ids=["read_text_lines", "vocabulary", "released-gene-order", "config-table"])
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda p: read_text_lines(p, "gene list"),
+        Vocabulary.load,
+        lambda p: read_gene_order(p, 2),
+        lambda p: read_annotated_tsv(p, "source table"),
+    ],
+    ids=["read_text_lines", "vocabulary", "released-gene-order", "config-table"],
+)
 def test_a_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, read):
     (tmp_path / "latin1.txt").write_bytes("HES4\nGÈNE\n".encode("latin-1"))
     with pytest.raises(InputError) as error:
@@ -202,8 +245,9 @@ def test_pandas_readers_strip_a_byte_order_mark_and_crlf_themselves(tmp_path):
     from benchmarks.protocol import read_split
     from celllm.genes import GeneSymbols
 
-    (tmp_path / "hgnc.txt").write_bytes(b"\xef\xbb\xbfsymbol\tlocus_group\talias_symbol\tprev_symbol\tensembl_gene_id\r\n"
-                                        b"HES4\tprotein-coding gene\t\t\tENSG00000188290\r\n")
+    (tmp_path / "hgnc.txt").write_bytes(
+        b"\xef\xbb\xbfsymbol\tlocus_group\talias_symbol\tprev_symbol\tensembl_gene_id\r\nHES4\tprotein-coding gene\t\t\tENSG00000188290\r\n"
+    )
     symbols = GeneSymbols.from_hgnc(tmp_path / "hgnc.txt")
     assert symbols.approved == {"HES4"} and symbols.protein_coding == {"HES4"}  # no CR left on the last column
     assert symbols.by_ensembl == {"ENSG00000188290": "HES4"}

@@ -13,8 +13,23 @@ ROOT = Path(__file__).resolve().parents[1]
 ALLOWED = {"celllm": {"celllm"}, "ingest": {"ingest", "celllm"}, "benchmarks": {"benchmarks", "ingest", "celllm"}}
 # import names of the `suite` extra's packages (and matplotlib, which seaborn brings); not psutil,
 # which torch-geometric needs anyway
-SUITE_MODULES = ["snakemake", "pygments", "scanpy", "sklearn", "igraph", "seaborn", "matplotlib", "deepchem",
-                 "jsonschema", "openpyxl", "rdkit", "rdata", "harmonypy", "benchmarks", "ingest"]
+SUITE_MODULES = [
+    "snakemake",
+    "pygments",
+    "scanpy",
+    "sklearn",
+    "igraph",
+    "seaborn",
+    "matplotlib",
+    "deepchem",
+    "jsonschema",
+    "openpyxl",
+    "rdkit",
+    "rdata",
+    "harmonypy",
+    "benchmarks",
+    "ingest",
+]
 
 
 def imported_packages(path: Path) -> set[str]:

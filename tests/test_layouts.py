@@ -56,13 +56,17 @@ def _assert_same_blocks(got, expected):
         assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data)
 
 
-@pytest.mark.parametrize("layout, settings", [
-    ("csc", {}),  # the buckets in memory, one column block
-    ("csc", {"CSC_IN_MEMORY_BYTES": 0, "CSC_READ_VALUES": 50}),  # a temporary file, many column blocks
-    ("csc", {"CSC_READ_VALUES": 1}),  # a column block of one gene
-    ("dense", {}),
-    ("dense", {"DENSE_READ_BYTES": 1}),  # a slice of one chunk of rows
-], ids=["csc-memory", "csc-file", "csc-one-gene", "dense", "dense-small-reads"])
+@pytest.mark.parametrize(
+    "layout, settings",
+    [
+        ("csc", {}),  # the buckets in memory, one column block
+        ("csc", {"CSC_IN_MEMORY_BYTES": 0, "CSC_READ_VALUES": 50}),  # a temporary file, many column blocks
+        ("csc", {"CSC_READ_VALUES": 1}),  # a column block of one gene
+        ("dense", {}),
+        ("dense", {"DENSE_READ_BYTES": 1}),  # a slice of one chunk of rows
+    ],
+    ids=["csc-memory", "csc-file", "csc-one-gene", "dense", "dense-small-reads"],
+)
 def test_every_layout_gives_the_blocks_of_csr(layouts, layout, settings, monkeypatch):
     expected = _blocks(layouts["csr"])
     for name, value in settings.items():

@@ -66,8 +66,25 @@ def test_every_file_counts_the_genes_it_loses(tmp_path, caplog):
     (tmp_path / "vocab.txt").write_text("".join(f"G{i}\n" for i in range(25)))  # drops G25..G29
     store = tmp_path / "s.tokens"
     with caplog.at_level("WARNING"):
-        assert main(["tokenize", "--data", str(tmp_path / "a.h5ad"), "--data", str(tmp_path / "b.h5ad"), "--vocab", str(tmp_path / "vocab.txt"),
-                     "--out", str(store), "--config", _config(tmp_path), "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "tokenize",
+                    "--data",
+                    str(tmp_path / "a.h5ad"),
+                    "--data",
+                    str(tmp_path / "b.h5ad"),
+                    "--vocab",
+                    str(tmp_path / "vocab.txt"),
+                    "--out",
+                    str(store),
+                    "--config",
+                    _config(tmp_path),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     assert "a.h5ad: 5 of its 30 genes are not in the 25-gene vocabulary" in caplog.text
     lost_b = sum(g not in {f"G{i}" for i in range(25)} for g in b.var_names)  # H0, H3, ..., H27 and G25, G26, G28, G29
     assert lost_b == 14 and f"b.h5ad: {lost_b} of its 30 genes are not in the 25-gene vocabulary" in caplog.text
@@ -75,8 +92,25 @@ def test_every_file_counts_the_genes_it_loses(tmp_path, caplog):
     assert [(s["n_cells"], s["n_dropped_genes"]) for s in sources] == [(20, 5), (12, lost_b)]
     caplog.clear()
     with caplog.at_level("WARNING"):  # pretraining on the files directly says the same
-        assert main(["pretrain", "--data", str(tmp_path / "a.h5ad"), "--vocab", str(tmp_path / "vocab.txt"), "--out", str(tmp_path / "m"),
-                     "--config", _config(tmp_path), "--max-steps", "1", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "pretrain",
+                    "--data",
+                    str(tmp_path / "a.h5ad"),
+                    "--vocab",
+                    str(tmp_path / "vocab.txt"),
+                    "--out",
+                    str(tmp_path / "m"),
+                    "--config",
+                    _config(tmp_path),
+                    "--max-steps",
+                    "1",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     assert "a.h5ad: 5 of its 30 genes are not in the 25-gene vocabulary" in caplog.text
 
 

@@ -60,7 +60,9 @@ def test_write_json_is_atomic_and_drops_non_finite(tmp_path):
 
 
 # ---------------------------------------------------------------- dnc
-DNC_ARGS = dict(sub_batch_size=2, sub_batch_tokens=0, encoder=TINY, n_genes=60, zero_fraction=0.8, warmup=0, repeats=1, device="cpu", threads=1, seed=0)
+DNC_ARGS = dict(
+    sub_batch_size=2, sub_batch_tokens=0, encoder=TINY, n_genes=60, zero_fraction=0.8, warmup=0, repeats=1, device="cpu", threads=1, seed=0
+)
 
 
 def test_dnc_measures_one_configuration_in_a_fresh_process():
@@ -72,8 +74,28 @@ def test_dnc_measures_one_configuration_in_a_fresh_process():
 
 def test_dnc_sweep_writes_documented_json(tmp_path):
     out = tmp_path / "dnc.json"
-    argv = ["--out", str(out), "--batch-sizes", "2", "4", "--sub-batch-size", "2", "--n-genes", "60", "--zero-fraction", "0.8",
-            "--encoder", json.dumps(TINY), "--warmup", "0", "--repeats", "1", "--threads", "1", "--in-process"]
+    argv = [
+        "--out",
+        str(out),
+        "--batch-sizes",
+        "2",
+        "4",
+        "--sub-batch-size",
+        "2",
+        "--n-genes",
+        "60",
+        "--zero-fraction",
+        "0.8",
+        "--encoder",
+        json.dumps(TINY),
+        "--warmup",
+        "0",
+        "--repeats",
+        "1",
+        "--threads",
+        "1",
+        "--in-process",
+    ]
     assert dnc.main(argv) == 0
     result = json.loads(out.read_text())
     assert {"environment", "model", "data", "settings", "runs", "comparisons", "targets"} <= set(result)
@@ -92,7 +114,22 @@ def test_dnc_sweep_writes_documented_json(tmp_path):
 # ---------------------------------------------------------------- tokens
 def test_tokens_benchmark_compares_three_representations(tmp_path):
     out = tmp_path / "tokens.json"
-    argv = ["--out", str(out), "--n-genes", "100", "--batch-size", "2", "--encoder", json.dumps(TINY), "--warmup", "0", "--repeats", "2", "--threads", "1"]
+    argv = [
+        "--out",
+        str(out),
+        "--n-genes",
+        "100",
+        "--batch-size",
+        "2",
+        "--encoder",
+        json.dumps(TINY),
+        "--warmup",
+        "0",
+        "--repeats",
+        "2",
+        "--threads",
+        "1",
+    ]
     assert tokens.main(argv) == 0
     result = json.loads(out.read_text())
     modes = {m["mode"]: m for m in result["modes"]}
@@ -143,7 +180,9 @@ def test_peak_table_and_override():
 
 
 def test_gpu_measurement_runs_on_cpu_at_tiny_size():
-    result = gpu.measure(torch.device("cpu"), EncoderConfig(**TINY), batch_size=2, n_genes=60, zero_fraction=0.8, warmup=0, repeats=2, peak_flops=1e12)
+    result = gpu.measure(
+        torch.device("cpu"), EncoderConfig(**TINY), batch_size=2, n_genes=60, zero_fraction=0.8, warmup=0, repeats=2, peak_flops=1e12
+    )
     for key in ("seconds_per_step_median", "cells_per_s", "model_flops_per_s", "flops_per_s_with_padding", "mfu", "peak_memory_mb"):
         assert _positive(result[key]), key
     assert result["tokens_per_step"]["padded"] >= result["tokens_per_step"]["real"] > 0
@@ -157,7 +196,13 @@ def test_gpu_benchmark_without_cuda_writes_unavailable_record(tmp_path):
     result = json.loads(out.read_text())
     assert result["available"] is False and result["reason"]
     assert result["flop_model"]["training_flops_per_token"] == gpu.training_flops_per_token(EncoderConfig())
-    assert result["targets"]["mfu"] == {"description": "model FLOP/s / dense bf16 peak", "ratio": None, "threshold": 0.4, "comparison": ">=", "met": None}
+    assert result["targets"]["mfu"] == {
+        "description": "model FLOP/s / dense bf16 peak",
+        "ratio": None,
+        "threshold": 0.4,
+        "comparison": ">=",
+        "met": None,
+    }
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -55,8 +55,29 @@ def test_same_weights_for_any_sub_batch_size(corpus_path, tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps(TINY_MODEL))
     for sub in (8, 3):
-        assert main(["pretrain", "--data", str(corpus_path), "--out", str(tmp_path / f"sub{sub}"), "--config", str(config),
-                     "--batch-size", "8", "--sub-batch-size", str(sub), "--max-steps", "3", "--seed", "7", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "pretrain",
+                    "--data",
+                    str(corpus_path),
+                    "--out",
+                    str(tmp_path / f"sub{sub}"),
+                    "--config",
+                    str(config),
+                    "--batch-size",
+                    "8",
+                    "--sub-batch-size",
+                    str(sub),
+                    "--max-steps",
+                    "3",
+                    "--seed",
+                    "7",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     a, _, _ = load_checkpoint(tmp_path / "sub8")
     b, _, _ = load_checkpoint(tmp_path / "sub3")
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
@@ -73,7 +94,22 @@ def test_checkpoint_is_reused_as_config_and_rejects_other_vocabulary(checkpoint,
         load_checkpoint(checkpoint, vocab=Vocabulary(["X", "Y"]))
     (tmp_path / "vocab.txt").write_text("G0\nG1\n")
     out = tmp_path / "other"
-    code = main(["pretrain", "--data", str(corpus_path), "--out", str(out), "--config", str(checkpoint / "config.json"), "--vocab", str(tmp_path / "vocab.txt"), "--max-steps", "1", "--quiet"])
+    code = main(
+        [
+            "pretrain",
+            "--data",
+            str(corpus_path),
+            "--out",
+            str(out),
+            "--config",
+            str(checkpoint / "config.json"),
+            "--vocab",
+            str(tmp_path / "vocab.txt"),
+            "--max-steps",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code == 0 and load_checkpoint(out)[1].genes == ["G0", "G1"]
 
 
@@ -136,7 +172,13 @@ def test_gene_embedding_table_is_frozen_or_trainable_and_stays_frozen_on_resume(
     pretrain(corpus, frozen, tiny_config.with_pretrain(max_steps=4), resume=True, progress=False)
     assert torch.equal(load_checkpoint(frozen)[0].encoder.gene_embedding.weight[:n], table)
 
-    trainable = pretrain(corpus, tmp_path / "trainable", tiny_config.with_pretrain(max_steps=2, gene_embeddings="trainable"), progress=False, gene_embeddings=table)
+    trainable = pretrain(
+        corpus,
+        tmp_path / "trainable",
+        tiny_config.with_pretrain(max_steps=2, gene_embeddings="trainable"),
+        progress=False,
+        gene_embeddings=table,
+    )
     assert not torch.equal(load_checkpoint(trainable)[0].encoder.gene_embedding.weight[:n], table)
 
 
@@ -147,8 +189,20 @@ def test_cli_reads_a_graphmae_table_for_the_vocabulary(corpus_path, checkpoint, 
 
     genes = [f"G{i}" for i in range(30)]
     write_gene_embeddings(tmp_path / "genes.npz", genes[:-1], np.ones((29, 16), dtype=np.float32))  # one gene short
-    args = ["pretrain", "--data", str(corpus_path), "--out", str(tmp_path / "m"), "--config", str(checkpoint / "config.json"),
-            "--gene-embeddings", str(tmp_path / "genes.npz"), "--max-steps", "1", "--quiet"]
+    args = [
+        "pretrain",
+        "--data",
+        str(corpus_path),
+        "--out",
+        str(tmp_path / "m"),
+        "--config",
+        str(checkpoint / "config.json"),
+        "--gene-embeddings",
+        str(tmp_path / "genes.npz"),
+        "--max-steps",
+        "1",
+        "--quiet",
+    ]
     assert main(args) == 2 and not (tmp_path / "m").exists()
     write_gene_embeddings(tmp_path / "genes.npz", genes, np.ones((30, 16), dtype=np.float32))
     assert main(args) == 0

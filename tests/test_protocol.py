@@ -34,15 +34,30 @@ def test_split_file_round_trip_and_errors(tmp_path):
 
 
 def _record(path, model, kind, seed, accuracy):
-    record = {"task": "annotation", "setting": "standard", "dataset": "d", "simulated": True, "model": model, "kind": kind,
-              "seed": seed, "metrics": {"accuracy": accuracy, "macro_f1": accuracy / 2}}
+    record = {
+        "task": "annotation",
+        "setting": "standard",
+        "dataset": "d",
+        "simulated": True,
+        "model": model,
+        "kind": kind,
+        "seed": seed,
+        "metrics": {"accuracy": accuracy, "macro_f1": accuracy / 2},
+    }
     path.write_text(json.dumps(record))
     return path
 
 
 def test_summary_gives_mean_and_sd_over_seeds_with_celllm_first(tmp_path):
-    paths = [_record(tmp_path / f"{m}{s}.json", m, k, s, acc) for m, k, s, acc in
-             [("majority", "control", 0, 0.3), ("majority", "control", 1, 0.3), ("celllm_probe", "celllm", 0, 0.6), ("celllm_probe", "celllm", 1, 0.8)]]
+    paths = [
+        _record(tmp_path / f"{m}{s}.json", m, k, s, acc)
+        for m, k, s, acc in [
+            ("majority", "control", 0, 0.3),
+            ("majority", "control", 1, 0.3),
+            ("celllm_probe", "celllm", 0, 0.6),
+            ("celllm_probe", "celllm", 1, 0.8),
+        ]
+    ]
     table = summarise(load_runs(paths))
     assert table["model"].tolist() == ["celllm_probe", "majority"]
     row = table.iloc[0]
@@ -94,8 +109,16 @@ def test_cold_splits_keep_every_unit_in_one_part():
 
 
 def _table_record(path, model, kind, seed, rmse, dataset="gdsc_depmap", simulated=False):
-    record = {"task": "drug_response", "setting": "warm", "dataset": dataset, "simulated": simulated, "model": model, "kind": kind,
-              "seed": seed, "metrics": {"rmse": rmse, "pearson": 1 - rmse / 4}}
+    record = {
+        "task": "drug_response",
+        "setting": "warm",
+        "dataset": dataset,
+        "simulated": simulated,
+        "model": model,
+        "kind": kind,
+        "seed": seed,
+        "metrics": {"rmse": rmse, "pearson": 1 - rmse / 4},
+    }
     path.write_text(json.dumps(record))
     return path
 
@@ -104,8 +127,11 @@ def test_tables_rank_flag_controls_and_show_published_rows_on_real_data_only(tmp
     from benchmarks.aggregate import write_tables
 
     runs = [("celllm_probe", "celllm", 1.2), ("ridge_ecfp", "baseline", 1.6), ("drug_mean", "control", 1.5)]
-    paths = [_table_record(tmp_path / f"{m}{d}.json", m, k, 0, r, dataset=d, simulated=d.startswith("sim"))
-             for m, k, r in runs for d in ("gdsc_depmap", "sim_cell_lines")]
+    paths = [
+        _table_record(tmp_path / f"{m}{d}.json", m, k, 0, r, dataset=d, simulated=d.startswith("sim"))
+        for m, k, r in runs
+        for d in ("gdsc_depmap", "sim_cell_lines")
+    ]
     table = write_tables(paths, tmp_path / "t.csv", tmp_path / "t.md", ["rmse", "pearson"])
     real = table[table["dataset"] == "gdsc_depmap"].set_index("model")
     assert real.loc["celllm_probe", "rank"] == 1 and real.loc["ridge_ecfp", "rank"] == 3  # lower RMSE ranks first

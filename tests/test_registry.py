@@ -92,7 +92,7 @@ def test_declared_options_are_checked_and_completed_with_their_defaults():
 
     finetune = registry.get("celllm_finetune")
     assert finetune.resolve_options("annotation", {"epochs": 3}) == {"epochs": 3, "lr": 1e-4, "batch_size": 32, "patience": 4}
-    assert finetune.resolve_options("annotation", {"lr": 1}) ["lr"] == 1  # an integer is a fine number
+    assert finetune.resolve_options("annotation", {"lr": 1})["lr"] == 1  # an integer is a fine number
     with pytest.raises(InputError, match=r"unknown option 'epoch' for model 'celllm_finetune' \(known: epochs, lr, batch_size, patience\)"):
         finetune.resolve_options("annotation", {"epoch": 3})
     for bad in ("3", 2.5, -1, 0, True):

@@ -39,6 +39,7 @@ def _snakemake(project, configfiles, *args):
 
 def _config(configfiles) -> dict:
     """The configuration Snakemake sees: the files merged in order, nested mappings key by key."""
+
     def merge(base, extra):
         for key, value in extra.items():
             base[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
@@ -58,8 +59,9 @@ def rehearsal(tmp_path_factory):
     project = base / "project"
     project.mkdir()
     for part in ("Snakefile", "environment.yml", "workflow", "config"):
-        (shutil.copytree if (ROOT / part).is_dir() else shutil.copy)(ROOT / part, project / part,
-                                                                     **({"ignore": shutil.ignore_patterns("*.lock.tsv", ".*")} if (ROOT / part).is_dir() else {}))
+        (shutil.copytree if (ROOT / part).is_dir() else shutil.copy)(
+            ROOT / part, project / part, **({"ignore": shutil.ignore_patterns("*.lock.tsv", ".*")} if (ROOT / part).is_dir() else {})
+        )
     run = project / "runs" / "paper"  # config/paper.yaml's workdir
     with serve(mirror.routes) as address:
         table = write_mirror_table(SOURCES, address, base / "datasets.tsv")
@@ -77,8 +79,18 @@ def rehearsal(tmp_path_factory):
 
         second = _snakemake(project, configfiles)
         report = _snakemake(project, configfiles, "--report", "results/report.html")
-    return {"project": project, "run": run, "first": first, "second": second, "report": report, "asked": asked, "mirror": mirror,
-            "lock": base / "datasets.lock.tsv", "configfiles": configfiles, "config": _config(configfiles)}
+    return {
+        "project": project,
+        "run": run,
+        "first": first,
+        "second": second,
+        "report": report,
+        "asked": asked,
+        "mirror": mirror,
+        "lock": base / "datasets.lock.tsv",
+        "configfiles": configfiles,
+        "config": _config(configfiles),
+    }
 
 
 def test_manual_sources_are_asked_for_once_each_with_an_absolute_destination(rehearsal):
@@ -126,7 +138,9 @@ def test_every_paper_dataset_is_parsed_to_the_contract(rehearsal):
         lines = read_dataset(data / f"{name}.h5ad")
         mutation, copy_number = lines.obsm["mutation"], lines.obsm["copy_number"]
         assert mutation.index.equals(lines.obs_names) and copy_number.index.equals(lines.obs_names), name
-        assert mutation.columns.tolist() == copy_number.columns.tolist() and len(mutation.columns) == 40  # 54 listed: 13 non-coding, 1 unknown
+        assert (
+            mutation.columns.tolist() == copy_number.columns.tolist() and len(mutation.columns) == 40
+        )  # 54 listed: 13 non-coding, 1 unknown
         assert (mutation.dtypes == "float32").all() and set(mutation.stack().unique()) == {0.0, 1.0}  # DepMap's 2s binarised
         assert copy_number.loc[unprofiled].isna().all(axis=None) and copy_number.drop(index=unprofiled).notna().any(axis=1).all()
     assert read_dataset(data / "gdsc_rma.h5ad").obs_names.str.fullmatch(r"9\d{5}").all()  # COSMIC ids key GDSC's own
@@ -149,7 +163,10 @@ def test_every_parse_writes_its_ledger_and_each_loss_is_named(rehearsal):
     assert ccle.loc[("drug_structure", "drugs"), "detail"].startswith("3 by compound list name, 1 by compound list synonym")
     assert ccle.loc[("cell_line_model", "cell_lines"), "lost"] == 0  # LINE0_LUNG found as LINE0_SMALL_INTESTINE
     assert ccle.loc[("cell_line_omics", "cell_lines"), "lost_names"] == "ACH-000002 (no copy number)"  # kept, with a NaN row
-    assert ccle.loc[("cell_line_omics", "genes"), "kept"] == 40 and "99999999 (no HGNC symbol)" in ccle.loc[("cell_line_omics", "genes"), "lost_names"]
+    assert (
+        ccle.loc[("cell_line_omics", "genes"), "kept"] == 40
+        and "99999999 (no HGNC symbol)" in ccle.loc[("cell_line_omics", "genes"), "lost_names"]
+    )
     assert "a loss above" not in (rehearsal["run"] / "logs" / "data" / "ccle.log").read_text()
     assert "data ledger" in (rehearsal["run"] / "logs" / "data" / "ccle.log").read_text()
     edges = pd.read_csv(data / "string_human.tsv", sep="\t")
@@ -163,7 +180,9 @@ def test_the_released_checkpoint_is_imported_in_its_own_gene_order(rehearsal):
     _, vocab, cfg = load_checkpoint(folder)
     report = json.loads((folder / "released.json").read_text())
     assert cfg.encoder.attention == "released" and cfg.tokens.max_len == 6000 and cfg.tokens.truncation == "vocabulary_order"
-    assert report["genes"]["renamed"] > 0 and "GENE010" in vocab.genes and vocab.genes != sorted(vocab.genes)  # OLD010 mapped, its own order
+    assert (
+        report["genes"]["renamed"] > 0 and "GENE010" in vocab.genes and vocab.genes != sorted(vocab.genes)
+    )  # OLD010 mapped, its own order
     embedded = rehearsal["run"] / "results" / "embeddings" / "celllm_released" / "zheng68k.h5ad"
     assert embedded.exists()
 
@@ -203,14 +222,27 @@ def test_a_run_record_for_every_task_dataset_setting_and_model_with_its_own_opti
                         records += 1
     assert records == 2 * 4 + 2 * 4 + 2 * 2 * 4 + 3 * 3 * 6  # embedding, annotation, drug sensitivity, drug response
     # no demo option leaks in: celllm_finetune runs with its own defaults (the released recipe), not the demo's 8 epochs at 1e-3
-    finetune = json.loads((rehearsal["run"] / "results/runs/drug_sensitivity/gse149383/full/celllm_finetune/seed0/metrics.json").read_text())
+    finetune = json.loads(
+        (rehearsal["run"] / "results/runs/drug_sensitivity/gse149383/full/celllm_finetune/seed0/metrics.json").read_text()
+    )
     assert finetune["options"] == {"epochs": 20, "lr": 0.0001, "batch_size": 32, "patience": 4}
     # the released drug-response recipe and TGSA's own model ran on the real-format miniatures, with the recipe's defaults
-    recipe = json.loads((rehearsal["run"] / "results/runs/drug_response/gdsc_rma/cold_cell/celllm_released_tgdrp/seed0/metrics.json").read_text())
+    recipe = json.loads(
+        (rehearsal["run"] / "results/runs/drug_response/gdsc_rma/cold_cell/celllm_released_tgdrp/seed0/metrics.json").read_text()
+    )
     assert recipe["options"] == {"epochs": 2, "patience": 10, "lr": 0.0001, "batch_size": 32, "restore_best": False}
-    assert recipe["provenance"]["checkpoint_sha256"] and json.loads((rehearsal["run"] / "results/runs/drug_response/ccle/warm/tgdrp/seed0/metrics.json").read_text())["n_test"] > 0
+    assert (
+        recipe["provenance"]["checkpoint_sha256"]
+        and json.loads((rehearsal["run"] / "results/runs/drug_response/ccle/warm/tgdrp/seed0/metrics.json").read_text())["n_test"] > 0
+    )
     probe = json.loads((rehearsal["run"] / "results/runs/drug_response/gdsc_depmap/warm/celllm_probe/seed0/metrics.json").read_text())
-    assert probe["options"] == {"epochs": 3, "lr": 0.0001, "batch_size": 64, "patience": 30, "hidden": 128}  # paper.yaml's, the rehearsal's epochs
+    assert probe["options"] == {
+        "epochs": 3,
+        "lr": 0.0001,
+        "batch_size": 64,
+        "patience": 30,
+        "hidden": 128,
+    }  # paper.yaml's, the rehearsal's epochs
 
 
 def test_tables_show_the_published_numbers_beside_the_measured_ones(rehearsal):
@@ -224,11 +256,21 @@ def test_tables_show_the_published_numbers_beside_the_measured_ones(rehearsal):
     assert "### drug_response / gdsc_depmap (warm; real data)" in response and "*CellLM (paper)*" in response
     assert "±" not in response  # one seed: no spread is shown
     figures = {p.name for p in (rehearsal["run"] / "results" / "figures").glob("*.png")}
-    assert {"annotation.png", "drug_sensitivity.png", "drug_response.png", "embedding.png", "pretrain_losses.png", "confusion_zheng68k.png",
-            "umap_baron.png", "scatter_gdsc_depmap.png"} <= figures
+    assert {
+        "annotation.png",
+        "drug_sensitivity.png",
+        "drug_response.png",
+        "embedding.png",
+        "pretrain_losses.png",
+        "confusion_zheng68k.png",
+        "umap_baron.png",
+        "scatter_gdsc_depmap.png",
+    } <= figures
     embedding = pd.read_csv(tables / "embedding.csv")
     baron = embedding[embedding["dataset"] == "baron"].set_index("model")
-    assert baron["ilisi_mean"].notna().all() and embedding.loc[embedding["dataset"] == "zheng68k", "ilisi_mean"].isna().all()  # donors only in Baron
+    assert (
+        baron["ilisi_mean"].notna().all() and embedding.loc[embedding["dataset"] == "zheng68k", "ilisi_mean"].isna().all()
+    )  # donors only in Baron
 
 
 def test_every_source_is_pinned_and_a_changed_placed_file_is_refused(rehearsal):

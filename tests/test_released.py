@@ -83,7 +83,9 @@ def test_the_released_forward_pass_at_the_papers_head_size_in_the_released_batch
     with torch.no_grad():
         theirs = reference(batch["gene_ids"], batch["bins"], batch["mask"], 6000)
         ours = model.encoder(batch["gene_ids"], batch["bins"], batch["mask"])
-        alone = torch.stack([model.encoder(*(pad_batch([c], N_GENES, TokenConfig())[k] for k in ("gene_ids", "bins", "mask")))[0, 0] for c in cells])
+        alone = torch.stack(
+            [model.encoder(*(pad_batch([c], N_GENES, TokenConfig())[k] for k in ("gene_ids", "bins", "mask")))[0, 0] for c in cells]
+        )
     assert max((ours[i, : len(g) + 1] - theirs[i, : len(g) + 1]).abs().max().item() for i, (g, _) in enumerate(cells)) < 1e-5
     assert 1e-6 < (alone - ours[:, 0]).abs().max().item() < 5e-3  # [CLS] alone vs in its batch: measured 4.9e-4 with these weights
 
@@ -92,8 +94,11 @@ def test_the_released_forward_pass_at_the_papers_head_size_in_the_released_batch
 
     # celllm embed's batches for a released model: 32 at a time in the data's order (not sorted by length, as for
     # this project's encoder), so the 32 cells give their batch's own [CLS]; one at a time does not
-    tokenized = TokenizedCells(np.concatenate([[0], np.cumsum([len(g) for g, _ in cells])]),
-                               np.concatenate([g for g, _ in cells]).astype(np.int64), np.concatenate([b for _, b in cells]).astype(np.int64))
+    tokenized = TokenizedCells(
+        np.concatenate([[0], np.cumsum([len(g) for g, _ in cells])]),
+        np.concatenate([g for g, _ in cells]).astype(np.int64),
+        np.concatenate([b for _, b in cells]).astype(np.int64),
+    )
     assert np.abs(embed_tokens(model.encoder, tokenized, cfg.tokens) - ours[:, 0].numpy()).max() < 1e-5
     assert np.abs(embed_tokens(model.encoder, tokenized, cfg.tokens, batch_size=1) - ours[:, 0].numpy()).max() > 1e-6
 
@@ -101,7 +106,9 @@ def test_the_released_forward_pass_at_the_papers_head_size_in_the_released_batch
 def test_the_paper_size_key_set_and_shapes():
     torch.manual_seed(0)
     state = released_state_dict(ReleasedCellLM(**PAPER_SIZES))
-    parameters = sum(v.numel() for k, v in state.items() if k != "performer.calls_since_last_redraw" and not k.endswith("projection_matrix"))
+    parameters = sum(
+        v.numel() for k, v in state.items() if k != "performer.calls_since_last_redraw" and not k.endswith("projection_matrix")
+    )
     assert len(state) == 147 and parameters == 51_926_536 and state["pos_emb.emb.weight"].dtype == torch.float64
     sizes = released_sizes(state, "paper")
     assert sizes == {"n_genes": 19_379, "dim": 512, "depth": 10, "heads": 16, "dim_head": 64, "nb_features": 266, "ff_width": 2048}
@@ -115,12 +122,19 @@ def test_the_paper_size_key_set_and_shapes():
     assert sum(p.numel() for p in trainable) == 4_200_448  # the released fine-tuning recipe: last layer + final norm
 
 
-@pytest.mark.parametrize("spoil, message", [
-    (lambda s: s.pop("norm.bias"), "missing key 'norm.bias'"),
-    (lambda s: s.update({"extra.weight": torch.zeros(1)}), "unexpected key 'extra.weight'"),
-    (lambda s: s.update({"performer.net.layers.1.0.fn.to_k.weight": torch.zeros(16, 8)}), "key 'performer.net.layers.1.0.fn.to_k.weight' has shape (16, 8), expected (16, 16)"),
-    (lambda s: s.pop("token_emb.weight"), "missing key 'token_emb.weight' (not a released CellLM state dict?)"),
-], ids=["missing", "extra", "shape", "not-released"])
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda s: s.pop("norm.bias"), "missing key 'norm.bias'"),
+        (lambda s: s.update({"extra.weight": torch.zeros(1)}), "unexpected key 'extra.weight'"),
+        (
+            lambda s: s.update({"performer.net.layers.1.0.fn.to_k.weight": torch.zeros(16, 8)}),
+            "key 'performer.net.layers.1.0.fn.to_k.weight' has shape (16, 8), expected (16, 16)",
+        ),
+        (lambda s: s.pop("token_emb.weight"), "missing key 'token_emb.weight' (not a released CellLM state dict?)"),
+    ],
+    ids=["missing", "extra", "shape", "not-released"],
+)
 def test_a_spoilt_state_dict_is_named_and_nothing_is_written(released, tmp_path, spoil, message):
     folder, reference = released
     state = released_state_dict(reference)
@@ -149,7 +163,9 @@ def test_gene_files_and_pickles_are_checked(released, tmp_path, capsys):
     (tmp_path / "twice.txt").write_text("".join(f"G{i % 49}\n" for i in range(N_GENES)))
     import argparse
 
-    torch.save({"model_state_dict": {"token_emb.weight": torch.zeros(8, 16)}, "args": argparse.Namespace(lr=1)}, tmp_path / "pickle.pth")  # not only tensors
+    torch.save(
+        {"model_state_dict": {"token_emb.weight": torch.zeros(8, 16)}, "args": argparse.Namespace(lr=1)}, tmp_path / "pickle.pth"
+    )  # not only tensors
     cases = [
         ([pth, "--genes", str(tmp_path / "short.txt")], "short.txt: 2 genes, but the checkpoint's gene table has 50 rows"),
         ([pth, "--genes", str(tmp_path / "twice.txt")], "gene 'G0' is listed twice (lines 1 and 50)"),
@@ -166,8 +182,12 @@ def test_gene_files_and_pickles_are_checked(released, tmp_path, capsys):
 def test_gene_symbols_are_mapped_and_the_mapping_reported(tmp_path):
     genes = ["SEPT7", "MARCH1", "A1BG", "NOVEL9", "ENSG00000145416"]  # old symbols, an approved one, an unknown, an Ensembl id of MARCHF1
     write_released_checkpoint(tmp_path / "r.pth", len(genes), **TINY)
-    write_h5ad(ad.AnnData(sp.csr_matrix(np.ones((1, len(genes)), dtype=np.float32) * 2), var=pd.DataFrame(index=genes)), tmp_path / "order.h5ad")
-    report = import_released(tmp_path / "r.pth", tmp_path / "order.h5ad", tmp_path / "m", hgnc=write_hgnc(tmp_path / "hgnc.txt", HGNC_GENES))
+    write_h5ad(
+        ad.AnnData(sp.csr_matrix(np.ones((1, len(genes)), dtype=np.float32) * 2), var=pd.DataFrame(index=genes)), tmp_path / "order.h5ad"
+    )
+    report = import_released(
+        tmp_path / "r.pth", tmp_path / "order.h5ad", tmp_path / "m", hgnc=write_hgnc(tmp_path / "hgnc.txt", HGNC_GENES)
+    )
     vocab = load_checkpoint(tmp_path / "m")[1].genes
     assert vocab == ["SEPTIN7", "MARCHF1", "A1BG", "NOVEL9", "ENSG00000145416"]  # MARCHF1 is taken by row 2: row 5 keeps its name
     assert report["genes"] == {"file": str(tmp_path / "order.h5ad"), "mapped": True, "renamed": 2, "unknown": 1, "kept_for_a_clash": 1}
@@ -183,9 +203,34 @@ def test_embed_pbmc68k_with_the_imported_model(tmp_path, capsys):
     genes = list(cells.var_names[::-1])  # the released order is the file's, whatever it is
     (tmp_path / "genes.txt").write_text("\n".join(genes) + "\n")
     write_released_checkpoint(tmp_path / "checkpoint4_fixed.pth", len(genes), **TINY)
-    assert main(["import-released", str(tmp_path / "checkpoint4_fixed.pth"), "--genes", str(tmp_path / "genes.txt"), "--out", str(tmp_path / "released")]) == 0
+    assert (
+        main(
+            [
+                "import-released",
+                str(tmp_path / "checkpoint4_fixed.pth"),
+                "--genes",
+                str(tmp_path / "genes.txt"),
+                "--out",
+                str(tmp_path / "released"),
+            ]
+        )
+        == 0
+    )
     assert "imported" in capsys.readouterr().out
-    assert main(["embed", str(tmp_path / "pbmc.h5ad"), "--checkpoint", str(tmp_path / "released"), "--out", str(tmp_path / "out.h5ad"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                str(tmp_path / "pbmc.h5ad"),
+                "--checkpoint",
+                str(tmp_path / "released"),
+                "--out",
+                str(tmp_path / "out.h5ad"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     embedded = ad.read_h5ad(tmp_path / "out.h5ad")
     assert embedded.obsm["X_celllm"].shape == (700, 16) and np.isfinite(embedded.obsm["X_celllm"]).all()
     assert embedded.obsm["X_celllm"].std(axis=0).min() > 0  # cells differ

@@ -49,8 +49,11 @@ def tiny_released(tmp_path_factory):
 
 
 def _ours(encoder, cfg, cells, batch_size, order, key_max="batch"):
-    tokenized = TokenizedCells(np.concatenate([[0], np.cumsum([len(g) for g, _ in cells])]),
-                               np.concatenate([g for g, _ in cells]).astype(np.int64), np.concatenate([b for _, b in cells]).astype(np.int64))
+    tokenized = TokenizedCells(
+        np.concatenate([[0], np.cumsum([len(g) for g, _ in cells])]),
+        np.concatenate([g for g, _ in cells]).astype(np.int64),
+        np.concatenate([b for _, b in cells]).astype(np.int64),
+    )
     order = np.arange(len(cells)) if order is None else order
     for layer in encoder.layers:
         layer.attn.released_key_max = key_max
@@ -151,7 +154,19 @@ def test_the_benchmark_measures_both_models_and_the_probe(tmp_path, checkpoint):
         data[name] = tmp_path / f"{name}.h5ad"
         write_h5ad(make_counts(n_cells=70, seed=seed, labels=("a", "b", "c")), data[name])
     out = tmp_path / "released_batch.json"
-    argv = ["--out", str(out), "--data", *map(str, data.values()), "--checkpoint", str(checkpoint), "--threads", "1", "--probe-seeds", "0", "1"]
+    argv = [
+        "--out",
+        str(out),
+        "--data",
+        *map(str, data.values()),
+        "--checkpoint",
+        str(checkpoint),
+        "--threads",
+        "1",
+        "--probe-seeds",
+        "0",
+        "1",
+    ]
     assert released_batch.main(argv) == 0
     result = json.loads(out.read_text())
     rows = {(r["dataset"], r["model"], r["comparison"]): r for r in result["embedding"]}
@@ -163,7 +178,9 @@ def test_the_benchmark_measures_both_models_and_the_probe(tmp_path, checkpoint):
             assert floor < 1e-6 and rows[dataset, model, "per_cell"]["max_abs"] > 10 * floor  # the stabiliser's effect is above noise
             assert rows[dataset, model, "batch_1"]["max_abs"] > floor and rows[dataset, model, "per_cell"]["max_rel"] > 0
     probe = {(r["dataset"], r["model"], r["variant"]): r for r in result["probe"]}
-    assert len(probe) == 2 * len(released_batch.PROBE_VARIANTS) and all(r["seeds"] == 2 for r in probe.values())  # the checkpoint's model only
+    assert len(probe) == 2 * len(released_batch.PROBE_VARIANTS) and all(
+        r["seeds"] == 2 for r in probe.values()
+    )  # the checkpoint's model only
     assert {m for _, m, _ in probe} == {"demo_released"} and result["models"]["paper_head_random"]["max_cells"] == 128
     assert all(0 <= r["accuracy_mean"] <= 1 for r in probe.values())
     assert {r["metric"] for r in result["probe_summary"]} == {"accuracy", "macro_f1"}

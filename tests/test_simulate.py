@@ -51,9 +51,7 @@ def log_normalised(adata):
 
 def held_out_accuracy(adata, label):
     y = adata.obs[label].astype(str).to_numpy()
-    x_train, x_test, y_train, y_test = train_test_split(
-        log_normalised(adata), y, test_size=0.3, random_state=0, stratify=y
-    )
+    x_train, x_test, y_train, y_test = train_test_split(log_normalised(adata), y, test_size=0.3, random_state=0, stratify=y)
     # One BLAS thread: on small CPUs thread contention makes this fit 50x slower.
     with threadpool_limits(limits=1):
         return LogisticRegression(max_iter=300).fit(x_train, y_train).score(x_test, y_test)
@@ -278,9 +276,7 @@ def test_ln_ic50_depends_on_drug_and_cell_line(world, cell_lines):
 
 def test_similar_structures_get_similar_responses(world):
     analogue = ERLOTINIB.replace("C#C", "Cl")  # one substituent changed
-    drugs = pd.DataFrame(
-        {"drug": ["erlotinib", "analogue", "cisplatin"], "smiles": [ERLOTINIB, analogue, "N.N.Cl[Pt]Cl"]}
-    )
+    drugs = pd.DataFrame({"drug": ["erlotinib", "analogue", "cisplatin"], "smiles": [ERLOTINIB, analogue, "N.N.Cl[Pt]Cl"]})
     _, pairs = world.cell_lines(200, drugs, seed=0)
     table = pairs.pivot(index="cell_line", columns="drug", values="ln_ic50")
     close = np.corrcoef(table["erlotinib"], table["analogue"])[0, 1]
@@ -298,9 +294,7 @@ def test_structure_vector_is_deterministic_and_structural():
         smiles_structure_vector("")
     # Two quinazoline EGFR inhibitors look alike; a platinum salt does not.
     table = load_drug_table().set_index("drug")["smiles"]
-    erlotinib, gefitinib, cisplatin = (
-        smiles_structure_vector(table[name]) for name in ["Erlotinib", "Gefitinib", "Cisplatin"]
-    )
+    erlotinib, gefitinib, cisplatin = (smiles_structure_vector(table[name]) for name in ["Erlotinib", "Gefitinib", "Cisplatin"])
     assert erlotinib @ gefitinib > erlotinib @ cisplatin + 0.2
 
 

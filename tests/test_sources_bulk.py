@@ -6,8 +6,6 @@ but plausible, and cover the rules (duplicates, caps, layouts, bad inputs). The 
 check, every parser on real copies of the files, is tests/test_real_files.py.
 """
 
-import logging
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,9 +86,14 @@ def test_pubchem_properties_bad_inputs_name_the_file_and_cid(tmp_path):
 
 
 def test_name_answers_are_combined_with_their_query_and_unknown_names_kept(tmp_path):
-    answers = [("ZD-6474", '"CID","SMILES","ConnectivitySMILES"\n3081361,"CN1CCC(CC1)COC2=C(C=C3C(=C2)N=CN=C3NC4=C(C=C(C=C4)Br)F)OC","CN1CCC(CC1)COC2=C(C=C3C(=C2)N=CN=C3NC4=C(C=C(C=C4)Br)F)OC"\n'),
-               ("not-a-drug", None),
-               ("Aspirin", f'"CID","SMILES","ConnectivitySMILES"\n2244,"{ASPIRIN}","{ASPIRIN}"\n')]
+    answers = [
+        (
+            "ZD-6474",
+            '"CID","SMILES","ConnectivitySMILES"\n3081361,"CN1CCC(CC1)COC2=C(C=C3C(=C2)N=CN=C3NC4=C(C=C(C=C4)Br)F)OC","CN1CCC(CC1)COC2=C(C=C3C(=C2)N=CN=C3NC4=C(C=C(C=C4)Br)F)OC"\n',
+        ),
+        ("not-a-drug", None),
+        ("Aspirin", f'"CID","SMILES","ConnectivitySMILES"\n2244,"{ASPIRIN}","{ASPIRIN}"\n'),
+    ]
     path = tmp_path / "pubchem_names.csv"
     path.write_text(combine_name_answers(answers))
     table = parse_pubchem_properties(path, query=True)
@@ -102,19 +105,25 @@ def test_name_answers_are_combined_with_their_query_and_unknown_names_kept(tmp_p
 
 # -------------------------------------------------------------------------------------------- GDSC
 
-GDSC2 = gdsc_response_table("GDSC2", [
-    (906826, "A549", 1168, "Erlotinib", 3.0),
-    (906826, "A549", 1003, "Camptothecin", -1.5),
-    (687983, "HCC827", 1168, "Erlotinib", -2.0),
-    (687983, "HCC827", 1003, "Camptothecin", -1.0),
-    (687983, "HCC827", 9999, "Unknownib", 1.0),  # no SMILES: dropped
-])
-GDSC1 = gdsc_response_table("GDSC1", [
-    (906826, "A549", 1, "Erlotinib", 5.0),  # also in GDSC2: GDSC2 wins
-    (910927, "CAL-51", 1, "Erlotinib", 2.0),
-    (910927, "CAL-51", 1005, "Cisplatin", 4.0),  # the same drug twice in one screen (two ids): averaged
-    (910927, "CAL-51", 1006, "Cisplatin", 3.0),
-])
+GDSC2 = gdsc_response_table(
+    "GDSC2",
+    [
+        (906826, "A549", 1168, "Erlotinib", 3.0),
+        (906826, "A549", 1003, "Camptothecin", -1.5),
+        (687983, "HCC827", 1168, "Erlotinib", -2.0),
+        (687983, "HCC827", 1003, "Camptothecin", -1.0),
+        (687983, "HCC827", 9999, "Unknownib", 1.0),  # no SMILES: dropped
+    ],
+)
+GDSC1 = gdsc_response_table(
+    "GDSC1",
+    [
+        (906826, "A549", 1, "Erlotinib", 5.0),  # also in GDSC2: GDSC2 wins
+        (910927, "CAL-51", 1, "Erlotinib", 2.0),
+        (910927, "CAL-51", 1005, "Cisplatin", 4.0),  # the same drug twice in one screen (two ids): averaged
+        (910927, "CAL-51", 1006, "Cisplatin", 3.0),
+    ],
+)
 
 
 def test_gdsc_response_from_csv_resolves_duplicates_and_counts_them(tmp_path):
@@ -169,12 +178,22 @@ def test_gdsc_response_bad_inputs(tmp_path):
 
 
 STRUCTURES = DrugStructures(
-    pd.DataFrame({"drug_id": ["1168", "1003", "1005", "1830"], "drug": ["Erlotinib", "Camptothecin", "Cisplatin", "Vandetanib"],
-                  "synonyms": [("Tarceva", "OSI-774"), (), (), ("ZD6474", "Zactima")],
-                  "pubchem_cid": pd.array([176870, 24360, 84691, None], dtype="Int64")}),
+    pd.DataFrame(
+        {
+            "drug_id": ["1168", "1003", "1005", "1830"],
+            "drug": ["Erlotinib", "Camptothecin", "Cisplatin", "Vandetanib"],
+            "synonyms": [("Tarceva", "OSI-774"), (), (), ("ZD6474", "Zactima")],
+            "pubchem_cid": pd.array([176870, 24360, 84691, None], dtype="Int64"),
+        }
+    ),
     pd.DataFrame({"pubchem_cid": [176870, 24360, 84691], "smiles": [ERLOTINIB, CAMPTOTHECIN, CISPLATIN]}),
-    pd.DataFrame({"query": ["Vandetanib", "Unknownib"], "pubchem_cid": pd.array([3081361, None], dtype="Int64"),
-                  "smiles": ["CN1CCC(CC1)COC2=C(C=C3C(=C2)N=CN=C3NC4=C(C=C(C=C4)Br)F)OC", ""]}),
+    pd.DataFrame(
+        {
+            "query": ["Vandetanib", "Unknownib"],
+            "pubchem_cid": pd.array([3081361, None], dtype="Int64"),
+            "smiles": ["CN1CCC(CC1)COC2=C(C=C3C(=C2)N=CN=C3NC4=C(C=C(C=C4)Br)F)OC", ""],
+        }
+    ),
 )
 
 
@@ -183,8 +202,11 @@ GDSC_EXPRESSION = [
     ("TSPAN6", "tetraspanin 6 [Source:HGNC Symbol;Acc:11858]", [7.632023, 7.548671, 8.712338]),
     ("TNMD", "tenomodulin [Source:HGNC Symbol;Acc:17757]", [2.964585, 2.777716, 2.643508]),
     ("", "", [3.1, 3.2, 3.3]),
-    ("DPM1", "dolichyl-phosphate mannosyltransferase polypeptide 1, catalytic subunit [Source:HGNC Symbol;Acc:3005]",
-     [10.379553, 11.807341, 9.880733]),
+    (
+        "DPM1",
+        "dolichyl-phosphate mannosyltransferase polypeptide 1, catalytic subunit [Source:HGNC Symbol;Acc:3005]",
+        [10.379553, 11.807341, 9.880733],
+    ),
     ("DPM1", "duplicate probe set", [10.0, 11.0, 9.0]),
 ]
 GDSC_COSMIC = [906826, 687983, 910927]
@@ -202,7 +224,9 @@ def test_gdsc_expression_follows_the_contract_and_matches_the_response_key(tmp_p
     assert adata.uns["value_scale"] == "rma_log2"
     dense = adata.to_df()
     assert dense.loc["906826", "DPM1"] == pytest.approx((10.379553 + 10.0) / 2, rel=1e-6)
-    validate_dataset(to_linear_scale(adata, "gdsc"), "gdsc")  # on the linear scale build_dataset gives it: CSR float32, finite, non-negative, unique genes
+    validate_dataset(
+        to_linear_scale(adata, "gdsc"), "gdsc"
+    )  # on the linear scale build_dataset gives it: CSR float32, finite, non-negative, unique genes
 
     # the zip that GDSC serves reads the same
     zipped = parse_gdsc_expression(write_gdsc_expression(tmp_path / "Cell_line_RMA_proc_basalExp.txt.zip", GDSC_COSMIC, GDSC_EXPRESSION))
@@ -238,45 +262,59 @@ def test_gdsc_expression_bad_inputs(tmp_path):
 
 def test_gdsc_drug_list_reads_names_synonyms_and_pubchem_ids(tmp_path):
     # the compounds page download: drug_id, Name, Synonyms, Targets, Target pathway, PubCHEM, ...
-    write_gdsc_drug_list(tmp_path / "Drug_list.csv", [
-        (1168, "Erlotinib", "Tarceva, RG-1415, CP-358774, OSI-774, Ro-508231, R-1415", "EGFR", "EGFR signaling", 176870, "GDSC2"),
-        (1003, "Camptothecin", "", "TOP1", "DNA replication", 24360, "GDSC2"),
-        (1005, "Cisplatin", "", "DNA crosslinker", "DNA replication", "84691, 5702198", "GDSC1"),
-        (1006, "Cisplatin", "", "DNA crosslinker", "DNA replication", 84691, "GDSC2"),
-        (1500, "Compound X", "", "unknown", "Other", "none", "GDSC2"),
-        (1501, "Compound Y", "", "unknown", "Other", "several", "GDSC2"),
-    ])
+    write_gdsc_drug_list(
+        tmp_path / "Drug_list.csv",
+        [
+            (1168, "Erlotinib", "Tarceva, RG-1415, CP-358774, OSI-774, Ro-508231, R-1415", "EGFR", "EGFR signaling", 176870, "GDSC2"),
+            (1003, "Camptothecin", "", "TOP1", "DNA replication", 24360, "GDSC2"),
+            (1005, "Cisplatin", "", "DNA crosslinker", "DNA replication", "84691, 5702198", "GDSC1"),
+            (1006, "Cisplatin", "", "DNA crosslinker", "DNA replication", 84691, "GDSC2"),
+            (1500, "Compound X", "", "unknown", "Other", "none", "GDSC2"),
+            (1501, "Compound Y", "", "unknown", "Other", "several", "GDSC2"),
+        ],
+    )
     table = parse_gdsc_drug_list(tmp_path / "Drug_list.csv")
     assert table["drug"].tolist() == ["Erlotinib", "Camptothecin", "Cisplatin", "Compound X", "Compound Y"]
     assert table["pubchem_cid"].tolist()[:3] == [176870, 24360, 84691] and table["pubchem_cid"][3:].isna().all()  # kept, to ask PubChem
-    assert table["synonyms"][0] == ("Tarceva", "RG-1415", "CP-358774", "OSI-774", "Ro-508231", "R-1415") and table["drug_id"][2] == "1005;1006"
+    assert (
+        table["synonyms"][0] == ("Tarceva", "RG-1415", "CP-358774", "OSI-774", "Ro-508231", "R-1415") and table["drug_id"][2] == "1005;1006"
+    )
     (tmp_path / "screened_compounds_rel_8.5.csv").write_text(
-        "DRUG_ID,SCREENING_SITE,DRUG_NAME,SYNONYMS,TARGET,TARGET_PATHWAY\n1003,SANGER,Camptothecin,,TOP1,DNA replication\n")
+        "DRUG_ID,SCREENING_SITE,DRUG_NAME,SYNONYMS,TARGET,TARGET_PATHWAY\n1003,SANGER,Camptothecin,,TOP1,DNA replication\n"
+    )
     with pytest.raises(InputError, match=r"screened_compounds_rel_8.5.csv: missing column\(s\) 'Name', 'PubCHEM'"):
         parse_gdsc_drug_list(tmp_path / "screened_compounds_rel_8.5.csv")
 
 
 # -------------------------------------------------------------------------------------------- CCLE
 
-PACLITAXEL = "CC1=C2C(C(=O)C3(C(CC4C(C3C(C(C2(C)C)(CC1OC(=O)C(C(C5=CC=CC=C5)NC(=O)C6=CC=CC=C6)O)O)OC(=O)C7=CC=CC=C7)(CO4)OC(=O)C)O)C)OC(=O)C"
+PACLITAXEL = (
+    "CC1=C2C(C(=O)C3(C(CC4C(C3C(C(C2(C)C)(CC1OC(=O)C(C(C5=CC=CC=C5)NC(=O)C6=CC=CC=C6)O)O)OC(=O)C7=CC=CC=C7)(CO4)OC(=O)C)O)C)OC(=O)C"
+)
 
 
 def write_drug_data(path, rows=None):
-    rows = rows if rows is not None else [
-        ccle_drug_row("HELA_CERVIX", "HeLa", "Erlotinib", "EGFR", "8"),  # at the 8 uM cap
-        ccle_drug_row("A549_LUNG", "A549", "Erlotinib", "EGFR", "2.5", ec50="1.9"),
-        ccle_drug_row("A549_LUNG", "A549", "Paclitaxel", "TUBB1", ".012", ec50=".008"),
-        ccle_drug_row("A549_LUNG", "A549", "ZD-6474", "EGFR", "3.6"),
-        ccle_drug_row("SW480_LARGE_INTESTINE", "SW480", "L-685458", "GS", "8"),  # no DepMap model, no structure: dropped
-    ]
+    rows = (
+        rows
+        if rows is not None
+        else [
+            ccle_drug_row("HELA_CERVIX", "HeLa", "Erlotinib", "EGFR", "8"),  # at the 8 uM cap
+            ccle_drug_row("A549_LUNG", "A549", "Erlotinib", "EGFR", "2.5", ec50="1.9"),
+            ccle_drug_row("A549_LUNG", "A549", "Paclitaxel", "TUBB1", ".012", ec50=".008"),
+            ccle_drug_row("A549_LUNG", "A549", "ZD-6474", "EGFR", "3.6"),
+            ccle_drug_row("SW480_LARGE_INTESTINE", "SW480", "L-685458", "GS", "8"),  # no DepMap model, no structure: dropped
+        ]
+    )
     return write_ccle_drug_data(path, rows)
 
 
 def test_ccle_response_converts_and_counts_both_assay_limits(tmp_path):
-    rows = [ccle_drug_row("HELA_CERVIX", "HeLa", "Erlotinib", "EGFR", "8"),  # at the 8 uM cap
-            ccle_drug_row("A549_LUNG", "A549", "Erlotinib", "EGFR", "2.5", ec50="1.9"),
-            ccle_drug_row("A549_LUNG", "A549", "Paclitaxel", "TUBB1", ".0025", ec50=".001"),  # at the 0.0025 uM floor
-            ccle_drug_row("A549_LUNG", "A549", "ZD-6474", "EGFR", "3.6")]
+    rows = [
+        ccle_drug_row("HELA_CERVIX", "HeLa", "Erlotinib", "EGFR", "8"),  # at the 8 uM cap
+        ccle_drug_row("A549_LUNG", "A549", "Erlotinib", "EGFR", "2.5", ec50="1.9"),
+        ccle_drug_row("A549_LUNG", "A549", "Paclitaxel", "TUBB1", ".0025", ec50=".001"),  # at the 0.0025 uM floor
+        ccle_drug_row("A549_LUNG", "A549", "ZD-6474", "EGFR", "3.6"),
+    ]
     path = write_drug_data(tmp_path / "CCLE_NP24.2009_Drug_data_2015.02.24.csv", rows)
     ledger = Ledger("ccle")
     pairs = parse_ccle_response(path, ledger)
@@ -303,8 +341,12 @@ def test_ccle_response_bad_inputs(tmp_path):
         parse_ccle_response(tmp_path / "header_only.csv")
 
 
-MODELS = [("ACH-000001", "NIH:OVCAR-3", "OVCAR3_OVARY", "905933"), ("ACH-000681", "A549", "A549_LUNG", "905949"),
-          ("ACH-001086", "HeLa", "HELA_CERVIX", ""), ("ACH-003000", "PDO-1", "", "")]  # an organoid without CCLE name
+MODELS = [
+    ("ACH-000001", "NIH:OVCAR-3", "OVCAR3_OVARY", "905933"),
+    ("ACH-000681", "A549", "A549_LUNG", "905949"),
+    ("ACH-001086", "HeLa", "HELA_CERVIX", ""),
+    ("ACH-003000", "PDO-1", "", ""),
+]  # an organoid without CCLE name
 
 
 GENES = ["TSPAN6 (7105)", "TNMD (64102)", "DPM1 (8813)"]
@@ -335,7 +377,9 @@ def test_depmap_expression_new_layout_keeps_default_entries_and_matches_the_resp
 
     pairs = parse_ccle_response(write_drug_data(tmp_path / "drug.csv"), ledger)
     lines = pairs.drop_duplicates("ccle_name")
-    pairs = to_models(pairs, "ccle_name", models.match(ccle_names=lines["ccle_name"].tolist(), names=lines["primary_name"].tolist()), ledger, "CCLE")
+    pairs = to_models(
+        pairs, "ccle_name", models.match(ccle_names=lines["ccle_name"].tolist(), names=lines["primary_name"].tolist()), ledger, "CCLE"
+    )
     asked = pd.DataFrame({"query": ["Paclitaxel"], "pubchem_cid": pd.array([36314], dtype="Int64"), "smiles": [PACLITAXEL]})
     structures = DrugStructures(STRUCTURES.compounds, STRUCTURES.smiles_by_cid, pd.concat([STRUCTURES.by_name, asked], ignore_index=True))
     lines, response = assemble(adata, pairs, structures, ledger, "CCLE")
@@ -347,7 +391,9 @@ def test_depmap_expression_new_layout_keeps_default_entries_and_matches_the_resp
     lost = steps[(steps["step"] == "cell_line_model") & (steps["unit"] == "cell_lines")].iloc[0]
     assert (lost["entered"], lost["kept"]) == (3, 2) and lost["lost_names"] == "SW480_LARGE_INTESTINE (no model)"
     drugs = steps[(steps["step"] == "drug_structure") & (steps["unit"] == "drugs")].iloc[0]
-    assert "1 by compound list name, 0 by compound list synonym, 2 by PubChem name" in drugs["detail"] and drugs["entered"] == 3  # L-685458 left with SW480
+    assert (
+        "1 by compound list name, 0 by compound list synonym, 2 by PubChem name" in drugs["detail"] and drugs["entered"] == 3
+    )  # L-685458 left with SW480
 
 
 def test_depmap_bad_inputs(tmp_path):
@@ -400,6 +446,7 @@ def test_string_gives_one_row_per_gene_pair(tmp_path):
 
     # the table feeds the PPI pipeline as it is
     from celllm.ppi.graph import build_gene_graph
+
     graph = build_gene_graph(edges, ["ARF5", "M6PR", "FKBP4", "CYP26B1", "TP53"], min_score=0, source="string")
     assert graph.edge_index.shape[1] == 6
 

@@ -39,12 +39,20 @@ def assert_standard(adata):
 
 # ---------------------------------------------------------------------------------------------- Zheng68k
 
-ZHENG_GENES = [("ENSG00000243485", "MIR1302-10"), ("ENSG00000237613", "FAM138A"), ("ENSG00000186092", "OR4F5"),
-               ("ENSG00000999999", "FAM138A")]  # a duplicated symbol, as in hg19 genes.tsv
+ZHENG_GENES = [
+    ("ENSG00000243485", "MIR1302-10"),
+    ("ENSG00000237613", "FAM138A"),
+    ("ENSG00000186092", "OR4F5"),
+    ("ENSG00000999999", "FAM138A"),
+]  # a duplicated symbol, as in hg19 genes.tsv
 ZHENG_BARCODES = ["AAACATACACCCAA-1", "AAACATACCCCTCA-1", "AAACATACCGGAGA-1"]
 ZHENG_COUNTS = np.array([[1, 0, 2], [0, 3, 0], [4, 0, 0], [1, 1, 0]])  # genes x cells, as matrix.mtx stores it
 # the third matrix cell is not annotated (dropped with a warning); an annotated cell outside the matrix is fine
-ZHENG_ANNOTATED = {"AAACATACACCCAA-1": "CD8+ Cytotoxic T", "AAACATACCCCTCA-1": "CD8+/CD45RA+ Naive Cytotoxic", "TTTTTTTTTTTTTT-1": "CD19+ B"}
+ZHENG_ANNOTATED = {
+    "AAACATACACCCAA-1": "CD8+ Cytotoxic T",
+    "AAACATACCCCTCA-1": "CD8+/CD45RA+ Naive Cytotoxic",
+    "TTTTTTTTTTTTTT-1": "CD19+ B",
+}
 
 
 def write_zheng_tar(path, counts=ZHENG_COUNTS):
@@ -118,11 +126,16 @@ def write_baron(path, rows, columns=None):
 def test_baron_files_and_raw_tar(tmp_path):
     from ingest.sources.baron import parse_baron
 
-    h1 = write_baron(tmp_path / "GSM2230757_human1_umifm_counts.csv.gz",
-                     [("human1_lib1.final_cell_0001", "GATGACGGAC-GGTTTACT", "acinar", 0, 4, 0),
-                      ("human1_lib1.final_cell_0002", "GAGCGCAATG-CTCAGCTT", "beta", 2, 0, 1)])
-    h2 = write_baron(tmp_path / "GSM2230758_human2_umifm_counts.csv.gz",
-                     [("human2_lib1.final_cell_0001", "CTTCAAGCAT-GTTCTAGA", "delta", 1, 1, 7)])
+    h1 = write_baron(
+        tmp_path / "GSM2230757_human1_umifm_counts.csv.gz",
+        [
+            ("human1_lib1.final_cell_0001", "GATGACGGAC-GGTTTACT", "acinar", 0, 4, 0),
+            ("human1_lib1.final_cell_0002", "GAGCGCAATG-CTCAGCTT", "beta", 2, 0, 1),
+        ],
+    )
+    h2 = write_baron(
+        tmp_path / "GSM2230758_human2_umifm_counts.csv.gz", [("human2_lib1.final_cell_0001", "CTTCAAGCAT-GTTCTAGA", "delta", 1, 1, 7)]
+    )
     adata = parse_baron([h1, h2])
     assert_standard(adata)
     assert adata.shape == (3, 3) and list(adata.var_names) == ["A1BG", "A1CF", "A2M"]
@@ -130,8 +143,7 @@ def test_baron_files_and_raw_tar(tmp_path):
     assert list(adata.obs["donor"]) == ["human1", "human1", "human2"]
     np.testing.assert_array_equal(adata.X.toarray(), [[0, 4, 0], [2, 0, 1], [1, 1, 7]])
 
-    mouse = write_baron(tmp_path / "GSM2230761_mouse1_umifm_counts.csv.gz",
-                        [("mouse1_lib1.final_cell_0001", "AAAA-CCCC", "beta", 1, 1, 1)])
+    mouse = write_baron(tmp_path / "GSM2230761_mouse1_umifm_counts.csv.gz", [("mouse1_lib1.final_cell_0001", "AAAA-CCCC", "beta", 1, 1, 1)])
     raw = write_geo_raw_tar(tmp_path / "GSE84133_RAW.tar", [h1, h2, mouse])
     from_tar = parse_baron(raw)
     assert from_tar.shape == (3, 3) and sorted(set(from_tar.obs["donor"])) == ["human1", "human2"]
@@ -142,8 +154,9 @@ def test_baron_files_and_raw_tar(tmp_path):
 def test_baron_bad_inputs(tmp_path):
     from ingest.sources.baron import parse_baron
 
-    wrong = write_baron(tmp_path / "GSM2230759_human3_umifm_counts.csv.gz", [("c1", "AA", "beta", 1, 2, 3)],
-                        columns=("", "barcode", "cluster"))
+    wrong = write_baron(
+        tmp_path / "GSM2230759_human3_umifm_counts.csv.gz", [("c1", "AA", "beta", 1, 2, 3)], columns=("", "barcode", "cluster")
+    )
     with pytest.raises(InputError, match=r"human3_umifm_counts\.csv\.gz: header starts"):
         parse_baron([wrong])
     hole = write_baron(tmp_path / "GSM2230760_human4_umifm_counts.csv.gz", [("c1", "AA", "beta", 1, "", 3)])
@@ -159,10 +172,12 @@ def test_baron_bad_inputs(tmp_path):
 TPM_CELLS = ["RHH2177", "RHH2178", "RHH2179", "RHH2180"]
 TPM_GENES = ["A1BG", "TP53", "GAPDH"]
 TPM_VALUES = [[0, 12.5, 0, 3.25], [100.5, 0, 40, 0], [900, 850.25, 700, 1000]]  # genes x cells
-CELLINFO = [("RHH2177", "HN120P", "HN120", "HN120", "Primary", "Sensitive"),
-            ("RHH2178", "HN120PCR", "HN120", "HN120", "Primary", "Resistant"),
-            ("RHH2179", "HN137M", "HN137", "HN137", "Metastatic", "Holiday"),
-            ("RHH2180", "HN137MCR", "HN137", "HN137", "Metastatic", "Resistant")]
+CELLINFO = [
+    ("RHH2177", "HN120P", "HN120", "HN120", "Primary", "Sensitive"),
+    ("RHH2178", "HN120PCR", "HN120", "HN120", "Primary", "Resistant"),
+    ("RHH2179", "HN137M", "HN137", "HN137", "Metastatic", "Holiday"),
+    ("RHH2180", "HN137MCR", "HN137", "HN137", "Metastatic", "Resistant"),
+]
 
 
 def write_tpm(path, values=TPM_VALUES):
@@ -252,7 +267,9 @@ def test_gse149383_bad_inputs(tmp_path):
         parse_gse149383(data, unlabeled)
     with pytest.raises(InputError, match=r"missing_meta\.csv: file not found"):
         parse_gse149383(data, tmp_path / "missing_meta.csv")
-    tabs = write_text(tmp_path / "tabs.csv", data.read_text().replace(",", "\t"))  # tab-separated by mistake: the comma reader sees no cells
+    tabs = write_text(
+        tmp_path / "tabs.csv", data.read_text().replace(",", "\t")
+    )  # tab-separated by mistake: the comma reader sees no cells
     meta = write_scdeal_meta(tmp_path / "meta.csv", ERL_CELLS, ERL_LABELS, ERL_DAYS)
     with pytest.raises(InputError, match=r"tabs\.csv: no cells"):
         parse_gse149383(tabs, meta)
@@ -260,13 +277,19 @@ def test_gse149383_bad_inputs(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- CancerSCEM
 
+
 def test_cancerscem_samples(tmp_path):
     from ingest.sources.cancerscem import parse_cancerscem
 
-    a = write_cancerscem_sample(tmp_path / "CRC-001.counts.matrix.tsv.gz", ["EPCAM", "PTPRC", "EPCAM"],
-                                ["AAACCTGAGAAGGCCT-1", "AAACCTGAGACAGACC-1"], [[5, 0], [0, 3], [1, 1]])
-    b = write_cancerscem_sample(tmp_path / "AML-029-27-1E.counts.matrix.tsv.gz", ["PTPRC", "CD34"], ["AAACGGGTCAAACCAC-1"],
-                                [[9], [2]], gene_column="gene")  # pandas-style header with a gene column name
+    a = write_cancerscem_sample(
+        tmp_path / "CRC-001.counts.matrix.tsv.gz",
+        ["EPCAM", "PTPRC", "EPCAM"],
+        ["AAACCTGAGAAGGCCT-1", "AAACCTGAGACAGACC-1"],
+        [[5, 0], [0, 3], [1, 1]],
+    )
+    b = write_cancerscem_sample(
+        tmp_path / "AML-029-27-1E.counts.matrix.tsv.gz", ["PTPRC", "CD34"], ["AAACGGGTCAAACCAC-1"], [[9], [2]], gene_column="gene"
+    )  # pandas-style header with a gene column name
     adata = parse_cancerscem([a, b])
     assert_standard(adata)
     assert adata.shape == (3, 3) and set(adata.var_names) == {"EPCAM", "PTPRC", "CD34"}
@@ -275,8 +298,7 @@ def test_cancerscem_samples(tmp_path):
     assert adata.obs_names[0] == "CRC-001:AAACCTGAGAAGGCCT-1"
     dense = adata.to_df()
     assert dense.loc["CRC-001:AAACCTGAGAAGGCCT-1", "EPCAM"] == 6  # duplicate symbol rows summed
-    assert dense.loc["AML-029-27-1E:AAACGGGTCAAACCAC-1"].to_dict() == {**{g: 0 for g in dense.columns},
-                                                                      "PTPRC": 9, "CD34": 2}
+    assert dense.loc["AML-029-27-1E:AAACGGGTCAAACCAC-1"].to_dict() == {**{g: 0 for g in dense.columns}, "PTPRC": 9, "CD34": 2}
     assert adata.uns["count_scale"] == "raw_counts"
 
 
@@ -296,8 +318,12 @@ def test_cancerscem_bad_inputs(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- PanglaoDB
 
-PANGLAO_GENES = ["A1BG_ENSG00000121410.11", "RP11-34P13.7_ENSG00000238009.6",
-                 "Y_RNA_ENSG00000201317.1", "Y_RNA_ENSG00000199916.1"]  # symbols may contain '_' and repeat
+PANGLAO_GENES = [
+    "A1BG_ENSG00000121410.11",
+    "RP11-34P13.7_ENSG00000238009.6",
+    "Y_RNA_ENSG00000201317.1",
+    "Y_RNA_ENSG00000199916.1",
+]  # symbols may contain '_' and repeat
 
 
 def test_panglaodb_rdata(tmp_path):
@@ -306,11 +332,9 @@ def test_panglaodb_rdata(tmp_path):
 
     counts = np.array([[1, 0, 2], [0, 5, 0], [3, 0, 0], [1, 1, 0]])  # genes x cells
     first = tmp_path / "SRA553822_SRS2119548.sparse.RData"
-    first.write_bytes(panglaodb_rdata(counts, PANGLAO_GENES, ["AAACCTGAGAAACCAT_1", "AAACCTGAGAAACCGC_1",
-                                                              "AAACCTGAGAAACGCC_1"]))
+    first.write_bytes(panglaodb_rdata(counts, PANGLAO_GENES, ["AAACCTGAGAAACCAT_1", "AAACCTGAGAAACCGC_1", "AAACCTGAGAAACGCC_1"]))
     second = tmp_path / "SRA640325_SRS2769051.sparse.RData"
-    second.write_bytes(panglaodb_rdata(np.array([[4], [2]]), ["CD3E_ENSG00000198851.9", "A1BG_ENSG00000121410.11"],
-                                       ["TTTGTCATCTTTAGTC_1"]))
+    second.write_bytes(panglaodb_rdata(np.array([[4], [2]]), ["CD3E_ENSG00000198851.9", "A1BG_ENSG00000121410.11"], ["TTTGTCATCTTTAGTC_1"]))
     adata = parse_panglaodb([first, second])
     assert_standard(adata)
     assert adata.shape == (4, 4)

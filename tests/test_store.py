@@ -67,14 +67,30 @@ def test_pretraining_from_a_store_equals_pretraining_from_the_files(two_files, t
     config = tmp_path / "config.json"
     config.write_text(json.dumps(TINY_MODEL))
     args = ["--config", str(config), "--max-steps", "3", "--quiet"]
-    assert main(["tokenize", *[x for f in two_files for x in ("--data", str(f))], "--out", str(tmp_path / "corpus.tokens"), "--config", str(config),
-                 "--block-cells", "10", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "tokenize",
+                *[x for f in two_files for x in ("--data", str(f))],
+                "--out",
+                str(tmp_path / "corpus.tokens"),
+                "--config",
+                str(config),
+                "--block-cells",
+                "10",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["pretrain", "--data", str(tmp_path / "corpus.tokens"), "--out", str(tmp_path / "from_store"), *args]) == 0
     assert main(["pretrain", *[x for f in two_files for x in ("--data", str(f))], "--out", str(tmp_path / "from_files"), *args]) == 0
     a, b = load_checkpoint(tmp_path / "from_store")[0].state_dict(), load_checkpoint(tmp_path / "from_files")[0].state_dict()
     assert all(torch.equal(a[name], b[name]) for name in a)
     capsys.readouterr()
-    assert main(["pretrain", "--data", str(tmp_path / "corpus.tokens"), "--data", str(two_files[0]), "--out", str(tmp_path / "x"), *args]) == 2
+    assert (
+        main(["pretrain", "--data", str(tmp_path / "corpus.tokens"), "--data", str(two_files[0]), "--out", str(tmp_path / "x"), *args]) == 2
+    )
     assert "a token store is the whole corpus" in capsys.readouterr().err
 
 

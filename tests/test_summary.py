@@ -18,9 +18,17 @@ def _records(tmp_path, commit="abc1234def5678"):
         for seed, accuracy in enumerate(values):
             path = tmp_path / "runs" / model / f"seed{seed}" / "metrics.json"
             path.parent.mkdir(parents=True)
-            record = {"task": "annotation", "setting": "standard", "dataset": "pbmc68k_reduced", "simulated": False, "model": model,
-                      "kind": kinds[model], "seed": seed, "metrics": {"accuracy": accuracy, "macro_f1": accuracy / 2},
-                      "provenance": {"git_commit": commit}}
+            record = {
+                "task": "annotation",
+                "setting": "standard",
+                "dataset": "pbmc68k_reduced",
+                "simulated": False,
+                "model": model,
+                "kind": kinds[model],
+                "seed": seed,
+                "metrics": {"accuracy": accuracy, "macro_f1": accuracy / 2},
+                "provenance": {"git_commit": commit},
+            }
             path.write_text(json.dumps(record))
             paths.append(path)
     return paths, scores
@@ -56,4 +64,6 @@ def test_the_shipped_readme_quotes_a_summary_with_its_commit_and_machine():
 
     text = (Path(__file__).parents[1] / "README.md").read_text()
     block = text.split(SUMMARY_BEGIN)[1].split(SUMMARY_END)[0]
-    assert block.lstrip().startswith("Measured at commit ") and " cores, " in block and "**annotation / pbmc68k_reduced / standard**" in block
+    assert (
+        block.lstrip().startswith("Measured at commit ") and " cores, " in block and "**annotation / pbmc68k_reduced / standard**" in block
+    )

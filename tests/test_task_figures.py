@@ -43,8 +43,16 @@ def table_rows(task, setting, dataset, simulated, metrics, models=MODELS, nan=()
 
 
 def reference_row(task, setting, dataset, model, **values):
-    return {"task": task, "setting": setting, "dataset": dataset, "simulated": False, "model": model, "kind": "reference",
-            **{f"{m}_mean": v for m, v in values.items()}, "source": "a paper"}
+    return {
+        "task": task,
+        "setting": setting,
+        "dataset": dataset,
+        "simulated": False,
+        "model": model,
+        "kind": "reference",
+        **{f"{m}_mean": v for m, v in values.items()},
+        "source": "a paper",
+    }
 
 
 def write_table(rows, path, ranked=True):
@@ -59,9 +67,11 @@ def write_table(rows, path, ranked=True):
 # ---------------------------------------------------------------- tables
 def test_annotation_bars_per_dataset_and_references_not_bars(tmp_path):
     metrics = ["accuracy", "macro_f1", "weighted_f1"]
-    rows = (table_rows("annotation", "standard", "sim_pbmc", True, metrics, nan=("macro_f1",))
-            + table_rows("annotation", "standard", "zheng68k", False, metrics)
-            + [reference_row("annotation", "standard", "zheng68k", "scBERT without pretraining (Boiarsky et al.)", macro_f1=0.672)])
+    rows = (
+        table_rows("annotation", "standard", "sim_pbmc", True, metrics, nan=("macro_f1",))
+        + table_rows("annotation", "standard", "zheng68k", False, metrics)
+        + [reference_row("annotation", "standard", "zheng68k", "scBERT without pretraining (Boiarsky et al.)", macro_f1=0.672)]
+    )
     csv = write_table(rows, tmp_path / "annotation.csv", ranked=False)  # an older table: no rank / beats_control
     figure = bar_figures.plot_task(csv, tmp_path / "annotation.png", "annotation")
     assert_written(tmp_path / "annotation.png")
@@ -77,10 +87,12 @@ def test_annotation_bars_per_dataset_and_references_not_bars(tmp_path):
 
 def test_drug_sensitivity_full_and_few_shot_side_by_side(tmp_path):
     metrics = ["accuracy", "f1", "auroc", "aupr"]
-    rows = (table_rows("drug_sensitivity", "full", "sim_drug_sensitivity", True, metrics)
-            + table_rows("drug_sensitivity", "few_shot", "sim_drug_sensitivity", True, metrics, nan=("auroc",))
-            + table_rows("drug_sensitivity", "few_shot", "gse117872", False, metrics)
-            + [reference_row("drug_sensitivity", "few_shot", "gse117872", "CellLM (paper; average of both datasets)", f1=0.889)])
+    rows = (
+        table_rows("drug_sensitivity", "full", "sim_drug_sensitivity", True, metrics)
+        + table_rows("drug_sensitivity", "few_shot", "sim_drug_sensitivity", True, metrics, nan=("auroc",))
+        + table_rows("drug_sensitivity", "few_shot", "gse117872", False, metrics)
+        + [reference_row("drug_sensitivity", "few_shot", "gse117872", "CellLM (paper; average of both datasets)", f1=0.889)]
+    )
     bar_figures.plot_task(write_table(rows, tmp_path / "drug_sensitivity.csv"), tmp_path / "sens.png", "drug_sensitivity")
     assert_written(tmp_path / "sens.png")
 
@@ -88,8 +100,11 @@ def test_drug_sensitivity_full_and_few_shot_side_by_side(tmp_path):
 def test_drug_response_three_splits(tmp_path):
     metrics = ["rmse", "mae", "r2", "pearson", "spearman", "per_drug_pearson", "n_drugs_per_drug_pearson"]
     models = [("celllm_probe", "celllm"), ("deepcdr_mlp", "baseline"), ("drug_mean", "control")]
-    rows = [r for s in ("warm", "cold_cell", "cold_drug")
-            for r in table_rows("drug_response", s, "sim_cell_lines", True, metrics, models, nan=("pearson", "per_drug_pearson"))]
+    rows = [
+        r
+        for s in ("warm", "cold_cell", "cold_drug")
+        for r in table_rows("drug_response", s, "sim_cell_lines", True, metrics, models, nan=("pearson", "per_drug_pearson"))
+    ]
     rows += [reference_row("drug_response", "warm", "sim_cell_lines", "CellLM (paper)", pearson=0.934)]
     figure = bar_figures.plot_task(write_table(rows, tmp_path / "drug_response.csv"), tmp_path / "response.png", "drug_response")
     assert_written(tmp_path / "response.png")
@@ -105,15 +120,26 @@ def test_a_table_without_the_metric_is_refused_by_name(tmp_path):
     with pytest.raises(InputError, match=r"missing\.csv: file not found"):
         bar_figures.plot_task(tmp_path / "missing.csv", tmp_path / "x.png", "drug_response")
     with pytest.raises(InputError, match=r"partial\.csv: no rows for task 'drug_sensitivity'"):
-        bar_figures.plot_task(write_table(table_rows("annotation", "full", "d", True, ["f1", "auroc"]), csv), tmp_path / "x.png", "drug_sensitivity")
+        bar_figures.plot_task(
+            write_table(table_rows("annotation", "full", "d", True, ["f1", "auroc"]), csv), tmp_path / "x.png", "drug_sensitivity"
+        )
     assert not (tmp_path / "x.png").exists()
 
 
 # ---------------------------------------------------------------- confusion matrix
 def run_record(path, seed, matrix, labels=("B", "T cell", "NK"), dataset="sim_pbmc", model="celllm_probe"):
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"task": "annotation", "setting": "standard", "dataset": dataset, "simulated": True, "model": model, "kind": "celllm",
-              "seed": seed, "metrics": {"accuracy": 0.5}, "confusion": {"labels": list(labels), "matrix": matrix}}
+    record = {
+        "task": "annotation",
+        "setting": "standard",
+        "dataset": dataset,
+        "simulated": True,
+        "model": model,
+        "kind": "celllm",
+        "seed": seed,
+        "metrics": {"accuracy": 0.5},
+        "confusion": {"labels": list(labels), "matrix": matrix},
+    }
     path.write_text(json.dumps(record))
     return path
 
@@ -148,9 +174,13 @@ def test_predicted_vs_measured_one_panel_per_model(tmp_path):
             folder.mkdir(parents=True)
             true = rng.normal(3, 2, 20)
             predicted = np.full(20, 3.0) if kind == "control" else true + rng.normal(0, 1, 20)  # a control predicts a constant
-            pd.DataFrame({"cell_line": "L", "drug": "D", "true": true, "predicted": predicted}).to_csv(folder / "predictions.csv", index=False)
+            pd.DataFrame({"cell_line": "L", "drug": "D", "true": true, "predicted": predicted}).to_csv(
+                folder / "predictions.csv", index=False
+            )
             if model != "deepcdr_mlp":  # a run record beside the predictions is optional
-                (folder / "metrics.json").write_text(json.dumps({"dataset": "sim_cell_lines", "setting": "warm", "simulated": True, "kind": kind}))
+                (folder / "metrics.json").write_text(
+                    json.dumps({"dataset": "sim_cell_lines", "setting": "warm", "simulated": True, "kind": kind})
+                )
             inputs[model].append(folder / "predictions.csv")
     figure = scatter.plot_predicted_vs_measured(inputs, tmp_path / "scatter.png")
     assert_written(tmp_path / "scatter.png")
@@ -172,8 +202,11 @@ def embedded(tmp_path):
     n = 40
     labels = np.array(["B cell", "T cell"])[np.arange(n) % 2]
     counts = rng.poisson(np.where(labels[:, None] == "B cell", 3.0, 0.5) * rng.gamma(1.0, 1.0, (1, 30))).astype(np.float32)
-    adata = ad.AnnData(sp.csr_matrix(counts), obs=pd.DataFrame({"cell_type": pd.Categorical(labels)}, index=[f"c{i}" for i in range(n)]),
-                       var=pd.DataFrame(index=[f"G{i}" for i in range(30)]))
+    adata = ad.AnnData(
+        sp.csr_matrix(counts),
+        obs=pd.DataFrame({"cell_type": pd.Categorical(labels)}, index=[f"c{i}" for i in range(n)]),
+        var=pd.DataFrame(index=[f"G{i}" for i in range(30)]),
+    )
     adata.obsm["X_celllm"] = rng.normal(size=(n, 8)).astype(np.float32) + (labels == "B cell")[:, None]
     adata.obs["score"] = rng.uniform(size=n)
     adata.uns.update(dataset="tiny", simulated=True)
@@ -214,18 +247,40 @@ def test_dnc_and_tokens_figures(tmp_path):
             if method == "full" and b == 16:
                 runs.append({"method": "full", "batch_size": 16, "sub_batch_size": None, "error": "out of memory"})
                 continue
-            runs.append({"method": method, "batch_size": b, "sub_batch_size": 4 if method == "dnc" else None, "seconds_per_step": 0.01 * b,
-                         "seconds_all": [0.009 * b, 0.01 * b, 0.012 * b], "peak_mb": (10 if method == "dnc" else 3) * b})
-    dnc = {"benchmark": "dnc", "environment": {"device": "cuda", "gpu": "Tiny GPU"}, "settings": {"sub_batch_size": 4}, "runs": runs,
-           "targets": {"dnc_memory_flat": {"ratio": 1.1, "threshold": 1.3, "comparison": "<=", "met": True},
-                       "dnc_time_overhead": {"ratio": None, "threshold": 1.3, "comparison": "<=", "met": None}}}
+            runs.append(
+                {
+                    "method": method,
+                    "batch_size": b,
+                    "sub_batch_size": 4 if method == "dnc" else None,
+                    "seconds_per_step": 0.01 * b,
+                    "seconds_all": [0.009 * b, 0.01 * b, 0.012 * b],
+                    "peak_mb": (10 if method == "dnc" else 3) * b,
+                }
+            )
+    dnc = {
+        "benchmark": "dnc",
+        "environment": {"device": "cuda", "gpu": "Tiny GPU"},
+        "settings": {"sub_batch_size": 4},
+        "runs": runs,
+        "targets": {
+            "dnc_memory_flat": {"ratio": 1.1, "threshold": 1.3, "comparison": "<=", "met": True},
+            "dnc_time_overhead": {"ratio": None, "threshold": 1.3, "comparison": "<=", "met": None},
+        },
+    }
     (tmp_path / "dnc.json").write_text(json.dumps(dnc))
     perf.plot_dnc(tmp_path / "dnc.json", tmp_path / "dnc.png")
     assert_written(tmp_path / "dnc.png")
-    modes = [{"mode": m, "cells_per_s": v, "tokens_per_cell": t} for m, v, t in [("nonzero_dynamic", 180.0, 700.0), ("nonzero_fixed", 100.0, 1238.0),
-                                                                                  ("dense", 10.0, 4001.0)]]
-    tokens = {"benchmark": "tokens", "environment": {"device": "cpu", "torch_threads": 2}, "data": {"n_genes": 4000, "zero_fraction": 0.9},
-              "settings": {"batch_size": 16}, "modes": modes}
+    modes = [
+        {"mode": m, "cells_per_s": v, "tokens_per_cell": t}
+        for m, v, t in [("nonzero_dynamic", 180.0, 700.0), ("nonzero_fixed", 100.0, 1238.0), ("dense", 10.0, 4001.0)]
+    ]
+    tokens = {
+        "benchmark": "tokens",
+        "environment": {"device": "cpu", "torch_threads": 2},
+        "data": {"n_genes": 4000, "zero_fraction": 0.9},
+        "settings": {"batch_size": 16},
+        "modes": modes,
+    }
     (tmp_path / "tokens.json").write_text(json.dumps(tokens))
     perf.plot_tokens(tmp_path / "tokens.json", tmp_path / "tokens.png")
     assert_written(tmp_path / "tokens.png")

@@ -88,7 +88,10 @@ def test_fine_tuning_is_reproducible_and_leaves_the_checkpoint_alone(tmp_path, c
     inputs = {"data": tmp_path / "cells.h5ad"}
     make_split("annotation", "standard", 0, inputs, tmp_path / "split.tsv")
     context = ModelContext(checkpoint=checkpoint, options={"epochs": 3, "lr": 1e-3})
-    records = [run_task("annotation", "standard", inputs, tmp_path / "split.tsv", "celllm_finetune", 0, tmp_path / f"run{i}", context) for i in range(2)]
+    records = [
+        run_task("annotation", "standard", inputs, tmp_path / "split.tsv", "celllm_finetune", 0, tmp_path / f"run{i}", context)
+        for i in range(2)
+    ]
     assert records[0]["metrics"] == records[1]["metrics"]
     assert (tmp_path / "run0/predictions.csv").read_bytes() == (tmp_path / "run1/predictions.csv").read_bytes()
     assert checkpoint_hash(checkpoint) == before

@@ -102,7 +102,8 @@ def test_graclus_is_a_maximal_matching_and_seeded():
 
 def test_gene_graph_keeps_pairs_above_the_score_both_ways(tmp_path):
     pd.DataFrame({"gene_a": ["A", "A", "B", "C"], "gene_b": ["B", "C", "C", "X"], "score": [990, 950, 951, 999]}).to_csv(
-        tmp_path / "net.tsv", sep="\t", index=False)
+        tmp_path / "net.tsv", sep="\t", index=False
+    )
     edges = gene_graph(tmp_path / "net.tsv", ["A", "B", "C"], 950)
     assert sorted(map(tuple, edges.T.tolist())) == [(0, 1), (1, 0), (1, 2), (2, 1)]  # > 950, as TGSA's > 0.95
 

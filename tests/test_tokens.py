@@ -50,8 +50,13 @@ def test_bulk_profiles_keep_their_most_expressed_genes():
     """A bulk profile has every gene non-zero: cut in vocabulary order it would keep only the
     alphabetically first genes; by default it keeps the most expressed (ties in vocabulary order)."""
     genes = ["ABCA1", "ACTB", "BRCA1", "EGFR", "GAPDH", "MKI67", "TP53", "ZNF1"]
-    bulk = np.array([[3.0, 900.0, 5.0, 40.0, 800.0, 40.0, 2.0, 1.0],  # every gene expressed, as in GDSC/CCLE
-                     [0.0, 0.0, 0.0, 0.0, 7.0, 0.0, 0.0, 2.0]], dtype=np.float32)  # a short cell: untouched
+    bulk = np.array(
+        [
+            [3.0, 900.0, 5.0, 40.0, 800.0, 40.0, 2.0, 1.0],  # every gene expressed, as in GDSC/CCLE
+            [0.0, 0.0, 0.0, 0.0, 7.0, 0.0, 0.0, 2.0],
+        ],
+        dtype=np.float32,
+    )  # a short cell: untouched
     vocab = Vocabulary(genes)
     cells = tokenize(sp.csr_matrix(bulk), genes, vocab, TokenConfig(max_len=5))  # 4 genes + [CLS]
     assert [vocab.genes[i] for i in cells.cell(0)[0]] == ["ACTB", "EGFR", "GAPDH", "MKI67"]  # EGFR/MKI67 tie: both kept

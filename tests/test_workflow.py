@@ -103,7 +103,9 @@ def test_figures_are_redrawn_from_results_alone_and_the_report_builds(finished_r
     assert sorted(p.name for p in figures.glob("*.png")) == drawn
     for rule in ("run_", "pretrain:", "embed:", "aggregate:"):
         assert f"rule {rule}" not in output, rule  # no model, no table is recomputed
-    result = _snakemake(finished_run, "--report", "results/report.html", "--configfile", str(ROOT / "tests" / "workflow_config.yaml"), cores=None)
+    result = _snakemake(
+        finished_run, "--report", "results/report.html", "--configfile", str(ROOT / "tests" / "workflow_config.yaml"), cores=None
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert (finished_run / "results" / "report.html").stat().st_size > 10_000
 
@@ -135,7 +137,9 @@ def test_changing_one_models_options_reruns_only_that_model(finished_run, tmp_pa
     runs = [(rule, wildcards) for rule, wildcards in planned if rule.startswith("run_")]
     assert len(runs) == 1 and runs[0][0] == "run_drug_response" and "model=celllm_probe" in runs[0][1], runs  # one job, every setting
     rules = set(re.findall(r"^(?:local)?rule (\w+):", output, flags=re.M))
-    assert rules <= {"run_drug_response", "aggregate", "table_figure", "scatter_figure", "summary", "all"}, rules  # no split, pretrain or embed
+    assert rules <= {"run_drug_response", "aggregate", "table_figure", "scatter_figure", "summary", "all"}, (
+        rules
+    )  # no split, pretrain or embed
 
 
 def test_a_killed_pretraining_job_resumes_from_its_last_checkpoint(tmp_path):
@@ -150,8 +154,20 @@ def test_a_killed_pretraining_job_resumes_from_its_last_checkpoint(tmp_path):
     config["pretrain"]["celllm"]["pretrain"].update(max_steps=400, checkpoint_every=20)
     (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
     run, target = tmp_path / "run", "results/pretrain/tiny"
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(run), "--cores", "2", target,
-               "--configfile", str(tmp_path / "long.yaml")]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(run),
+        "--cores",
+        "2",
+        target,
+        "--configfile",
+        str(tmp_path / "long.yaml"),
+    ]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     saved, deadline = [], time.time() + 300
     while not saved and first.poll() is None and time.time() < deadline:
@@ -191,10 +207,32 @@ def test_paper_config_plans_every_job_without_network(tmp_path):
     result = _snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config" / "paper.yaml"), "--directory", str(tmp_path))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    for rule in ("download", "parse_dataset", "parse_drug_response_dataset", "string_ppi", "ppi", "pretrain", "embed", "run_embedding",
-                 "run_annotation", "run_drug_sensitivity", "run_drug_response", "aggregate"):
+    for rule in (
+        "download",
+        "parse_dataset",
+        "parse_drug_response_dataset",
+        "string_ppi",
+        "ppi",
+        "pretrain",
+        "embed",
+        "run_embedding",
+        "run_annotation",
+        "run_drug_sensitivity",
+        "run_drug_response",
+        "aggregate",
+    ):
         assert f"rule {rule}:" in output, rule
-    for dataset in ("zheng68k", "baron", "gse149383", "gse117872_hn137", "panglaodb_human", "cancerscem", "gdsc_depmap", "gdsc_rma", "ccle"):
+    for dataset in (
+        "zheng68k",
+        "baron",
+        "gse149383",
+        "gse117872_hn137",
+        "panglaodb_human",
+        "cancerscem",
+        "gdsc_depmap",
+        "gdsc_rma",
+        "ccle",
+    ):
         assert f"results/data/{dataset}.h5ad" in output and f"results/data/{dataset}.ledger.tsv" in output, dataset
     for task in ("annotation", "drug_sensitivity", "drug_response"):
         assert f"results/tables/{task}.csv" in output

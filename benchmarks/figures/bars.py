@@ -87,8 +87,16 @@ def _seed_note(table: pd.DataFrame) -> str:
     return "mean ± sd over seeds"
 
 
-def _bar_panel(ax, part: pd.DataFrame, metric: str, models: list[str], references: list[str], colours: dict,
-               groups: list[str] | None, group_column: str = "setting") -> None:
+def _bar_panel(
+    ax,
+    part: pd.DataFrame,
+    metric: str,
+    models: list[str],
+    references: list[str],
+    colours: dict,
+    groups: list[str] | None,
+    group_column: str = "setting",
+) -> None:
     """Horizontal bars (mean, sd) of `metric` per model; published values as diamonds below."""
     groups = groups or [None]
     k = len(groups)
@@ -106,11 +114,28 @@ def _bar_panel(ax, part: pd.DataFrame, metric: str, models: list[str], reference
             mean, sd = row[f"{metric}_mean"], row[f"{metric}_std"]
             y = i + offset
             if pd.isna(mean):
-                ax.annotate("n/a (undefined)", xy=(0, y), xytext=(3, 0), textcoords="offset points", va="center", ha="left",
-                            fontsize=NOTE_SIZE, color="0.35", style="italic")
+                ax.annotate(
+                    "n/a (undefined)",
+                    xy=(0, y),
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                    va="center",
+                    ha="left",
+                    fontsize=NOTE_SIZE,
+                    color="0.35",
+                    style="italic",
+                )
                 continue
-            ax.barh(y, mean, height=height * 0.92, color=colours[model], alpha=alpha, hatch=hatch,
-                    edgecolor="white" if not hatch else colours[model], linewidth=0.6)
+            ax.barh(
+                y,
+                mean,
+                height=height * 0.92,
+                color=colours[model],
+                alpha=alpha,
+                hatch=hatch,
+                edgecolor="white" if not hatch else colours[model],
+                linewidth=0.6,
+            )
             if k > 1 and hatch:  # keep the hatch visible on light shades: draw the outline solid
                 ax.barh(y, mean, height=height * 0.92, fill=False, edgecolor=colours[model], linewidth=0.8)
             if not pd.isna(sd) and sd > 0:
@@ -160,8 +185,15 @@ def _legend_handles(kinds: list[str], groups: list[str] | None, has_references: 
     return handles
 
 
-def _bar_figure(table: pd.DataFrame, rows: list[tuple[str, pd.DataFrame]], metrics: list[str], title: str,
-                groups: list[str] | None = None, width: float = 7.0, group_labels: dict | None = None):
+def _bar_figure(
+    table: pd.DataFrame,
+    rows: list[tuple[str, pd.DataFrame]],
+    metrics: list[str],
+    title: str,
+    groups: list[str] | None = None,
+    width: float = 7.0,
+    group_labels: dict | None = None,
+):
     """One row of panels per (label, sub-table), one panel per metric; models share the y axis within a row.
 
     A single grid (a thin header row above each row of panels) keeps the panels of
@@ -184,8 +216,9 @@ def _bar_figure(table: pd.DataFrame, rows: list[tuple[str, pd.DataFrame]], metri
     for r, (label, part, models, references) in enumerate(layouts):
         head = figure.add_subplot(grid[2 * r, :])
         head.axis("off")
-        head.text(0.5, 0.0, label, transform=head.transAxes, ha="center", va="bottom", fontweight="bold",
-                  fontsize=plt.rcParams["axes.titlesize"])
+        head.text(
+            0.5, 0.0, label, transform=head.transAxes, ha="center", va="bottom", fontweight="bold", fontsize=plt.rcParams["axes.titlesize"]
+        )
         first = None
         for c, metric in enumerate(metrics):
             ax = figure.add_subplot(grid[2 * r + 1, c], sharey=first)
@@ -208,8 +241,15 @@ def _bar_figure(table: pd.DataFrame, rows: list[tuple[str, pd.DataFrame]], metri
         if chance is not None:
             handles.append(Line2D([], [], color="0.4", linestyle=":", linewidth=0.9, label=f"chance ({metric_of(name).label} {chance:g})"))
     figure.suptitle(title, fontsize=plt.rcParams["axes.titlesize"] + 1)
-    figure.legend(handles=handles, loc="outside lower center", ncol=len(handles) if len(handles) <= 5 else 3, frameon=False,
-                  fontsize=TICK_SIZE, handlelength=1.6, columnspacing=1.2)
+    figure.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=len(handles) if len(handles) <= 5 else 3,
+        frameon=False,
+        fontsize=TICK_SIZE,
+        handlelength=1.6,
+        columnspacing=1.2,
+    )
     return figure
 
 
@@ -250,8 +290,14 @@ def plot_task(table_csv, png, task: str):
                 name = labels[setting] if len(datasets) == 1 else f"{name}: {labels[setting]}"
             rows.append((name, sub))
     where = f" on {dataset_label(datasets[0], simulated(table))}" if len(datasets) == 1 and len(settings) > 1 else _provenance(table)
-    figure = _bar_figure(table, rows, spec.figure_metrics, f"{spec.title}{where}: {_seed_note(table)}",
-                         groups=settings if spec.settings_side_by_side else None, group_labels=labels,
-                         width=max(7.0, 1.5 * len(spec.figure_metrics)))  # a panel stays readable with many metrics
+    figure = _bar_figure(
+        table,
+        rows,
+        spec.figure_metrics,
+        f"{spec.title}{where}: {_seed_note(table)}",
+        groups=settings if spec.settings_side_by_side else None,
+        group_labels=labels,
+        width=max(7.0, 1.5 * len(spec.figure_metrics)),
+    )  # a panel stays readable with many metrics
     style.save(figure, png)
     return figure

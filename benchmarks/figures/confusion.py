@@ -40,8 +40,10 @@ def plot_confusion(metrics_json_paths, png):
         if first is None:
             first = (path, key)
         elif key != first[1]:
-            raise InputError(f"{path}: run record of {key[3]} on {key[2]} ({key[1]}), but {first[0]} is {first[1][3]} on {first[1][2]} ({first[1][1]}); "
-                             "give the records of one dataset and model")
+            raise InputError(
+                f"{path}: run record of {key[3]} on {key[2]} ({key[1]}), but {first[0]} is {first[1][3]} on {first[1][2]} ({first[1][1]}); "
+                "give the records of one dataset and model"
+            )
         records.append((record, labels, matrix))
     order = list(dict.fromkeys(label for _, labels, _ in records for label in labels))
     index = {label: i for i, label in enumerate(order)}
@@ -73,9 +75,20 @@ def plot_confusion(metrics_json_paths, png):
                 if total[i, j] > 0:
                     value = 100 * fraction[i, j]
                     text[i, j] = "<1" if value < 0.5 else f"{value:.0f}"
-    sns.heatmap(fraction * 100, ax=ax, cmap="Blues", vmin=0, vmax=100, square=True, annot=text if annotate else False, fmt="",
-                annot_kws={"fontsize": 7.5 if n <= 12 else 7}, linewidths=0.4, linecolor="white",
-                cbar_kws={"label": "% of the true type's test cells", "shrink": 0.8})
+    sns.heatmap(
+        fraction * 100,
+        ax=ax,
+        cmap="Blues",
+        vmin=0,
+        vmax=100,
+        square=True,
+        annot=text if annotate else False,
+        fmt="",
+        annot_kws={"fontsize": 7.5 if n <= 12 else 7},
+        linewidths=0.4,
+        linecolor="white",
+        cbar_kws={"label": "% of the true type's test cells", "shrink": 0.8},
+    )
     ax.set_xticks(np.arange(n) + 0.5)
     ax.set_yticks(np.arange(n) + 0.5)
     ax.set_xticklabels(order, rotation=45, ha="right", rotation_mode="anchor", fontsize=TICK_SIZE)
@@ -83,8 +96,10 @@ def plot_confusion(metrics_json_paths, png):
     ax.set_xlabel("predicted cell type")
     ax.set_ylabel(f"true cell type (test cells, {n_runs} seeds pooled)")
     simulated = as_bool(record0.get("simulated", False))
-    figure.suptitle(f"{record0.get('model')} on {dataset_label(record0.get('dataset'), simulated)}\n"
-                    f"confusion matrix, {n_runs} seed{'s' if n_runs != 1 else ''} summed, rows normalised; pooled accuracy {accuracy:.2f}",
-                    fontsize=plt.rcParams["axes.titlesize"])
+    figure.suptitle(
+        f"{record0.get('model')} on {dataset_label(record0.get('dataset'), simulated)}\n"
+        f"confusion matrix, {n_runs} seed{'s' if n_runs != 1 else ''} summed, rows normalised; pooled accuracy {accuracy:.2f}",
+        fontsize=plt.rcParams["axes.titlesize"],
+    )
     style.save(figure, png)
     return figure

@@ -33,8 +33,9 @@ def _umap(representation: np.ndarray, seed: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "n_jobs overridden by setting random_state": seeded, so serial
         # 200 optimisation epochs (umap-learn's choice above 10,000 cells; 500 below): the layout settles, at 40% of the time
-        return umap.UMAP(n_neighbors=max(2, min(MAX_NEIGHBORS, len(representation) - 1)), n_epochs=200,
-                         random_state=seed).fit_transform(representation)
+        return umap.UMAP(n_neighbors=max(2, min(MAX_NEIGHBORS, len(representation) - 1)), n_epochs=200, random_state=seed).fit_transform(
+            representation
+        )
 
 
 def _palette(n: int) -> list:
@@ -52,8 +53,10 @@ def _model_embedding(name: str, data, files: dict, seed: int) -> np.ndarray:
     """A registered model's zero-shot embedding of `data` (CellLM models read their checkpoint's cache)."""
     from benchmarks import registry
 
-    context = registry.ModelContext(checkpoint=Path(files["checkpoint"]) if files.get("checkpoint") else None,
-                                    embeddings=Path(files["embeddings"]) if files.get("embeddings") else None)
+    context = registry.ModelContext(
+        checkpoint=Path(files["checkpoint"]) if files.get("checkpoint") else None,
+        embeddings=Path(files["embeddings"]) if files.get("embeddings") else None,
+    )
     X = np.asarray(registry.get(name).factory(seed=seed, context=context).embed(data), dtype=np.float64)
     if X.ndim != 2 or len(X) != len(data) or not np.isfinite(X).all():
         raise InputError(f"model '{name}': its embedding must be a finite cells x dimensions matrix, got shape {X.shape}")
@@ -89,7 +92,9 @@ def plot_embedding_umaps(data_h5ad, models: dict, png, target: str = "cell_type"
     style.setup()
     size = float(np.clip(6000 / adata.n_obs, 2, 14))
     n = len(layouts)
-    figure, axes = plt.subplots(len(colourings), n, figsize=(2.3 * n + 0.4, 2.5 * len(colourings) + 1.0), squeeze=False, layout="constrained")
+    figure, axes = plt.subplots(
+        len(colourings), n, figsize=(2.3 * n + 0.4, 2.5 * len(colourings) + 1.0), squeeze=False, layout="constrained"
+    )
     order = np.random.default_rng(seed).permutation(adata.n_obs)  # random drawing order: no group hides another
     for row, column in enumerate(colourings):
         values = adata.obs[column].astype(str)
@@ -103,10 +108,20 @@ def plot_embedding_umaps(data_h5ad, models: dict, png, target: str = "cell_type"
             ax.set_box_aspect(1)
             ax.grid(False)
         axes[row, 0].set_ylabel(f"coloured by {column}")
-        handles = [Line2D([], [], marker="o", linestyle="none", markersize=5, color=colours[c], label=f"{c} (n={int((values == c).sum())})")
-                   for c in categories]
-        axes[row, -1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False, fontsize=7, title=column,
-                             title_fontsize=8, handletextpad=0.3)
+        handles = [
+            Line2D([], [], marker="o", linestyle="none", markersize=5, color=colours[c], label=f"{c} (n={int((values == c).sum())})")
+            for c in categories
+        ]
+        axes[row, -1].legend(
+            handles=handles,
+            loc="center left",
+            bbox_to_anchor=(1.02, 0.5),
+            frameon=False,
+            fontsize=7,
+            title=column,
+            title_fontsize=8,
+            handletextpad=0.3,
+        )
     dataset = str(adata.uns.get("dataset", path.stem))
     simulated = adata.uns.get("simulated")
     provenance = "" if simulated is None else (" (simulated)" if as_bool(simulated) else " (real data)")

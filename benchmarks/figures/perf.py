@@ -64,8 +64,10 @@ def plot_dnc(dnc_json, png):
 
     style.setup()
     figure, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), layout="constrained")
-    panels = [("peak_mb", "peak memory (MB)", "Memory of one step\n(peak above model + optimizer state)"),
-              ("seconds_per_step", "seconds per step", "Time of one optimizer step\n(median of timed steps; bars: min–max)")]
+    panels = [
+        ("peak_mb", "peak memory (MB)", "Memory of one step\n(peak above model + optimizer state)"),
+        ("seconds_per_step", "seconds per step", "Time of one optimizer step\n(median of timed steps; bars: min–max)"),
+    ]
     methods = [m for m in METHOD_STYLE if any(r["method"] == m for r in runs)] + sorted({r["method"] for r in runs} - set(METHOD_STYLE))
     for ax, (key, ylabel, title) in zip(axes, panels):
         for method in methods:
@@ -84,8 +86,17 @@ def plot_dnc(dnc_json, png):
                 high = np.array([max(s) for s in spread]) - y
                 ax.errorbar(x, y, yerr=[low, high], fmt="none", ecolor=spec["color"], elinewidth=0.8, capsize=2)
             for b in failed:  # a step that did not fit: a cross on the top edge, explained in the legend
-                ax.plot([b], [1.0], marker="x", markersize=7, markeredgewidth=1.8, color=spec["color"], transform=ax.get_xaxis_transform(),
-                        clip_on=False, zorder=5)
+                ax.plot(
+                    [b],
+                    [1.0],
+                    marker="x",
+                    markersize=7,
+                    markeredgewidth=1.8,
+                    color=spec["color"],
+                    transform=ax.get_xaxis_transform(),
+                    clip_on=False,
+                    zorder=5,
+                )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.xaxis.set_major_locator(FixedLocator(batch_sizes))
@@ -100,11 +111,15 @@ def plot_dnc(dnc_json, png):
         ax.tick_params(labelsize=8)
     handles, labels = axes[0].get_legend_handles_labels()
     targets = record.get("targets") or {}
-    notes = [_target_text(targets.get("dnc_memory_flat"), "DnC memory, largest / smallest batch:"),
-             _target_text(targets.get("dnc_time_overhead"), "DnC / full-batch seconds per step, worst batch:")]
+    notes = [
+        _target_text(targets.get("dnc_memory_flat"), "DnC memory, largest / smallest batch:"),
+        _target_text(targets.get("dnc_time_overhead"), "DnC / full-batch seconds per step, worst batch:"),
+    ]
     figure.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
-    figure.suptitle(f"Pretraining step: full batch vs divide-and-conquer ({_where(record)})\n" + "\n".join(notes),
-                    fontsize=plt.rcParams["axes.titlesize"] - 1)
+    figure.suptitle(
+        f"Pretraining step: full batch vs divide-and-conquer ({_where(record)})\n" + "\n".join(notes),
+        fontsize=plt.rcParams["axes.titlesize"] - 1,
+    )
     style.save(figure, png)
     return figure
 
@@ -114,16 +129,22 @@ def plot_tokens(tokens_json, png):
     path = Path(tokens_json)
     record = _read_record(path, "tokens")
     modes = record.get("modes")
-    if not isinstance(modes, list) or not modes or not all(
-            isinstance(m, dict) and "mode" in m and isinstance(m.get("cells_per_s"), (int, float)) for m in modes):
+    if (
+        not isinstance(modes, list)
+        or not modes
+        or not all(isinstance(m, dict) and "mode" in m and isinstance(m.get("cells_per_s"), (int, float)) for m in modes)
+    ):
         raise InputError(f"{path}: no 'modes' with mode and cells_per_s in the tokens record")
-    order = [m for m in MODE_STYLE if any(row["mode"] == m for row in modes)] + [row["mode"] for row in modes if row["mode"] not in MODE_STYLE]
+    order = [m for m in MODE_STYLE if any(row["mode"] == m for row in modes)] + [
+        row["mode"] for row in modes if row["mode"] not in MODE_STYLE
+    ]
     rows = {row["mode"]: row for row in modes}
     dense = rows.get("dense", {}).get("cells_per_s")
 
     style.setup()
-    figure, axes = plt.subplots(1, 2, figsize=(7.0, 0.55 * len(order) + 1.5), sharey=True, layout="constrained",
-                                gridspec_kw={"width_ratios": [1.4, 1]})
+    figure, axes = plt.subplots(
+        1, 2, figsize=(7.0, 0.55 * len(order) + 1.5), sharey=True, layout="constrained", gridspec_kw={"width_ratios": [1.4, 1]}
+    )
     y = np.arange(len(order))
     colours = [MODE_STYLE.get(m, (m, "0.5"))[1] for m in order]
     speed = np.array([rows[m]["cells_per_s"] for m in order], dtype=float)
@@ -159,7 +180,9 @@ def plot_tokens(tokens_json, png):
         shape.append(f"{zeros:.0%} zeros")
     if settings.get("batch_size"):
         shape.append(f"batch {settings['batch_size']} cells")
-    figure.suptitle(f"Encoder training throughput by input representation\n({_where(record)}; {', '.join(shape)})",
-                    fontsize=plt.rcParams["axes.titlesize"])
+    figure.suptitle(
+        f"Encoder training throughput by input representation\n({_where(record)}; {', '.join(shape)})",
+        fontsize=plt.rcParams["axes.titlesize"],
+    )
     style.save(figure, png)
     return figure

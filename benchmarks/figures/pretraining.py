@@ -8,7 +8,11 @@ import pandas as pd
 from benchmarks.figures import style
 from celllm.errors import InputError
 
-OBJECTIVES = {"contrastive": "divide-and-conquer contrastive (NT-Xent)", "mlm": "masked bin prediction", "tissue": "tumor vs normal ([CLS])"}
+OBJECTIVES = {
+    "contrastive": "divide-and-conquer contrastive (NT-Xent)",
+    "mlm": "masked bin prediction",
+    "tissue": "tumor vs normal ([CLS])",
+}
 
 
 def plot_loss_curves(train_log, png_path, smoothing: int = 10) -> None:

@@ -68,15 +68,24 @@ def plot_predicted_vs_measured(prediction_csvs: dict, png):
         frames = [_read_predictions(p) for p in paths]
         record = _sibling_record(paths[0])
         per_seed = [_nan_if_none(pearson(f["true"], f["predicted"])) for f in frames]
-        panels.append({"model": str(model), "data": pd.concat(frames, ignore_index=True), "n_seeds": len(paths), "r": per_seed,
-                       "kind": record.get("kind") or model_kind(str(model)), "record": record})
+        panels.append(
+            {
+                "model": str(model),
+                "data": pd.concat(frames, ignore_index=True),
+                "n_seeds": len(paths),
+                "r": per_seed,
+                "kind": record.get("kind") or model_kind(str(model)),
+                "record": record,
+            }
+        )
     style.setup()
     n = len(panels)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
     side = 2.3 if ncols == 3 else 2.7
-    figure, axes = plt.subplots(nrows, ncols, figsize=(side * ncols + 0.3, side * nrows + 1.0), squeeze=False,
-                                sharex=True, sharey=True, layout="constrained")
+    figure, axes = plt.subplots(
+        nrows, ncols, figsize=(side * ncols + 0.3, side * nrows + 1.0), squeeze=False, sharex=True, sharey=True, layout="constrained"
+    )
     values = np.concatenate([np.r_[p["data"]["true"].to_numpy(), p["data"]["predicted"].to_numpy()] for p in panels])
     low, high = float(values.min()), float(values.max())
     pad = 0.05 * (high - low or 1.0)
@@ -85,8 +94,9 @@ def plot_predicted_vs_measured(prediction_csvs: dict, png):
     for ax, panel in zip(axes.flat, panels):
         data = panel["data"]
         ax.plot(limits, limits, color="0.4", linestyle="--", linewidth=0.8, zorder=1)
-        ax.scatter(data["true"], data["predicted"], s=6, alpha=0.45, color=colours[panel["model"]], edgecolors="none",
-                   rasterized=True, zorder=2)
+        ax.scatter(
+            data["true"], data["predicted"], s=6, alpha=0.45, color=colours[panel["model"]], edgecolors="none", rasterized=True, zorder=2
+        )
         ax.set_title(f"{panel['model']}\n{_pearson_text(panel['r'])}", fontsize=plt.rcParams["axes.titlesize"] - 1)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
@@ -116,7 +126,9 @@ def plot_predicted_vs_measured(prediction_csvs: dict, png):
     pairs = {len(p["data"]) for p in panels}
     if len(pairs) == 1:
         seed_text += f" ({pairs.pop()} per model)"
-    figure.suptitle(f"Predicted vs measured ln IC50{where}\ntest pairs of {seed_text}; r: mean ± sd over seeds; dashed line: y = x",
-                    fontsize=plt.rcParams["axes.titlesize"])
+    figure.suptitle(
+        f"Predicted vs measured ln IC50{where}\ntest pairs of {seed_text}; r: mean ± sd over seeds; dashed line: y = x",
+        fontsize=plt.rcParams["axes.titlesize"],
+    )
     style.save(figure, png)
     return figure

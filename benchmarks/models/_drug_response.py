@@ -95,7 +95,9 @@ def expression_of(data: PairData, genes: list[str]) -> np.ndarray:
     """Log-normalised expression of `genes` for each row of data.cell_lines, float32."""
     columns = data.cell_lines.var_names.get_indexer(genes)
     if (columns < 0).any():
-        raise InputError(f"gene '{genes[int(np.flatnonzero(columns < 0)[0])]}' of the training cell lines is missing from the cell lines to predict")
+        raise InputError(
+            f"gene '{genes[int(np.flatnonzero(columns < 0)[0])]}' of the training cell lines is missing from the cell lines to predict"
+        )
     return data.log_normalized[:, columns]
 
 

@@ -81,8 +81,7 @@ class TGSADrugEncoder(nn.Module):
     def __init__(self, in_dim: int, width: int = DRUG_WIDTH, layers: int = 3):
         super().__init__()
         dims = [in_dim] + [width] * layers
-        self.convs = nn.ModuleList(
-            GINConv(nn.Sequential(nn.Linear(d, width), nn.ReLU(), nn.Linear(width, width))) for d in dims[:-1])
+        self.convs = nn.ModuleList(GINConv(nn.Sequential(nn.Linear(d, width), nn.ReLU(), nn.Linear(width, width))) for d in dims[:-1])
         self.norms = nn.ModuleList(nn.BatchNorm1d(width) for _ in range(layers))
         self.embed = _embedding_mlp(width * layers, HIDDEN)
 
@@ -156,8 +155,9 @@ class TGDRP(nn.Module):
     def __init__(self, cell_encoder: nn.Module, drug_in_dim: int):
         super().__init__()
         self.cell_encoder, self.drug_encoder = cell_encoder, TGSADrugEncoder(drug_in_dim)
-        self.head = nn.Sequential(nn.Linear(2 * HIDDEN, 512), nn.ELU(), nn.Dropout(DROPOUT), nn.Linear(512, 512), nn.ELU(),
-                                  nn.Dropout(DROPOUT), nn.Linear(512, 1))
+        self.head = nn.Sequential(
+            nn.Linear(2 * HIDDEN, 512), nn.ELU(), nn.Dropout(DROPOUT), nn.Linear(512, 512), nn.ELU(), nn.Dropout(DROPOUT), nn.Linear(512, 1)
+        )
 
     def forward(self, cells, drugs: Batch) -> torch.Tensor:
         return self.head(torch.cat([self.drug_encoder(drugs), self.cell_encoder(cells)], dim=1)).squeeze(1)
@@ -253,8 +253,10 @@ def omics_genes(data: PairData) -> list[str]:
     cell_lines = data.cell_lines
     missing = [key for key in OMICS[1:] if key not in cell_lines.obsm]
     if missing:
-        raise InputError(f"the cell lines have no {' or '.join(missing)} profiles (.obsm['{missing[0]}']): TGDRP needs "
-                         "expression, mutation and copy number")
+        raise InputError(
+            f"the cell lines have no {' or '.join(missing)} profiles (.obsm['{missing[0]}']): TGDRP needs "
+            "expression, mutation and copy number"
+        )
     mutation, copy_number = (pd.DataFrame(cell_lines.obsm[key]) for key in OMICS[1:])
     genes = [g for g in mutation.columns if g in set(copy_number.columns) and g in set(cell_lines.var_names)]
     if not genes:

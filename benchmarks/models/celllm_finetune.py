@@ -65,7 +65,8 @@ class GeneStateHead(nn.Module):
 
 @register(
     "celllm_finetune",
-    kind="celllm", colour="#3182bd",
+    kind="celllm",
+    colour="#3182bd",
     tasks=("annotation", "drug_sensitivity"),
     summary="this project's CellLM in the authors' fine-tuning recipe: last Performer layer + final norm + their head over every gene's state, class-weighted CE (epoch picked on validation, not test)",
     reference="Zhao, Zhang & Nie 2023; OpenBioMed configs/ctc/cellLM.json",
@@ -108,7 +109,9 @@ class CellLMFineTune:
         for rows, padded, _ in batches(cells.lengths(), RELEASED_BATCH if released else DEFAULT_BATCH, ordered=released):
             proba[rows] = torch.softmax(self._logits(cells, rows, padded).float(), dim=1).cpu().numpy()
         if not np.isfinite(proba).all():  # never score a model whose weights are no longer numbers
-            raise InputError(f"fine-tuned CellLM: non-finite predictions (lr {self.options['lr']}): the training diverged; lower the option 'lr'")
+            raise InputError(
+                f"fine-tuned CellLM: non-finite predictions (lr {self.options['lr']}): the training diverged; lower the option 'lr'"
+            )
         return proba
 
     def fit(self, train, val):
@@ -132,8 +135,10 @@ class CellLMFineTune:
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_fn(self._logits(cells, rows), targets[rows])
                 if not torch.isfinite(loss):  # a diverged run must not become a result
-                    raise InputError(f"fine-tuned CellLM: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
-                                     f"(lr {self.options['lr']}): the training diverged; lower the option 'lr'")
+                    raise InputError(
+                        f"fine-tuned CellLM: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+                        f"(lr {self.options['lr']}): the training diverged; lower the option 'lr'"
+                    )
                 loss.backward()
                 optimizer.step()
             if val_cells is None:

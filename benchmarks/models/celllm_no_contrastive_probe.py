@@ -12,7 +12,8 @@ from benchmarks.registry import register
 
 @register(
     "celllm_no_contrastive_probe",
-    kind="celllm", colour="#6baed6",
+    kind="celllm",
+    colour="#6baed6",
     tasks=ALL_TASKS,
     summary="ablation: celllm_probe on CellLM pretrained without the contrastive loss (MLM + tumor/normal)",
     reference="ablation of Zhao, Zhang & Nie 2023; scBERT, Yang et al. 2022",

@@ -12,7 +12,8 @@ from benchmarks.registry import register
 
 @register(
     "celllm_probe",
-    kind="celllm", colour="#08519c",
+    kind="celllm",
+    colour="#08519c",
     tasks=ALL_TASKS,
     summary="this project's CellLM, frozen [CLS] embedding + this project's heads (logistic regression; GIN drug encoder + MLP for pairs)",
     reference="Zhao, Zhang & Nie 2023, arXiv 2306.04371",

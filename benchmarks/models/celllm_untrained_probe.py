@@ -11,7 +11,8 @@ from benchmarks.registry import register
 
 @register(
     "celllm_untrained_probe",
-    kind="celllm", colour="#9ecae1",
+    kind="celllm",
+    colour="#9ecae1",
     tasks=ALL_TASKS,
     summary="ablation: celllm_probe on the untrained encoder (GraphMAE genes, random Performer)",
     reference="ablation of Zhao, Zhang & Nie 2023",

@@ -13,7 +13,8 @@ from benchmarks.registry import register
 
 @register(
     "deepcdr_mlp",
-    kind="baseline", colour="#7f2704",
+    kind="baseline",
+    colour="#7f2704",
     tasks=("drug_response",),
     summary="GIN drug encoder + MLP on log expression of the 1000 most variable training genes (DeepCDR-style)",
     reference="Liu et al. 2020, Bioinformatics 36:i911, DeepCDR",

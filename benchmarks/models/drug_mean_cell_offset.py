@@ -14,7 +14,8 @@ from benchmarks.registry import register
 
 @register(
     "drug_mean_cell_offset",
-    kind="control", colour="#969696",
+    kind="control",
+    colour="#969696",
     tasks=("drug_response",),
     summary="predicts the drug's mean training ln IC50 plus the cell line's mean training residual",
 )
@@ -22,7 +23,9 @@ class DrugMeanCellOffset(DrugMean):
     def fit(self, train, val):
         super().fit(train, val)
         residual = train.values - super().predict(train)
-        self.offsets = train.pairs.assign(residual=residual, cell_line=train.pairs["cell_line"].astype(str)).groupby("cell_line")["residual"].mean()
+        self.offsets = (
+            train.pairs.assign(residual=residual, cell_line=train.pairs["cell_line"].astype(str)).groupby("cell_line")["residual"].mean()
+        )
 
     def predict(self, data):
         offsets = data.pairs["cell_line"].astype(str).map(self.offsets).fillna(0.0).to_numpy(dtype=np.float64)

@@ -11,7 +11,11 @@ from benchmarks.models._expression import ExpressionClassifier
 from benchmarks.registry import register
 
 
-@register("logreg_l1", kind="baseline", colour="#a63603", tasks=("annotation", "drug_sensitivity"),
+@register(
+    "logreg_l1",
+    kind="baseline",
+    colour="#a63603",
+    tasks=("annotation", "drug_sensitivity"),
     summary="L1 logistic regression (C=0.1, liblinear) on log-normalised expression",
     reference="Boiarsky et al. 2023, bioRxiv 10.1101/2023.10.19.563100",
 )

@@ -7,7 +7,13 @@ import numpy as np
 from benchmarks.registry import register
 
 
-@register("majority", kind="control", colour="#525252", tasks=("annotation", "drug_sensitivity"), summary="predicts the most frequent training label")
+@register(
+    "majority",
+    kind="control",
+    colour="#525252",
+    tasks=("annotation", "drug_sensitivity"),
+    summary="predicts the most frequent training label",
+)
 class MajorityClass:
     def __init__(self, seed, context):
         self.label = None

@@ -19,8 +19,13 @@ from benchmarks.registry import register
 MAX_EPOCHS, PATIENCE = 200, 10
 
 
-@register("mlp", kind="baseline", colour="#e6550d", tasks=("annotation", "drug_sensitivity"),
-          summary="MLP (256-128, ReLU, Adam) on log-normalised expression, epoch picked on validation")
+@register(
+    "mlp",
+    kind="baseline",
+    colour="#e6550d",
+    tasks=("annotation", "drug_sensitivity"),
+    summary="MLP (256-128, ReLU, Adam) on log-normalised expression, epoch picked on validation",
+)
 class ExpressionMLP(ExpressionClassifier):
     def make_estimator(self, seed, context):
         return MLPClassifier(hidden_layer_sizes=(256, 128), alpha=1e-4, random_state=seed)

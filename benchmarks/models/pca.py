@@ -11,7 +11,11 @@ N_COMPONENTS = 50
 N_TOP_GENES = 2000
 
 
-@register("pca", kind="baseline", colour="#d94801", tasks=("embedding",),
+@register(
+    "pca",
+    kind="baseline",
+    colour="#d94801",
+    tasks=("embedding",),
     summary="PCA (50 components) of the 2,000 most variable genes of log-normalised expression",
     reference="Luecken et al. 2022 (scib); CZI cz-benchmarks",
 )

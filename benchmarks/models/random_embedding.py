@@ -7,7 +7,11 @@ import numpy as np
 from benchmarks.registry import register
 
 
-@register("random_embedding", kind="control", colour="#737373", tasks=("embedding",),
+@register(
+    "random_embedding",
+    kind="control",
+    colour="#737373",
+    tasks=("embedding",),
     summary="50 standard-normal dimensions per cell, independent of expression",
 )
 class RandomEmbedding:

@@ -19,7 +19,8 @@ DEFAULT_ALPHA = 100.0  # used when there are no validation pairs to choose on
 
 @register(
     "ridge_ecfp",
-    kind="baseline", colour="#f16913",
+    kind="baseline",
+    colour="#f16913",
     tasks=("drug_response",),
     summary="ridge regression on standardised log expression (1000 most variable genes) + ECFP4 bits, alpha picked on validation",
 )

@@ -5,7 +5,13 @@ import numpy as np
 from benchmarks.registry import register
 
 
-@register("stratified_random", kind="control", colour="#969696", tasks=("annotation", "drug_sensitivity"), summary="random labels with the training class frequencies")
+@register(
+    "stratified_random",
+    kind="control",
+    colour="#969696",
+    tasks=("annotation", "drug_sensitivity"),
+    summary="random labels with the training class frequencies",
+)
 class StratifiedRandom:
     def __init__(self, seed, context):
         self.rng = np.random.default_rng(seed)

@@ -20,7 +20,8 @@ DEFAULTS = {**OPTIONS, "min_score": 950, "cell_layers": 3}  # STRING > 0.95 (TGS
 
 @register(
     "tgdrp",
-    kind="baseline", colour="#8c6d31",
+    kind="baseline",
+    colour="#8c6d31",
     tasks=("drug_response",),
     summary="TGSA's TGDRP: GAT over a gene graph (expression, mutation, copy number) + GIN drug encoder",
     reference="Zhu et al. 2022, Bioinformatics 38:461, TGSA; OpenBioMed configs/drp/TGDRP.json",

@@ -29,10 +29,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from importlib import import_module
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -74,7 +74,9 @@ def synthetic_counts(n_cells: int, n_genes: int, zero_fraction: float, seed: int
     return sp.csr_matrix((counts, columns, indptr), shape=(n_cells, n_genes))
 
 
-def synthetic_cells(n_cells: int, n_genes: int, zero_fraction: float, tokens: TokenConfig, seed: int = 0) -> tuple[TokenizedCells, Vocabulary]:
+def synthetic_cells(
+    n_cells: int, n_genes: int, zero_fraction: float, tokens: TokenConfig, seed: int = 0
+) -> tuple[TokenizedCells, Vocabulary]:
     """Synthetic counts tokenized by `celllm.tokens.tokenize`, with their vocabulary (genes G0, G1, ...)."""
     genes = [f"G{i}" for i in range(n_genes)]
     vocab = Vocabulary(genes)
@@ -215,7 +217,7 @@ class PeakMemory:
         self._sampler: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         gc.collect()
         if self.device.type == "cuda":
             synchronize(self.device)
@@ -274,7 +276,7 @@ class ResourceUse:
         for field in self.peaks:
             self.peaks[field] = max(self.peaks[field], _status_kib(field))
 
-    def __enter__(self) -> "ResourceUse":
+    def __enter__(self) -> ResourceUse:
         gc.collect()
         _reset_peak_resident()
         self._read()
@@ -290,8 +292,13 @@ class ResourceUse:
         self.peak_rss_mb = _status_kib("VmHWM") / 1024
 
     def record(self) -> dict:
-        return {"peak_private_mb": self.peaks["RssAnon"] / 1024, "peak_shared_mb": self.peaks["RssFile"] / 1024,
-                "peak_rss_mb": self.peak_rss_mb, "cpu_s": self.cpu_s, "wall_s": self.wall_s}
+        return {
+            "peak_private_mb": self.peaks["RssAnon"] / 1024,
+            "peak_shared_mb": self.peaks["RssFile"] / 1024,
+            "peak_rss_mb": self.peak_rss_mb,
+            "cpu_s": self.cpu_s,
+            "wall_s": self.wall_s,
+        }
 
 
 # ---------------------------------------------------------------- isolation

@@ -95,16 +95,22 @@ def measure_tokenize(corpus: str, store: str, n_genes: int) -> dict:
         build_token_store([corpus], store, vocab, cfg, progress=False)
     manifest = json.loads((Path(store) / "manifest.json").read_text())
     disk = sum((Path(store) / file).stat().st_size for file in ARRAYS.values())
-    return {**use.record(), "cells_per_s": manifest["n_cells"] / use.wall_s, "n_tokens": manifest["n_tokens"], "store_bytes": disk,
-            "bytes_per_token": disk / manifest["n_tokens"]}
+    return {
+        **use.record(),
+        "cells_per_s": manifest["n_cells"] / use.wall_s,
+        "n_tokens": manifest["n_tokens"],
+        "store_bytes": disk,
+        "bytes_per_token": disk / manifest["n_tokens"],
+    }
 
 
 def measure_pretrain_memory(store: str, out: str, steps: int = 4) -> dict:
     from celllm.pretrain.corpus import load_corpus
     from celllm.pretrain.trainer import pretrain
 
-    cfg = CellLMConfig.from_dict({"encoder": SMALL_MODEL, "pretrain": {"sub_batch_size": SUB_BATCH, "max_steps": steps, "warmup_steps": 1,
-                                                                        "proj_dim": 8}})
+    cfg = CellLMConfig.from_dict(
+        {"encoder": SMALL_MODEL, "pretrain": {"sub_batch_size": SUB_BATCH, "max_steps": steps, "warmup_steps": 1, "proj_dim": 8}}
+    )
     with ResourceUse() as use:
         corpus = load_corpus([store], cfg.tokens)
         pretrain(corpus, out, cfg.with_pretrain(batch_size=min(256, len(corpus.cells) // 2)), device="cpu", progress=False)
@@ -130,7 +136,11 @@ def measure_batch_preparation(store: str, repeats: int = 8) -> dict:
             if step:  # the first call pages the store in
                 seconds.append(time.perf_counter() - began)
                 tokens.append(int(views.indptr[-1]) + 2 * views.n_cells)
-        result[f"ranks_{world}"] = {"seconds_per_step": statistics.median(seconds), "cells": GLOBAL_BATCH // world, "view_tokens": statistics.median(tokens)}
+        result[f"ranks_{world}"] = {
+            "seconds_per_step": statistics.median(seconds),
+            "cells": GLOBAL_BATCH // world,
+            "view_tokens": statistics.median(tokens),
+        }
     return result
 
 
@@ -171,8 +181,12 @@ def analytic_step_seconds(tokens_per_rank: float) -> dict:
     enc = EncoderConfig()
     flops_per_token = training_flops_per_token(enc) + sum(forward_flops_per_token(enc).values())
     peak = dict(PEAK_BF16_TFLOPS)["H200"] * 1e12
-    return {"seconds": tokens_per_rank * flops_per_token / (ASSUMED_MFU * peak), "flops_per_token": flops_per_token,
-            "assumed_mfu": ASSUMED_MFU, "peak_bf16_flops": peak}
+    return {
+        "seconds": tokens_per_rank * flops_per_token / (ASSUMED_MFU * peak),
+        "flops_per_token": flops_per_token,
+        "assumed_mfu": ASSUMED_MFU,
+        "peak_bf16_flops": peak,
+    }
 
 
 def run(sizes=DEFAULT_SIZES, n_genes: int = PAPER_N_GENES, threads: int | None = None, seed: int = 0) -> dict:
@@ -184,12 +198,18 @@ def run(sizes=DEFAULT_SIZES, n_genes: int = PAPER_N_GENES, threads: int | None =
         for n_cells in sizes:
             corpus, store = tmp / f"corpus_{n_cells}.h5ad", tmp / f"corpus_{n_cells}.tokens"
             row = {"n_cells": n_cells, **write_corpus(str(corpus), n_cells, n_genes, seed)}
-            row["tokenize"] = run_isolated("benchmarks.perf.corpus:measure_tokenize", {"corpus": str(corpus), "store": str(store), "n_genes": n_genes})
-            row["pretrain_memory"] = run_isolated("benchmarks.perf.corpus:measure_pretrain_memory", {"store": str(store), "out": str(tmp / f"m{n_cells}")})
+            row["tokenize"] = run_isolated(
+                "benchmarks.perf.corpus:measure_tokenize", {"corpus": str(corpus), "store": str(store), "n_genes": n_genes}
+            )
+            row["pretrain_memory"] = run_isolated(
+                "benchmarks.perf.corpus:measure_pretrain_memory", {"store": str(store), "out": str(tmp / f"m{n_cells}")}
+            )
             row["batch_preparation"] = run_isolated("benchmarks.perf.corpus:measure_batch_preparation", {"store": str(store)})
             row["verify"] = run_isolated("benchmarks.perf.corpus:measure_verify", {"store": str(store)})
-            row["embed"] = run_isolated("benchmarks.perf.corpus:measure_embed",
-                                        {"corpus": str(corpus), "checkpoint": str(tmp / "model"), "out": str(tmp / f"e{n_cells}.h5ad")})
+            row["embed"] = run_isolated(
+                "benchmarks.perf.corpus:measure_embed",
+                {"corpus": str(corpus), "checkpoint": str(tmp / "model"), "out": str(tmp / f"e{n_cells}.h5ad")},
+            )
             rows.append(row)
             for path in (corpus, tmp / f"e{n_cells}.h5ad"):
                 path.unlink()
@@ -201,8 +221,14 @@ def run(sizes=DEFAULT_SIZES, n_genes: int = PAPER_N_GENES, threads: int | None =
     return {
         "benchmark": "corpus",
         "description": "token store, pretraining memory per rank, batch preparation and celllm embed at the paper's corpus shape",
-        "settings": {"sizes": list(sizes), "n_genes": n_genes, "mean_detected_genes": MEAN_DETECTED, "global_batch": GLOBAL_BATCH,
-                     "sub_batch": SUB_BATCH, "small_model": SMALL_MODEL},
+        "settings": {
+            "sizes": list(sizes),
+            "n_genes": n_genes,
+            "mean_detected_genes": MEAN_DETECTED,
+            "global_batch": GLOBAL_BATCH,
+            "sub_batch": SUB_BATCH,
+            "small_model": SMALL_MODEL,
+        },
         "environment": environment(torch.device("cpu")),
         "rows": rows,
         "analytic_8_rank_step": step,
@@ -210,61 +236,88 @@ def run(sizes=DEFAULT_SIZES, n_genes: int = PAPER_N_GENES, threads: int | None =
             "cells": PAPER_CELLS,
             "store_gb": PAPER_CELLS * (tokens_per_cell * bytes_per_token) / 1e9,
             "private_mb_per_rank": large["pretrain_memory"]["peak_private_mb"] + PER_CELL_BYTES * (PAPER_CELLS - large["n_cells"]) / 2**20,
-            "verify_minutes": {name: PAPER_CELLS * tokens_per_cell * bytes_per_token / 1e9 / large["verify"][name]["gb_per_s"] / 60
-                               for name in ("with_hashes", "without_hashes")},
+            "verify_minutes": {
+                name: PAPER_CELLS * tokens_per_cell * bytes_per_token / 1e9 / large["verify"][name]["gb_per_s"] / 60
+                for name in ("with_hashes", "without_hashes")
+            },
             "note": "store pages are shared by every rank of a node (page cache); private memory is each rank's own, with the small model",
         },
         "targets": {
-            "private_memory": target("per-rank peak private memory, largest / smallest corpus",
-                                     large["pretrain_memory"]["peak_private_mb"] / small["pretrain_memory"]["peak_private_mb"],
-                                     TARGETS["private_memory_ratio"]),
+            "private_memory": target(
+                "per-rank peak private memory, largest / smallest corpus",
+                large["pretrain_memory"]["peak_private_mb"] / small["pretrain_memory"]["peak_private_mb"],
+                TARGETS["private_memory_ratio"],
+            ),
             "bytes_per_token": target("token store bytes per token on disk", bytes_per_token, TARGETS["bytes_per_token"]),
-            "batch_preparation": target("batch preparation per step per rank (8 ranks) / analytic H200 8-rank step", prep_8 / step["seconds"],
-                                        TARGETS["batch_preparation_share"]),
-            "embed_rss": target("celllm embed peak RSS, largest / smallest input", large["embed"]["peak_rss_mb"] / small["embed"]["peak_rss_mb"],
-                                TARGETS["embed_rss_ratio"]),
+            "batch_preparation": target(
+                "batch preparation per step per rank (8 ranks) / analytic H200 8-rank step",
+                prep_8 / step["seconds"],
+                TARGETS["batch_preparation_share"],
+            ),
+            "embed_rss": target(
+                "celllm embed peak RSS, largest / smallest input",
+                large["embed"]["peak_rss_mb"] / small["embed"]["peak_rss_mb"],
+                TARGETS["embed_rss_ratio"],
+            ),
         },
     }
 
 
 def table(result: dict) -> str:
-    rows = [{
-        "cells": r["n_cells"],
-        "tokenize_cells_s": r["tokenize"]["cells_per_s"],
-        "tokenize_peak_mb": r["tokenize"]["peak_rss_mb"],
-        "bytes_per_token": r["tokenize"]["bytes_per_token"],
-        "private_mb": r["pretrain_memory"]["peak_private_mb"],
-        "store_pages_mb": r["pretrain_memory"]["peak_shared_mb"],
-        "prep_1_rank_s": r["batch_preparation"]["ranks_1"]["seconds_per_step"],
-        "prep_8_ranks_s": r["batch_preparation"]["ranks_8"]["seconds_per_step"],
-        "embed_peak_mb": r["embed"]["peak_rss_mb"],
-        "embed_cpu_s": r["embed"]["cpu_s"],
-        "verify_s": r["verify"]["with_hashes"]["seconds"],
-        "verify_unhashed_s": r["verify"]["without_hashes"]["seconds"],
-    } for r in result["rows"]]
+    rows = [
+        {
+            "cells": r["n_cells"],
+            "tokenize_cells_s": r["tokenize"]["cells_per_s"],
+            "tokenize_peak_mb": r["tokenize"]["peak_rss_mb"],
+            "bytes_per_token": r["tokenize"]["bytes_per_token"],
+            "private_mb": r["pretrain_memory"]["peak_private_mb"],
+            "store_pages_mb": r["pretrain_memory"]["peak_shared_mb"],
+            "prep_1_rank_s": r["batch_preparation"]["ranks_1"]["seconds_per_step"],
+            "prep_8_ranks_s": r["batch_preparation"]["ranks_8"]["seconds_per_step"],
+            "embed_peak_mb": r["embed"]["peak_rss_mb"],
+            "embed_cpu_s": r["embed"]["cpu_s"],
+            "verify_s": r["verify"]["with_hashes"]["seconds"],
+            "verify_unhashed_s": r["verify"]["without_hashes"]["seconds"],
+        }
+        for r in result["rows"]
+    ]
     estimate = result["paper_corpus_estimate"]
-    return (format_table(rows, list(rows[0])) + f"\nanalytic H200 8-rank step: {result['analytic_8_rank_step']['seconds']:.3f} s"
-            f"\npaper corpus ({estimate['cells']:,} cells): store {estimate['store_gb']:.1f} GB shared per node, "
-            f"{estimate['private_mb_per_rank']:.0f} MB private per rank (small model); verified before training in "
-            f"{estimate['verify_minutes']['with_hashes']:.1f} min ({estimate['verify_minutes']['without_hashes']:.1f} min without hashes)")
+    return (
+        format_table(rows, list(rows[0])) + f"\nanalytic H200 8-rank step: {result['analytic_8_rank_step']['seconds']:.3f} s"
+        f"\npaper corpus ({estimate['cells']:,} cells): store {estimate['store_gb']:.1f} GB shared per node, "
+        f"{estimate['private_mb_per_rank']:.0f} MB private per rank (small model); verified before training in "
+        f"{estimate['verify_minutes']['with_hashes']:.1f} min ({estimate['verify_minutes']['without_hashes']:.1f} min without hashes)"
+    )
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES),
-                        help="corpus sizes in cells, at least two (memory per cell is the slope between the smallest and the largest)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SIZES),
+        help="corpus sizes in cells, at least two (memory per cell is the slope between the smallest and the largest)",
+    )
     parser.add_argument("--n-genes", type=int, default=PAPER_N_GENES)
 
 
 def _run_from_args(args: argparse.Namespace) -> dict:
     if len(set(args.sizes)) < 2:
-        raise SystemExit("benchmarks.perf.corpus: error: --sizes needs at least two different sizes (the paper-size estimate is "
-                         "extrapolated from the slope between them)")
+        raise SystemExit(
+            "benchmarks.perf.corpus: error: --sizes needs at least two different sizes (the paper-size estimate is "
+            "extrapolated from the slope between them)"
+        )
     return run(tuple(args.sizes), args.n_genes, args.threads, args.seed)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return benchmark_cli("Token store, per-rank memory, batch preparation and streaming embed at the paper's corpus shape.",
-                         _add_arguments, _run_from_args, table, argv)
+    return benchmark_cli(
+        "Token store, per-rank memory, batch preparation and streaming embed at the paper's corpus shape.",
+        _add_arguments,
+        _run_from_args,
+        table,
+        argv,
+    )
 
 
 if __name__ == "__main__":

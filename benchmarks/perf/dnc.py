@@ -135,7 +135,11 @@ def measure_step(
         raise ValueError(f"method must be one of {METHODS} and measure 'time' or 'memory', got {method!r}, {measure!r}")
     set_threads(threads)
     device = resolve_device(device)
-    cfg = CellLMConfig(encoder=EncoderConfig.from_dict(encoder), tokens=TokenConfig(), pretrain=PretrainConfig(batch_size=max(2, batch_size), sub_batch_size=sub_batch_size))
+    cfg = CellLMConfig(
+        encoder=EncoderConfig.from_dict(encoder),
+        tokens=TokenConfig(),
+        pretrain=PretrainConfig(batch_size=max(2, batch_size), sub_batch_size=sub_batch_size),
+    )
     p = cfg.pretrain
     cells, vocab = synthetic_cells(batch_size, n_genes, zero_fraction, cfg.tokens, seed)
     order = by_length(np.arange(batch_size), cells.lengths())
@@ -201,23 +205,29 @@ def compare(runs: list[dict], sub_batch_size: int) -> tuple[list[dict], dict]:
     comparisons = []
     for b in batch_sizes:
         full, dnc = _row(runs, "full", b), _row(runs, "dnc", b)
-        comparisons.append({
-            "batch_size": b,
-            "full_fits": full is not None,
-            "dnc_largest_pass_tokens": dnc["largest_pass_tokens"] if dnc else None,
-            "time_dnc_over_full": dnc["seconds_per_step"] / full["seconds_per_step"] if full and dnc else None,
-            "memory_full_over_dnc": full["peak_mb"] / dnc["peak_mb"] if full and dnc and dnc["peak_mb"] > 0 else None,
-        })
+        comparisons.append(
+            {
+                "batch_size": b,
+                "full_fits": full is not None,
+                "dnc_largest_pass_tokens": dnc["largest_pass_tokens"] if dnc else None,
+                "time_dnc_over_full": dnc["seconds_per_step"] / full["seconds_per_step"] if full and dnc else None,
+                "memory_full_over_dnc": full["peak_mb"] / dnc["peak_mb"] if full and dnc and dnc["peak_mb"] > 0 else None,
+            }
+        )
     reference_batch = sub_batch_size if sub_batch_size in batch_sizes else batch_sizes[0]
     reference, largest = _row(runs, "dnc", reference_batch), _row(runs, "dnc", batch_sizes[-1])
     memory_ratio = largest["peak_mb"] / reference["peak_mb"] if reference and largest and reference["peak_mb"] > 0 else None
     time_ratios = [c["time_dnc_over_full"] for c in comparisons if c["time_dnc_over_full"] is not None]
     targets = {
         "dnc_memory_flat": target(
-            f"DnC peak memory at batch {batch_sizes[-1]} / at batch {reference_batch} (sub-batch {sub_batch_size})", memory_ratio, MEMORY_TARGET
+            f"DnC peak memory at batch {batch_sizes[-1]} / at batch {reference_batch} (sub-batch {sub_batch_size})",
+            memory_ratio,
+            MEMORY_TARGET,
         ),
         "dnc_time_overhead": target(
-            "DnC / full-batch seconds per step, worst batch size where the full step fits", max(time_ratios) if time_ratios else None, TIME_TARGET
+            "DnC / full-batch seconds per step, worst batch size where the full step fits",
+            max(time_ratios) if time_ratios else None,
+            TIME_TARGET,
         ),
     }
     if reference and largest:
@@ -252,8 +262,20 @@ def run(
     runs = []
     for batch_size in batch_sizes:
         for method in METHODS:
-            kwargs = dict(method=method, batch_size=batch_size, sub_batch_size=sub_batch_size, sub_batch_tokens=sub_batch_tokens, encoder=enc.to_dict(), n_genes=n_genes,
-                          zero_fraction=zero_fraction, warmup=warmup, repeats=repeats, device=str(device), threads=threads, seed=seed)
+            kwargs = dict(
+                method=method,
+                batch_size=batch_size,
+                sub_batch_size=sub_batch_size,
+                sub_batch_tokens=sub_batch_tokens,
+                encoder=enc.to_dict(),
+                n_genes=n_genes,
+                zero_fraction=zero_fraction,
+                warmup=warmup,
+                repeats=repeats,
+                device=str(device),
+                threads=threads,
+                seed=seed,
+            )
             memory = _measure("memory", kwargs, isolate)
             runs.append(memory if "error" in memory else {**_measure("time", kwargs, isolate), **memory})
     comparisons, targets = compare(runs, sub_batch_size)
@@ -290,10 +312,22 @@ def run(
 
 
 def table(result: dict) -> str:
-    run_columns = ["method", "batch_size", "sub_batch_size", "seconds_per_step", "cells_per_s", "peak_mb", "real_tokens", "padded_tokens",
-                   "largest_pass_tokens", "error"]
+    run_columns = [
+        "method",
+        "batch_size",
+        "sub_batch_size",
+        "seconds_per_step",
+        "cells_per_s",
+        "peak_mb",
+        "real_tokens",
+        "padded_tokens",
+        "largest_pass_tokens",
+        "error",
+    ]
     runs = format_table(result["runs"], run_columns)
-    ratios = format_table(result["comparisons"], ["batch_size", "full_fits", "time_dnc_over_full", "memory_full_over_dnc", "dnc_largest_pass_tokens"])
+    ratios = format_table(
+        result["comparisons"], ["batch_size", "full_fits", "time_dnc_over_full", "memory_full_over_dnc", "dnc_largest_pass_tokens"]
+    )
     env = result["environment"]
     return f"device {env['device']}, torch {env['torch']}, {env['torch_threads']} threads\n{runs}\n\n{ratios}"
 
@@ -301,19 +335,33 @@ def table(result: dict) -> str:
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(DEFAULT_BATCH_SIZES), help="cells per optimizer step")
     parser.add_argument("--sub-batch-size", type=int, default=DEFAULT_SUB_BATCH_SIZE, help="cells per DnC forward pass")
-    parser.add_argument("--sub-batch-tokens", type=int, default=DEFAULT_SUB_BATCH_TOKENS, help="padded-token cap of a DnC forward pass (0: none)")
+    parser.add_argument(
+        "--sub-batch-tokens", type=int, default=DEFAULT_SUB_BATCH_TOKENS, help="padded-token cap of a DnC forward pass (0: none)"
+    )
     parser.add_argument("--n-genes", type=int, default=DEFAULT_N_GENES)
     parser.add_argument("--zero-fraction", type=float, default=DEFAULT_ZERO_FRACTION)
     parser.add_argument("--in-process", action="store_true", help="measure in this process instead of one fresh process per configuration")
 
 
 def _run_from_args(args: argparse.Namespace) -> dict:
-    return run(args.batch_sizes, args.sub_batch_size, args.encoder, args.n_genes, args.zero_fraction, device=args.device,
-               seed=args.seed, isolate=not args.in_process, sub_batch_tokens=args.sub_batch_tokens, **given(args, "warmup", "repeats"))
+    return run(
+        args.batch_sizes,
+        args.sub_batch_size,
+        args.encoder,
+        args.n_genes,
+        args.zero_fraction,
+        device=args.device,
+        seed=args.seed,
+        isolate=not args.in_process,
+        sub_batch_tokens=args.sub_batch_tokens,
+        **given(args, "warmup", "repeats"),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return benchmark_cli("Divide-and-conquer vs full-batch step: memory and time against batch size.", _add_arguments, _run_from_args, table, argv)
+    return benchmark_cli(
+        "Divide-and-conquer vs full-batch step: memory and time against batch size.", _add_arguments, _run_from_args, table, argv
+    )
 
 
 if __name__ == "__main__":

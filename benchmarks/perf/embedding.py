@@ -68,8 +68,14 @@ def _run_from_args(args: argparse.Namespace) -> dict:
         at_paper[dataset] = {m: float(largest[m] * (n / largest["cells"]) ** max(exponent[m], 1.0)) for m in metrics}
         at_paper[dataset]["per_seed_total"] = float(sum(at_paper[dataset][m] for m in ("leiden_ari_nmi", "knn_transfer")))
         at_paper[dataset]["seed_free_total"] = float(sum(at_paper[dataset][m] for m in ("asw_label", "asw_batch", "ilisi")))
-    return {"benchmark": "embedding", "environment": environment(resolve_device("cpu")), "dims": args.dims, "seconds": rows,
-            "exponent": exponent, "at_paper_size": at_paper}
+    return {
+        "benchmark": "embedding",
+        "environment": environment(resolve_device("cpu")),
+        "dims": args.dims,
+        "seconds": rows,
+        "exponent": exponent,
+        "at_paper_size": at_paper,
+    }
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,16 +85,23 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def table(result: dict) -> str:
     metrics = list(result["exponent"])
-    lines = [format_table(result["seconds"], ["cells", *metrics]), "", "fitted exponent: "
-             + ", ".join(f"{m} {e:.2f}" for m, e in result["exponent"].items())]
+    lines = [
+        format_table(result["seconds"], ["cells", *metrics]),
+        "",
+        "fitted exponent: " + ", ".join(f"{m} {e:.2f}" for m, e in result["exponent"].items()),
+    ]
     for dataset, values in result["at_paper_size"].items():
-        lines.append(f"{dataset} ({PAPER_CELLS[dataset]:,} cells, extrapolated): {values['per_seed_total']:.0f} s per seed "
-                     f"(Leiden + kNN) + {values['seed_free_total']:.0f} s once (silhouettes, iLISI)")
+        lines.append(
+            f"{dataset} ({PAPER_CELLS[dataset]:,} cells, extrapolated): {values['per_seed_total']:.0f} s per seed "
+            f"(Leiden + kNN) + {values['seed_free_total']:.0f} s once (silhouettes, iLISI)"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return benchmark_cli("Time of the zero-shot embedding metrics against the number of cells.", _add_arguments, _run_from_args, table, argv)
+    return benchmark_cli(
+        "Time of the zero-shot embedding metrics against the number of cells.", _add_arguments, _run_from_args, table, argv
+    )
 
 
 if __name__ == "__main__":

@@ -143,8 +143,15 @@ def _typical_sub_batch(lengths: np.ndarray, rng: np.random.Generator, global_bat
 
 
 def measure(
-    device: torch.device, enc: EncoderConfig, batch_size: int, n_genes: int, zero_fraction: float, warmup: int, repeats: int,
-    peak_flops: float | None, seed: int = 0,
+    device: torch.device,
+    enc: EncoderConfig,
+    batch_size: int,
+    n_genes: int,
+    zero_fraction: float,
+    warmup: int,
+    repeats: int,
+    peak_flops: float | None,
+    seed: int = 0,
 ) -> dict:
     """Time bf16 training steps of `enc` on `device` and turn them into cells/s and FLOP rates.
 
@@ -159,8 +166,16 @@ def measure(
     rng = np.random.default_rng(seed)
     tissue = np.arange(len(cells)) % 2
     steps = [
-        make_views(cells, _typical_sub_batch(lengths, rng, pretrain.batch_size, batch_size), tissue, seed, i, pretrain.view_keep,
-                   pretrain.mask_ratio, cfg.tokens)
+        make_views(
+            cells,
+            _typical_sub_batch(lengths, rng, pretrain.batch_size, batch_size),
+            tissue,
+            seed,
+            i,
+            pretrain.view_keep,
+            pretrain.mask_ratio,
+            cfg.tokens,
+        )
         for i in range(warmup + repeats)
     ]
     torch.manual_seed(seed)
@@ -183,9 +198,20 @@ def measure(
     padded_flops_per_s = training_flops(enc, padded_tokens) / total_s
     return {
         "model": {"encoder": enc.to_dict(), "n_genes": n_genes, "n_parameters": count_parameters(model)},
-        "data": {"n_genes": n_genes, "zero_fraction": zero_fraction, "nonzero_genes_per_cell": length_summary(lengths), "view_keep": pretrain.view_keep},
-        "settings": {"batch_size": batch_size, "global_batch_for_length_sorting": pretrain.batch_size, "warmup_steps": warmup,
-                     "timed_steps": repeats, "autocast": "torch.bfloat16", "seed": seed},
+        "data": {
+            "n_genes": n_genes,
+            "zero_fraction": zero_fraction,
+            "nonzero_genes_per_cell": length_summary(lengths),
+            "view_keep": pretrain.view_keep,
+        },
+        "settings": {
+            "batch_size": batch_size,
+            "global_batch_for_length_sorting": pretrain.batch_size,
+            "warmup_steps": warmup,
+            "timed_steps": repeats,
+            "autocast": "torch.bfloat16",
+            "seed": seed,
+        },
         "seconds_per_step_median": timing["median_s"],
         "seconds_all": timing["seconds"],
         "cells_per_s": batch_size * repeats / total_s,
@@ -237,8 +263,10 @@ def run(
 
 def table(result: dict) -> str:
     fm = result["flop_model"]
-    head = (f"paper model: {fm['forward_flops_per_token'] / 1e6:.1f} MFLOP/token forward, "
-            f"{fm['training_flops_per_token'] / 1e6:.1f} MFLOP/token per training step")
+    head = (
+        f"paper model: {fm['forward_flops_per_token'] / 1e6:.1f} MFLOP/token forward, "
+        f"{fm['training_flops_per_token'] / 1e6:.1f} MFLOP/token per training step"
+    )
     if not result["available"]:
         return f"{head}\nno CUDA device ({result['reason']}): nothing measured"
     if "error" in result:
@@ -265,12 +293,22 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_from_args(args: argparse.Namespace) -> dict:
-    return run(args.batch_size, args.n_genes, args.zero_fraction, args.encoder, peak_tflops=args.peak_tflops, device=args.device,
-               seed=args.seed, **given(args, "warmup", "repeats"))
+    return run(
+        args.batch_size,
+        args.n_genes,
+        args.zero_fraction,
+        args.encoder,
+        peak_tflops=args.peak_tflops,
+        device=args.device,
+        seed=args.seed,
+        **given(args, "warmup", "repeats"),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return benchmark_cli("Paper-size model bf16 training step on CUDA: cells/s and model FLOP utilisation.", _add_arguments, _run_from_args, table, argv)
+    return benchmark_cli(
+        "Paper-size model bf16 training step on CUDA: cells/s and model FLOP utilisation.", _add_arguments, _run_from_args, table, argv
+    )
 
 
 if __name__ == "__main__":

@@ -142,8 +142,10 @@ def embed_variant(encoder, cells, tokens, batch_size: int, order=None, mode: str
 def variants(encoder, cells, tokens, device: str = "cpu") -> dict[str, np.ndarray]:
     from celllm.released import RELEASED_BATCH
 
-    out = {"authors": embed_variant(encoder, cells, tokens, RELEASED_BATCH, device=device),
-           "per_cell": embed_variant(encoder, cells, tokens, RELEASED_BATCH, mode="cell", device=device)}
+    out = {
+        "authors": embed_variant(encoder, cells, tokens, RELEASED_BATCH, device=device),
+        "per_cell": embed_variant(encoder, cells, tokens, RELEASED_BATCH, mode="cell", device=device),
+    }
     for seed in SHUFFLE_SEEDS:
         order = np.random.default_rng(seed).permutation(len(cells))
         out[f"shuffled_s{seed}"] = embed_variant(encoder, cells, tokens, RELEASED_BATCH, order=order, device=device)
@@ -161,18 +163,32 @@ def spread(embedding: np.ndarray) -> float:
 
 def compare(embeddings: dict[str, np.ndarray]) -> list[dict]:
     """Each comparison against `authors` (and the noise floor): max and median |difference|, absolute and relative."""
-    base, scale = embeddings["authors"], spread(embeddings["authors"])
-    pairs = {"per_cell": [("authors", "per_cell")], "shuffled": [("authors", f"shuffled_s{s}") for s in SHUFFLE_SEEDS],
-             "batch_1": [("authors", "batch_1")], "batch_64": [("authors", "batch_64")],
-             "noise_floor": [("per_cell", "per_cell_batch_1")]}
+    scale = spread(embeddings["authors"])
+    pairs = {
+        "per_cell": [("authors", "per_cell")],
+        "shuffled": [("authors", f"shuffled_s{s}") for s in SHUFFLE_SEEDS],
+        "batch_1": [("authors", "batch_1")],
+        "batch_64": [("authors", "batch_64")],
+        "noise_floor": [("per_cell", "per_cell_batch_1")],
+    }
     rows = []
     for name, which in pairs.items():
         moved = [np.abs(embeddings[a][: len(embeddings[b])] - embeddings[b]) for a, b in which]
         diffs = np.concatenate([m.ravel() for m in moved])
         largest, median = float(diffs.max()), float(np.median(diffs))
         changed = np.mean([(m.max(axis=1) > CHANGED).mean() for m in moved])
-        rows.append({"comparison": name, "cells": len(moved[0]), "max_abs": largest, "median_abs": median, "spread": scale,
-                     "max_rel": largest / scale, "median_rel": median / scale, "cells_changed": float(changed)})
+        rows.append(
+            {
+                "comparison": name,
+                "cells": len(moved[0]),
+                "max_abs": largest,
+                "median_abs": median,
+                "spread": scale,
+                "max_rel": largest / scale,
+                "median_rel": median / scale,
+                "cells_changed": float(changed),
+            }
+        )
     return rows
 
 
@@ -212,16 +228,26 @@ def probe_runs(adata, embeddings: dict[str, np.ndarray], seeds=PROBE_SEEDS, jobs
     ids = adata.obs_names.astype(str).to_numpy()
     splits = {seed: split_units(ids, seed, task.settings["standard"], labels) for seed in seeds}  # as benchmarks.runner draws them
     todo = [(variant, seed) for seed in seeds for variant in PROBE_VARIANTS]
-    done = Parallel(n_jobs=jobs)(delayed(probe_once)(adata, labels, splits[seed], embeddings[probe_variant(variant, seed)], seed)
-                                 for variant, seed in todo)
+    done = Parallel(n_jobs=jobs)(
+        delayed(probe_once)(adata, labels, splits[seed], embeddings[probe_variant(variant, seed)], seed) for variant, seed in todo
+    )
     predictions = dict(zip(todo, done))
     rows = []
     for (variant, seed), (predicted, C) in predictions.items():
         truth = labels[splits[seed] == "test"]
         metrics = classification_metrics(truth, predicted)
-        rows.append({"variant": variant, "embedding": probe_variant(variant, seed), "seed": seed, "accuracy": metrics["accuracy"],
-                     "macro_f1": metrics["macro_f1"], "C": C, "test_cells": int(len(predicted)),
-                     "predictions_changed": float((predicted != predictions["authors", seed][0]).mean())})
+        rows.append(
+            {
+                "variant": variant,
+                "embedding": probe_variant(variant, seed),
+                "seed": seed,
+                "accuracy": metrics["accuracy"],
+                "macro_f1": metrics["macro_f1"],
+                "C": C,
+                "test_cells": int(len(predicted)),
+                "predictions_changed": float((predicted != predictions["authors", seed][0]).mean()),
+            }
+        )
     return rows
 
 
@@ -242,9 +268,17 @@ def summarise_probe(runs: list[dict]) -> tuple[list[dict], list[dict]]:
         largest = means[-1][0] - means[0][0]  # between any two variants
         seed_std = float(np.mean([r[f"{metric}_std"] for r in per_variant]))  # the typical std over seeds of one variant
         paired = max(abs(a[metric] - b[metric]) for a in runs for b in runs if b["variant"] == "authors" and a["seed"] == b["seed"])
-        summary.append({"metric": metric, "largest_mean_change": float(largest), "between": f"{means[0][1]} / {means[-1][1]}",
-                        "seed_std": seed_std, "change_over_std": float(largest / seed_std) if seed_std > 0 else None,
-                        "largest_paired_change": float(paired), "beyond_seed_spread": bool(largest > seed_std)})
+        summary.append(
+            {
+                "metric": metric,
+                "largest_mean_change": float(largest),
+                "between": f"{means[0][1]} / {means[-1][1]}",
+                "seed_std": seed_std,
+                "change_over_std": float(largest / seed_std) if seed_std > 0 else None,
+                "largest_paired_change": float(paired),
+                "beyond_seed_spread": bool(largest > seed_std),
+            }
+        )
     return per_variant, summary
 
 
@@ -267,8 +301,17 @@ def subsample(adata, max_cells: int | None, seed: int):
     return adata[np.sort(np.random.default_rng(seed).choice(adata.n_obs, max_cells, replace=False))].copy()
 
 
-def run(data: dict[str, Path], checkpoint, max_cells: int | None = None, paper_head_cells: int | None = PAPER_HEAD_CELLS,
-        probe_seeds=PROBE_SEEDS, seed: int = 0, device: str = "cpu", paper_head: bool = True, jobs: int = 1) -> dict:
+def run(
+    data: dict[str, Path],
+    checkpoint,
+    max_cells: int | None = None,
+    paper_head_cells: int | None = PAPER_HEAD_CELLS,
+    probe_seeds=PROBE_SEEDS,
+    seed: int = 0,
+    device: str = "cpu",
+    paper_head: bool = True,
+    jobs: int = 1,
+) -> dict:
     """Both models on every dataset; the checkpoint's on `max_cells` per dataset (None: all) with the probe, the paper-head
     model's (about 15 times the compute per token) on `paper_head_cells` per dataset, without it."""
     from celllm.tokens import tokenize
@@ -280,12 +323,25 @@ def run(data: dict[str, Path], checkpoint, max_cells: int | None = None, paper_h
     with tempfile.TemporaryDirectory(prefix="celllm-released-batch-") as tmp:
         plan = [("demo_released", lambda: released_mode(checkpoint), max_cells, True, str(checkpoint))]
         if paper_head:
-            plan.append(("paper_head_random", lambda: paper_head_model(genes, Path(tmp)), paper_head_cells, False,
-                         f"tests.fixtures.released.write_released_checkpoint (seed {PAPER_HEAD_SEED}) -> celllm.released.import_released"))
+            plan.append(
+                (
+                    "paper_head_random",
+                    lambda: paper_head_model(genes, Path(tmp)),
+                    paper_head_cells,
+                    False,
+                    f"tests.fixtures.released.write_released_checkpoint (seed {PAPER_HEAD_SEED}) -> celllm.released.import_released",
+                )
+            )
         for model_name, build, cells_each, probe, source in plan:
             encoder, vocab, cfg = build()
-            models[model_name] = {"source": source, "encoder": cfg.encoder.to_dict(), "pad_to": encoder.pad_to, "truncation": cfg.tokens.truncation,
-                                  "max_cells": cells_each, "probe": probe and bool(probe_seeds)}
+            models[model_name] = {
+                "source": source,
+                "encoder": cfg.encoder.to_dict(),
+                "pad_to": encoder.pad_to,
+                "truncation": cfg.tokens.truncation,
+                "max_cells": cells_each,
+                "probe": probe and bool(probe_seeds),
+            }
             for name, full in datasets.items():
                 adata = subsample(full, cells_each, seed)
                 if adata.n_obs < full.n_obs:
@@ -304,16 +360,27 @@ def run(data: dict[str, Path], checkpoint, max_cells: int | None = None, paper_h
                     probe_rows += [{"dataset": name, "model": model_name, "cells": int(adata.n_obs), **r} for r in per_variant]
                     summaries += [{"dataset": name, "model": model_name, **r, "probe_seconds": seconds} for r in summary]
                     models[model_name].setdefault("probe_runs", {})[name] = runs
-    return {"benchmark": "released_batch", "environment": environment(torch.device(device)), "models": models,
-            "datasets": {name: str(path) for name, path in data.items()}, "subsampled": subsampled,
-            "variants": {"authors": "batch-wide stabiliser, batches of 32 in the data's order (RELEASED_BATCH)",
-                         "per_cell": "one max per cell and head (performer-pytorch 1.1.4), batches of 32 in the data's order",
-                         "shuffled": f"batch-wide, cells shuffled into batches of 32 (seeds {list(SHUFFLE_SEEDS)}, pooled)",
-                         "batch_1": "batch-wide, one cell at a time", "batch_64": "batch-wide, batches of 64 in the data's order",
-                         "noise_floor": "per cell and head, batches of 1 against batches of 32 (float32 noise of a batch-independent computation)"},
-            "spread": "median over dimensions of the standard deviation across cells of the authors-variant embedding",
-            "embedding": embedding_rows, "probe": probe_rows, "probe_summary": summaries, "probe_seeds": list(probe_seeds),
-            "seconds": time.perf_counter() - began}
+    return {
+        "benchmark": "released_batch",
+        "environment": environment(torch.device(device)),
+        "models": models,
+        "datasets": {name: str(path) for name, path in data.items()},
+        "subsampled": subsampled,
+        "variants": {
+            "authors": "batch-wide stabiliser, batches of 32 in the data's order (RELEASED_BATCH)",
+            "per_cell": "one max per cell and head (performer-pytorch 1.1.4), batches of 32 in the data's order",
+            "shuffled": f"batch-wide, cells shuffled into batches of 32 (seeds {list(SHUFFLE_SEEDS)}, pooled)",
+            "batch_1": "batch-wide, one cell at a time",
+            "batch_64": "batch-wide, batches of 64 in the data's order",
+            "noise_floor": "per cell and head, batches of 1 against batches of 32 (float32 noise of a batch-independent computation)",
+        },
+        "spread": "median over dimensions of the standard deviation across cells of the authors-variant embedding",
+        "embedding": embedding_rows,
+        "probe": probe_rows,
+        "probe_summary": summaries,
+        "probe_seeds": list(probe_seeds),
+        "seconds": time.perf_counter() - began,
+    }
 
 
 def _data_paths(args) -> dict[str, Path]:
@@ -324,8 +391,17 @@ def _data_paths(args) -> dict[str, Path]:
 
 def _run_from_args(args: argparse.Namespace) -> dict:
     device = str(resolve_device(args.device))
-    return run(_data_paths(args), args.checkpoint, args.max_cells or None, args.paper_head_cells or None, tuple(args.probe_seeds), args.seed,
-               device, not args.no_paper_head, torch.get_num_threads())
+    return run(
+        _data_paths(args),
+        args.checkpoint,
+        args.max_cells or None,
+        args.paper_head_cells or None,
+        tuple(args.probe_seeds),
+        args.seed,
+        device,
+        not args.no_paper_head,
+        torch.get_num_threads(),
+    )
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -333,34 +409,67 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default="results/data")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="a checkpoint folder, run in released mode")
     parser.add_argument("--max-cells", type=int, help="cells per dataset for the checkpoint's model (default: all; 0: all)")
-    parser.add_argument("--paper-head-cells", type=int, default=PAPER_HEAD_CELLS, help="cells per dataset for the paper-head model (0: all)")
+    parser.add_argument(
+        "--paper-head-cells", type=int, default=PAPER_HEAD_CELLS, help="cells per dataset for the paper-head model (0: all)"
+    )
     parser.add_argument("--probe-seeds", type=int, nargs="*", default=list(PROBE_SEEDS), help="seeds of the linear probe (none: skip it)")
     parser.add_argument("--no-paper-head", action="store_true", help="measure the checkpoint only")
 
 
 def table(result: dict) -> str:
-    lines = ["[CLS] difference against the authors' batches (32 in the data's order), max and median over cells x dims; "
-             f"rel = / spread (median per-dimension std across cells); cells_changed: share of cells moved by more than {CHANGED:g}",
-             format_table(result["embedding"], ["dataset", "model", "comparison", "cells", "max_abs", "median_abs", "max_rel", "median_rel",
-                                                "cells_changed"])]
+    lines = [
+        "[CLS] difference against the authors' batches (32 in the data's order), max and median over cells x dims; "
+        f"rel = / spread (median per-dimension std across cells); cells_changed: share of cells moved by more than {CHANGED:g}",
+        format_table(
+            result["embedding"],
+            ["dataset", "model", "comparison", "cells", "max_abs", "median_abs", "max_rel", "median_rel", "cells_changed"],
+        ),
+    ]
     if result["subsampled"]:
-        lines.append("subsampled (at random, data order kept): " + ", ".join(f"{r['model']} {r['dataset']} {r['cells']} of {r['of']} cells"
-                                                                          for r in result["subsampled"]))
+        lines.append(
+            "subsampled (at random, data order kept): "
+            + ", ".join(f"{r['model']} {r['dataset']} {r['cells']} of {r['of']} cells" for r in result["subsampled"])
+        )
     if result["probe"]:
-        lines += ["", f"annotation, linear probe on [CLS], seeds {result['probe_seeds']} (mean +- std; predictions_changed: share of test "
-                  "cells predicted otherwise than with the authors' batches, same seed)",
-                  format_table([{**r, "accuracy": f"{r['accuracy_mean']:.4f} +- {r['accuracy_std']:.4f}",
-                                 "macro_f1": f"{r['macro_f1_mean']:.4f} +- {r['macro_f1_std']:.4f}"} for r in result["probe"]],
-                               ["dataset", "model", "variant", "accuracy", "macro_f1", "predictions_changed_max"]),
-                  "", format_table(result["probe_summary"], ["dataset", "model", "metric", "largest_mean_change", "between", "seed_std",
-                                                              "change_over_std", "largest_paired_change", "beyond_seed_spread"])]
+        lines += [
+            "",
+            f"annotation, linear probe on [CLS], seeds {result['probe_seeds']} (mean +- std; predictions_changed: share of test "
+            "cells predicted otherwise than with the authors' batches, same seed)",
+            format_table(
+                [
+                    {
+                        **r,
+                        "accuracy": f"{r['accuracy_mean']:.4f} +- {r['accuracy_std']:.4f}",
+                        "macro_f1": f"{r['macro_f1_mean']:.4f} +- {r['macro_f1_std']:.4f}",
+                    }
+                    for r in result["probe"]
+                ],
+                ["dataset", "model", "variant", "accuracy", "macro_f1", "predictions_changed_max"],
+            ),
+            "",
+            format_table(
+                result["probe_summary"],
+                [
+                    "dataset",
+                    "model",
+                    "metric",
+                    "largest_mean_change",
+                    "between",
+                    "seed_std",
+                    "change_over_std",
+                    "largest_paired_change",
+                    "beyond_seed_spread",
+                ],
+            ),
+        ]
     lines.append(f"{result['seconds']:.0f} s")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return benchmark_cli("The released batch-wide key stabiliser: [CLS] differences and downstream metrics.", _add_arguments, _run_from_args,
-                         table, argv)
+    return benchmark_cli(
+        "The released batch-wide key stabiliser: [CLS] differences and downstream metrics.", _add_arguments, _run_from_args, table, argv
+    )
 
 
 if __name__ == "__main__":

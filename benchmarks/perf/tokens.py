@@ -146,15 +146,17 @@ def run(
         batches = make_batches(cells, n_genes, cfg, mode, batch_size)
         timing = time_steps(lambda i: _train_pass(model, batches[i], device), warmup, repeats, device)
         positions = np.mean([b["mask"].numel() for b in batches[warmup:]]) / batch_size
-        modes.append({
-            "mode": mode,
-            "description": description,
-            "tokens_per_cell": float(positions),
-            "seconds_per_batch": timing["median_s"],
-            "seconds_all": timing["seconds"],
-            "cells_per_s": batch_size / timing["median_s"],
-            "tokens_per_s": batch_size * positions / timing["median_s"],
-        })
+        modes.append(
+            {
+                "mode": mode,
+                "description": description,
+                "tokens_per_cell": float(positions),
+                "seconds_per_batch": timing["median_s"],
+                "seconds_all": timing["seconds"],
+                "cells_per_s": batch_size / timing["median_s"],
+                "tokens_per_s": batch_size * positions / timing["median_s"],
+            }
+        )
     speed = {m["mode"]: m["cells_per_s"] for m in modes}
     length = {m["mode"]: m["tokens_per_cell"] for m in modes}
     lengths = cells.lengths()
@@ -172,8 +174,13 @@ def run(
             "cells_at_max_len": int((lengths >= cfg.max_len - 1).sum()),
             "paper_scale": {"n_genes": PAPER_N_GENES, "max_len": RELEASED_MAX_LEN},
         },
-        "settings": {"batch_size": batch_size, "warmup_batches": warmup, "timed_batches": repeats, "seed": seed,
-                     "autocast": str(autocast_dtype(device) or "none (float32)")},
+        "settings": {
+            "batch_size": batch_size,
+            "warmup_batches": warmup,
+            "timed_batches": repeats,
+            "seed": seed,
+            "autocast": str(autocast_dtype(device) or "none (float32)"),
+        },
         "modes": modes,
         "ratios": {
             "cells_per_s_nonzero_dynamic_over_dense": speed["nonzero_dynamic"] / speed["dense"],
@@ -182,17 +189,23 @@ def run(
             "tokens_per_cell_dense_over_nonzero_dynamic": length["dense"] / length["nonzero_dynamic"],
         },
         "targets": {
-            "nonzero_vs_dense": target("cells/s with non-zero genes and dynamic padding / with every gene (scBERT style)",
-                                       speed["nonzero_dynamic"] / speed["dense"], SPEEDUP_TARGET, at_least=True),
+            "nonzero_vs_dense": target(
+                "cells/s with non-zero genes and dynamic padding / with every gene (scBERT style)",
+                speed["nonzero_dynamic"] / speed["dense"],
+                SPEEDUP_TARGET,
+                at_least=True,
+            ),
         },
     }
 
 
 def table(result: dict) -> str:
     data, env = result["data"], result["environment"]
-    head = (f"device {env['device']}, torch {env['torch']}, {env['torch_threads']} threads; {data['n_genes']} genes, "
-            f"{data['observed_zero_fraction']:.0%} zeros, {data['nonzero_genes_per_cell']['mean']:.0f} non-zero genes per cell, "
-            f"fixed length {data['max_len']}")
+    head = (
+        f"device {env['device']}, torch {env['torch']}, {env['torch_threads']} threads; {data['n_genes']} genes, "
+        f"{data['observed_zero_fraction']:.0%} zeros, {data['nonzero_genes_per_cell']['mean']:.0f} non-zero genes per cell, "
+        f"fixed length {data['max_len']}"
+    )
     modes = format_table(result["modes"], ["mode", "tokens_per_cell", "seconds_per_batch", "cells_per_s", "tokens_per_s"])
     ratios = "\n".join(f"{name}: {value:.3g}" for name, value in result["ratios"].items())
     return f"{head}\n{modes}\n{ratios}"
@@ -206,12 +219,22 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_from_args(args: argparse.Namespace) -> dict:
-    return run(args.n_genes, args.zero_fraction, args.max_len, args.batch_size, args.encoder, device=args.device, seed=args.seed,
-               **given(args, "warmup", "repeats"))
+    return run(
+        args.n_genes,
+        args.zero_fraction,
+        args.max_len,
+        args.batch_size,
+        args.encoder,
+        device=args.device,
+        seed=args.seed,
+        **given(args, "warmup", "repeats"),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return benchmark_cli("Encoder throughput: non-zero genes (dynamic / fixed padding) vs every gene.", _add_arguments, _run_from_args, table, argv)
+    return benchmark_cli(
+        "Encoder throughput: non-zero genes (dynamic / fixed padding) vs every gene.", _add_arguments, _run_from_args, table, argv
+    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ class CellData:
 class PairData:
     pairs: pd.DataFrame  # cell_line, drug, smiles, ln_ic50: the pairs of one split
     cell_lines: ad.AnnData  # expression of exactly the cell lines in `pairs`, obs_names = cell line
-    drugs: "DrugFeatures"  # every drug of the dataset (structure only, no response)  # noqa: F821
+    drugs: DrugFeatures  # every drug of the dataset (structure only, no response)  # noqa: F821
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -105,7 +105,12 @@ def read_response_table(path, cell_lines: ad.AnnData | None = None) -> pd.DataFr
         if not known.any():
             raise InputError(f"{path}: no cell line of the table has an expression profile")
         if not known.all():
-            log.warning("%s: %d pairs of %d cell lines without expression were dropped", path, int((~known).sum()), table.loc[~known, "cell_line"].nunique())
+            log.warning(
+                "%s: %d pairs of %d cell lines without expression were dropped",
+                path,
+                int((~known).sum()),
+                table.loc[~known, "cell_line"].nunique(),
+            )
             table = table[known]
     return table.reset_index(drop=True)
 

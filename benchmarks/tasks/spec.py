@@ -34,7 +34,7 @@ class Setting:
     stratify: bool = True
     label: str = ""
 
-    def with_fractions(self, fractions: dict) -> "Setting":
+    def with_fractions(self, fractions: dict) -> Setting:
         """This setting re-sized: each of train, val, test in (0, 1), their sum at most 1
         (below 1 with `train` given, the rest is left unused, as few-shot does)."""
         unknown = set(fractions) - {"train", "val", "test"}
@@ -44,8 +44,14 @@ class Setting:
             return self
         if unknown:
             raise ValueError(f"unknown split fraction(s) {', '.join(sorted(unknown))} (expected train, val, test)")
-        resized = Setting(fractions.get("val", self.val), fractions.get("test", self.test), fractions.get("train", self.train),
-                          self.unit, self.stratify, self.label)
+        resized = Setting(
+            fractions.get("val", self.val),
+            fractions.get("test", self.test),
+            fractions.get("train", self.train),
+            self.unit,
+            self.stratify,
+            self.label,
+        )
         parts = {"train": resized.train, "val": resized.val, "test": resized.test}
         for name, value in parts.items():
             if value is not None and not 0 < value < 1:
@@ -96,11 +102,11 @@ class Task:
         """What a model sees of each part ('train', 'val', 'test') under `split` (one entry per id)."""
         raise NotImplementedError
 
-    def score(self, model, test, predicted) -> tuple[dict, "object", dict]:
+    def score(self, model, test, predicted) -> tuple[dict, object, dict]:
         """(metrics, predictions table, extra record fields) of `predicted` on `test`."""
         raise NotImplementedError
 
-    def evaluate(self, model, parts: dict, seed: int) -> tuple[dict, "object", dict]:
+    def evaluate(self, model, parts: dict, seed: int) -> tuple[dict, object, dict]:
         """Train `model` on the parts and score it: fit on train (validation for model
         selection), predict test. A zero-shot task overrides this."""
         model.fit(parts["train"], parts["val"])

@@ -57,7 +57,9 @@ class MaskedFavorAttention(nn.Module):
         new = gaussian_orthogonal_random_matrix(self.nb_features, self.dim_head, device=self.projection_matrix.device)
         self.projection_matrix.copy_(new)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None, padding: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None, padding: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x: (batch, length, dim); mask: (batch, length) True on real tokens, position 0 real.
 
         `seeds` (batch,) make dropout a function of each cell (see celllm.model.dropout).

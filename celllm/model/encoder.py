@@ -37,7 +37,6 @@ class EncoderConfig(Options):
     attention: str = option("masked", choices=("masked", "released"))
 
 
-
 class FeedForward(nn.Module):
     def __init__(self, dim: int, mult: int, dropout: float, first_site: int):
         super().__init__()
@@ -61,7 +60,9 @@ class PerformerLayer(nn.Module):
         self.ff_norm = nn.LayerNorm(cfg.dim)
         self.ff = FeedForward(cfg.dim, cfg.ff_mult, cfg.dropout, first_site=sites + 1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None, padding: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None, padding: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), mask, seeds, padding)
         return x + self.ff(self.ff_norm(x), seeds)
 
@@ -95,7 +96,9 @@ class CellLMEncoder(nn.Module):
             mask = F.pad(mask, (0, 1), value=False)
         return self.gene_embedding(gene_ids) + self.bin_embedding(bins), mask
 
-    def run_layers(self, x: torch.Tensor, mask: torch.Tensor, start: int = 0, stop: int | None = None, seeds: torch.Tensor | None = None) -> torch.Tensor:
+    def run_layers(
+        self, x: torch.Tensor, mask: torch.Tensor, start: int = 0, stop: int | None = None, seeds: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Layers start..stop-1 over layer inputs `x` with the mask `layer_inputs` gave. A cell's
         stand-in padding position in released mode is its first masked one, so states cached after
         some layers can be re-batched: keep each cell's tokens and the position after them."""

@@ -62,7 +62,9 @@ def read_gene_embeddings(path: str | os.PathLike, vocab_genes: list[str], dim: i
     if genes.ndim != 1 or genes.dtype.kind != "U":
         raise InputError(f"{path}: 'genes' must be a 1-d array of gene names")
     if table.ndim != 2 or table.shape[0] != len(genes) or table.dtype.kind != "f":
-        raise InputError(f"{path}: 'embeddings' must be a float matrix with one row per gene ({len(genes)}), got {table.dtype} {table.shape}")
+        raise InputError(
+            f"{path}: 'embeddings' must be a float matrix with one row per gene ({len(genes)}), got {table.dtype} {table.shape}"
+        )
     bad_rows = ~np.isfinite(table).all(axis=1)
     if bad_rows.any():
         raise InputError(f"{path}: {int(bad_rows.sum())} row(s) contain NaN or infinite values (for example '{genes[bad_rows][0]}')")
@@ -71,9 +73,7 @@ def read_gene_embeddings(path: str | os.PathLike, vocab_genes: list[str], dim: i
         raise InputError(f"{path}: gene names are not unique")
     missing = [g for g in map(str, vocab_genes) if g not in row_of]
     if missing:
-        raise InputError(
-            f"{path}: {len(missing)} of {len(vocab_genes)} vocabulary genes have no embedding (for example '{missing[0]}')"
-        )
+        raise InputError(f"{path}: {len(missing)} of {len(vocab_genes)} vocabulary genes have no embedding (for example '{missing[0]}')")
     if dim is not None and table.shape[1] != dim:
         raise InputError(f"{path}: rows of width {table.shape[1]}, but the encoder's gene embeddings have dim {dim}")
     rows = np.fromiter((row_of[str(g)] for g in vocab_genes), dtype=np.int64, count=len(vocab_genes))

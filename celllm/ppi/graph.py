@@ -51,9 +51,7 @@ def build_gene_graph(edges: pd.DataFrame, genes: list[str], min_score: int = 0, 
         raise InputError(f"{source}: expected a table with columns {', '.join(EDGE_COLUMNS)}")
     missing = [c for c in EDGE_COLUMNS if c not in edges.columns]
     if missing:
-        raise InputError(
-            f"{source}: missing column(s) {', '.join(missing)} (has: {', '.join(map(str, edges.columns)) or 'none'})"
-        )
+        raise InputError(f"{source}: missing column(s) {', '.join(missing)} (has: {', '.join(map(str, edges.columns)) or 'none'})")
     scores = pd.to_numeric(edges["score"], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(scores)
     if bad.any():

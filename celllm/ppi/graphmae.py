@@ -47,7 +47,9 @@ class GraphMAEConfig(Options):
     hidden_dim: int = option(256, low=1)  # width of the encoder's inner layers (all heads together)
     num_layers: int = option(2, low=1)  # GAT layers in the encoder; its last one outputs the embedding size
     heads: int = option(4, low=1)  # attention heads per encoder layer, concatenated
-    mask_rate: float = option(0.5, low=0.0, low_open=True, high=1.0, high_open=True)  # share of the nodes with interactions masked each epoch
+    mask_rate: float = option(
+        0.5, low=0.0, low_open=True, high=1.0, high_open=True
+    )  # share of the nodes with interactions masked each epoch
     replace_rate: float = option(0.1, low=0.0, high=1.0, high_open=True)  # share of the masked nodes given another node's features
     alpha: float = option(2.0, low=1.0)  # scaled cosine error exponent (gamma in the GraphMAE paper)
     lr: float = option(1e-3, low=0.0, low_open=True)
@@ -80,9 +82,7 @@ class GATEncoder(nn.Module):
         if out_dim % heads:
             raise ValueError(f"embedding size ({out_dim}) must be divisible by the number of heads ({heads})")
         sizes = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
-        self.convs = nn.ModuleList(
-            GATConv(sizes[i], sizes[i + 1] // heads, heads=heads, dropout=dropout) for i in range(num_layers)
-        )
+        self.convs = nn.ModuleList(GATConv(sizes[i], sizes[i + 1] // heads, heads=heads, dropout=dropout) for i in range(num_layers))
         self.activations = nn.ModuleList(nn.PReLU() for _ in range(num_layers))
         self.dropout = dropout
 
@@ -109,9 +109,7 @@ class GraphMAE(nn.Module):
         """Encoder output for every node (the gene embedding before rescaling)."""
         return self.encoder(x, edge_index)
 
-    def mask_features(
-        self, x: torch.Tensor, candidates: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def mask_features(self, x: torch.Tensor, candidates: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Hide the features of a random `mask_rate` share of `candidates`.
 
         Returns (masked features, masked node ids). Of the masked nodes, a
@@ -130,9 +128,7 @@ class GraphMAE(nn.Module):
         x_masked[replaced_nodes] = x[donors]
         return x_masked, masked
 
-    def forward(
-        self, x: torch.Tensor, edge_index: torch.Tensor, candidates: torch.Tensor, generator: torch.Generator
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, candidates: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One masked-reconstruction pass; returns the scaled cosine error over the masked nodes."""
         x_masked, masked = self.mask_features(x, candidates, generator)
         hidden = self.encoder_to_decoder(self.encoder(x_masked, edge_index))

@@ -25,7 +25,9 @@ def read_edges(path) -> pd.DataFrame:
         raise InputError(f"{path}: not a tab-separated table ({exc.__class__.__name__})") from None
 
 
-def embed_vocabulary(edges_path, vocab: Vocabulary, out_path, dim: int, cfg: GraphMAEConfig, min_score: int = 0, log_path=None, progress: bool = False) -> list[float]:
+def embed_vocabulary(
+    edges_path, vocab: Vocabulary, out_path, dim: int, cfg: GraphMAEConfig, min_score: int = 0, log_path=None, progress: bool = False
+) -> list[float]:
     """Train GraphMAE on the interactions among `vocab` genes; write one `dim`-wide row per gene.
 
     Returns the per-epoch loss, also written to `log_path` when given.

@@ -74,8 +74,9 @@ def plan_sub_batches(views: ViewBatch, sub_batch_size: int, max_tokens: int = 0)
     return ranges
 
 
-def pad_sub_batches(views: ViewBatch, sub_batch_size: int, vocab_size: int, cfg: TokenConfig, sub_batch_tokens: int = 0,
-                    pin: bool = False) -> list[dict[str, torch.Tensor]]:
+def pad_sub_batches(
+    views: ViewBatch, sub_batch_size: int, vocab_size: int, cfg: TokenConfig, sub_batch_tokens: int = 0, pin: bool = False
+) -> list[dict[str, torch.Tensor]]:
     """The padded tensors of every forward pass of a step (`plan_sub_batches`); `pin` puts them in
     page-locked memory for an asynchronous copy to a GPU. The trainer makes them one step ahead."""
     chunks = [views.chunk(a, b, vocab_size, cfg) for a, b in plan_sub_batches(views, sub_batch_size, sub_batch_tokens)]
@@ -92,7 +93,9 @@ def _forward(model, batch, amp_dtype):
         return model(batch["gene_ids"], batch["bins"], batch["mask"], batch["seeds"])
 
 
-def full_batch_step(model, views: ViewBatch, vocab_size: int, cfg: TokenConfig, weights: LossWeights, temperature: float, device="cpu", amp_dtype=None) -> dict[str, float]:
+def full_batch_step(
+    model, views: ViewBatch, vocab_size: int, cfg: TokenConfig, weights: LossWeights, temperature: float, device="cpu", amp_dtype=None
+) -> dict[str, float]:
     """Reference step: one forward over the whole batch, then backward. Memory grows with the batch."""
     batch = _to(views.chunk(0, views.n_cells, vocab_size, cfg), device)
     outputs = _forward(model, batch, amp_dtype)
@@ -106,8 +109,18 @@ def full_batch_step(model, views: ViewBatch, vocab_size: int, cfg: TokenConfig, 
 
 
 def divide_and_conquer_step(
-    model, views: ViewBatch, sub_batch_size: int, vocab_size: int, cfg: TokenConfig, weights: LossWeights, temperature: float,
-    device="cpu", amp_dtype=None, group: SingleProcess = SingleProcess(), sub_batch_tokens: int = 0, padded: list | None = None,
+    model,
+    views: ViewBatch,
+    sub_batch_size: int,
+    vocab_size: int,
+    cfg: TokenConfig,
+    weights: LossWeights,
+    temperature: float,
+    device="cpu",
+    amp_dtype=None,
+    group: SingleProcess = SingleProcess(),
+    sub_batch_tokens: int = 0,
+    padded: list | None = None,
 ) -> dict[str, float]:
     """Accumulate the gradients of the full-batch loss into `model`, one sub-batch at a time.
 
@@ -148,7 +161,9 @@ def divide_and_conquer_step(
         sums = per_sequence_loss_sums(outputs, batch)
         mlm = sums["mlm_sum"] / mlm_count
         tissue = sums["tissue_sum"] / tissue_count
-        surrogate = (at_least_float32(outputs["z"]) * embedding_grad[offset : offset + n]).sum() + weights.mlm * mlm + weights.tissue * tissue
+        surrogate = (
+            (at_least_float32(outputs["z"]) * embedding_grad[offset : offset + n]).sum() + weights.mlm * mlm + weights.tissue * tissue
+        )
         surrogate.backward()
         mlm_total += mlm.detach()
         tissue_total += tissue.detach()

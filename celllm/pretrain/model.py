@@ -24,7 +24,9 @@ class CellLMForPretraining(nn.Module):
         self.mlm_head = nn.Linear(dim, cfg.pretrain.mlm_classes or cfg.tokens.n_bins)
         self.tissue_head = nn.Linear(dim, 2)
 
-    def forward(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         hidden = self.encoder(gene_ids, bins, mask, seeds)
         cls = hidden[:, 0]
         return {"z": self.projection(cls), "mlm_logits": self.mlm_head(hidden), "tissue_logits": self.tissue_head(cls)}

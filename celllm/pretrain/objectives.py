@@ -78,7 +78,7 @@ class ViewBatch:
         """Per cell, the tokens of its longer view, [CLS] included (what a padded pass holds)."""
         return 1 + np.diff(self.indptr).reshape(-1, 2).max(axis=1)
 
-    def cells(self, positions) -> "ViewBatch":
+    def cells(self, positions) -> ViewBatch:
         """The views of the cells at these positions of the batch."""
         positions = np.asarray(positions, dtype=np.int64)
         rows = np.stack([2 * positions, 2 * positions + 1], axis=1).ravel()
@@ -91,15 +91,23 @@ class ViewBatch:
         indptr = self.indptr[2 * start_cell : 2 * stop_cell + 1]
         tokens = slice(int(indptr[0]), int(indptr[-1]))
         length = padded_length(1 + int(np.diff(indptr).max(initial=0)))  # few shapes: see padded_length
-        batch = pad_ragged(indptr, self.genes[tokens], self.bins[tokens], vocab_size, cfg, extra={"mlm_targets": (self.targets[tokens], IGNORE)},
-                           length=length)
+        batch = pad_ragged(
+            indptr,
+            self.genes[tokens],
+            self.bins[tokens],
+            vocab_size,
+            cfg,
+            extra={"mlm_targets": (self.targets[tokens], IGNORE)},
+            length=length,
+        )
         batch["tissue"] = torch.from_numpy(self.tissue[rows])
         batch["seeds"] = torch.from_numpy(self.seeds[rows])
         return batch
 
 
-def make_views(cells: TokenizedCells, indices: np.ndarray, tissue: np.ndarray, seed: int, step: int, keep: float, mask_ratio: float,
-               cfg: TokenConfig) -> ViewBatch:
+def make_views(
+    cells: TokenizedCells, indices: np.ndarray, tissue: np.ndarray, seed: int, step: int, keep: float, mask_ratio: float, cfg: TokenConfig
+) -> ViewBatch:
     """Two views of each cell of `indices` (vectorised over the whole batch).
 
     Each view keeps a `keep` share of the cell's genes (at least one) and hides a
@@ -157,7 +165,9 @@ def per_sequence_loss_sums(outputs: dict[str, torch.Tensor], batch: dict[str, to
     Sums (not means) let sub-batches add up to the full-batch mean exactly.
     """
     logits = outputs["mlm_logits"]
-    mlm = F.cross_entropy(at_least_float32(logits.reshape(-1, logits.shape[-1])), batch["mlm_targets"].reshape(-1), ignore_index=IGNORE, reduction="sum")
+    mlm = F.cross_entropy(
+        at_least_float32(logits.reshape(-1, logits.shape[-1])), batch["mlm_targets"].reshape(-1), ignore_index=IGNORE, reduction="sum"
+    )
     tissue = F.cross_entropy(at_least_float32(outputs["tissue_logits"]), batch["tissue"], ignore_index=IGNORE, reduction="sum")
     return {
         "mlm_sum": mlm,

@@ -28,9 +28,9 @@ from __future__ import annotations
 import json
 import logging
 import numbers
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -63,8 +63,9 @@ def is_token_store(path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
-def tokenized_blocks(paths, vocab: Vocabulary, cfg: TokenConfig, block_cells: int = BLOCK_CELLS, scale_check: bool = True,
-                     progress: bool = False) -> Iterator[tuple[str, TokenizedCells, np.ndarray]]:
+def tokenized_blocks(
+    paths, vocab: Vocabulary, cfg: TokenConfig, block_cells: int = BLOCK_CELLS, scale_check: bool = True, progress: bool = False
+) -> Iterator[tuple[str, TokenizedCells, np.ndarray]]:
     """(file, tokens, tissue codes) of each block of cells of the .h5ad files `paths`, in order.
 
     Reads a block at a time, so memory follows the block. A file without a `tissue`
@@ -88,8 +89,13 @@ def tokenized_blocks(paths, vocab: Vocabulary, cfg: TokenConfig, block_cells: in
                 for start, X in dataset.blocks(block_cells):
                     cells = tokenize(X, dataset.var_names, vocab, cfg, str(path))
                     if start == 0 and cells.n_dropped_genes:  # every block of a file drops the same genes
-                        log.warning("%s: %d of its %d genes are not in the %d-gene vocabulary and are dropped", path,
-                                    cells.n_dropped_genes, len(dataset.var_names), len(vocab))
+                        log.warning(
+                            "%s: %d of its %d genes are not in the %d-gene vocabulary and are dropped",
+                            path,
+                            cells.n_dropped_genes,
+                            len(dataset.var_names),
+                            len(vocab),
+                        )
                     yield str(path), cells, tissue[start : start + len(cells)]
                     bar.update(len(cells))
 
@@ -102,12 +108,19 @@ def report_cells(cells: TokenizedCells, what: str, vocab: Vocabulary, cfg: Token
     if empty:
         log.warning("%d of %d cells of %s express no vocabulary gene; they are kept as [CLS]-only cells", empty, len(cells), what)
     if cells.n_truncated_cells:
-        log.info("%d of %d cells of %s have more than %d expressed genes and are cut (%s)", cells.n_truncated_cells, len(cells), what,
-                 cfg.max_len - 1, cfg.truncation)
+        log.info(
+            "%d of %d cells of %s have more than %d expressed genes and are cut (%s)",
+            cells.n_truncated_cells,
+            len(cells),
+            what,
+            cfg.max_len - 1,
+            cfg.truncation,
+        )
 
 
-def build_token_store(paths, out, vocab: Vocabulary, cfg: TokenConfig, block_cells: int = BLOCK_CELLS,
-                      scale_check: bool = True, progress: bool = True) -> Path:
+def build_token_store(
+    paths, out, vocab: Vocabulary, cfg: TokenConfig, block_cells: int = BLOCK_CELLS, scale_check: bool = True, progress: bool = True
+) -> Path:
     """Tokenize the .h5ad files `paths` (in order) into the store folder `out`, a block of cells at a time."""
     gene_dtype = gene_id_dtype(len(vocab))
     out = Path(out)
@@ -126,20 +139,32 @@ def build_token_store(paths, out, vocab: Vocabulary, cfg: TokenConfig, block_cel
                 source = sources.setdefault(path, {"path": path, "n_cells": 0, "n_dropped_genes": cells.n_dropped_genes})
                 source["n_cells"] += len(cells)
         offsets = np.concatenate(offsets)
-        report_cells(TokenizedCells(offsets, np.zeros(0), np.zeros(0), n_truncated_cells=n_truncated), ", ".join(map(str, paths)), vocab, cfg)
+        report_cells(
+            TokenizedCells(offsets, np.zeros(0), np.zeros(0), n_truncated_cells=n_truncated), ", ".join(map(str, paths)), vocab, cfg
+        )
         offsets.tofile(tmp / ARRAYS["offsets"])
         np.concatenate(tissues).tofile(tmp / ARRAYS["tissue"])
         vocab.save(tmp / VOCAB)
         manifest = {
-            "format": FORMAT, "n_cells": len(offsets) - 1, "n_tokens": n_tokens, "n_truncated_cells": n_truncated,
-            "vocab_size": len(vocab), "vocab_sha256": vocab.sha256(),
+            "format": FORMAT,
+            "n_cells": len(offsets) - 1,
+            "n_tokens": n_tokens,
+            "n_truncated_cells": n_truncated,
+            "vocab_size": len(vocab),
+            "vocab_sha256": vocab.sha256(),
             "dtypes": {"offsets": "int64", "gene_ids": gene_dtype.name, "bins": "uint8", "tissue": "int8"},
-            "tokens": cfg.to_dict(), "sources": list(sources.values()),
+            "tokens": cfg.to_dict(),
+            "sources": list(sources.values()),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         write_record(tmp, KIND, "tokenize")
-    log.info("%s: %d cells, %d tokens (%.2f bytes per token)", out, len(offsets) - 1, n_tokens,
-             sum((out / f).stat().st_size for f in ARRAYS.values()) / max(1, n_tokens))
+    log.info(
+        "%s: %d cells, %d tokens (%.2f bytes per token)",
+        out,
+        len(offsets) - 1,
+        n_tokens,
+        sum((out / f).stat().st_size for f in ARRAYS.values()) / max(1, n_tokens),
+    )
     return out
 
 
@@ -155,7 +180,7 @@ class TokenStore:
     manifest: dict
 
     @classmethod
-    def open(cls, path, vocab: Vocabulary | None = None, tokens: TokenConfig | None = None) -> "TokenStore":
+    def open(cls, path, vocab: Vocabulary | None = None, tokens: TokenConfig | None = None) -> TokenStore:
         """Map a store; InputError if its manifest is malformed, its files are incomplete, or it was built
         with another vocabulary or tokens config. (`verify` then reads it whole.)"""
         path = Path(path)
@@ -171,21 +196,31 @@ class TokenStore:
         if len(stored_vocab) != manifest["vocab_size"] or stored_vocab.sha256() != manifest["vocab_sha256"]:
             raise InputError(f"{path / VOCAB}: not the vocabulary the store was built with")
         if vocab is not None and vocab != stored_vocab:
-            raise InputError(f"{path}: built with another gene vocabulary ({len(stored_vocab)} genes) than this run's ({len(vocab)} genes); tokenize again")
+            raise InputError(
+                f"{path}: built with another gene vocabulary ({len(stored_vocab)} genes) than this run's ({len(vocab)} genes); tokenize again"
+            )
         if tokens is not None and tokens != stored_tokens:
             changed = [f"{k} {v!r} -> {tokens.to_dict()[k]!r}" for k, v in stored_tokens.to_dict().items() if tokens.to_dict()[k] != v]
             raise InputError(f"{path}: built with other tokens options than this run's ({'; '.join(changed)}); tokenize again")
-        lengths = {"offsets": manifest["n_cells"] + 1, "gene_ids": manifest["n_tokens"], "bins": manifest["n_tokens"], "tissue": manifest["n_cells"]}
+        lengths = {
+            "offsets": manifest["n_cells"] + 1,
+            "gene_ids": manifest["n_tokens"],
+            "bins": manifest["n_tokens"],
+            "tissue": manifest["n_cells"],
+        }
         arrays = {}
         for name, file in ARRAYS.items():
             dtype = np.dtype(manifest["dtypes"][name])
             size = (path / file).stat().st_size if (path / file).exists() else -1
             if size != lengths[name] * dtype.itemsize:
-                raise InputError(f"{path / file}: {size} bytes, the manifest says {lengths[name] * dtype.itemsize}; the store is incomplete or damaged")
+                raise InputError(
+                    f"{path / file}: {size} bytes, the manifest says {lengths[name] * dtype.itemsize}; the store is incomplete or damaged"
+                )
             arrays[name] = np.memmap(path / file, dtype=dtype, mode="r", shape=(lengths[name],)) if lengths[name] else np.zeros(0, dtype)
         dropped = max((s["n_dropped_genes"] for s in manifest["sources"]), default=0)
-        cells = TokenizedCells(arrays["offsets"], arrays["gene_ids"], arrays["bins"], n_dropped_genes=dropped,
-                               n_truncated_cells=manifest["n_truncated_cells"])
+        cells = TokenizedCells(
+            arrays["offsets"], arrays["gene_ids"], arrays["bins"], n_dropped_genes=dropped, n_truncated_cells=manifest["n_truncated_cells"]
+        )
         return cls(path, cells, np.asarray(arrays["tissue"], dtype=np.int64), stored_vocab, stored_tokens, manifest)
 
     def verify(self, hashes: bool = True) -> None:
@@ -197,13 +232,25 @@ class TokenStore:
         offsets, tissue = self.cells.indptr, self.tissue
         where = self.path / ARRAYS["offsets"]
         if len(offsets) and (offsets[0] != 0 or offsets[-1] != self.manifest["n_tokens"]):
-            raise InputError(f"{where}: runs from {offsets[0]} to {offsets[-1]}, not 0 to the manifest's {self.manifest['n_tokens']} tokens; tokenize again")
-        checks = (("offsets", offsets, lambda a, prev: bool((np.diff(a, prepend=prev) >= 0).all()), "out of order"),
-                  ("gene_ids", self.cells.gene_ids, lambda a, _: a.size == 0 or int(a.max()) < len(self.vocab),
-                   f"holds gene ids beyond the {len(self.vocab)}-gene vocabulary"),
-                  ("bins", self.cells.bins, lambda a, _: a.size == 0 or int(a.max()) < self.tokens.n_bins,
-                   f"holds bins beyond the {self.tokens.n_bins} expression bins"),
-                  ("tissue", tissue, lambda a, _: bool(np.isin(a, (0, 1, IGNORE)).all()), "holds unknown tissue codes"))
+            raise InputError(
+                f"{where}: runs from {offsets[0]} to {offsets[-1]}, not 0 to the manifest's {self.manifest['n_tokens']} tokens; tokenize again"
+            )
+        checks = (
+            ("offsets", offsets, lambda a, prev: bool((np.diff(a, prepend=prev) >= 0).all()), "out of order"),
+            (
+                "gene_ids",
+                self.cells.gene_ids,
+                lambda a, _: a.size == 0 or int(a.max()) < len(self.vocab),
+                f"holds gene ids beyond the {len(self.vocab)}-gene vocabulary",
+            ),
+            (
+                "bins",
+                self.cells.bins,
+                lambda a, _: a.size == 0 or int(a.max()) < self.tokens.n_bins,
+                f"holds bins beyond the {self.tokens.n_bins} expression bins",
+            ),
+            ("tissue", tissue, lambda a, _: bool(np.isin(a, (0, 1, IGNORE)).all()), "holds unknown tissue codes"),
+        )
         for name, array, valid, problem in checks:
             for start in range(0, len(array), VERIFY_CHUNK):
                 if not valid(np.asarray(array[start : start + VERIFY_CHUNK]), array[max(0, start - 1)]):
@@ -216,9 +263,16 @@ def _count(value) -> bool:
 
 def check_manifest(manifest: dict, where: Path) -> TokenConfig:
     """InputError naming the first missing or ill-typed field of a store manifest; returns its tokens config."""
-    fields = {"n_cells": _count, "n_tokens": _count, "n_truncated_cells": _count, "vocab_size": _count,
-              "vocab_sha256": lambda v: isinstance(v, str), "dtypes": lambda v: isinstance(v, dict),
-              "tokens": lambda v: isinstance(v, dict), "sources": lambda v: isinstance(v, list)}
+    fields = {
+        "n_cells": _count,
+        "n_tokens": _count,
+        "n_truncated_cells": _count,
+        "vocab_size": _count,
+        "vocab_sha256": lambda v: isinstance(v, str),
+        "dtypes": lambda v: isinstance(v, dict),
+        "tokens": lambda v: isinstance(v, dict),
+        "sources": lambda v: isinstance(v, list),
+    }
     for key, valid in fields.items():
         if key not in manifest:
             raise InputError(f"{where}: no '{key}'; the store is damaged, tokenize again")
@@ -227,12 +281,16 @@ def check_manifest(manifest: dict, where: Path) -> TokenConfig:
     expected = {"offsets": "int64", "gene_ids": gene_id_dtype(manifest["vocab_size"]).name, "bins": "uint8", "tissue": "int8"}
     if manifest["dtypes"] != expected:
         raise InputError(f"{where}: 'dtypes' is {manifest['dtypes']!r}, expected {expected}; the store is damaged, tokenize again")
-    if not all(isinstance(s, dict) and isinstance(s.get("path"), str) and _count(s.get("n_cells")) and _count(s.get("n_dropped_genes"))
-               for s in manifest["sources"]):
+    if not all(
+        isinstance(s, dict) and isinstance(s.get("path"), str) and _count(s.get("n_cells")) and _count(s.get("n_dropped_genes"))
+        for s in manifest["sources"]
+    ):
         raise InputError(f"{where}: 'sources' must list path, n_cells, n_dropped_genes of each file; the store is damaged, tokenize again")
     if sum(s["n_cells"] for s in manifest["sources"]) != manifest["n_cells"]:
-        raise InputError(f"{where}: its sources add up to {sum(s['n_cells'] for s in manifest['sources'])} cells, not n_cells "
-                         f"{manifest['n_cells']}; the store is damaged, tokenize again")
+        raise InputError(
+            f"{where}: its sources add up to {sum(s['n_cells'] for s in manifest['sources'])} cells, not n_cells "
+            f"{manifest['n_cells']}; the store is damaged, tokenize again"
+        )
     try:
         return TokenConfig.from_dict(manifest["tokens"])
     except (InputError, TypeError, ValueError) as exc:

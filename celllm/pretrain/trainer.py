@@ -41,8 +41,11 @@ def resume_conflicts(saved: CellLMConfig, run: CellLMConfig) -> list[str]:
     conflicts = []
     for section in CellLMConfig.SECTIONS:
         before, after = getattr(saved, section).to_dict(), getattr(run, section).to_dict()
-        conflicts += [f"{section}.{key} {before[key]!r} -> {after[key]!r}" for key in before
-                      if key not in RESUMABLE_CHANGES and before[key] != after[key]]
+        conflicts += [
+            f"{section}.{key} {before[key]!r} -> {after[key]!r}"
+            for key in before
+            if key not in RESUMABLE_CHANGES and before[key] != after[key]
+        ]
     return conflicts
 
 
@@ -102,9 +105,17 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: dict, file: Path) ->
                 raise InputError(f"{file}: the optimizer state is for parameters of another shape; it belongs to another model size")
 
 
-def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, device: str | None = None, progress: bool = True,
-             group: SingleProcess = SingleProcess(), gene_embeddings: torch.Tensor | None = None,
-             accept_edited_config: bool = False) -> Path:
+def pretrain(
+    corpus: Corpus,
+    out_dir,
+    cfg: CellLMConfig,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    group: SingleProcess = SingleProcess(),
+    gene_embeddings: torch.Tensor | None = None,
+    accept_edited_config: bool = False,
+) -> Path:
     """Pretrain CellLM on `corpus`; write the checkpoint folder `out_dir`. Returns its path.
 
     `gene_embeddings` (one row per vocabulary gene, e.g. from GraphMAE) initialise
@@ -120,7 +131,9 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
     if p.batch_size % group.world_size:
         raise InputError(f"batch size {p.batch_size} does not split evenly over {group.world_size} processes")
     if p.weight_tissue > 0 and (corpus.tissue == IGNORE).all():
-        log.warning("no cell of the corpus has a tissue label: the tumor/normal objective (weight_tissue %g) is 0 throughout", p.weight_tissue)
+        log.warning(
+            "no cell of the corpus has a tissue label: the tumor/normal objective (weight_tissue %g) is 0 throughout", p.weight_tissue
+        )
     if group.rank == 0:
         check_writable(out_dir.parent, str(out_dir))  # before any work, not after the last step
         if resume and recover_interrupted_swap(out_dir):
@@ -144,8 +157,10 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
         start = int(state["step"])
         conflicts = resume_conflicts(saved, cfg)
         if conflicts:
-            raise InputError(f"{out_dir}: cannot resume with other options ({'; '.join(conflicts)}); "
-                             "resume with the checkpoint's own config.json or start a new --out")
+            raise InputError(
+                f"{out_dir}: cannot resume with other options ({'; '.join(conflicts)}); "
+                "resume with the checkpoint's own config.json or start a new --out"
+            )
         if p.max_steps < start:
             raise InputError(f"{out_dir}: saved at step {start}, beyond max_steps {p.max_steps}; resume with max_steps >= {start}")
         log.info("%s: resuming at step %d of %d", out_dir, start, p.max_steps)
@@ -167,8 +182,13 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
 
     def save(step: int) -> None:
         if is_main:
-            trainer_state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                             "torch_rng": torch.get_rng_state(), "frozen_gene_embeddings": frozen_genes}
+            trainer_state = {
+                "step": step,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "frozen_gene_embeddings": frozen_genes,
+            }
             save_checkpoint(out_dir, model, corpus.vocab, cfg, trainer_state, rows)
         group.barrier()
 
@@ -178,11 +198,15 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
 
     def prepare(step: int):
         views = make_views(corpus.cells, order.cells(step), corpus.tissue, p.seed, step, p.view_keep, p.mask_ratio, cfg.tokens)
-        return views, pad_sub_batches(views, p.sub_batch_size, vocab_size, cfg.tokens, p.sub_batch_tokens, pin=torch.device(device).type == "cuda")
+        return views, pad_sub_batches(
+            views, p.sub_batch_size, vocab_size, cfg.tokens, p.sub_batch_tokens, pin=torch.device(device).type == "cuda"
+        )
 
     prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
     upcoming = prefetch.submit(prepare, start) if start < p.max_steps else None
-    bar = tqdm(range(start, p.max_steps), initial=start, total=p.max_steps, desc="pretrain", unit="step", disable=not (progress and is_main))
+    bar = tqdm(
+        range(start, p.max_steps), initial=start, total=p.max_steps, desc="pretrain", unit="step", disable=not (progress and is_main)
+    )
     try:
         for step in bar:
             if step > 0 and step % cfg.encoder.feature_redraw_interval == 0:
@@ -193,7 +217,9 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
             began = time.perf_counter()
             views, padded = upcoming.result()
             upcoming = prefetch.submit(prepare, step + 1) if step + 1 < p.max_steps else None
-            rows.append(_train_step(model, optimizer, scheduler, views, padded, cfg, vocab_size, weights, device, amp_dtype, group, step, began))
+            rows.append(
+                _train_step(model, optimizer, scheduler, views, padded, cfg, vocab_size, weights, device, amp_dtype, group, step, began)
+            )
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", cells_s=f"{rows[-1]['cells_per_s']:.0f}")
             if p.checkpoint_every and (step + 1) % p.checkpoint_every == 0 and step + 1 < p.max_steps:
                 save(step + 1)
@@ -204,16 +230,47 @@ def pretrain(corpus: Corpus, out_dir, cfg: CellLMConfig, resume: bool = False, d
     return out_dir
 
 
-def _train_step(model, optimizer, scheduler, views, padded, cfg: CellLMConfig, vocab_size: int, weights: LossWeights, device, amp_dtype,
-                group, step: int, began: float) -> dict:
+def _train_step(
+    model,
+    optimizer,
+    scheduler,
+    views,
+    padded,
+    cfg: CellLMConfig,
+    vocab_size: int,
+    weights: LossWeights,
+    device,
+    amp_dtype,
+    group,
+    step: int,
+    began: float,
+) -> dict:
     """One optimizer step on this rank's views; the row of the training log."""
     p = cfg.pretrain
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    losses = divide_and_conquer_step(model, views, p.sub_batch_size, vocab_size, cfg.tokens, weights, p.temperature, device, amp_dtype, group,
-                                     sub_batch_tokens=p.sub_batch_tokens, padded=padded)
+    losses = divide_and_conquer_step(
+        model,
+        views,
+        p.sub_batch_size,
+        vocab_size,
+        cfg.tokens,
+        weights,
+        p.temperature,
+        device,
+        amp_dtype,
+        group,
+        sub_batch_tokens=p.sub_batch_tokens,
+        padded=padded,
+    )
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
     optimizer.step()
     scheduler.step()
     seconds = time.perf_counter() - began
-    return {"step": step + 1, **losses, "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0], "cells_per_s": p.batch_size / seconds}
+    return {
+        "step": step + 1,
+        **losses,
+        "grad_norm": float(grad_norm),
+        "lr": scheduler.get_last_lr()[0],
+        "cells_per_s": p.batch_size / seconds,
+    }

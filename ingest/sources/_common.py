@@ -16,8 +16,9 @@ import os
 import re
 import tarfile
 import zipfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Iterable, Sequence
+from typing import IO
 
 import anndata as ad
 import numpy as np
@@ -64,8 +65,10 @@ class Expansion:
         if self.total > self.cap:
             where = str(where).removeprefix(f"{self.source}:") if where is not None else None
             at = f" (reading {where})" if where is not None and where != str(self.source) else ""
-            raise InputError(f"{self.source}: expands to more than {_size(self.cap)} when read{at}, the cap on one archive or "
-                             f"compressed file (MAX_EXPANDED_BYTES, ingest/sources/_common.py): damaged or hostile, not the source file")
+            raise InputError(
+                f"{self.source}: expands to more than {_size(self.cap)} when read{at}, the cap on one archive or "
+                f"compressed file (MAX_EXPANDED_BYTES, ingest/sources/_common.py): damaged or hostile, not the source file"
+            )
 
 
 class _Capped(io.RawIOBase):
@@ -107,8 +110,10 @@ class _LinesCapped(io.RawIOBase):
             last = bytes(memoryview(buffer)[:n]).rfind(b"\n")
             self._run = self._run + n if last < 0 else n - last - 1
             if self._run > self._cap:
-                raise InputError(f"{self._where}: a line runs past {_size(self._cap)} (MAX_LINE_BYTES, ingest/sources/_common.py), "
-                                 "far wider than any real table's: damaged or hostile, not the source file")
+                raise InputError(
+                    f"{self._where}: a line runs past {_size(self._cap)} (MAX_LINE_BYTES, ingest/sources/_common.py), "
+                    "far wider than any real table's: damaged or hostile, not the source file"
+                )
         return n
 
     def close(self) -> None:
@@ -192,8 +197,7 @@ def split_line(line: str, sep: str) -> list[str]:
     return next(csv.reader([line.rstrip("\r\n")], delimiter=sep))
 
 
-def read_gene_by_cell_table(path: str | os.PathLike, sep: str = "\t",
-                            chunk_rows: int = 2000) -> tuple[sp.csr_matrix, list[str], list[str]]:
+def read_gene_by_cell_table(path: str | os.PathLike, sep: str = "\t", chunk_rows: int = 2000) -> tuple[sp.csr_matrix, list[str], list[str]]:
     """Read a text table with one row per gene and one column per cell.
 
     The first column holds gene names; the header holds cell names, with or
@@ -222,8 +226,10 @@ def read_gene_by_cell_table(path: str | os.PathLike, sep: str = "\t",
     elif n_fields == len(header):
         cells = header[1:]
     else:
-        raise InputError(f"{name}: the header has {len(header)} fields but the first gene row has {n_fields} "
-                         f"(wrong separator? expected {kind}-separated genes x cells)")
+        raise InputError(
+            f"{name}: the header has {len(header)} fields but the first gene row has {n_fields} "
+            f"(wrong separator? expected {kind}-separated genes x cells)"
+        )
     if not cells:
         raise InputError(f"{name}: no cells (the header names no cell columns)")
     if len(set(cells)) != len(cells):
@@ -234,23 +240,25 @@ def read_gene_by_cell_table(path: str | os.PathLike, sep: str = "\t",
     try:
         with open_text(path) as fh:
             fh.readline()  # header, parsed above
-            for chunk in pd.read_csv(fh, sep=sep, header=None, index_col=0, chunksize=chunk_rows,
-                                     dtype={0: str}, keep_default_na=True, low_memory=False):
+            for chunk in pd.read_csv(
+                fh, sep=sep, header=None, index_col=0, chunksize=chunk_rows, dtype={0: str}, keep_default_na=True, low_memory=False
+            ):
                 if chunk.shape[1] != len(cells):
                     raise InputError(f"{name}: a gene row has {chunk.shape[1]} values for {len(cells)} cells")
                 try:
                     values = chunk.to_numpy(dtype=np.float32)
                 except (ValueError, TypeError):
                     bad = _first_non_numeric(chunk)
-                    raise InputError(f"{name}: non-numeric expression value {bad!r} "
-                                     f"(expected numbers in a genes x cells table)") from None
+                    raise InputError(f"{name}: non-numeric expression value {bad!r} (expected numbers in a genes x cells table)") from None
                 blocks.append(sp.csr_matrix(values))
                 genes.extend(chunk.index.tolist())
     except InputError:
         raise
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError, UnicodeDecodeError) as exc:
-        raise InputError(f"{name}: not a valid {kind}-separated table "
-                         f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
+        raise InputError(
+            f"{name}: not a valid {kind}-separated table "
+            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+        ) from None
     if any((not isinstance(g, str)) or not g.strip() for g in genes):
         raise InputError(f"{name}: a gene row has an empty gene name")
     X = sp.vstack(blocks, format="csr").T.tocsr()
@@ -296,8 +304,10 @@ def check_full_header(table: pd.DataFrame, path, what: str) -> None:
     """One line naming the file when pandas read `table` under a header cut short: given rows with more
     fields than the header names, it takes the extra leading fields as an index and shifts every column."""
     if not isinstance(table.index, pd.RangeIndex):
-        raise InputError(f"{path}: its rows have {len(table.columns) + table.index.nlevels} fields but its header names {len(table.columns)} "
-                         f"columns (a header cut short would shift every column); expected the {what} with a full header")
+        raise InputError(
+            f"{path}: its rows have {len(table.columns) + table.index.nlevels} fields but its header names {len(table.columns)} "
+            f"columns (a header cut short would shift every column); expected the {what} with a full header"
+        )
 
 
 def read_header(path: str | os.PathLike, what: str, *, sep: str = ",") -> list[str]:
@@ -316,9 +326,17 @@ def read_header(path: str | os.PathLike, what: str, *, sep: str = ",") -> list[s
     return [name.replace("\ufeff", "").strip() for name in split_line(line, sep)]
 
 
-def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = (), *, sep: str = ",",
-               case_insensitive: bool = False, fileobj: IO[bytes] | None = None, text: bool = True,
-               columns: Sequence[int] | None = None) -> pd.DataFrame:
+def read_table(
+    path: str | os.PathLike,
+    what: str,
+    required: Sequence[str] = (),
+    *,
+    sep: str = ",",
+    case_insensitive: bool = False,
+    fileobj: IO[bytes] | None = None,
+    text: bool = True,
+    columns: Sequence[int] | None = None,
+) -> pd.DataFrame:
     """A delimited text table (plain or gzipped) read as text, its header checked by name.
 
     Empty cells stay "". With `text=False` pandas infers each column's type instead (a numeric
@@ -342,8 +360,13 @@ def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = (),
         with open_text(path, fileobj) as fh:
             # with `columns`, pandas' chunked tokenizer: the memory of the kept columns (low_memory=False holds a token
             # of every field: 850 MB for DepMap's 150 MB mutation matrix, 155 MB chunked, for 706 of its 19,500 genes)
-            table = pd.read_csv(fh, sep=sep, low_memory=columns is not None, usecols=None if columns is None else list(columns),
-                                **({"dtype": str, "keep_default_na": False} if text else {}))
+            table = pd.read_csv(
+                fh,
+                sep=sep,
+                low_memory=columns is not None,
+                usecols=None if columns is None else list(columns),
+                **({"dtype": str, "keep_default_na": False} if text else {}),
+            )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise InputError(f"{path}: not a readable {kind} {what} ({type(exc).__name__}{': ' + detail if detail else ''})") from None

@@ -29,8 +29,9 @@ import csv
 import os
 import re
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
 import anndata as ad
 import numpy as np
@@ -72,8 +73,9 @@ def parse_baron(csv_paths: str | os.PathLike | Sequence[str | os.PathLike]) -> a
     genes = samples[0].var_names
     for sample in samples[1:]:
         if not sample.var_names.equals(genes):
-            raise InputError(f"{sample.uns['file']}: genes differ from those of {samples[0].uns['file']} "
-                             f"(all GSE84133 human files share one gene list)")
+            raise InputError(
+                f"{sample.uns['file']}: genes differ from those of {samples[0].uns['file']} (all GSE84133 human files share one gene list)"
+            )
     donors = [s.obs["donor"].iloc[0] for s in samples]
     if len(set(donors)) != len(donors):
         dup = pd.Index(donors)[pd.Index(donors).duplicated()][0]
@@ -85,7 +87,11 @@ def parse_baron(csv_paths: str | os.PathLike | Sequence[str | os.PathLike]) -> a
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
     categorical_obs(adata, ("cell_type", "donor"))
     validate_dataset(adata, "Baron (GSE84133)", required_obs=("cell_type", "donor"))
-    describe_real(adata, "baron", "raw_counts", "counts",
+    describe_real(
+        adata,
+        "baron",
+        "raw_counts",
+        "counts",
         source="GEO GSE84133 (Baron et al. 2016) GSM..._humanN_umifm_counts.csv.gz",
         files=files,
     )
@@ -104,13 +110,20 @@ def read_baron_sample(path: str | os.PathLike, fileobj: IO[bytes] | None = None,
         with open_text(path, fileobj, expansion) as fh:
             header = next(csv.reader([fh.readline()]), [])
             if len(header) < 4 or tuple(header[1:3]) != LEADING_COLUMNS:
-                raise InputError(f"{path}: header starts {header[:3]!r}; expected ['', 'barcode', 'assigned_cluster', "
-                                 f"<genes>...] (GSE84133 umifm_counts layout)")
+                raise InputError(
+                    f"{path}: header starts {header[:3]!r}; expected ['', 'barcode', 'assigned_cluster', "
+                    f"<genes>...] (GSE84133 umifm_counts layout)"
+                )
             genes = header[3:]
             ids, barcodes, labels, blocks = [], [], [], []
-            reader = pd.read_csv(fh, header=None, names=["id", *LEADING_COLUMNS, *range(len(genes))],
-                                 dtype={"id": str, "barcode": str, "assigned_cluster": str},
-                                 chunksize=CHUNK_ROWS, low_memory=False)
+            reader = pd.read_csv(
+                fh,
+                header=None,
+                names=["id", *LEADING_COLUMNS, *range(len(genes))],
+                dtype={"id": str, "barcode": str, "assigned_cluster": str},
+                chunksize=CHUNK_ROWS,
+                low_memory=False,
+            )
             for chunk in reader:
                 counts = chunk.iloc[:, 3:]
                 try:
@@ -118,8 +131,10 @@ def read_baron_sample(path: str | os.PathLike, fileobj: IO[bytes] | None = None,
                 except (ValueError, TypeError):
                     raise InputError(f"{path}: non-numeric count in a gene column") from None
                 if not np.isfinite(values).all():
-                    raise InputError(f"{path}: empty, NaN or infinite count (row of cell "
-                                     f"'{chunk['id'].iloc[int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])]}')")
+                    raise InputError(
+                        f"{path}: empty, NaN or infinite count (row of cell "
+                        f"'{chunk['id'].iloc[int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])]}')"
+                    )
                 if (values < 0).any():
                     raise InputError(f"{path}: negative count")
                 blocks.append(sp.csr_matrix(values))
@@ -129,8 +144,10 @@ def read_baron_sample(path: str | os.PathLike, fileobj: IO[bytes] | None = None,
     except InputError:
         raise
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
-        raise InputError(f"{path}: not a valid GSE84133 count table ({type(exc).__name__}: "
-                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
+        raise InputError(
+            f"{path}: not a valid GSE84133 count table ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+        ) from None
     if not ids:
         raise InputError(f"{path}: no cells")
     if any(not isinstance(v, str) or not v for v in labels):
@@ -160,9 +177,11 @@ def _read_tar(path: Path) -> list[ad.AnnData]:
     try:
         with tarfile.open(path) as archive:
             expansion = Expansion(path)  # the tar and every csv.gz in it, unpacked, under one cap
-            members = [m for m in tar_members(archive, path, expansion)
-                       if m.isfile() and DONOR.search(Path(m.name).name.split(".")[0])
-                       and "umifm_counts.csv" in Path(m.name).name]
+            members = [
+                m
+                for m in tar_members(archive, path, expansion)
+                if m.isfile() and DONOR.search(Path(m.name).name.split(".")[0]) and "umifm_counts.csv" in Path(m.name).name
+            ]
             if not members:
                 raise InputError(f"{path}: no GSM..._humanN_umifm_counts.csv.gz member (not GSE84133_RAW.tar?)")
             samples = []

@@ -43,7 +43,7 @@ copy, opening plain or gzip files, and summing duplicate gene symbols.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import anndata as ad
 import pandas as pd
@@ -51,10 +51,20 @@ import pandas as pd
 from celllm.errors import InputError
 from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
-from ingest.sources._common import categorical_obs, concat_samples, corpus_scale, count_scale, describe_real, existing_file, read_gene_by_cell_table, sample_name
+from ingest.sources._common import (
+    categorical_obs,
+    concat_samples,
+    corpus_scale,
+    count_scale,
+    describe_real,
+    existing_file,
+    read_gene_by_cell_table,
+    sample_name,
+)
 
 SUFFIXES = (".counts.matrix.tsv.gz", ".counts.matrix.tsv")
 TISSUE = "tumor"
+
 
 def read_cancerscem_sample(path: str | os.PathLike) -> ad.AnnData:
     """One CancerSCEM sample file as an AnnData (obs `tissue`='tumor', `sample`)."""
@@ -92,9 +102,12 @@ def parse_cancerscem(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> 
     adata = concat_samples(samples)
     categorical_obs(adata, ("tissue", "sample"))
     validate_dataset(adata, "CancerSCEM", required_obs=("tissue", "sample"))
-    describe_real(adata, "cancerscem", *corpus_scale(scales),
+    describe_real(
+        adata,
+        "cancerscem",
+        *corpus_scale(scales),
         source="CancerSCEM (Zeng et al. 2022, NAR; https://ngdc.cncb.ac.cn/cancerscem): "
-               "<sample>.counts.matrix.tsv.gz, genes x cells UMI counts",
+        "<sample>.counts.matrix.tsv.gz, genes x cells UMI counts",
         n_samples=len(samples),
     )
     return adata

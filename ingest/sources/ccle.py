@@ -81,21 +81,43 @@ def parse_ccle_response(drug_data_path: str | os.PathLike, ledger: Ledger | None
     ic50 = pd.to_numeric(table[IC50_COLUMN].str.strip(), errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(ic50) | (np.nan_to_num(ic50, nan=0.0) <= 0)
     if bad.any():
-        raise InputError(f"{path}: {int(bad.sum())} rows have a missing, non-numeric or non-positive '{IC50_COLUMN}' (first: {table[IC50_COLUMN][bad].iloc[0]!r})")
-    pairs = pd.DataFrame({"ccle_name": cell_line.to_numpy(), "primary_name": primary.to_numpy(), "drug": drug.to_numpy(), "ln_ic50": np.log(ic50)})
-    ledger.record("read", "pairs", len(pairs), len(pairs), f"{pairs['ccle_name'].nunique()} cell lines, {pairs['drug'].nunique()} compounds")
+        raise InputError(
+            f"{path}: {int(bad.sum())} rows have a missing, non-numeric or non-positive '{IC50_COLUMN}' (first: {table[IC50_COLUMN][bad].iloc[0]!r})"
+        )
+    pairs = pd.DataFrame(
+        {"ccle_name": cell_line.to_numpy(), "primary_name": primary.to_numpy(), "drug": drug.to_numpy(), "ln_ic50": np.log(ic50)}
+    )
+    ledger.record(
+        "read", "pairs", len(pairs), len(pairs), f"{pairs['ccle_name'].nunique()} cell lines, {pairs['drug'].nunique()} compounds"
+    )
     at_cap, at_floor = ic50 >= IC50_CAP_UM * (1 - 1e-9), ic50 <= IC50_FLOOR_UM * (1 + 1e-9)
     limits = f"{int(at_cap.sum())} at the {IC50_CAP_UM:g} µM cap and {int(at_floor.sum())} at the {IC50_FLOOR_UM:g} µM floor"
     if censored == "drop":
-        ledger.record("censoring", "pairs", len(pairs), int((~at_cap & ~at_floor).sum()), f"{limits}, dropped (censored='drop')", expected=True)
+        ledger.record(
+            "censoring", "pairs", len(pairs), int((~at_cap & ~at_floor).sum()), f"{limits}, dropped (censored='drop')", expected=True
+        )
         pairs = pairs[~at_cap & ~at_floor]
         if pairs.empty:
             raise InputError(f"{path}: every IC50 is at an assay limit; nothing left with censored='drop'")
     else:
-        ledger.record("censoring", "pairs", len(pairs), len(pairs), f"{limits}, kept as ln of the limit (censored values)",
-                      changed=int((at_cap | at_floor).sum()))
+        ledger.record(
+            "censoring",
+            "pairs",
+            len(pairs),
+            len(pairs),
+            f"{limits}, kept as ln of the limit (censored values)",
+            changed=int((at_cap | at_floor).sum()),
+        )
     merged = pairs.groupby(["ccle_name", "drug"], as_index=False, sort=False).agg(
-        primary_name=("primary_name", "first"), ln_ic50=("ln_ic50", "mean"))
-    ledger.record("duplicates", "rows", len(pairs), len(merged), "repeated (cell line, compound) rows averaged",
-                  changed=len(pairs) - len(merged), expected=True)
+        primary_name=("primary_name", "first"), ln_ic50=("ln_ic50", "mean")
+    )
+    ledger.record(
+        "duplicates",
+        "rows",
+        len(pairs),
+        len(merged),
+        "repeated (cell line, compound) rows averaged",
+        changed=len(pairs) - len(merged),
+        expected=True,
+    )
     return merged[["ccle_name", "primary_name", "drug", "ln_ic50"]].sort_values(["ccle_name", "drug"]).reset_index(drop=True)

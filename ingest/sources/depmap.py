@@ -42,9 +42,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import anndata as ad
 import numpy as np
@@ -60,8 +60,14 @@ MODEL_ID = re.compile(r"^ACH-\d+$")
 GENE_COLUMN = re.compile(r"^(?P<symbol>.+?)\s+\((?P<entrez>\d+)\)$")
 VALUE_SCALE = "log2_tpm_plus_1"
 # Model.csv's identifier columns, and sample_info.csv's names for them
-MODEL_COLUMNS = {"ModelID": "DepMap_ID", "CellLineName": "cell_line_name", "StrippedCellLineName": "stripped_cell_line_name",
-                 "CCLEName": "CCLE_Name", "COSMICID": "COSMICID", "SangerModelID": "Sanger_Model_ID"}
+MODEL_COLUMNS = {
+    "ModelID": "DepMap_ID",
+    "CellLineName": "cell_line_name",
+    "StrippedCellLineName": "stripped_cell_line_name",
+    "CCLEName": "CCLE_Name",
+    "COSMICID": "COSMICID",
+    "SangerModelID": "Sanger_Model_ID",
+}
 DEFAULT_ENTRY = ("IsDefaultEntryForModel", "is_default_entry")
 METADATA_COLUMNS = {"SequencingID", "ProfileID", "ModelID", "ModelConditionID", "IsDefaultEntryForMC", *DEFAULT_ENTRY}
 NO_MATCH = ""
@@ -80,7 +86,7 @@ class DepMapModels:
     source: str
 
     @classmethod
-    def read(cls, path: str | os.PathLike) -> "DepMapModels":
+    def read(cls, path: str | os.PathLike) -> DepMapModels:
         """``Model.csv`` (or the older ``sample_info.csv``); one line naming the file for a file
         without ModelID and CCLEName (or their sample_info names), or without any model."""
         path = Path(path)
@@ -88,17 +94,25 @@ class DepMapModels:
         layout = {new: new for new in MODEL_COLUMNS} if "ModelID" in table.columns else MODEL_COLUMNS
         missing = [layout[c] for c in ("ModelID", "CCLEName") if layout[c] not in table.columns]
         if missing:
-            raise InputError(f"{path}: missing column(s) {', '.join(map(repr, missing))} (has: {', '.join(table.columns[:10])}, ...); "
-                             f"expected DepMap's Model.csv (ModelID, CellLineName, StrippedCellLineName, CCLEName, COSMICID, SangerModelID)")
+            raise InputError(
+                f"{path}: missing column(s) {', '.join(map(repr, missing))} (has: {', '.join(table.columns[:10])}, ...); "
+                f"expected DepMap's Model.csv (ModelID, CellLineName, StrippedCellLineName, CCLEName, COSMICID, SangerModelID)"
+            )
         text = {new: table[old].str.strip() if old in table.columns else pd.Series("", index=table.index) for new, old in layout.items()}
         cosmic = pd.to_numeric(text["COSMICID"], errors="coerce")
-        models = pd.DataFrame({
-            "model_id": text["ModelID"], "name": text["CellLineName"], "stripped": text["StrippedCellLineName"],
-            "ccle_name": text["CCLEName"].str.upper(), "sanger": text["SangerModelID"],
-            "cosmic": pd.array([int(c) if np.isfinite(c) and c > 0 else None for c in cosmic], dtype="Int64"),
-            "aliases": table["alias"].map(lambda a: tuple(s.strip() for s in str(a).split(",") if s.strip())) if "alias" in table.columns
-            else [()] * len(table),
-        })
+        models = pd.DataFrame(
+            {
+                "model_id": text["ModelID"],
+                "name": text["CellLineName"],
+                "stripped": text["StrippedCellLineName"],
+                "ccle_name": text["CCLEName"].str.upper(),
+                "sanger": text["SangerModelID"],
+                "cosmic": pd.array([int(c) if np.isfinite(c) and c > 0 else None for c in cosmic], dtype="Int64"),
+                "aliases": table["alias"].map(lambda a: tuple(s.strip() for s in str(a).split(",") if s.strip()))
+                if "alias" in table.columns
+                else [()] * len(table),
+            }
+        )
         models = models[models["model_id"].str.match(MODEL_ID.pattern)].drop_duplicates("model_id").reset_index(drop=True)
         if models.empty:
             raise InputError(f"{path}: no model with a DepMap ModelID (ACH-...)")
@@ -111,8 +125,14 @@ class DepMapModels:
                 index.setdefault(key, set()).add(model)
         return index
 
-    def match(self, *, ccle_names: Sequence[str] | None = None, names: Sequence[str] | None = None,
-              cosmic: Sequence | None = None, sanger: Sequence[str] | None = None) -> pd.DataFrame:
+    def match(
+        self,
+        *,
+        ccle_names: Sequence[str] | None = None,
+        names: Sequence[str] | None = None,
+        cosmic: Sequence | None = None,
+        sanger: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
         """The model of each cell line of another source, given what that source knows of it.
 
         For each position, the first rule that names exactly one model wins: the Sanger model
@@ -138,15 +158,18 @@ class DepMapModels:
             rules.append(("CCLE name", self._index(t["ccle_name"]), [str(c).strip().upper() for c in ccle_names]))
         if names is not None:
             rules.append(("cell line name", self._index(t["name"].str.casefold()), [str(c).strip().casefold() for c in names]))
-        keyed = pd.concat([t["stripped"].map(name_key), t["name"].map(name_key),
-                           t["aliases"].explode().dropna().map(name_key)]).rename("key")
+        keyed = pd.concat([t["stripped"].map(name_key), t["name"].map(name_key), t["aliases"].explode().dropna().map(name_key)]).rename(
+            "key"
+        )
         by_key = {}
         for key, model in zip(keyed, t.loc[keyed.index, "model_id"]):
             if key:
                 by_key.setdefault(key, set()).add(model)
         renamed = {name_key(old): name_key(new) for old, new in RENAMED.items()}
-        stripped = [[name_key(str(c).split("_")[0]) for c in ccle_names] if ccle_names is not None else [],
-                    [name_key(c) for c in names] if names is not None else []]
+        stripped = [
+            [name_key(str(c).split("_")[0]) for c in ccle_names] if ccle_names is not None else [],
+            [name_key(c) for c in names] if names is not None else [],
+        ]
         stripped = [[renamed.get(k, k) for k in keys] for keys in stripped]
         rows = []
         for i in range(n):
@@ -171,8 +194,13 @@ class DepMapModels:
     def names_of(self, model_ids: Sequence[str]) -> pd.DataFrame:
         """cell_line_name and ccle_name of each model id ('' where unknown)."""
         table = self.table.set_index("model_id")
-        return pd.DataFrame({"cell_line_name": [table["name"].get(m, "") for m in model_ids],
-                             "ccle_name": [table["ccle_name"].get(m, "") for m in model_ids]}, index=pd.Index(model_ids, dtype=object))
+        return pd.DataFrame(
+            {
+                "cell_line_name": [table["name"].get(m, "") for m in model_ids],
+                "ccle_name": [table["ccle_name"].get(m, "") for m in model_ids],
+            },
+            index=pd.Index(model_ids, dtype=object),
+        )
 
 
 def _unnamed(column: str) -> bool:
@@ -199,7 +227,7 @@ class MatrixLayout:
     metadata: frozenset  # every column that is no gene
 
     @classmethod
-    def of(cls, columns: Sequence[str]) -> "MatrixLayout":
+    def of(cls, columns: Sequence[str]) -> MatrixLayout:
         if "ModelID" in columns:
             default = next((c for c in DEFAULT_ENTRY if c in columns), None)
             return cls("ModelID", default, frozenset(c for c in columns if c in METADATA_COLUMNS or _unnamed(c)))
@@ -211,8 +239,14 @@ class MatrixLayout:
         if self.default_column is not None:
             chosen = table[self.default_column].astype(str).str.strip().str.casefold().isin(["yes", "true", "1"])
             if ledger is not None:
-                ledger.record("default_profile", "profiles", len(table), int(chosen.sum()),
-                              f"{path.name}: profiles that are not their model's default entry ({self.default_column}) left out", expected=True)
+                ledger.record(
+                    "default_profile",
+                    "profiles",
+                    len(table),
+                    int(chosen.sum()),
+                    f"{path.name}: profiles that are not their model's default entry ({self.default_column}) left out",
+                    expected=True,
+                )
             table = table[chosen]
         if table.empty:
             raise InputError(f"{path}: no {kind} profiles")
@@ -240,7 +274,9 @@ def parse_depmap_expression(path: str | os.PathLike, models: DepMapModels, datas
     columns = list(table.columns)
     layout = MatrixLayout.of(columns)
     if layout.id_column != "ModelID" and not _unnamed(layout.id_column) and not _all_model_ids(table[layout.id_column]):
-        raise InputError(f"{path}: neither a ModelID column nor DepMap ids (ACH-...) in the first column; expected a DepMap OmicsExpression...TPMLogp1 CSV")
+        raise InputError(
+            f"{path}: neither a ModelID column nor DepMap ids (ACH-...) in the first column; expected a DepMap OmicsExpression...TPMLogp1 CSV"
+        )
     table, model_ids = layout.model_rows(table, path, "expression", ledger)
     skip = layout.metadata
     gene_columns = [c for c in columns if c not in skip]
@@ -249,7 +285,9 @@ def parse_depmap_expression(path: str | os.PathLike, models: DepMapModels, datas
         raise InputError(f"{path}: no gene column of the form 'SYMBOL (ENTREZ)' (first columns: {', '.join(gene_columns[:3])})")
     symbols = [m.group("symbol").strip() if m else c.strip() for c, m in zip(gene_columns, parsed)]
     entrez = [int(m.group("entrez")) if m else -1 for m in parsed]
-    values = expression_block(table[gene_columns], path, lambda row, column: f"{model_ids.iloc[row]}, {gene_columns[column]}", "expected log2(TPM + 1)")
+    values = expression_block(
+        table[gene_columns], path, lambda row, column: f"{model_ids.iloc[row]}, {gene_columns[column]}", "expected log2(TPM + 1)"
+    )
     first = ~model_ids.duplicated().to_numpy()
     ledger.record("read", "cell_lines", len(model_ids), int(first.sum()), "a model with two profiles keeps its first", expected=True)
     model_ids, values = model_ids[first], values[first]
@@ -263,8 +301,14 @@ def parse_depmap_expression(path: str | os.PathLike, models: DepMapModels, datas
     obs = models.names_of(keys).assign(cell_line=keys, tissue=pd.Categorical(["tumor"] * len(keys), categories=["normal", "tumor"]))
     var = pd.DataFrame({"entrez_id": np.asarray(entrez_by_gene, dtype=np.int64)}, index=pd.Index(genes.astype(str), dtype=object))
     adata = ad.AnnData(X=sp.csr_matrix(X, dtype=np.float32), obs=obs[["cell_line", "cell_line_name", "ccle_name", "tissue"]], var=var)
-    describe_real(adata, dataset, VALUE_SCALE, VALUE_SCALE, cell_line_key="DepMap ModelID",
-                  source=f"DepMap {path.name} + {Path(models.source).name}; log2(TPM + 1) of protein-coding genes, unchanged")
+    describe_real(
+        adata,
+        dataset,
+        VALUE_SCALE,
+        VALUE_SCALE,
+        cell_line_key="DepMap ModelID",
+        source=f"DepMap {path.name} + {Path(models.source).name}; log2(TPM + 1) of protein-coding genes, unchanged",
+    )
     return adata
 
 
@@ -285,8 +329,9 @@ def parse_depmap_copy_number(path: str | os.PathLike, genes: pd.Series, ledger: 
     return parse_depmap_gene_matrix(path, genes, COPY_NUMBER, ledger)
 
 
-def parse_depmap_gene_matrix(path: str | os.PathLike, genes: pd.Series, matrix: tuple[str, str], ledger: Ledger | None = None, *,
-                             non_negative: bool = False) -> pd.DataFrame:
+def parse_depmap_gene_matrix(
+    path: str | os.PathLike, genes: pd.Series, matrix: tuple[str, str], ledger: Ledger | None = None, *, non_negative: bool = False
+) -> pd.DataFrame:
     """Models x `genes` of a DepMap gene matrix (either layout of `MatrixLayout`), float32, indexed by ModelID.
 
     `genes`: Entrez id -> symbol, in the order wanted. Columns are chosen by the Entrez id of their
@@ -310,7 +355,9 @@ def parse_depmap_gene_matrix(path: str | os.PathLike, genes: pd.Series, matrix: 
     values = _numeric_values(table[[header[k] for k in positions]], path, model_ids, non_negative)
     first = ~model_ids.duplicated().to_numpy()
     if ledger is not None and not first.all():
-        ledger.record("read", "profiles", len(model_ids), int(first.sum()), f"{path.name}: a model on two rows keeps its first", expected=True)
+        ledger.record(
+            "read", "profiles", len(model_ids), int(first.sum()), f"{path.name}: a model on two rows keeps its first", expected=True
+        )
     symbols = [genes[int(GENE_COLUMN.match(header[k]).group("entrez"))] for k in positions]
     frame = pd.DataFrame(values[first], index=pd.Index(model_ids[first].tolist(), name="ModelID"), columns=symbols)
     return frame[[s for s in genes if s in frame.columns]]  # in the order of `genes`
@@ -324,8 +371,10 @@ def _gene_positions(header: list[str], layout: MatrixLayout, path: Path, what: s
     named = [(k, GENE_COLUMN.match(c)) for k, c in gene_columns]
     odd = [c for (k, c), (_, m) in zip(gene_columns, named) if m is None]
     if odd:
-        raise InputError(f"{path}: {len(odd)} of {len(gene_columns)} gene columns are not named 'SYMBOL (ENTREZ)' "
-                         f"(first: {odd[0]!r}); expected the {what}")
+        raise InputError(
+            f"{path}: {len(odd)} of {len(gene_columns)} gene columns are not named 'SYMBOL (ENTREZ)' "
+            f"(first: {odd[0]!r}); expected the {what}"
+        )
     wanted, positions = set(int(e) for e in genes.index), {}
     for k, match in named:
         entrez = int(match.group("entrez"))
@@ -340,9 +389,13 @@ def _numeric_values(frame: pd.DataFrame, path: Path, model_ids: pd.Series, non_n
     text = frame.notna().to_numpy() & numbers.isna().to_numpy()
     if text.any():
         row, column = np.argwhere(text)[0]
-        raise InputError(f"{path}: {int(text.sum())} values are not numbers (first: {frame.iat[row, column]!r} at {model_ids.iloc[row]}, {frame.columns[column]})")
+        raise InputError(
+            f"{path}: {int(text.sum())} values are not numbers (first: {frame.iat[row, column]!r} at {model_ids.iloc[row]}, {frame.columns[column]})"
+        )
     values = numbers.to_numpy(dtype=np.float32)
     if non_negative and (values < 0).any():
         row, column = np.argwhere(values < 0)[0]
-        raise InputError(f"{path}: negative values (first: {values[row, column]:g} at {model_ids.iloc[row]}, {frame.columns[column]}); expected counts")
+        raise InputError(
+            f"{path}: negative values (first: {values[row, column]:g} at {model_ids.iloc[row]}, {frame.columns[column]}); expected counts"
+        )
     return values

@@ -70,8 +70,8 @@ import logging
 import os
 import re
 import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import anndata as ad
 import numpy as np
@@ -101,8 +101,9 @@ DATA_COLUMN = re.compile(r"^DATA\.(\d+)$")
 VALUE_SCALE = "rma_log2"
 
 
-def parse_gdsc_expression(path: str | os.PathLike, names: Mapping | pd.DataFrame | str | os.PathLike | Iterable | None = None,
-                          ledger: Ledger | None = None) -> ad.AnnData:
+def parse_gdsc_expression(
+    path: str | os.PathLike, names: Mapping | pd.DataFrame | str | os.PathLike | Iterable | None = None, ledger: Ledger | None = None
+) -> ad.AnnData:
     """Cell lines x genes from ``Cell_line_RMA_proc_basalExp.txt`` (or its .zip).
 
     obs_names and ``obs['cell_line']``: the COSMIC id as a string; ``obs['cosmic_id']``:
@@ -127,7 +128,9 @@ def parse_gdsc_expression(path: str | os.PathLike, names: Mapping | pd.DataFrame
         raise InputError(f"{path}: not a readable tab-separated file ({exc.__class__.__name__})") from None
     header = [str(h).strip() for h in header]
     if EXPRESSION_GENE not in header:
-        raise InputError(f"{path}: missing column {EXPRESSION_GENE} (header starts {', '.join(header[:4])}); expected GDSC's Cell_line_RMA_proc_basalExp.txt")
+        raise InputError(
+            f"{path}: missing column {EXPRESSION_GENE} (header starts {', '.join(header[:4])}); expected GDSC's Cell_line_RMA_proc_basalExp.txt"
+        )
     data_positions, cosmic = [], []
     for position, name in enumerate(header):
         if name in (EXPRESSION_GENE, EXPRESSION_TITLE):
@@ -149,15 +152,26 @@ def parse_gdsc_expression(path: str | os.PathLike, names: Mapping | pd.DataFrame
     if body.empty:
         raise InputError(f"{path}: no genes (only a header)")
     symbols = body[gene_position].fillna("").astype(str).str.strip()
-    values = expression_block(body[data_positions], path, lambda row, column: f"gene '{symbols.iloc[row]}', DATA.{cosmic[column]}",
-                              "RMA log2 values should be positive")
+    values = expression_block(
+        body[data_positions],
+        path,
+        lambda row, column: f"gene '{symbols.iloc[row]}', DATA.{cosmic[column]}",
+        "RMA log2 values should be positive",
+    )
     named = (symbols != "").to_numpy()
     if not named.any():
         raise InputError(f"{path}: no row has a gene symbol")
     genes, inverse = np.unique(symbols[named].to_numpy(), return_inverse=True)
     ledger = ledger if ledger is not None else Ledger("gdsc")
-    ledger.record("read", "genes", len(symbols), int(named.sum()), f"probe-set rows without a gene symbol dropped; "
-                  f"{int(named.sum() - len(genes))} rows sharing a symbol averaged", changed=int(named.sum() - len(genes)), expected=True)
+    ledger.record(
+        "read",
+        "genes",
+        len(symbols),
+        int(named.sum()),
+        f"probe-set rows without a gene symbol dropped; {int(named.sum() - len(genes))} rows sharing a symbol averaged",
+        changed=int(named.sum() - len(genes)),
+        expected=True,
+    )
     merge = sp.csr_matrix((np.ones(len(inverse)), (inverse, np.arange(len(inverse)))), shape=(len(genes), len(inverse)))
     merge = sp.diags(1.0 / np.asarray(merge.sum(axis=1)).ravel()) @ merge  # a gene is the mean of its rows
     X = (merge @ values[named]).T  # cell lines x genes
@@ -167,13 +181,19 @@ def parse_gdsc_expression(path: str | os.PathLike, names: Mapping | pd.DataFrame
     ledger.record("read", "cell_lines", len(cosmic), int(first.sum()), "a COSMIC id with two columns keeps its first", expected=True)
     X, cosmic = X[first], cosmic[first]
     keys = [str(c) for c in cosmic]
-    obs = pd.DataFrame({"cell_line": keys, "cosmic_id": cosmic, "tissue": pd.Categorical(["tumor"] * len(keys), categories=["normal", "tumor"])},
-                       index=pd.Index(keys, dtype=object))
+    obs = pd.DataFrame(
+        {"cell_line": keys, "cosmic_id": cosmic, "tissue": pd.Categorical(["tumor"] * len(keys), categories=["normal", "tumor"])},
+        index=pd.Index(keys, dtype=object),
+    )
     if names is not None:
         lookup = _cell_line_names(names)
         obs["cell_line_name"] = [lookup.get(int(c), "") for c in cosmic]
     adata = ad.AnnData(X=sp.csr_matrix(X, dtype=np.float32), obs=obs, var=pd.DataFrame(index=pd.Index(genes.astype(str), dtype=object)))
-    describe_real(adata, "gdsc", VALUE_SCALE, VALUE_SCALE,
+    describe_real(
+        adata,
+        "gdsc",
+        VALUE_SCALE,
+        VALUE_SCALE,
         cell_line_key="COSMIC id",
         source=f"GDSC1000 Cell_line_RMA_proc_basalExp.txt ({EXPRESSION_URL}); RMA (log2) Affymetrix HG-U219 values, unchanged",
     )
@@ -192,7 +212,9 @@ def read_gdsc_dose_response(path: str | os.PathLike) -> pd.DataFrame:
             try:
                 import openpyxl  # noqa: F401  (pandas needs it for .xlsx; not a declared dependency)
             except ImportError:
-                raise InputError(f"{path}: reading .xlsx needs the openpyxl package (pip install openpyxl), or give the .csv version") from None
+                raise InputError(
+                    f"{path}: reading .xlsx needs the openpyxl package (pip install openpyxl), or give the .csv version"
+                ) from None
             table = pd.read_excel(path, sheet_name=0)
         else:
             table = pd.read_csv(path, sep="\t" if suffix in (".tsv", ".txt") else ",", low_memory=False)
@@ -204,14 +226,17 @@ def read_gdsc_dose_response(path: str | os.PathLike) -> pd.DataFrame:
     table.columns = [str(c).replace("\ufeff", "").strip() for c in table.columns]  # the CSV twin may start with a byte-order mark
     missing = [c for c in RESPONSE_REQUIRED if c not in table.columns]
     if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(table.columns[:12]) or 'none'}); expected GDSC's fitted dose response")
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(table.columns[:12]) or 'none'}); expected GDSC's fitted dose response"
+        )
     if table.empty:
         raise InputError(f"{path}: no dose-response rows")
     return table
 
 
-def parse_gdsc_response(dose_response_path: str | os.PathLike | Iterable[str | os.PathLike], ledger: Ledger | None = None,
-                        prefer_dataset: str | None = "GDSC2") -> pd.DataFrame:
+def parse_gdsc_response(
+    dose_response_path: str | os.PathLike | Iterable[str | os.PathLike], ledger: Ledger | None = None, prefer_dataset: str | None = "GDSC2"
+) -> pd.DataFrame:
     """GDSC1 and/or GDSC2 fitted dose response as pairs: cell_line, drug, ln_ic50, and the cell line's
     cell_line_name and sanger_model_id (for joins to DepMap's models).
 
@@ -237,7 +262,9 @@ def parse_gdsc_response(dose_response_path: str | os.PathLike | Iterable[str | o
         cosmic = pd.to_numeric(table["COSMIC_ID"], errors="coerce")
         bad = ~np.isfinite(cosmic.to_numpy(dtype=float)) | (cosmic.fillna(-1) % 1 != 0).to_numpy()
         if bad.any():
-            raise InputError(f"{path}: {int(bad.sum())} rows have a missing or non-integer COSMIC_ID (first: {table['COSMIC_ID'][bad].iloc[0]!r})")
+            raise InputError(
+                f"{path}: {int(bad.sum())} rows have a missing or non-integer COSMIC_ID (first: {table['COSMIC_ID'][bad].iloc[0]!r})"
+            )
         drug = table["DRUG_NAME"]
         if drug.isna().any() or (drug.astype(str).str.strip() == "").any():
             raise InputError(f"{path}: {int((drug.isna() | (drug.astype(str).str.strip() == '')).sum())} rows have no DRUG_NAME")
@@ -250,29 +277,55 @@ def parse_gdsc_response(dose_response_path: str | os.PathLike | Iterable[str | o
         else:  # not in any release we saw; fall back on the file name
             guess = re.search(r"GDSC[12]", path.name.upper())
             dataset = pd.Series(guess.group(0) if guess else "", index=table.index)
-        concentration = {c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float) if c in table.columns else np.full(len(table), np.nan)
-                         for c in ("MIN_CONC", "MAX_CONC")}
-        parts.append(pd.DataFrame({
-            "cell_line": cosmic.astype(np.int64).astype(str).to_numpy(),
-            "drug": drug.astype(str).str.strip().to_numpy(),
-            "ln_ic50": ln_ic50.astype(float).to_numpy(),
-            "dataset": dataset.to_numpy(),
-            "above": ln_ic50.to_numpy(dtype=float) > np.log(concentration["MAX_CONC"]),
-            "below": ln_ic50.to_numpy(dtype=float) < np.log(concentration["MIN_CONC"]),
-            "cell_line_name": table["CELL_LINE_NAME"].fillna("").astype(str).str.strip().to_numpy() if "CELL_LINE_NAME" in table.columns else "",
-            "sanger_model_id": table["SANGER_MODEL_ID"].fillna("").astype(str).str.strip().to_numpy() if "SANGER_MODEL_ID" in table.columns else "",
-        }))
+        concentration = {
+            c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float) if c in table.columns else np.full(len(table), np.nan)
+            for c in ("MIN_CONC", "MAX_CONC")
+        }
+        parts.append(
+            pd.DataFrame(
+                {
+                    "cell_line": cosmic.astype(np.int64).astype(str).to_numpy(),
+                    "drug": drug.astype(str).str.strip().to_numpy(),
+                    "ln_ic50": ln_ic50.astype(float).to_numpy(),
+                    "dataset": dataset.to_numpy(),
+                    "above": ln_ic50.to_numpy(dtype=float) > np.log(concentration["MAX_CONC"]),
+                    "below": ln_ic50.to_numpy(dtype=float) < np.log(concentration["MIN_CONC"]),
+                    "cell_line_name": table["CELL_LINE_NAME"].fillna("").astype(str).str.strip().to_numpy()
+                    if "CELL_LINE_NAME" in table.columns
+                    else "",
+                    "sanger_model_id": table["SANGER_MODEL_ID"].fillna("").astype(str).str.strip().to_numpy()
+                    if "SANGER_MODEL_ID" in table.columns
+                    else "",
+                }
+            )
+        )
     pairs = pd.concat(parts, ignore_index=True)
     source = ", ".join(map(str, paths))
-    ledger.record("read", "rows", len(pairs), len(pairs), f"dose-response rows of {len(paths)} file(s); "
-                  f"{pairs['cell_line'].nunique()} cell lines (COSMIC ids), {pairs['drug'].nunique()} drugs")
+    ledger.record(
+        "read",
+        "rows",
+        len(pairs),
+        len(pairs),
+        f"dose-response rows of {len(paths)} file(s); "
+        f"{pairs['cell_line'].nunique()} cell lines (COSMIC ids), {pairs['drug'].nunique()} drugs",
+    )
     names = pairs.drop_duplicates("cell_line").set_index("cell_line")[["cell_line_name", "sanger_model_id"]]
     merged = _resolve_duplicates(pairs, prefer_dataset, source, ledger)
-    ledger.record("censoring", "pairs", len(merged), len(merged),
-                  f"{int(merged['above'].sum())} fitted IC50s above the highest tested concentration and {int(merged['below'].sum())} "
-                  f"below the lowest (extrapolated by the curve fit), kept as fitted", changed=int((merged['above'] | merged['below']).sum()))
+    ledger.record(
+        "censoring",
+        "pairs",
+        len(merged),
+        len(merged),
+        f"{int(merged['above'].sum())} fitted IC50s above the highest tested concentration and {int(merged['below'].sum())} "
+        f"below the lowest (extrapolated by the curve fit), kept as fitted",
+        changed=int((merged["above"] | merged["below"]).sum()),
+    )
     merged = merged.join(names, on="cell_line")
-    return merged[["cell_line", "drug", "ln_ic50", "cell_line_name", "sanger_model_id"]].sort_values(["cell_line", "drug"]).reset_index(drop=True)
+    return (
+        merged[["cell_line", "drug", "ln_ic50", "cell_line_name", "sanger_model_id"]]
+        .sort_values(["cell_line", "drug"])
+        .reset_index(drop=True)
+    )
 
 
 def parse_gdsc_drug_list(path: str | os.PathLike) -> pd.DataFrame:
@@ -305,9 +358,17 @@ def parse_gdsc_drug_list(path: str | os.PathLike) -> pd.DataFrame:
         found = [int(c) for c in group["cid"] if c]
         pooled = dict.fromkeys(s.strip() for text in group["synonyms"] for s in str(text).split(",") if s.strip())
         if len(set(found)) > 1:
-            log.info("%s: drug %s carries CIDs %s under different rows; the first is used", path, name, ", ".join(map(str, dict.fromkeys(found))))
-        rows.append({"drug_id": ";".join(dict.fromkeys(i for i in group["drug_id"] if i)), "drug": name,
-                     "synonyms": tuple(pooled), "pubchem_cid": found[0] if found else None})
+            log.info(
+                "%s: drug %s carries CIDs %s under different rows; the first is used", path, name, ", ".join(map(str, dict.fromkeys(found)))
+            )
+        rows.append(
+            {
+                "drug_id": ";".join(dict.fromkeys(i for i in group["drug_id"] if i)),
+                "drug": name,
+                "synonyms": tuple(pooled),
+                "pubchem_cid": found[0] if found else None,
+            }
+        )
     out = pd.DataFrame(rows, columns=DRUG_LIST_COLUMNS)
     out["pubchem_cid"] = out["pubchem_cid"].astype("Int64")
     log.info("%s: %d drugs, %d with a PubChem CID", path, len(out), int(out["pubchem_cid"].notna().sum()))
@@ -324,13 +385,21 @@ def _resolve_duplicates(pairs: pd.DataFrame, prefer_dataset: str | None, source:
         dropped = int((~keep).sum())
         pairs = pairs[keep]
     merged = pairs.groupby(["cell_line", "drug"], as_index=False, sort=False).agg(
-        ln_ic50=("ln_ic50", "mean"), above=("above", "any"), below=("below", "any"), n=("ln_ic50", "size"))
+        ln_ic50=("ln_ic50", "mean"), above=("above", "any"), below=("below", "any"), n=("ln_ic50", "size")
+    )
     repeated = merged["n"] > 1
-    ledger.record("duplicates", "rows", rows, len(merged),
-                  f"{dropped} rows of pairs also measured in {prefer_dataset} left for that screen's; "
-                  f"{int(merged.loc[repeated, 'n'].sum())} repeated measurements of {int(repeated.sum())} pairs averaged (mean ln IC50)"
-                  if prefer_dataset else f"{int(repeated.sum())} pairs measured more than once: their ln IC50 averaged",
-                  changed=int(repeated.sum()), expected=True)
+    ledger.record(
+        "duplicates",
+        "rows",
+        rows,
+        len(merged),
+        f"{dropped} rows of pairs also measured in {prefer_dataset} left for that screen's; "
+        f"{int(merged.loc[repeated, 'n'].sum())} repeated measurements of {int(repeated.sum())} pairs averaged (mean ln IC50)"
+        if prefer_dataset
+        else f"{int(repeated.sum())} pairs measured more than once: their ln IC50 averaged",
+        changed=int(repeated.sum()),
+        expected=True,
+    )
     return merged.drop(columns="n")
 
 

@@ -51,8 +51,8 @@ which could not be read here.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import anndata as ad
 import numpy as np
@@ -69,8 +69,9 @@ LABEL_COLUMN = "cluster"
 LABELS = {"resistant": "resistant", "sensitive": "sensitive", "holiday": "sensitive"}
 
 
-def parse_gse117872(tpm_path: str | os.PathLike, cellinfo_path: str | os.PathLike,
-                    origins: Sequence[str] | None = None, ledger: Ledger | None = None) -> ad.AnnData:
+def parse_gse117872(
+    tpm_path: str | os.PathLike, cellinfo_path: str | os.PathLike, origins: Sequence[str] | None = None, ledger: Ledger | None = None
+) -> ad.AnnData:
     """GSE117872 as an AnnData in the standard contract.
 
     `tpm_path`: ``GSE117872_good_Data_TPM.txt[.gz]``; `cellinfo_path`:
@@ -88,10 +89,18 @@ def parse_gse117872(tpm_path: str | os.PathLike, cellinfo_path: str | os.PathLik
     X, genes, cells = read_gene_by_cell_table(tpm_path, sep="\t")
     known = pd.Index(cells).isin(info.index)
     if not known.any():
-        raise InputError(f"{cellinfo_path}: none of the {len(cells)} cells of {tpm_path} is listed in column "
-                         f"'{ID_COLUMN}' (e.g. '{cells[0]}' vs '{info.index[0]}')")
-    ledger.record("labels", "cells", len(cells), int(known.sum()), f"cells of {Path(tpm_path).name} without a row in {Path(cellinfo_path).name}",
-                  [c for c, k in zip(cells, known) if not k])
+        raise InputError(
+            f"{cellinfo_path}: none of the {len(cells)} cells of {tpm_path} is listed in column "
+            f"'{ID_COLUMN}' (e.g. '{cells[0]}' vs '{info.index[0]}')"
+        )
+    ledger.record(
+        "labels",
+        "cells",
+        len(cells),
+        int(known.sum()),
+        f"cells of {Path(tpm_path).name} without a row in {Path(cellinfo_path).name}",
+        [c for c, k in zip(cells, known) if not k],
+    )
     keep = np.flatnonzero(known)
     obs = info.loc[[cells[i] for i in keep]].copy()
     if origins is not None:
@@ -99,11 +108,19 @@ def parse_gse117872(tpm_path: str | os.PathLike, cellinfo_path: str | os.PathLik
             raise InputError(f"{cellinfo_path}: no 'origin' column to select origins {list(origins)} from")
         chosen = obs["origin"].isin(list(origins)).to_numpy()
         if not chosen.any():
-            raise InputError(f"{cellinfo_path}: no cell has origin in {list(origins)} "
-                             f"(origins present: {', '.join(sorted(obs['origin'].dropna().unique()))})")
+            raise InputError(
+                f"{cellinfo_path}: no cell has origin in {list(origins)} "
+                f"(origins present: {', '.join(sorted(obs['origin'].dropna().unique()))})"
+            )
         counts = obs["origin"].value_counts()
-        ledger.record("selection", "cells", len(obs), int(chosen.sum()), f"origin {', '.join(origins)} kept ("
-                      + ", ".join(f"{o}: {n}" for o, n in counts.items()) + ")", expected=True)
+        ledger.record(
+            "selection",
+            "cells",
+            len(obs),
+            int(chosen.sum()),
+            f"origin {', '.join(origins)} kept (" + ", ".join(f"{o}: {n}" for o, n in counts.items()) + ")",
+            expected=True,
+        )
         keep, obs = keep[chosen], obs[chosen]
     X, genes, _ = sum_duplicate_genes(X[keep], genes)
     obs.index = pd.Index(obs.index.astype(str), dtype=object)
@@ -111,10 +128,13 @@ def parse_gse117872(tpm_path: str | os.PathLike, cellinfo_path: str | os.PathLik
         obs[column] = pd.Categorical(obs[column].astype(str))
     adata = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(genes, dtype=object)))
     validate_dataset(adata, str(tpm_path), required_obs=("response",))
-    describe_real(adata, "gse117872", "tpm", "tpm",
+    describe_real(
+        adata,
+        "gse117872",
+        "tpm",
+        "tpm",
         drug="cisplatin",
-        label_rule="cellinfo 'cluster': Resistant -> resistant; Sensitive, Holiday -> sensitive "
-                   "(scDEAL utils.process_117872)",
+        label_rule="cellinfo 'cluster': Resistant -> resistant; Sensitive, Holiday -> sensitive (scDEAL utils.process_117872)",
         source="GEO GSE117872 GSE117872_good_Data_TPM.txt + GSE117872_good_Data_cellinfo.txt (Sharma et al. 2018)",
         origins=list(origins) if origins is not None else "all",
     )

@@ -51,8 +51,8 @@ from __future__ import annotations
 import csv
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import anndata as ad
 import numpy as np
@@ -62,7 +62,15 @@ from celllm.errors import InputError
 from celllm.genes import sum_duplicate_genes
 from celllm.io import validate_dataset
 from ingest.ledger import Ledger
-from ingest.sources._common import concat_samples, corpus_scale, count_scale, describe_real, existing_file, open_text, read_gene_by_cell_table
+from ingest.sources._common import (
+    concat_samples,
+    corpus_scale,
+    count_scale,
+    describe_real,
+    existing_file,
+    open_text,
+    read_gene_by_cell_table,
+)
 
 
 def _response(value: str) -> str | None:
@@ -74,8 +82,9 @@ def _response(value: str) -> str | None:
     return None
 
 
-def parse_gse149383(expression_csv: str | os.PathLike, meta_csv: str | os.PathLike,
-                    label_column: int | None = None, ledger: Ledger | None = None) -> ad.AnnData:
+def parse_gse149383(
+    expression_csv: str | os.PathLike, meta_csv: str | os.PathLike, label_column: int | None = None, ledger: Ledger | None = None
+) -> ad.AnnData:
     """GSE149383 from scDEAL's ``erl_total_data_2K.csv`` + ``erl_total_2K_meta.csv``.
 
     `label_column`: the 0-based column of the meta file holding the labels
@@ -91,27 +100,30 @@ def parse_gse149383(expression_csv: str | os.PathLike, meta_csv: str | os.PathLi
         labels_by_id = dict(zip(ids, meta["response"]))
         labels = [labels_by_id[c] for c in cells]
         if len(ids) > len(cells):
-            warnings.warn(f"{meta_csv}: {len(ids) - len(cells)} rows name no cell of {expression_csv}; ignored",
-                          stacklevel=2)
+            warnings.warn(f"{meta_csv}: {len(ids) - len(cells)} rows name no cell of {expression_csv}; ignored", stacklevel=2)
         matched = "id"
     elif len(ids) == len(cells):
-        warnings.warn(f"{meta_csv}: cell ids do not match the columns of {expression_csv}; matched by position "
-                      f"(as scDEAL does)", stacklevel=2)
+        warnings.warn(
+            f"{meta_csv}: cell ids do not match the columns of {expression_csv}; matched by position (as scDEAL does)", stacklevel=2
+        )
         labels = meta["response"].tolist()
         matched = "position"
     else:
         missing = next(c for c in cells if c not in set(ids))
-        raise InputError(f"{meta_csv}: {len(ids)} rows for {len(cells)} cells of {expression_csv}, and cell "
-                         f"'{missing}' is not listed")
+        raise InputError(f"{meta_csv}: {len(ids)} rows for {len(cells)} cells of {expression_csv}, and cell '{missing}' is not listed")
     (ledger if ledger is not None else Ledger("gse149383")).record(
-        "labels", "cells", len(cells), len(cells), f"every cell labelled from {Path(meta_csv).name}, matched by {matched}")
+        "labels", "cells", len(cells), len(cells), f"every cell labelled from {Path(meta_csv).name}, matched by {matched}"
+    )
     X, genes, _ = sum_duplicate_genes(X, genes)
-    obs = pd.DataFrame({"response": pd.Categorical(labels, categories=["sensitive", "resistant"])},
-                       index=pd.Index(cells, dtype=object))
+    obs = pd.DataFrame({"response": pd.Categorical(labels, categories=["sensitive", "resistant"])}, index=pd.Index(cells, dtype=object))
     adata = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(genes, dtype=object)))
     validate_dataset(adata, str(expression_csv), required_obs=("response",))
     scale = count_scale(adata.X)
-    describe_real(adata, "gse149383", scale, "counts" if scale == "raw_counts" else "unverified",
+    describe_real(
+        adata,
+        "gse149383",
+        scale,
+        "counts" if scale == "raw_counts" else "unverified",
         drug="erlotinib",
         label_rule="meta label field contains 'res' -> resistant, 'sens' -> sensitive (scDEAL utils.process_149383)",
         meta_matched_by=matched,
@@ -136,8 +148,7 @@ def _read_meta(path: str | os.PathLike, cells: list[str], label_column: int | No
     if label_column is None:
         candidates = [c for c in range(1, width) if table[c].map(_response).notna().all()]
         if not candidates:
-            raise InputError(f"{path}: no column holds sensitive/resistant labels for every cell "
-                             f"(first row: {rows[0]!r})")
+            raise InputError(f"{path}: no column holds sensitive/resistant labels for every cell (first row: {rows[0]!r})")
         label_column = candidates[0]
     elif not 1 <= label_column < width:
         raise InputError(f"{path}: label_column {label_column} is outside the {width} columns")
@@ -167,13 +178,17 @@ def parse_gse149383_samples(samples: Mapping[str | os.PathLike, int], persister_
         if not isinstance(day, (int, np.integer)) or day < 0:
             raise InputError(f"{path}: day must be a non-negative integer, got {day!r}")
         if 0 < day < persister_from_day:
-            raise InputError(f"{path}: day {day} is neither drug-naive (0) nor >= persister_from_day "
-                             f"({persister_from_day}); leave it out or lower persister_from_day")
+            raise InputError(
+                f"{path}: day {day} is neither drug-naive (0) nor >= persister_from_day "
+                f"({persister_from_day}); leave it out or lower persister_from_day"
+            )
         X, genes, cells = read_gene_by_cell_table(path, sep="\t")
         X, genes, _ = sum_duplicate_genes(X, genes)
         sample = path.name.split(".")[0]
-        obs = pd.DataFrame({"response": "sensitive" if day == 0 else "resistant", "sample": sample, "day": int(day)},
-                           index=pd.Index([f"{sample}:{c}" for c in cells], dtype=object))
+        obs = pd.DataFrame(
+            {"response": "sensitive" if day == 0 else "resistant", "sample": sample, "day": int(day)},
+            index=pd.Index([f"{sample}:{c}" for c in cells], dtype=object),
+        )
         part = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(genes, dtype=object)))
         validate_dataset(part, str(path), required_obs=("response",))
         scales.add(count_scale(part.X))
@@ -182,7 +197,10 @@ def parse_gse149383_samples(samples: Mapping[str | os.PathLike, int], persister_
     adata.obs["response"] = pd.Categorical(adata.obs["response"], categories=["sensitive", "resistant"])
     adata.obs["sample"] = pd.Categorical(adata.obs["sample"].astype(str))
     validate_dataset(adata, "GSE149383", required_obs=("response",))
-    describe_real(adata, "gse149383", *corpus_scale(scales),
+    describe_real(
+        adata,
+        "gse149383",
+        *corpus_scale(scales),
         drug="erlotinib",
         label_rule=f"day 0 (drug-naive) -> sensitive; erlotinib day >= {persister_from_day} (persisters) -> resistant",
         source="GEO GSE149383_RAW.tar per-sample Drop-seq matrices (Aissa et al. 2021)",

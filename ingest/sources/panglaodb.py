@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -55,8 +56,7 @@ def _rdata(path: Path):
     try:
         import rdata
     except ImportError:
-        raise InputError(f"{path}: reading PanglaoDB .RData files needs the Python package 'rdata' "
-                         f"(pip install rdata)") from None
+        raise InputError(f"{path}: reading PanglaoDB .RData files needs the Python package 'rdata' (pip install rdata)") from None
     return rdata
 
 
@@ -74,20 +74,19 @@ def read_panglaodb_sample(path: str | os.PathLike, tissue: str = "normal") -> ad
         raise InputError(f"{path}: not a readable R data file ({type(exc).__name__}: {exc})") from None
     sm = objects.get(OBJECT)
     if sm is None:
-        raise InputError(f"{path}: no object '{OBJECT}' (has: {', '.join(objects) or 'none'}; "
-                         f"expected PanglaoDB's dgCMatrix 'sm')")
+        raise InputError(f"{path}: no object '{OBJECT}' (has: {', '.join(objects) or 'none'}; expected PanglaoDB's dgCMatrix 'sm')")
     counts, genes, cells = _dgcmatrix(sm, path)
 
     parsed = [GENE.match(g) for g in genes]
     matched = [m for m in parsed if m]
     if len(matched) < max(1, len(genes) // 2):
         example = next((g for g, m in zip(genes, parsed) if not m), genes[0])
-        raise InputError(f"{path}: gene names do not look like PanglaoDB's '<symbol>_<Ensembl id>' "
-                         f"(e.g. {example!r})")
+        raise InputError(f"{path}: gene names do not look like PanglaoDB's '<symbol>_<Ensembl id>' (e.g. {example!r})")
     species = {m.group("species") for m in matched}
     if species - {""}:
-        raise InputError(f"{path}: not a human sample (Ensembl ids ENS{sorted(species - {''})[0]}G...); "
-                         f"PanglaoDB human samples carry ENSG ids")
+        raise InputError(
+            f"{path}: not a human sample (Ensembl ids ENS{sorted(species - {''})[0]}G...); PanglaoDB human samples carry ENSG ids"
+        )
     symbols = [m.group("symbol") if m else g for g, m in zip(genes, parsed)]
     ensembl = [m.group("ensembl") if m else "" for m in parsed]
 
@@ -100,8 +99,7 @@ def read_panglaodb_sample(path: str | os.PathLike, tissue: str = "normal") -> ad
     X, names, codes = sum_duplicate_genes(X, symbols)
     ensembl_ids = pd.Series(ensembl).groupby(codes).agg(lambda ids: ";".join(i for i in ids if i)).to_numpy()
     sample = path.name[: -len(SUFFIX)] if path.name.endswith(SUFFIX) else path.stem
-    obs = pd.DataFrame({"tissue": tissue, "sample": sample}, index=pd.Index([f"{sample}:{c}" for c in cells],
-                                                                            dtype=object))
+    obs = pd.DataFrame({"tissue": tissue, "sample": sample}, index=pd.Index([f"{sample}:{c}" for c in cells], dtype=object))
     adata = ad.AnnData(X=X, obs=obs, var=pd.DataFrame({"ensembl_id": ensembl_ids}, index=pd.Index(names, dtype=object)))
     validate_dataset(adata, str(path), required_obs=("tissue", "sample"))
     adata.uns["count_scale"] = count_scale(adata.X)
@@ -113,12 +111,10 @@ def _dgcmatrix(sm: Any, path: Path) -> tuple[sp.csc_matrix, list[str], list[str]
     missing = [s for s in ("i", "p", "x", "Dim", "Dimnames") if s not in slots]
     if missing:
         kind = getattr(sm, "class", None) if slots else type(sm).__name__
-        raise InputError(f"{path}: object '{OBJECT}' is not a dgCMatrix (class {_text(kind)!r}; "
-                         f"missing slot(s) {', '.join(missing)})")
+        raise InputError(f"{path}: object '{OBJECT}' is not a dgCMatrix (class {_text(kind)!r}; missing slot(s) {', '.join(missing)})")
     shape = tuple(int(v) for v in np.asarray(slots["Dim"]).ravel())
     dimnames = slots["Dimnames"]
-    if len(shape) != 2 or not isinstance(dimnames, (list, tuple)) or len(dimnames) != 2 or dimnames[0] is None \
-            or dimnames[1] is None:
+    if len(shape) != 2 or not isinstance(dimnames, (list, tuple)) or len(dimnames) != 2 or dimnames[0] is None or dimnames[1] is None:
         raise InputError(f"{path}: dgCMatrix '{OBJECT}' needs gene and cell names (Dimnames)")
     genes = [str(g) for g in np.asarray(dimnames[0]).ravel()]
     cells = [str(c) for c in np.asarray(dimnames[1]).ravel()]
@@ -129,9 +125,14 @@ def _dgcmatrix(sm: Any, path: Path) -> tuple[sp.csc_matrix, list[str], list[str]
     if len(set(cells)) != len(cells):
         raise InputError(f"{path}: duplicated cell barcodes in '{OBJECT}'")
     try:
-        matrix = sp.csc_matrix((np.asarray(slots["x"], dtype=np.float64).ravel(),
-                                np.asarray(slots["i"], dtype=np.int64).ravel(),
-                                np.asarray(slots["p"], dtype=np.int64).ravel()), shape=shape)
+        matrix = sp.csc_matrix(
+            (
+                np.asarray(slots["x"], dtype=np.float64).ravel(),
+                np.asarray(slots["i"], dtype=np.int64).ravel(),
+                np.asarray(slots["p"], dtype=np.int64).ravel(),
+            ),
+            shape=shape,
+        )
         matrix.check_format(full_check=True)
     except (ValueError, TypeError) as exc:
         raise InputError(f"{path}: inconsistent dgCMatrix slots ({exc})") from None
@@ -171,7 +172,10 @@ def parse_panglaodb(rdata_paths: str | os.PathLike | Sequence[str | os.PathLike]
     adata.var["ensembl_id"] = [ensembl.get(g, "") for g in adata.var_names]
     categorical_obs(adata, ("tissue", "sample"))
     validate_dataset(adata, "PanglaoDB", required_obs=("tissue", "sample"))
-    describe_real(adata, "panglaodb_human", *corpus_scale(scales),
+    describe_real(
+        adata,
+        "panglaodb_human",
+        *corpus_scale(scales),
         source="PanglaoDB (Franzén et al. 2019) SRA..._SRS....sparse.RData, dgCMatrix 'sm'",
         n_samples=len(samples),
     )

@@ -41,8 +41,8 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -98,7 +98,9 @@ def parse_pubchem_properties(path: str | os.PathLike, prefer: str = "full", quer
     order = FULL_SMILES + CONNECTIVITY_SMILES if prefer == "full" else CONNECTIVITY_SMILES + FULL_SMILES
     present = [c for c in order if c in table.columns]
     if not present:
-        raise InputError(f"{path}: no SMILES column (expected one of {', '.join(FULL_SMILES + CONNECTIVITY_SMILES)}; has: {', '.join(map(str, table.columns))})")
+        raise InputError(
+            f"{path}: no SMILES column (expected one of {', '.join(FULL_SMILES + CONNECTIVITY_SMILES)}; has: {', '.join(map(str, table.columns))})"
+        )
     known = table["CID"].str.strip() != "" if query else pd.Series(True, index=table.index)
     if not query and table.empty:
         raise InputError(f"{path}: no compounds")
@@ -120,8 +122,13 @@ def parse_pubchem_properties(path: str | os.PathLike, prefer: str = "full", quer
         check_smiles(value, f"{path}: CID {cid}")
     if not query:
         return by_cid.reset_index(drop=True)
-    return pd.DataFrame({"query": table["query"].str.strip(), "pubchem_cid": pd.array([_cid(c) for c in table["CID"]], dtype="Int64"),
-                         "smiles": smiles.where(known, "")})
+    return pd.DataFrame(
+        {
+            "query": table["query"].str.strip(),
+            "pubchem_cid": pd.array([_cid(c) for c in table["CID"]], dtype="Int64"),
+            "smiles": smiles.where(known, ""),
+        }
+    )
 
 
 def combine_name_answers(answers: Sequence[tuple[str, str | None]]) -> str:

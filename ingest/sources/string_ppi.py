@@ -56,7 +56,9 @@ CHUNK_ROWS = 2_000_000  # the human links file has ~13.7M rows: read it in piece
 NOT_A_SYMBOL = re.compile(r"^(?:[A-Z0-9]+_HUMAN|ENSP\d+|9606\.ENSP\d+)$")  # UniProt entry names, protein ids
 
 
-def parse_string(links_path: str | os.PathLike, info_path: str | os.PathLike, min_score: int = 0, ledger: Ledger | None = None) -> pd.DataFrame:
+def parse_string(
+    links_path: str | os.PathLike, info_path: str | os.PathLike, min_score: int = 0, ledger: Ledger | None = None
+) -> pd.DataFrame:
     """Undirected gene-level interactions from STRING's links and info files (see module docstring).
 
     Raises InputError naming the file for a missing file, a wrong header, a protein
@@ -77,15 +79,25 @@ def parse_string(links_path: str | os.PathLike, info_path: str | os.PathLike, mi
             header = pd.read_csv(fh, sep=" ", nrows=0).columns.tolist()
         missing = [c for c in LINK_COLUMNS if c not in header]
         if missing:
-            raise InputError(f"{links_path}: missing column(s) {', '.join(missing)} (header: {' '.join(map(str, header)) or 'empty'}); expected space-separated protein1 protein2 combined_score")
+            raise InputError(
+                f"{links_path}: missing column(s) {', '.join(missing)} (header: {' '.join(map(str, header)) or 'empty'}); expected space-separated protein1 protein2 combined_score"
+            )
         with open_text(links_path) as fh:
-            reader = pd.read_csv(fh, sep=" ", usecols=LINK_COLUMNS, dtype={"protein1": str, "protein2": str, "combined_score": str},
-                                 chunksize=CHUNK_ROWS, keep_default_na=False)
+            reader = pd.read_csv(
+                fh,
+                sep=" ",
+                usecols=LINK_COLUMNS,
+                dtype={"protein1": str, "protein2": str, "combined_score": str},
+                chunksize=CHUNK_ROWS,
+                keep_default_na=False,
+            )
             for chunk in reader:
                 score = pd.to_numeric(chunk["combined_score"], errors="coerce").to_numpy(dtype=np.float64)
                 bad = ~np.isfinite(score)
                 if bad.any():
-                    raise InputError(f"{links_path}: {int(bad.sum())} combined_score values are missing or not numbers (first: {chunk['combined_score'][bad].iloc[0]!r}, line {n_rows + int(np.flatnonzero(bad)[0]) + 2})")
+                    raise InputError(
+                        f"{links_path}: {int(bad.sum())} combined_score values are missing or not numbers (first: {chunk['combined_score'][bad].iloc[0]!r}, line {n_rows + int(np.flatnonzero(bad)[0]) + 2})"
+                    )
                 a = proteins.get_indexer(chunk["protein1"])
                 b = proteins.get_indexer(chunk["protein2"])
                 known = (a >= 0) & (b >= 0)
@@ -102,7 +114,9 @@ def parse_string(links_path: str | os.PathLike, info_path: str | os.PathLike, mi
         raise InputError(f"{links_path}: not a readable space-separated STRING links file ({exc.__class__.__name__}: {exc})") from None
     if n_rows == 0:
         raise InputError(f"{links_path}: no links (only a header)")
-    ledger.record("links", "links", n_rows, n_rows - n_unknown, f"links naming a protein absent from {info_path.name}, or one named by no gene symbol")
+    ledger.record(
+        "links", "links", n_rows, n_rows - n_unknown, f"links naming a protein absent from {info_path.name}, or one named by no gene symbol"
+    )
 
     a = np.concatenate(a_parts)
     b = np.concatenate(b_parts)
@@ -137,19 +151,29 @@ def read_string_info(path: Path, ledger: Ledger) -> tuple[pd.Index, np.ndarray, 
     check_full_header(info, path, "tab-separated STRING info file (#string_protein_id, preferred_name, ...)")
     missing = [c for c in (INFO_ID, INFO_NAME) if c not in info.columns]
     if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (header: {', '.join(map(str, info.columns[:4])) or 'empty'}); expected tab-separated #string_protein_id, preferred_name, ...")
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(missing)} (header: {', '.join(map(str, info.columns[:4])) or 'empty'}); expected tab-separated #string_protein_id, preferred_name, ..."
+        )
     if info.empty:
         raise InputError(f"{path}: no proteins")
     ids = info[INFO_ID].str.strip()
     names = info[INFO_NAME].str.strip()
     empty = (ids == "") | (names == "")
     if empty.any():
-        raise InputError(f"{path}: {int(empty.sum())} proteins without an id or preferred_name (first: line {int(np.flatnonzero(empty)[0]) + 2})")
+        raise InputError(
+            f"{path}: {int(empty.sum())} proteins without an id or preferred_name (first: line {int(np.flatnonzero(empty)[0]) + 2})"
+        )
     first = ~ids.duplicated()
     ids, names = ids[first], names[first]
     symbol = ~names.str.match(NOT_A_SYMBOL.pattern)
-    ledger.record("proteins", "proteins", len(ids), int(symbol.sum()), "preferred names that are no gene symbol (UniProt entry names, "
-                  "Ensembl protein ids) left out with their links", names[~symbol].tolist())
+    ledger.record(
+        "proteins",
+        "proteins",
+        len(ids),
+        int(symbol.sum()),
+        "preferred names that are no gene symbol (UniProt entry names, Ensembl protein ids) left out with their links",
+        names[~symbol].tolist(),
+    )
     ids, names = ids[symbol], names[symbol]
     genes, codes = np.unique(names.to_numpy(dtype=str), return_inverse=True)
     if len(genes) < len(ids):

@@ -38,8 +38,10 @@ def parse_tgsa_genes(path: str | os.PathLike) -> list[int]:
     matches = [ENTREZ_COLUMN.match(c) for c in header[1:]]
     odd = [c for c, m in zip(header[1:], matches) if m is None]
     if odd:
-        raise InputError(f"{path}: {len(odd)} of {len(matches)} gene columns are not an Entrez id in parentheses "
-                         f"(first: {odd[0]!r}); expected the {WHAT}")
+        raise InputError(
+            f"{path}: {len(odd)} of {len(matches)} gene columns are not an Entrez id in parentheses "
+            f"(first: {odd[0]!r}); expected the {WHAT}"
+        )
     entrez = [int(m.group("entrez")) for m in matches]
     if len(set(entrez)) < len(entrez):
         repeated = pd.Index(entrez)[pd.Index(entrez).duplicated()][0]

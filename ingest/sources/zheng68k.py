@@ -81,24 +81,35 @@ def parse_zheng68k(matrix_dir: str | os.PathLike, annotation_tsv: str | os.PathL
     labelled = pd.Index(barcodes).isin(annotation.index)
     n_missing = int((~labelled).sum())
     if not labelled.any():
-        raise InputError(f"{annotation_tsv}: none of the {len(barcodes)} barcodes of {where} is annotated "
-                         f"(e.g. matrix '{barcodes[0]}' vs annotation '{annotation.index[0]}')")
-    ledger.record("labels", "cells", len(barcodes), len(barcodes) - n_missing, f"cells of {where} without a cell type in {Path(annotation_tsv).name}",
-                  [b for b, keep in zip(barcodes, labelled) if not keep])
+        raise InputError(
+            f"{annotation_tsv}: none of the {len(barcodes)} barcodes of {where} is annotated "
+            f"(e.g. matrix '{barcodes[0]}' vs annotation '{annotation.index[0]}')"
+        )
+    ledger.record(
+        "labels",
+        "cells",
+        len(barcodes),
+        len(barcodes) - n_missing,
+        f"cells of {where} without a cell type in {Path(annotation_tsv).name}",
+        [b for b, keep in zip(barcodes, labelled) if not keep],
+    )
     if n_missing:
         X = X[np.flatnonzero(labelled)]
         barcodes = [b for b, keep in zip(barcodes, labelled) if keep]
 
     X, names, codes = sum_duplicate_genes(X, symbols)
     ensembl_ids = pd.Series(ensembl).groupby(codes).agg(";".join).to_numpy()
-    obs = pd.DataFrame({"cell_type": pd.Categorical(annotation.loc[barcodes].to_numpy())},
-                       index=pd.Index(barcodes, dtype=object))
+    obs = pd.DataFrame({"cell_type": pd.Categorical(annotation.loc[barcodes].to_numpy())}, index=pd.Index(barcodes, dtype=object))
     var = pd.DataFrame({"ensembl_id": ensembl_ids}, index=pd.Index(names, dtype=object))
     adata = ad.AnnData(X=X, obs=obs, var=var)
     validate_dataset(adata, str(where), required_obs=("cell_type",))
-    describe_real(adata, "zheng68k", "raw_counts", "counts",
+    describe_real(
+        adata,
+        "zheng68k",
+        "raw_counts",
+        "counts",
         source="10x Genomics fresh_68k_pbmc_donor_a filtered gene-barcode matrices (Cell Ranger 1.1) + "
-               "10XGenomics/single-cell-3prime-paper pbmc68k_analysis/68k_pbmc_barcodes_annotation.tsv",
+        "10XGenomics/single-cell-3prime-paper pbmc68k_analysis/68k_pbmc_barcodes_annotation.tsv",
         n_unannotated_dropped=n_missing,
         n_duplicate_symbols_summed=len(symbols) - len(names),
     )
@@ -161,8 +172,7 @@ def _matrix_folder(files: list[Path], source: Path) -> Path:
     if not folders:
         raise InputError(f"{source}: no matrix.mtx found (expected the 10x layout filtered_matrices_mex/hg19/matrix.mtx)")
     if len(folders) > 1:
-        raise InputError(f"{source}: {len(folders)} matrix.mtx folders found ({', '.join(map(str, folders[:3]))}); "
-                         f"give the one to read")
+        raise InputError(f"{source}: {len(folders)} matrix.mtx folders found ({', '.join(map(str, folders[:3]))}); give the one to read")
     return folders[0]
 
 
@@ -173,8 +183,11 @@ def _read_parts(names: set[str], opener, where: str, expansion: Expansion):
                 return option
         raise InputError(f"{where}: no {what} beside matrix.mtx (expected one of {', '.join(options)})")
 
-    matrix_name, genes_name, barcodes_name = pick(MATRIX_NAMES, "matrix"), pick(GENE_NAMES, "gene list"), \
-        pick(BARCODE_NAMES, "barcode list")
+    matrix_name, genes_name, barcodes_name = (
+        pick(MATRIX_NAMES, "matrix"),
+        pick(GENE_NAMES, "gene list"),
+        pick(BARCODE_NAMES, "barcode list"),
+    )
     with opener(genes_name) as raw, open_text(f"{where}/{genes_name}", raw, expansion) as fh:
         genes = _read_tsv_lines(fh, f"{where}/{genes_name}")
     if any(len(row) < 2 for row in genes):
@@ -200,8 +213,10 @@ def _read_parts(names: set[str], opener, where: str, expansion: Expansion):
     if not sp.issparse(matrix):
         matrix = sp.coo_matrix(matrix)
     if matrix.shape != (len(genes), len(barcodes)):
-        raise InputError(f"{where}/{matrix_name}: matrix is {matrix.shape[0]} x {matrix.shape[1]} but there are "
-                         f"{len(genes)} genes and {len(barcodes)} barcodes")
+        raise InputError(
+            f"{where}/{matrix_name}: matrix is {matrix.shape[0]} x {matrix.shape[1]} but there are "
+            f"{len(genes)} genes and {len(barcodes)} barcodes"
+        )
     X = sp.csr_matrix(matrix.T, dtype=np.float32)
     X.sum_duplicates()
     if X.nnz and not np.isfinite(X.data).all():

@@ -9,9 +9,9 @@ rule aggregate:
         md="results/tables/{task}.md",
     log:
         "logs/tables/{task}.log",
-    threads: 1
     conda:
         ENV
+    threads: 1
     script:
         "../scripts/aggregate.py"
 
@@ -25,8 +25,8 @@ rule summary:
         "results/summary.md",
     log:
         "logs/summary.log",
-    threads: 1
     conda:
         ENV
+    threads: 1
     script:
         "../scripts/summary.py"

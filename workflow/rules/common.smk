@@ -15,7 +15,6 @@ from ingest.demo import SIMULATED, SIMULATED_PPI
 from ingest.download import MANUAL
 from ingest.pbmc import DATASET as PBMC68K
 
-
 # The schema refuses unknown keys and wrong types, check_config unknown names and options:
 # both before any job, so `snakemake -n` catches a misspelt config (validate adds the defaults).
 check_schema(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")

@@ -6,9 +6,9 @@ rule pbmc68k_reduced:
         f"results/data/{PBMC68K}.h5ad",
     log:
         "logs/data/pbmc68k_reduced.log",
-    threads: 1
     conda:
         ENV
+    threads: 1
     script:
         "../scripts/pbmc68k_reduced.py"
 
@@ -22,12 +22,12 @@ rule simulate:
         **{key: f"results/data/{name}.h5ad" for key, name in SIMULATED.items()},
         drug_response=f"results/data/{SIMULATED['cell_lines']}.response.tsv",
         ppi=f"results/data/{SIMULATED_PPI}.tsv",
-    params:
-        simulation=canonical(config["simulation"]),
     log:
         "logs/data/simulate.log",
-    threads: 1
     conda:
         ENV
+    threads: 1
+    params:
+        simulation=canonical(config["simulation"]),
     script:
         "../scripts/simulate.py"

@@ -11,9 +11,9 @@ rule pretrain_loss_figure:
         pdf="results/figures/pretrain_losses.pdf",
     log:
         "logs/figures/pretrain_losses.log",
-    threads: 1
     conda:
         ENV
+    threads: 1
     script:
         "../scripts/pretrain_loss_figure.py"
 
@@ -24,14 +24,14 @@ rule table_figure:
     output:
         png=report("results/figures/{task}.png", caption="../report/task_figure.rst", category="Figures"),
         pdf="results/figures/{task}.pdf",
+    log:
+        "logs/figures/{task}.log",
+    conda:
+        ENV
+    threads: 1
     params:
         plot="benchmarks.figures.bars:plot_task",
         kwargs=lambda wildcards, input: {"table_csv": input.table, "task": wildcards.task},
-    log:
-        "logs/figures/{task}.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/plot.py"
 
@@ -42,32 +42,36 @@ rule confusion_figure:
     output:
         png=report("results/figures/confusion_{dataset}.png", caption="../report/confusion.rst", category="Figures"),
         pdf="results/figures/confusion_{dataset}.pdf",
+    log:
+        "logs/figures/confusion_{dataset}.log",
+    conda:
+        ENV
+    threads: 1
     params:
         plot="benchmarks.figures.confusion:plot_confusion",
         kwargs=lambda wildcards, input: {"metrics_json_paths": list(input)},
-    log:
-        "logs/figures/confusion_{dataset}.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/plot.py"
 
 
 rule scatter_figure:
     input:
-        unpack(lambda wildcards: {m: [f"{figure_run_dir('scatter', wildcards.dataset, m)}/seed{s}/predictions.csv" for s in SEEDS] for m in scatter_models()}),
+        unpack(
+            lambda wildcards: {
+                m: [f"{figure_run_dir('scatter', wildcards.dataset, m)}/seed{s}/predictions.csv" for s in SEEDS] for m in scatter_models()
+            }
+        ),
     output:
         png=report("results/figures/scatter_{dataset}.png", caption="../report/scatter.rst", category="Figures"),
         pdf="results/figures/scatter_{dataset}.pdf",
+    log:
+        "logs/figures/scatter_{dataset}.log",
+    conda:
+        ENV
+    threads: 1
     params:
         plot="benchmarks.figures.scatter:plot_predicted_vs_measured",
         kwargs=lambda wildcards, input: {"prediction_csvs": {m: list(input[m]) for m in scatter_models()}},
-    log:
-        "logs/figures/scatter_{dataset}.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/plot.py"
 
@@ -78,14 +82,14 @@ rule umap_figure:
     output:
         png=report("results/figures/umap_{dataset}.png", caption="../report/umap.rst", category="Figures"),
         pdf="results/figures/umap_{dataset}.pdf",
+    log:
+        "logs/figures/umap_{dataset}.log",
+    conda:
+        ENV
+    threads: 1
     params:
         plot="benchmarks.figures.embeddings:plot_embedding_umaps",
         kwargs=lambda wildcards, input: {"data_h5ad": input.data, "models": umap_models(wildcards)},
-    log:
-        "logs/figures/umap_{dataset}.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/plot.py"
 
@@ -96,16 +100,16 @@ rule perf_figure:
     output:
         png=report("results/figures/perf_{benchmark}.png", caption="../report/perf_{benchmark}.rst", category="Performance"),
         pdf="results/figures/perf_{benchmark}.pdf",
+    log:
+        "logs/figures/perf_{benchmark}.log",
     wildcard_constraints:
         benchmark="|".join(PERF_FIGURES),
+    conda:
+        ENV
+    threads: 1
     params:
         plot=lambda wildcards: f"benchmarks.figures.perf:plot_{wildcards.benchmark}",
         kwargs=lambda wildcards, input: {f"{wildcards.benchmark}_json": input[0]},
-    log:
-        "logs/figures/perf_{benchmark}.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/plot.py"
 

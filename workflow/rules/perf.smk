@@ -21,12 +21,12 @@ rule perf_benchmark:
         "logs/perf/{benchmark}.log",
     wildcard_constraints:
         benchmark="|".join(b for b in PERF_BENCHMARKS if b != "released_batch"),
+    conda:
+        ENV
     # every core: a benchmark must not share the machine with other jobs. Snakemake lowers
     # a rule's threads to --cores; `workflow.cores` would fail where no --cores is given
     # (--report, --unlock).
     threads: 1024
-    conda:
-        ENV
     script:
         "../scripts/perf.py"
 
@@ -41,9 +41,9 @@ rule perf_released_batch:
         "results/perf/released_batch.json",
     log:
         "logs/perf/released_batch.log",
-    threads: 1024
     conda:
         ENV
+    threads: 1024
     shell:
         "python -m benchmarks.perf.released_batch --out {output} --threads {threads} --data {input.data:q} "
         "--checkpoint {input.checkpoint:q} > {log:q} 2>&1"

@@ -8,14 +8,14 @@ rule ppi:
     output:
         embeddings="results/ppi/gene_embeddings.npz",
         log_csv="results/ppi/graphmae_log.csv",
+    log:
+        "logs/ppi/graphmae.log",
+    conda:
+        ENV
+    threads: config["ppi"]["threads"]
     params:
         dim=config["pretrain"]["celllm"]["encoder"]["dim"],
         min_score=config["ppi"]["min_score"],
         graphmae=canonical(config["ppi"]["graphmae"]),
-    log:
-        "logs/ppi/graphmae.log",
-    threads: config["ppi"]["threads"]
-    conda:
-        ENV
     script:
         "../scripts/ppi.py"

@@ -18,9 +18,9 @@ rule vocabulary:
         VOCAB,
     log:
         "logs/pretrain/vocabulary.log",
-    threads: 1
     conda:
         ENV
+    threads: 1
     script:
         "../scripts/vocabulary.py"
 
@@ -31,13 +31,13 @@ rule tokenize:
         vocab=VOCAB,
     output:
         directory(TOKEN_STORE),
-    params:
-        tokens=canonical(config["pretrain"]["celllm"].get("tokens") or {}),
     log:
         "logs/pretrain/tokenize.log",
-    threads: 1
     conda:
         ENV
+    threads: 1
+    params:
+        tokens=canonical(config["pretrain"]["celllm"].get("tokens") or {}),
     script:
         "../scripts/tokenize.py"
 
@@ -45,14 +45,14 @@ rule tokenize:
 rule pretrain_config:
     output:
         "results/pretrain/{checkpoint}.config.json",
+    log:
+        "logs/pretrain/{checkpoint}.config.log",
+    conda:
+        ENV
+    threads: 1
     params:
         celllm=canonical(config["pretrain"]["celllm"]),
         base=PRETRAIN_NAME,
-    log:
-        "logs/pretrain/{checkpoint}.config.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/pretrain_config.py"
 
@@ -65,21 +65,19 @@ rule import_released:
         hgnc=lambda wildcards: raw_file("hgnc"),
     output:
         directory(f"results/pretrain/{RELEASED_CHECKPOINT}"),
+    log:
+        "logs/pretrain/import_released.log",
+    conda:
+        ENV
+    threads: 1
     params:
         sources=lambda wildcards: source_rows(["celllm_released", "celllm_released_genes", "hgnc"]),
         lock=LOCK,
-    log:
-        "logs/pretrain/import_released.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/import_released.py"
 
 
 rule pretrain:
-    wildcard_constraints:
-        checkpoint="|".join(checkpoints_trained_here()),
     input:
         store=TOKEN_STORE,
         config="results/pretrain/{checkpoint}.config.json",
@@ -89,8 +87,10 @@ rule pretrain:
         directory("results/pretrain/{checkpoint}"),
     log:
         "logs/pretrain/{checkpoint}.log",
-    threads: config["pretrain"].get("threads", config["threads"])
+    wildcard_constraints:
+        checkpoint="|".join(checkpoints_trained_here()),
     conda:
         ENV
+    threads: config["pretrain"].get("threads", config["threads"])
     script:
         "../scripts/pretrain.py"

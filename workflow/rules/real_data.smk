@@ -12,18 +12,18 @@ rule download:
         unpack(address_inputs),
     output:
         "resources/{source}/{filename}",
+    log:
+        "logs/resources/{source}/{filename}.log",
+    wildcard_constraints:
+        source="|".join(SOURCES.index),
+        filename=r"[^/]+",
+    conda:
+        ENV
+    threads: 1
     params:
         url=lambda wildcards: SOURCES.loc[wildcards.source, "url"],
         sha256=lambda wildcards: SOURCES.loc[wildcards.source, "sha256"],
         lock=LOCK,
-    wildcard_constraints:
-        source="|".join(SOURCES.index),
-        filename=r"[^/]+",
-    log:
-        "logs/resources/{source}/{filename}.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/download.py"
 
@@ -35,18 +35,18 @@ rule parse_dataset:
     output:
         data="results/data/{dataset}.h5ad",
         ledger=report("results/data/{dataset}.ledger.tsv", caption="../report/ledger.rst", category="Data", subcategory="{dataset}"),
+    log:
+        "logs/data/{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(n for n, e in CATALOG.items() if not e.response),
+    conda:
+        ENV
+    threads: 1
     params:
         sources=lambda wildcards: source_rows([*CATALOG[wildcards.dataset].sources, "hgnc"]),
         lock=LOCK,
         losses=LOSSES,
         max_len=MAX_LEN,
-    wildcard_constraints:
-        dataset="|".join(n for n, e in CATALOG.items() if not e.response),
-    log:
-        "logs/data/{dataset}.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/parse_dataset.py"
 
@@ -59,18 +59,18 @@ rule parse_drug_response_dataset:
         data="results/data/{dataset}.h5ad",
         response="results/data/{dataset}.response.tsv",
         ledger=report("results/data/{dataset}.ledger.tsv", caption="../report/ledger.rst", category="Data", subcategory="{dataset}"),
+    log:
+        "logs/data/{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(n for n, e in CATALOG.items() if e.response),
+    conda:
+        ENV
+    threads: 1
     params:
         sources=lambda wildcards: source_rows([*CATALOG[wildcards.dataset].sources, "hgnc"]),
         lock=LOCK,
         losses=LOSSES,
         max_len=MAX_LEN,
-    wildcard_constraints:
-        dataset="|".join(n for n, e in CATALOG.items() if e.response),
-    log:
-        "logs/data/{dataset}.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/parse_dataset.py"
 
@@ -83,13 +83,13 @@ rule string_ppi:
     output:
         edges=f"results/data/{STRING_EDGES}.tsv",
         ledger=report(f"results/data/{STRING_EDGES}.ledger.tsv", caption="../report/ledger.rst", category="Data", subcategory=STRING_EDGES),
+    log:
+        f"logs/data/{STRING_EDGES}.log",
+    conda:
+        ENV
+    threads: 1
     params:
         sources=source_rows(["string_links", "string_info", "hgnc"]),
         lock=LOCK,
-    log:
-        f"logs/data/{STRING_EDGES}.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/string_ppi.py"

@@ -8,14 +8,14 @@ rule split:
         unpack(split_inputs),
     output:
         expand("results/splits/{{task}}/{{dataset}}/{{setting}}/seed{seed}.tsv", seed=SEEDS),
+    log:
+        "logs/splits/{task}/{dataset}/{setting}.log",
+    conda:
+        ENV
+    threads: 1
     params:
         fractions=lambda wildcards: setting_fractions(wildcards.task, wildcards.setting),
         seeds=SEEDS,
-    log:
-        "logs/splits/{task}/{dataset}/{setting}.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/split.py"
 
@@ -28,9 +28,9 @@ rule drug_features:
         "results/features/{dataset}.drugs.pt",
     log:
         "logs/features/{dataset}.drugs.log",
-    threads: 1
     conda:
         ENV
+    threads: 1
     script:
         "../scripts/drug_features.py"
 
@@ -45,9 +45,9 @@ rule embed:
         "results/embeddings/{checkpoint}/{dataset}.h5ad",
     log:
         "logs/embeddings/{checkpoint}/{dataset}.log",
-    threads: config["threads"]
     conda:
         ENV
+    threads: config["threads"]
     script:
         "../scripts/embed.py"
 
@@ -66,14 +66,14 @@ for _task in config["tasks"]:
         output:
             metrics=run_outputs(_task, "metrics.json"),
             predictions=run_outputs(_task, "predictions.csv"),
+        log:
+            f"logs/runs/{_task}/{{dataset}}/{{model}}.log",
+        conda:
+            ENV
+        threads: config["threads"]
         params:
             task=_task,
             runs=task_runs(_task),
             options=lambda wildcards, task=_task: model_options(task, wildcards.model),
-        log:
-            f"logs/runs/{_task}/{{dataset}}/{{model}}.log",
-        threads: config["threads"]
-        conda:
-            ENV
         script:
             "../scripts/run_model.py"

@@ -6,4 +6,6 @@ from benchmarks.summary import write_summary
 from benchmarks.tasks import get_task
 
 tasks = list(snakemake.config["tasks"])
-write_summary(dict(zip(tasks, snakemake.input.tables)), snakemake.input.records, {t: get_task(t).headline for t in tasks}, snakemake.output[0])
+write_summary(
+    dict(zip(tasks, snakemake.input.tables)), snakemake.input.records, {t: get_task(t).headline for t in tasks}, snakemake.output[0]
+)
