@@ -4,26 +4,44 @@
 which refuses unknown keys and wrong types, and says what is wrong in one line.
 `check_config` checks the names the schema cannot know: tasks, datasets, models,
 settings and their split fractions, each model's options (names and types, as the
-model declares them), the corpus, the interaction network, and the CellLM and
-GraphMAE option sections. So `snakemake -n` catches a misspelt key or name; every
-problem is one InputError naming its key.
+model declares them), the corpus and the interaction network; and it resolves the
+library's own sections, `celllm` and `ppi.graphmae`, into the library's config
+objects with the library's defaults (`LibraryConfigs`). Every rule reads those
+objects, never the raw keys. So `snakemake -n` catches a misspelt key or name;
+every problem is one InputError naming its key.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 from benchmarks import registry
 from benchmarks.tasks import TASKS, task_settings
+from celllm.config import CellLMConfig
 from celllm.errors import InputError
+from celllm.ppi.graphmae import GraphMAEConfig
+
+MOVED = {("pretrain", "celllm"): "celllm"}  # keys of earlier configs -> where they live now
+
+
+@dataclass(frozen=True)
+class LibraryConfigs:
+    """The library configs a workflow config holds, resolved once with the library's defaults."""
+
+    celllm: CellLMConfig  # config `celllm`: the CellLM every pretraining of the workflow trains (ablations change it)
+    graphmae: GraphMAEConfig  # config `ppi.graphmae`: the gene embeddings' GraphMAE
 
 
 def check_schema(config: dict, schema_path) -> None:
     """InputError, in one line naming the key, for the first way `config` breaks its JSON schema."""
     import yaml
 
+    for (section, key), now in MOVED.items():
+        if key in (config.get(section) or {}):
+            raise InputError(f"config: {section}.{key}: this section is now the top-level `{now}:`; move it there")
     schema = yaml.safe_load(open(schema_path))
     errors = sorted(_strict_validator()(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -92,15 +110,13 @@ def _names(kind: str, given, known, where: str, exists: Callable[[str], bool] = 
 
 def check_config(
     config: dict, dataset_exists: Callable[[str], bool] = lambda name: False, network_exists: Callable[[str], bool] = lambda name: False
-) -> None:
-    """Raise InputError for the first name or option of `config` that the workflow cannot use.
+) -> LibraryConfigs:
+    """The library configs of `config`; InputError for the first name or option the workflow cannot use.
 
     `dataset_exists(name)` / `network_exists(name)` accept datasets and networks that no
     rule makes but that a user has put in results/data/ by hand.
     """
     from benchmarks.pretrainings import RELEASED
-    from celllm.config import CellLMConfig
-    from celllm.ppi.graphmae import GraphMAEConfig
 
     _names("task", config["tasks"], TASKS, "tasks")
     datasets, labels = known_datasets(), dataset_labels()
@@ -154,7 +170,7 @@ def check_config(
             f"config: pretrain.name: '{pretrain['name']}' would share results/pretrain/{RELEASED_CHECKPOINT} with the "
             "imported released checkpoint; choose another name"
         )
-    CellLMConfig.from_dict(pretrain["celllm"], "config: pretrain.celllm")
+    celllm = CellLMConfig.from_dict(config.get("celllm") or {}, "config: celllm")
     ppi = config["ppi"]
     _names("interaction network", [ppi["edges"]], known_networks(), "ppi.edges", network_exists)
     from ingest.catalog import CATALOG
@@ -164,6 +180,7 @@ def check_config(
     _names("real dataset", (data.get("accept") or {}), CATALOG, "data.accept")
     LossPolicy.from_config(data)
     try:
-        GraphMAEConfig.from_dict(ppi.get("graphmae") or {})
+        graphmae = GraphMAEConfig.from_dict(ppi.get("graphmae") or {})
     except ValueError as exc:
         raise InputError(f"config: ppi.graphmae: {exc}") from None
+    return LibraryConfigs(celllm=celllm, graphmae=graphmae)

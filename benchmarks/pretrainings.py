@@ -13,6 +13,11 @@ pretraining is not trained here: the workflow imports the authors' file
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from celllm.config import CellLMConfig
+
 PRETRAINED = "pretrained"
 ABLATIONS = {
     # the same encoder at initialisation: GraphMAE gene table, random Performer
@@ -35,12 +40,9 @@ def checkpoint_folder(base: str, pretraining: str) -> str:
     return base if pretraining == PRETRAINED else f"{base}_{pretraining}"
 
 
-def pretraining_config(celllm: dict, base: str, checkpoint: str):
+def pretraining_config(celllm: CellLMConfig, base: str, checkpoint: str) -> CellLMConfig:
     """The CellLMConfig that trains checkpoint folder `checkpoint`: the configured `celllm`, with its ablation applied."""
-    from celllm.config import CellLMConfig
-
     pretraining = next((p for p in TRAINED_HERE if checkpoint_folder(base, p) == checkpoint), None)
     if pretraining is None:
         raise ValueError(f"'{checkpoint}' is neither '{base}' nor one of its ablations ({', '.join(ABLATIONS)})")
-    cfg = CellLMConfig.from_dict(celllm, "config: pretrain.celllm")
-    return cfg.with_pretrain(**ABLATIONS[pretraining]) if pretraining in ABLATIONS else cfg
+    return celllm.with_pretrain(**ABLATIONS[pretraining]) if pretraining in ABLATIONS else celllm

@@ -188,19 +188,22 @@ def checkpoint_hash(path) -> str:
     return file_sha256(Path(path) / WEIGHTS)
 
 
-def progress_folder(out, inputs) -> Path:
+def progress_folder(out, inputs, settings: dict | None = None) -> Path:
     """Where a job that must write `out` only when finished keeps its periodic checkpoints meanwhile.
 
     A hidden sibling of `out` named after it and after a digest of `inputs` (path, size,
-    modification time of each), so that the same job run again after a kill resumes there,
-    while a job on changed inputs starts afresh. (A workflow manager removes the declared
-    output of a killed job; this folder is not declared, so it survives.)
+    modification time of each) and of `settings` (the job's config), so that the same job
+    run again after a kill resumes there, while a job on changed inputs or settings starts
+    afresh. (A workflow manager removes the declared output of a killed job; this folder
+    is not declared, so it survives.)
     """
     out = Path(out)
     digest = hashlib.sha256()
     for given in map(Path, inputs):
         stat = given.stat()
         digest.update(f"{given.as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    if settings is not None:
+        digest.update(json.dumps(settings, sort_keys=True).encode())
     return out.parent / f".{out.name}.progress-{digest.hexdigest()[:16]}"
 
 

@@ -81,24 +81,14 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _pretrain(args) -> None:
-    from celllm.checkpoint import CONFIG, KIND, VOCAB, is_checkpoint
+    from celllm.checkpoint import CONFIG
     from celllm.config import CellLMConfig
-    from celllm.outputs import check_output_folder
-    from celllm.ppi import read_gene_embeddings
-    from celllm.pretrain.corpus import load_corpus
-    from celllm.pretrain.distributed import group_from_environment
-    from celllm.pretrain.trainer import pretrain
-    from celllm.tokens import Vocabulary
+    from celllm.pretrain.run import pretrain_from_files
 
     _use_threads(args.threads)
-    # a checkpoint's own config.json and vocab.txt may be given back to it: they are rewritten as they are
-    own = {(Path(args.out) / name).resolve() for name in (CONFIG, VOCAB)}
-    inputs = [*args.data, args.gene_embeddings, *(p for p in (args.config, args.vocab) if p and Path(p).resolve() not in own)]
-    out = check_output_folder(args.out, KIND, inputs, keep=args.resume)
-    if is_checkpoint(out) and not args.resume:
-        log.warning("%s: holds a checkpoint, which this run replaces when it saves (--resume continues it instead)", out)
     # resuming without --config continues with the checkpoint's own options
-    base = args.config or (out / CONFIG if args.resume and (out / CONFIG).exists() else None)
+    own = Path(args.out) / CONFIG
+    base = args.config or (own if args.resume and own.exists() else None)
     cfg = CellLMConfig.load(base) if base else CellLMConfig()
     cfg = cfg.with_pretrain(
         batch_size=args.batch_size,
@@ -107,22 +97,21 @@ def _pretrain(args) -> None:
         max_steps=args.max_steps,
         seed=args.seed,
     )
-    vocab = Vocabulary.load(args.vocab) if args.vocab else None
-    group = group_from_environment()  # several processes under torchrun, else one
-    corpus = load_corpus(args.data, cfg.tokens, vocab, scale_check=not args.skip_scale_check, store_hashes=not args.skip_store_hashes)
-    genes = read_gene_embeddings(args.gene_embeddings, corpus.vocab.genes, dim=cfg.encoder.dim) if args.gene_embeddings else None
-    out = pretrain(
-        corpus,
-        out,
+    out = pretrain_from_files(
+        args.data,
+        args.out,
         cfg,
+        vocab=args.vocab,
+        gene_embeddings=args.gene_embeddings,
         resume=args.resume,
         device=args.device,
         progress=not args.quiet,
-        group=group,
-        gene_embeddings=genes,
+        scale_check=not args.skip_scale_check,
+        store_hashes=not args.skip_store_hashes,
         accept_edited_config=args.accept_edited_config,
+        other_inputs=[args.config] if args.config else [],
     )
-    if group.rank == 0:
+    if out is not None:
         print(f"checkpoint written to {out}")
 
 

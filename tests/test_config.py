@@ -126,8 +126,8 @@ CHECK_CASES = [
         "split fractions val 0.5, test 0.6 sum to 1.1",
     ),
     ("unknown task", _edited("tasks.annotaton", {"datasets": ["sim_pbmc"]}), "tasks: unknown task 'annotaton'"),
-    ("encoder dim as text", _edited("pretrain.celllm.encoder.dim", "64"), "encoder option 'dim' must be an integer, not '64'"),
-    ("unknown tokens option", _edited("pretrain.celllm.tokens.max_length", 300), "unknown tokens option(s): max_length"),
+    ("encoder dim as text", _edited("celllm.encoder.dim", "64"), "encoder option 'dim' must be an integer, not '64'"),
+    ("unknown tokens option", _edited("celllm.tokens.max_length", 300), "unknown tokens option(s): max_length"),
     ("graphmae epochs negative", _edited("ppi.graphmae.epochs", -5), "ppi.graphmae: GraphMAE option 'epochs' must be >= 1"),
     ("unknown network", _edited("ppi.edges", "string"), "ppi.edges: unknown interaction network 'string'"),
     (
@@ -168,6 +168,33 @@ def test_integers_are_integers_and_numbers_finite(config, message):
     with pytest.raises(InputError) as error:
         check_schema(config, SCHEMA)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_celllm_section_is_resolved_once_with_the_library_defaults():
+    """What every rule reads (common.smk: CELLLM) is the library's CellLMConfig: the configured options over
+    the library's defaults. A config without the section gets the defaults, through Snakemake's own
+    validation (which fills in the schema's defaults, so the schema must not carry other ones)."""
+    from celllm.config import CellLMConfig
+    from celllm.ppi.graphmae import GraphMAEConfig
+
+    resolved = check_config(copy.deepcopy(BASE))
+    assert resolved.celllm == CellLMConfig.from_dict(BASE["celllm"])
+    assert resolved.celllm.encoder.dim == BASE["celllm"]["encoder"]["dim"] == 16
+    assert resolved.celllm.pretrain.lr == CellLMConfig().pretrain.lr  # not configured: the library's default
+    assert resolved.graphmae == GraphMAEConfig.from_dict(BASE["ppi"]["graphmae"])
+
+    bare = copy.deepcopy(BASE)
+    del bare["celllm"], bare["ppi"]["graphmae"]
+    validate(bare, SCHEMA)
+    resolved = check_config(bare)
+    assert resolved.celllm == CellLMConfig() and resolved.graphmae == GraphMAEConfig()
+
+
+def test_the_old_place_of_the_celllm_section_is_named():
+    config = copy.deepcopy(BASE)
+    config["pretrain"]["celllm"] = config.pop("celllm")
+    with pytest.raises(InputError, match=r"^config: pretrain.celllm: this section is now the top-level `celllm:`; move it there$"):
+        check_schema(config, SCHEMA)
 
 
 def test_a_pretraining_named_like_the_released_checkpoint_is_refused():

@@ -151,7 +151,7 @@ def test_a_killed_pretraining_job_resumes_from_its_last_checkpoint(tmp_path):
     import yaml
 
     config = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())
-    config["pretrain"]["celllm"]["pretrain"].update(max_steps=400, checkpoint_every=20)
+    config["celllm"]["pretrain"].update(max_steps=400, checkpoint_every=20)
     (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
     run, target = tmp_path / "run", "results/pretrain/tiny"
     command = [

@@ -5,11 +5,10 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from benchmarks import registry
-from benchmarks.pretrainings import PRETRAINED, RELEASED_CHECKPOINT, checkpoint_folder
+from benchmarks.pretrainings import PRETRAINED, RELEASED_CHECKPOINT, checkpoint_folder, pretraining_config
 from benchmarks.config import check_config, check_schema, task_models
 from benchmarks.perf import BENCHMARKS as PERF_BENCHMARKS, FIGURES as PERF_FIGURES
 from benchmarks.tasks import TASKS, get_task, task_settings
-from celllm.config import CellLMConfig
 from ingest.catalog import CATALOG, STRING_EDGES, address_sources, read_sources
 from ingest.demo import SIMULATED, SIMULATED_PPI
 from ingest.download import MANUAL
@@ -19,7 +18,22 @@ from ingest.pbmc import DATASET as PBMC68K
 # both before any job, so `snakemake -n` catches a misspelt config (validate adds the defaults).
 check_schema(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 validate(config, "../schemas/config.schema.yaml")
-check_config(config, lambda name: Path(f"results/data/{name}.h5ad").exists(), lambda name: Path(f"results/data/{name}.tsv").exists())
+
+
+def dataset_in_place(name):
+    """A dataset no rule makes, put in results/data/ by hand."""
+    return Path(f"results/data/{name}.h5ad").exists()
+
+
+def network_in_place(name):
+    """An interaction table no rule makes, put in results/data/ by hand."""
+    return Path(f"results/data/{name}.tsv").exists()
+
+
+# The library's own sections (`celllm`, `ppi.graphmae`) as the library's config objects, with
+# the library's defaults: resolved here once, and every rule reads them from here.
+LIBRARY = check_config(config, dataset_in_place, network_in_place)
+CELLLM = LIBRARY.celllm
 
 SEEDS = config["seeds"]
 # every rule runs in the project environment (environment.yml); see README
@@ -52,15 +66,20 @@ def model_options(task, model):
     return canonical((config["tasks"][task].get("options") or {}).get(model) or {})
 
 
-def checkpoints():
+def checkpoint_folders():
     """Every checkpoint some configured model needs: the configured pretraining (always), its ablations, the released one."""
     wanted = {PRETRAINED} | {registry.get(m).pretraining for t in config["tasks"] for m in task_models(config, t)}
     return sorted(checkpoint_folder(PRETRAIN_NAME, p) for p in wanted if p)
 
 
-def checkpoints_trained_here():
+def checkpoint_folders_trained_here():
     """The checkpoints pretrained here (all but the imported released one)."""
-    return [name for name in checkpoints() if name != RELEASED_CHECKPOINT]
+    return [name for name in checkpoint_folders() if name != RELEASED_CHECKPOINT]
+
+
+def pretraining_options(wildcards):
+    """The CellLM config (as a mapping: the job's params) that trains checkpoint folder `wildcards.checkpoint`."""
+    return pretraining_config(CELLLM, PRETRAIN_NAME, wildcards.checkpoint).to_dict()
 
 
 def model_checkpoint(model):
@@ -75,7 +94,7 @@ wildcard_constraints:
     setting="[A-Za-z0-9_]+",
     model="[A-Za-z0-9_]+",
     seed=r"\d+",
-    checkpoint="|".join(checkpoints()),
+    checkpoint="|".join(checkpoint_folders()),
 
 
 def run_dir(task, dataset, setting, model):
@@ -167,7 +186,7 @@ LOCK = str(SOURCE_TABLE.with_name(SOURCE_TABLE.name.replace(".tsv", "") + ".lock
 # What a parse may lose before it stops (config `data`, ingest/ledger.py), and how many tokens
 # the model reads per cell, so that each ledger counts the cells tokenization will cut.
 LOSSES = canonical(config.get("data") or {})
-MAX_LEN = CellLMConfig.from_dict(config["pretrain"]["celllm"], "config: pretrain.celllm").tokens.max_len
+MAX_LEN = CELLLM.tokens.max_len
 
 
 def raw_file(source):

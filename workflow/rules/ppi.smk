@@ -14,8 +14,8 @@ rule ppi:
         ENV
     threads: config["ppi"]["threads"]
     params:
-        dim=config["pretrain"]["celllm"]["encoder"]["dim"],
+        dim=CELLLM.encoder.dim,
         min_score=config["ppi"]["min_score"],
-        graphmae=canonical(config["ppi"]["graphmae"]),
+        graphmae=LIBRARY.graphmae.to_dict(),
     script:
         "../scripts/ppi.py"

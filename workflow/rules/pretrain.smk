@@ -1,7 +1,8 @@
-# Pretraining through the user-facing command, `celllm pretrain`: the configured
-# run (results/pretrain/{name}) and the ablations the benchmark models ask for
-# (results/pretrain/{name}_{ablation}, see benchmarks/pretrainings.py). The corpus is
-# tokenized once into a token store that every pretraining (and every rank) maps.
+# Pretraining through the code of the user-facing `celllm pretrain` (celllm.pretrain.run):
+# the configured run (results/pretrain/{name}) and the ablations the benchmark models ask for
+# (results/pretrain/{name}_{ablation}, see benchmarks/pretrainings.py), each with the config's
+# `celllm` section as resolved once (common.smk: CELLLM) and its ablation applied. The corpus
+# is tokenized once into a token store that every pretraining (and every rank) maps.
 
 
 # The paper's 19,379-gene list was never published. With `pretrain.genes:
@@ -37,24 +38,9 @@ rule tokenize:
         ENV
     threads: 1
     params:
-        tokens=canonical(config["pretrain"]["celllm"].get("tokens") or {}),
+        tokens=CELLLM.tokens.to_dict(),
     script:
         "../scripts/tokenize.py"
-
-
-rule pretrain_config:
-    output:
-        "results/pretrain/{checkpoint}.config.json",
-    log:
-        "logs/pretrain/{checkpoint}.config.log",
-    conda:
-        ENV
-    threads: 1
-    params:
-        celllm=canonical(config["pretrain"]["celllm"]),
-        base=PRETRAIN_NAME,
-    script:
-        "../scripts/pretrain_config.py"
 
 
 # The authors' released CellLM, imported from its manual sources (config `released: true`).
@@ -80,7 +66,6 @@ rule import_released:
 rule pretrain:
     input:
         store=TOKEN_STORE,
-        config="results/pretrain/{checkpoint}.config.json",
         vocab=VOCAB,
         gene_embeddings=rules.ppi.output.embeddings,
     output:
@@ -88,9 +73,11 @@ rule pretrain:
     log:
         "logs/pretrain/{checkpoint}.log",
     wildcard_constraints:
-        checkpoint="|".join(checkpoints_trained_here()),
+        checkpoint="|".join(checkpoint_folders_trained_here()),
     conda:
         ENV
     threads: config["pretrain"].get("threads", config["threads"])
+    params:
+        celllm=pretraining_options,
     script:
         "../scripts/pretrain.py"
