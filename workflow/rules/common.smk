@@ -195,6 +195,14 @@ def raw_file(source):
     return f"resources/{source}/{SOURCES.loc[source, 'file']}"
 
 
+def source_url(wildcards):
+    return SOURCES.loc[wildcards.source, "url"]
+
+
+def source_sha256(wildcards):
+    return SOURCES.loc[wildcards.source, "sha256"]
+
+
 def address_inputs(wildcards):
     """The files a source's address is filled from (PubChem's query lists GDSC's CIDs), by source id."""
     return {s: raw_file(s) for s in address_sources(SOURCES.loc[wildcards.source, "url"])}
@@ -203,6 +211,17 @@ def address_inputs(wildcards):
 def source_inputs(wildcards):
     """The downloaded files of a real dataset, by source id."""
     return {s: raw_file(s) for s in CATALOG[wildcards.dataset].sources}
+
+
+def dataset_source_rows(wildcards):
+    """`source_rows` of a real dataset's sources and HGNC (every parse maps gene names with it)."""
+    return source_rows([*CATALOG[wildcards.dataset].sources, "hgnc"])
+
+
+def vocabulary_inputs(wildcards):
+    """The corpus, and HGNC where the vocabulary is the corpus's protein-coding genes."""
+    corpus = {"corpus": expand("results/data/{name}.h5ad", name=config["pretrain"]["corpus"])}
+    return corpus | ({"hgnc": raw_file("hgnc")} if config["pretrain"]["genes"] == "protein_coding" else {})
 
 
 def source_rows(sources):

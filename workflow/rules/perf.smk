@@ -5,7 +5,14 @@
 # {"available": false, ...} with the analytic FLOP model elsewhere; on a GPU
 # machine, `snakemake --cores N perf --forcerun results/perf/gpu.json` measures it.
 
+import os
+
 from benchmarks.perf.released_batch import DATASETS as RELEASED_BATCH_DATASETS
+
+# A benchmark must not share the machine with other jobs: each asks for every core of this
+# machine, which Snakemake lowers to --cores. (`workflow.cores` fails where no --cores is
+# given: --report, --unlock.)
+EVERY_CORE = os.cpu_count() or 1
 
 
 rule perf:
@@ -23,10 +30,7 @@ rule perf_benchmark:
         benchmark="|".join(b for b in PERF_BENCHMARKS if b != "released_batch"),
     conda:
         ENV
-    # every core: a benchmark must not share the machine with other jobs. Snakemake lowers
-    # a rule's threads to --cores; `workflow.cores` would fail where no --cores is given
-    # (--report, --unlock).
-    threads: 1024
+    threads: EVERY_CORE
     script:
         "../scripts/perf.py"
 
@@ -43,7 +47,7 @@ rule perf_released_batch:
         "logs/perf/released_batch.log",
     conda:
         ENV
-    threads: 1024
+    threads: EVERY_CORE
     shell:
         "python -m benchmarks.perf.released_batch --out {output} --threads {threads} --data {input.data:q} "
         "--checkpoint {input.checkpoint:q} > {log:q} 2>&1"

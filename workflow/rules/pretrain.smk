@@ -11,10 +11,7 @@
 # corpus gene in order of appearance (the demo).
 rule vocabulary:
     input:
-        unpack(
-            lambda wildcards: {"corpus": expand("results/data/{name}.h5ad", name=config["pretrain"]["corpus"])}
-            | ({"hgnc": raw_file("hgnc")} if config["pretrain"]["genes"] == "protein_coding" else {})
-        ),
+        unpack(vocabulary_inputs),
     output:
         VOCAB,
     log:
@@ -46,9 +43,9 @@ rule tokenize:
 # The authors' released CellLM, imported from its manual sources (config `released: true`).
 rule import_released:
     input:  # named by source id: the job pins each in the lock
-        celllm_released=lambda wildcards: raw_file("celllm_released"),
-        celllm_released_genes=lambda wildcards: raw_file("celllm_released_genes"),
-        hgnc=lambda wildcards: raw_file("hgnc"),
+        celllm_released=raw_file("celllm_released"),
+        celllm_released_genes=raw_file("celllm_released_genes"),
+        hgnc=raw_file("hgnc"),
     output:
         directory(f"results/pretrain/{RELEASED_CHECKPOINT}"),
     log:
@@ -57,7 +54,7 @@ rule import_released:
         ENV
     threads: 1
     params:
-        sources=lambda wildcards: source_rows(["celllm_released", "celllm_released_genes", "hgnc"]),
+        sources=source_rows(["celllm_released", "celllm_released_genes", "hgnc"]),
         lock=LOCK,
     script:
         "../scripts/import_released.py"

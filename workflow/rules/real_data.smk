@@ -21,8 +21,8 @@ rule download:
         ENV
     threads: 1
     params:
-        url=lambda wildcards: SOURCES.loc[wildcards.source, "url"],
-        sha256=lambda wildcards: SOURCES.loc[wildcards.source, "sha256"],
+        url=source_url,
+        sha256=source_sha256,
         lock=LOCK,
     script:
         "../scripts/download.py"
@@ -31,7 +31,7 @@ rule download:
 rule parse_dataset:
     input:
         unpack(source_inputs),
-        hgnc=lambda wildcards: raw_file("hgnc"),
+        hgnc=raw_file("hgnc"),
     output:
         data="results/data/{dataset}.h5ad",
         ledger=report("results/data/{dataset}.ledger.tsv", caption="../report/ledger.rst", category="Data", subcategory="{dataset}"),
@@ -43,7 +43,7 @@ rule parse_dataset:
         ENV
     threads: 1
     params:
-        sources=lambda wildcards: source_rows([*CATALOG[wildcards.dataset].sources, "hgnc"]),
+        sources=dataset_source_rows,
         lock=LOCK,
         losses=LOSSES,
         max_len=MAX_LEN,
@@ -54,7 +54,7 @@ rule parse_dataset:
 rule parse_drug_response_dataset:
     input:
         unpack(source_inputs),
-        hgnc=lambda wildcards: raw_file("hgnc"),
+        hgnc=raw_file("hgnc"),
     output:
         data="results/data/{dataset}.h5ad",
         response="results/data/{dataset}.response.tsv",
@@ -67,7 +67,7 @@ rule parse_drug_response_dataset:
         ENV
     threads: 1
     params:
-        sources=lambda wildcards: source_rows([*CATALOG[wildcards.dataset].sources, "hgnc"]),
+        sources=dataset_source_rows,
         lock=LOCK,
         losses=LOSSES,
         max_len=MAX_LEN,
@@ -77,9 +77,9 @@ rule parse_drug_response_dataset:
 
 rule string_ppi:
     input:
-        string_links=lambda wildcards: raw_file("string_links"),
-        string_info=lambda wildcards: raw_file("string_info"),
-        hgnc=lambda wildcards: raw_file("hgnc"),
+        string_links=raw_file("string_links"),
+        string_info=raw_file("string_info"),
+        hgnc=raw_file("hgnc"),
     output:
         edges=f"results/data/{STRING_EDGES}.tsv",
         ledger=report(f"results/data/{STRING_EDGES}.ledger.tsv", caption="../report/ledger.rst", category="Data", subcategory=STRING_EDGES),
