@@ -13,12 +13,14 @@ pretraining is not trained here: the workflow imports the authors' file
 
 from __future__ import annotations
 
+from celllm.pretrain.objectives import objective
+
 PRETRAINED = "pretrained"
 ABLATIONS = {
     # the same encoder at initialisation: GraphMAE gene table, random Performer
     "untrained": {"max_steps": 0},
     # masked-bin prediction and tumor/normal only (close to scBERT's recipe)
-    "no_contrastive": {"weight_contrastive": 0.0},
+    "no_contrastive": {objective("contrastive").weight_key: 0.0},
 }
 TRAINED_HERE = (PRETRAINED, *ABLATIONS)
 RELEASED = "released"  # the authors' weights (OpenBioMed), imported

@@ -85,6 +85,12 @@ class CellLMEncoder(nn.Module):
         self.layers = nn.ModuleList(PerformerLayer(cfg, i) for i in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
 
+    @classmethod
+    def from_config(cls, n_genes: int, cfg) -> CellLMEncoder:
+        """The encoder a CellLMConfig (celllm.config) describes: its sizes, its bin tokens, and for the
+        released attention the length and PAD bin cells are padded with."""
+        return cls(n_genes, cfg.tokens.n_bin_tokens, cfg.encoder, pad_to=cfg.tokens.max_len, pad_bin=cfg.tokens.pad_bin)
+
     def layer_inputs(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(token vectors, mask) as the first layer takes them. In released mode one PAD position is
         appended: it stands for every padding position of a cell (see celllm.model.attention)."""
