@@ -370,6 +370,8 @@ class CellLMRecipe(TGDRPRecipe):
     def prepare(self, train):
         from celllm.checkpoint import load_checkpoint
 
+        # the whole pretraining model, not celllm.checkpoint.load_encoder: building it draws from torch's
+        # generator after `fit` seeds it, and the draws left set this recipe's own initialisation
         model, self.vocab, self.cfg = load_checkpoint(self.context.checkpoint)
         self.encoder = model.encoder.to(self.device)
         return CellLMCellEncoder(self.encoder)
