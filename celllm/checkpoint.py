@@ -33,7 +33,7 @@ from celllm.config import CellLMConfig
 from celllm.errors import InputError
 from celllm.model import CellLMEncoder
 from celllm.outputs import atomic_path, file_sha256, recover_interrupted_swap, verify_record, write_record
-from celllm.tokens import Vocabulary
+from celllm.tokens import N_SPECIAL_GENE_IDS, Vocabulary, gene_table_rows
 
 if TYPE_CHECKING:
     from torch import nn
@@ -168,8 +168,8 @@ def _read_weights(
             f"{folder / VOCAB}: not the gene order the weights were trained with (reordered or edited); restore the original file"
         )
     rows = state.get(ENCODER + "gene_embedding.weight")
-    if rows is None or rows.shape[0] != len(ckpt_vocab) + 2:
-        found = "none" if rows is None else rows.shape[0] - 2
+    if rows is None or rows.shape[0] != gene_table_rows(len(ckpt_vocab)):
+        found = "none" if rows is None else rows.shape[0] - N_SPECIAL_GENE_IDS
         raise InputError(f"{folder}: weights are for a vocabulary of {found} genes but {VOCAB} lists {len(ckpt_vocab)}")
     return state, ckpt_vocab, cfg, folder
 

@@ -56,8 +56,8 @@ from benchmarks.perf.common import (
 from benchmarks.perf.gpu import PEAK_BF16_TFLOPS, forward_flops_per_token, training_flops_per_token
 from celllm.config import CellLMConfig
 from celllm.model import EncoderConfig
+from celllm.released import PAPER_N_GENES
 
-PAPER_N_GENES = 19_379
 PAPER_CELLS = 1_764_921  # PanglaoDB 1,126,580 + CancerSCEM 638,341
 # What a rank holds per corpus cell besides the mapped store: the tissue code widened to int64 (Corpus),
 # the cell lengths (int64) and their order (int64) of BatchOrder. The measured slope between two sizes is

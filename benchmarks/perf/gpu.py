@@ -65,9 +65,9 @@ from celllm.pretrain.dnc import StepSetup, full_batch_step
 from celllm.pretrain.model import CellLMForPretraining
 from celllm.pretrain.objectives import make_views
 from celllm.pretrain.trainer import by_length
+from celllm.released import PAPER_N_GENES
 from celllm.tokens import TokenConfig
 
-PAPER_N_GENES = 19_379
 DEFAULT_ZERO_FRACTION = 0.9
 DEFAULT_BATCH_SIZE = 16  # cells per step (32 sequences of ~1,550 tokens)
 MFU_TARGET = 0.40
