@@ -104,6 +104,8 @@ def test_a_registered_objective_is_trained_logged_and_drawn(toy_objective, corpu
     assert list(panels()) == ["contrastive", "mlm", "tissue", "length"]
     plot_loss_curves(out / "train_log.csv", tmp_path / "losses.png")
     assert (tmp_path / "losses.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="no pretrain option weight_length"):
+        LossWeights.from_config(base.pretrain)  # registered without its option
 
 
 def test_an_objective_gives_one_kind_of_loss():

@@ -223,7 +223,6 @@ def _projection(cfg: CellLMConfig) -> nn.Module:
     return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, cfg.pretrain.proj_dim))
 
 
-# The released model keeps a 512 -> 8 masked-bin head (the bins, [CLS] and PAD): `mlm_classes` keeps its width.
 OBJECTIVES: dict[str, Objective] = {
     objective.name: objective
     for objective in (
@@ -242,6 +241,7 @@ OBJECTIVES: dict[str, Objective] = {
             title="masked bin prediction",
             weight_key="weight_mlm",
             head_name="mlm_head",
+            # the released model's head has 8 classes (the bins, [CLS] and PAD): `mlm_classes` keeps that width
             head=lambda cfg: nn.Linear(cfg.encoder.dim, cfg.pretrain.mlm_classes or cfg.tokens.n_bins),
             reads="tokens",
             output="mlm_logits",
@@ -289,6 +289,9 @@ class LossWeights:
     @classmethod
     def from_config(cls, pretrain) -> LossWeights:
         """The weights a PretrainConfig gives, one option per objective (`Objective.weight_key`)."""
+        missing = [o.weight_key for o in objectives() if not hasattr(pretrain, o.weight_key)]
+        if missing:
+            raise ValueError(f"no pretrain option {', '.join(missing)}: an objective's weight is an option of PretrainConfig")
         return cls(**{o.name: getattr(pretrain, o.weight_key) for o in objectives()})
 
     def __getitem__(self, name: str) -> float:
