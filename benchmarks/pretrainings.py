@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from celllm.pretrain.objectives import objective
+
 if TYPE_CHECKING:
     from celllm.config import CellLMConfig
 
@@ -23,7 +25,7 @@ ABLATIONS = {
     # the same encoder at initialisation: GraphMAE gene table, random Performer
     "untrained": {"max_steps": 0},
     # masked-bin prediction and tumor/normal only (close to scBERT's recipe)
-    "no_contrastive": {"weight_contrastive": 0.0},
+    "no_contrastive": {objective("contrastive").weight_key: 0.0},
 }
 TRAINED_HERE = (PRETRAINED, *ABLATIONS)
 RELEASED = "released"  # the authors' weights (OpenBioMed), imported

@@ -1,5 +1,9 @@
 """The checkpoint folder: config.json, vocab.txt, model.safetensors, trainer_state.pt, train_log.csv.
 
+Two loaders read it: `load_encoder` builds the encoder alone and loads its weights
+(inference: `celllm embed`, the benchmark models), `load_checkpoint` the whole
+pretraining model with its heads (resuming a run). Both read the same weights file.
+
 Weights are safetensors; the trainer state (optimizer, schedule, step, random
 state) is a torch.save of plain tensors and numbers, read with
 weights_only=True. A checkpoint refuses to load against another vocabulary, and
@@ -18,17 +22,23 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from celllm.config import CellLMConfig
 from celllm.errors import InputError
+from celllm.model import CellLMEncoder
 from celllm.outputs import atomic_path, file_sha256, recover_interrupted_swap, verify_record, write_record
-from celllm.pretrain.model import CellLMForPretraining
-from celllm.tokens import Vocabulary
+from celllm.tokens import N_SPECIAL_GENE_IDS, Vocabulary, gene_table_rows
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from celllm.pretrain.model import CellLMForPretraining
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +59,7 @@ def is_checkpoint(folder) -> bool:
 
 def save_checkpoint(
     path,
-    model: CellLMForPretraining,
+    model: nn.Module,
     vocab: Vocabulary,
     cfg: CellLMConfig,
     trainer_state: dict | None = None,
@@ -58,7 +68,7 @@ def save_checkpoint(
     made_by: str = "pretrain",
 ) -> None:
     """Write the whole folder under a temporary name, with its record, then rename it into place
-    (`extra`: more text files, name -> content; `made_by`: the command, kept in the record)."""
+    (`model`: a CellLMForPretraining, its state dict is the weights; `extra`: more text files, name -> content; `made_by`: the command, kept in the record)."""
     with atomic_path(path) as tmp:
         tmp.mkdir()
         for name, text in (extra or {}).items():
@@ -127,13 +137,15 @@ def verify_checkpoint(folder: Path, accept_edited_config: bool = False) -> CellL
     return CellLMConfig.load(config)
 
 
-def load_checkpoint(
-    path, vocab: Vocabulary | None = None, map_location="cpu", accept_edited_config: bool = False
-) -> tuple[CellLMForPretraining, Vocabulary, CellLMConfig]:
-    """Model (in eval mode), vocabulary and config of a checkpoint folder, its files verified against its record.
+ENCODER = "encoder."  # key prefix of the encoder's weights; the pretraining heads' follow their objectives
 
-    If `vocab` is given, the checkpoint must have been trained on exactly it.
-    """
+
+def _read_weights(
+    path, vocab: Vocabulary | None, map_location, accept_edited_config: bool, only: str = ""
+) -> tuple[dict[str, torch.Tensor], Vocabulary, CellLMConfig, Path]:
+    """(weights whose keys start with `only`, vocabulary, config, folder) of a checkpoint folder, its files verified
+    against its record and the weights against the vocabulary. If `vocab` is given, the checkpoint must have
+    been trained on exactly it."""
     folder = Path(path)
     if recover_interrupted_swap(folder):
         logger.warning("%s: recovered the checkpoint from a save that was interrupted", folder)
@@ -144,9 +156,9 @@ def load_checkpoint(
     if vocab is not None and vocab != ckpt_vocab:
         raise InputError(f"{folder}: checkpoint was trained on another gene vocabulary ({len(ckpt_vocab)} genes, expected {len(vocab)})")
     try:
-        with safe_open(str(_require(folder, WEIGHTS)), "pt") as weights:
+        with safe_open(str(_require(folder, WEIGHTS)), "pt", device=str(map_location)) as weights:
             recorded = (weights.metadata() or {}).get(VOCAB_SHA256)
-        state = load_file(str(folder / WEIGHTS), device=str(map_location))
+            state = {key: weights.get_tensor(key) for key in weights.keys() if key.startswith(only)}
     except InputError:
         raise
     except Exception as exc:
@@ -155,16 +167,45 @@ def load_checkpoint(
         raise InputError(
             f"{folder / VOCAB}: not the gene order the weights were trained with (reordered or edited); restore the original file"
         )
-    rows = state.get("encoder.gene_embedding.weight")
-    if rows is None or rows.shape[0] != len(ckpt_vocab) + 2:
-        found = "none" if rows is None else rows.shape[0] - 2
+    rows = state.get(ENCODER + "gene_embedding.weight")
+    if rows is None or rows.shape[0] != gene_table_rows(len(ckpt_vocab)):
+        found = "none" if rows is None else rows.shape[0] - N_SPECIAL_GENE_IDS
         raise InputError(f"{folder}: weights are for a vocabulary of {found} genes but {VOCAB} lists {len(ckpt_vocab)}")
-    model = CellLMForPretraining(len(ckpt_vocab), cfg)
+    return state, ckpt_vocab, cfg, folder
+
+
+def _load_into(module, state: dict[str, torch.Tensor], folder: Path):
     try:
-        model.load_state_dict(state)
+        module.load_state_dict(state)
     except RuntimeError as exc:
         raise InputError(f"{folder}: weights do not match {CONFIG} ({str(exc).splitlines()[0]})") from None
-    return model.eval(), ckpt_vocab, cfg
+    return module.eval()
+
+
+def load_encoder(
+    path, vocab: Vocabulary | None = None, map_location="cpu", accept_edited_config: bool = False
+) -> tuple[CellLMEncoder, Vocabulary, CellLMConfig]:
+    """Encoder (in eval mode), vocabulary and config of a checkpoint folder, for inference: only the encoder
+    is built and only its weights are read; the pretraining heads are not. Draws no random numbers (torch's
+    random state is as before). Checks as `load_checkpoint`."""
+    state, ckpt_vocab, cfg, folder = _read_weights(path, vocab, map_location, accept_edited_config, only=ENCODER)
+    with torch.random.fork_rng(devices=[]):  # the initialisation it overwrites draws from the global generator
+        encoder = CellLMEncoder.from_config(len(ckpt_vocab), cfg)
+    return _load_into(encoder, {key[len(ENCODER) :]: value for key, value in state.items()}, folder), ckpt_vocab, cfg
+
+
+def load_checkpoint(
+    path, vocab: Vocabulary | None = None, map_location="cpu", accept_edited_config: bool = False
+) -> tuple[CellLMForPretraining, Vocabulary, CellLMConfig]:
+    """The whole pretraining model (in eval mode: encoder and heads, to resume a run), vocabulary and config of a
+    checkpoint folder, its files verified against its record. For inference, `load_encoder`.
+
+    If `vocab` is given, the checkpoint must have been trained on exactly it.
+    """
+    from celllm.pretrain.model import CellLMForPretraining  # the heads, only here
+
+    state, ckpt_vocab, cfg, folder = _read_weights(path, vocab, map_location, accept_edited_config)
+    return _load_into(CellLMForPretraining(len(ckpt_vocab), cfg), state, folder), ckpt_vocab, cfg
 
 
 def load_trainer_state(path) -> dict | None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from celllm.checkpoint import checkpoint_hash, load_checkpoint
+from celllm.checkpoint import checkpoint_hash, load_encoder
 from celllm.errors import InputError
 from celllm.io import DatasetBlocks
 from celllm.model import CellLMEncoder
@@ -108,8 +108,7 @@ class CellEmbedder:
         self.checkpoint = Path(checkpoint)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
-        model, self.vocab, self.cfg = load_checkpoint(checkpoint, accept_edited_config=accept_edited_config)
-        self.encoder = model.encoder
+        self.encoder, self.vocab, self.cfg = load_encoder(checkpoint, accept_edited_config=accept_edited_config)
 
     def embed(self, X, genes, source: str = "data", progress: bool = False) -> Embedded:
         """Embeddings of the cells of a count matrix (cells x `genes`, float32 CSR)."""

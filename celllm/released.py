@@ -42,6 +42,7 @@ from celllm.tokens import Vocabulary
 
 log = logging.getLogger(__name__)
 
+PAPER_N_GENES = 19_379  # genes of the authors' model: the paper's panel and the released gene table's rows
 RELEASED_MAX_LEN = 6000  # tokens per cell, [CLS] included, in the released code
 RELEASED_BIN_TOKENS = 8  # bins 0-5, [CLS], PAD
 # Cells per inference batch, in the data's order: OpenBioMed's cell-type script runs CellLM with

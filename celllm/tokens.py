@@ -58,8 +58,28 @@ class TokenConfig(Options):
         return self.n_bins + 3
 
 
+# Gene ids: the n genes of a vocabulary are 0..n-1, then [CLS] is n and PAD n + 1 (the released
+# model's layout: its gene table ends with a row for each). The one owner of these ids.
+N_SPECIAL_GENE_IDS = 2  # [CLS], PAD
+
+
+def cls_gene_id(n_genes: int) -> int:
+    """The gene id of [CLS] with a vocabulary of `n_genes` genes."""
+    return n_genes
+
+
+def pad_gene_id(n_genes: int) -> int:
+    """The gene id of PAD with a vocabulary of `n_genes` genes (the largest id)."""
+    return n_genes + 1
+
+
+def gene_table_rows(n_genes: int) -> int:
+    """Rows of a gene embedding table: the genes, [CLS] and PAD."""
+    return n_genes + N_SPECIAL_GENE_IDS
+
+
 class Vocabulary:
-    """Ordered gene symbols; a gene's id is its position. Ids n and n+1 are [CLS] and PAD."""
+    """Ordered gene symbols; a gene's id is its position. [CLS] and PAD follow (`cls_gene_id`, `pad_gene_id`)."""
 
     def __init__(self, genes):
         self.genes = [str(g) for g in genes]
@@ -74,14 +94,6 @@ class Vocabulary:
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Vocabulary) and self.genes == other.genes
-
-    @property
-    def cls_id(self) -> int:
-        return len(self.genes)
-
-    @property
-    def pad_id(self) -> int:
-        return len(self.genes) + 1
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text("\n".join(self.genes) + "\n")
@@ -261,7 +273,10 @@ def pad_ragged(
     rows, within = ragged_rows(indptr)
     columns = within + 1
     shape = (len(indptr) - 1, max(length, 1 + int(np.diff(indptr).max(initial=0))))
-    arrays = {"gene_ids": (gene_ids, vocab_size + 1, vocab_size), "bins": (bins, cfg.pad_bin, cfg.cls_bin)}  # values, pad, [CLS]
+    arrays = {  # values, pad, [CLS]
+        "gene_ids": (gene_ids, pad_gene_id(vocab_size), cls_gene_id(vocab_size)),
+        "bins": (bins, cfg.pad_bin, cfg.cls_bin),
+    }
     arrays.update({name: (values, pad, pad) for name, (values, pad) in (extra or {}).items()})
     padded = {}
     for name, (values, pad, first) in arrays.items():

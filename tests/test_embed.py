@@ -113,3 +113,27 @@ def test_batches_cover_every_cell_once_in_few_recurring_shapes():
     assert [padded_length(n) for n in (1, 9, 100, 1500, 6000)] == [8, 16, 104, 1536, 6144]  # within 1/16 of a doubling
     ordered = list(batches(lengths[:70], 32, ordered=True))  # the released encoder: data order, fixed batches
     assert [r.tolist() for r, _, _ in ordered] == [list(range(0, 32)), list(range(32, 64)), list(range(64, 70))]
+
+
+def test_inference_builds_the_encoder_alone(checkpoint, tmp_path):
+    """`celllm embed` and the benchmark models load the encoder without the pretraining heads (nor their
+    module): the same weights as the whole model's encoder, from the same file, and no random draws."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from celllm.checkpoint import load_checkpoint, load_encoder
+    from celllm.embed import CellEmbedder
+    from celllm.model import CellLMEncoder
+
+    before = torch.get_rng_state()
+    encoder, vocab, cfg = load_encoder(checkpoint)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert type(encoder) is CellLMEncoder and not encoder.training and len(vocab) == 30
+    whole = load_checkpoint(checkpoint)[0]
+    assert whole.encoder.state_dict().keys() == encoder.state_dict().keys()
+    assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in whole.encoder.state_dict().items())
+    assert type(CellEmbedder(checkpoint, device="cpu").encoder) is CellLMEncoder
+    loaded = "import sys, celllm.embed, celllm.checkpoint; print('celllm.pretrain.model' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", loaded], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -6,9 +6,9 @@ from celllm.checkpoint import load_checkpoint
 from celllm.cli import main
 from celllm.errors import InputError
 from celllm.pretrain.corpus import load_corpus
-from celllm.pretrain.dnc import LossWeights, divide_and_conquer_step, full_batch_step
+from celllm.pretrain.dnc import StepSetup, divide_and_conquer_step, full_batch_step
 from celllm.pretrain.model import CellLMForPretraining
-from celllm.pretrain.objectives import make_views
+from celllm.pretrain.objectives import LossWeights, make_views
 from celllm.pretrain.trainer import pretrain
 from celllm.tokens import Vocabulary
 from tests.fixtures.data import TINY_MODEL, make_counts
@@ -30,12 +30,12 @@ def test_divide_and_conquer_gradients_equal_full_batch(corpus_path, tiny_config,
     torch.manual_seed(0)
     model = CellLMForPretraining(len(corpus.vocab), tiny_config).to(dtype).train()
     views = make_views(corpus.cells, np.arange(12), corpus.tissue, 0, 0, 0.8, 0.3, tiny_config.tokens)
-    args = (len(corpus.vocab), tiny_config.tokens, LossWeights(1.0, 1.0, 0.5), 0.1)
+    setup = StepSetup(len(corpus.vocab), tiny_config.tokens, LossWeights(tissue=0.5), temperature=0.1, sub_batch_size=5)
 
-    full_losses = full_batch_step(model, views, *args)
+    full_losses = full_batch_step(model, views, setup)
     reference = _gradients(model)
     model.zero_grad()
-    dnc_losses = divide_and_conquer_step(model, views, 5, *args)  # uneven sub-batches 5, 5, 2
+    dnc_losses = divide_and_conquer_step(model, views, setup)  # uneven sub-batches 5, 5, 2
     gradients = _gradients(model)
 
     assert reference.keys() == gradients.keys() and len(reference) > 10
@@ -44,7 +44,7 @@ def test_divide_and_conquer_gradients_equal_full_batch(corpus_path, tiny_config,
     assert dnc_losses["loss"] == pytest.approx(full_losses["loss"], rel=rtol)
     if dropout:  # the dropout really acted: the model in eval mode has other gradients
         model.zero_grad()
-        full_batch_step(model.eval(), views, *args)
+        full_batch_step(model.eval(), views, setup)
         assert not torch.allclose(_gradients(model)["encoder.layers.0.ff.up.weight"], reference["encoder.layers.0.ff.up.weight"])
 
 
@@ -226,10 +226,10 @@ def test_token_budget_caps_every_pass_and_keeps_gradients_exact(corpus_path, tin
 
     torch.manual_seed(0)
     model = CellLMForPretraining(len(corpus.vocab), tiny_config)
-    args = (len(corpus.vocab), tiny_config.tokens, LossWeights(), 0.5)
-    full_batch_step(model, views, *args)
+    setup = StepSetup(len(corpus.vocab), tiny_config.tokens, sub_batch_size=6, sub_batch_tokens=budget)
+    full_batch_step(model, views, setup)
     reference = _gradients(model)
     model.zero_grad()
-    divide_and_conquer_step(model, views, 6, *args, sub_batch_tokens=budget)
+    divide_and_conquer_step(model, views, setup)
     for name, grad in _gradients(model).items():
         torch.testing.assert_close(grad, reference[name], rtol=1e-4, atol=1e-7, msg=lambda m: f"{name}: {m}")

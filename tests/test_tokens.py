@@ -82,3 +82,24 @@ def test_pad_batch_puts_cls_first_and_pads_dynamically():
     assert batch["gene_ids"][:, 0].tolist() == [10, 10] and batch["bins"][:, 0].tolist() == [cfg.cls_bin] * 2
     assert batch["mask"].tolist() == [[True, True, True], [True, True, False]]
     assert batch["bins"][1, 2].item() == cfg.pad_bin == 7 and cfg.cls_bin == 6
+
+
+def test_special_gene_ids_and_paper_constants_have_one_owner():
+    """[CLS] and PAD gene ids come from celllm.tokens, in the released layout (genes, then [CLS], then PAD);
+    the paper's gene count and the released length from celllm.released."""
+    import benchmarks.perf.corpus
+    import benchmarks.perf.gpu
+    import benchmarks.perf.tokens
+    from celllm import released
+    from celllm.model import CellLMEncoder, EncoderConfig
+    from celllm.tokens import cls_gene_id, gene_table_rows, pad_batch, pad_gene_id
+
+    assert (cls_gene_id(3), pad_gene_id(3), gene_table_rows(3)) == (3, 4, 5)
+    batch = pad_batch([(np.array([0, 2]), np.array([1, 1])), (np.array([1]), np.array([3]))], 3, TokenConfig())
+    assert batch["gene_ids"].tolist() == [[3, 0, 2], [3, 1, 4]]
+    encoder = CellLMEncoder(3, TokenConfig().n_bin_tokens, EncoderConfig(dim=8, depth=1, heads=2, dim_head=4, nb_features=4))
+    assert encoder.gene_embedding.num_embeddings == gene_table_rows(3)
+    assert (released.PAPER_N_GENES, released.RELEASED_MAX_LEN) == (19_379, 6000)
+    for module in (benchmarks.perf.corpus, benchmarks.perf.gpu, benchmarks.perf.tokens):
+        assert module.PAPER_N_GENES is released.PAPER_N_GENES
+    assert benchmarks.perf.tokens.RELEASED_MAX_LEN is released.RELEASED_MAX_LEN

@@ -57,7 +57,7 @@ from benchmarks.models._drug_response import pair_rows
 from benchmarks.registry import check_options
 from benchmarks.tasks.data import PairData
 from celllm.errors import InputError
-from celllm.tokens import pad_ragged
+from celllm.tokens import gene_table_rows, pad_gene_id, pad_ragged
 
 OPTIONS = {"epochs": 300, "patience": 10, "lr": 1e-4, "batch_size": 128, "restore_best": False}
 DROPOUT = 0.2
@@ -323,8 +323,8 @@ class CellLMCellEncoder(nn.Module):
         h = self.encoder.norm(self.encoder.run_layers(states, mask, len(self.encoder.layers) - 1)) * mask[..., None]
         scores = self.pooler(h).squeeze(-1)
         # padded places go to a spare slot past the last gene, dropped after the scatter
-        slots = torch.where(mask, gene_ids, self.encoder.n_genes + 1)
-        scattered = scores.new_zeros(len(scores), self.encoder.n_genes + 2).scatter(1, slots, scores)
+        slots = torch.where(mask, gene_ids, pad_gene_id(self.encoder.n_genes))
+        scattered = scores.new_zeros(len(scores), gene_table_rows(self.encoder.n_genes)).scatter(1, slots, scores)
         return self.embed(scattered[:, : self.encoder.n_genes + 1])[line_of_pair]
 
 
@@ -354,7 +354,7 @@ class FrozenStates:
         lengths = [len(self.gene_ids[r]) for r in rows]
         width = max(lengths) + 1
         states = torch.zeros(len(rows), width, self.states[0].shape[1])
-        gene_ids = torch.full((len(rows), width), n_genes + 1, dtype=torch.long)
+        gene_ids = torch.full((len(rows), width), pad_gene_id(n_genes), dtype=torch.long)
         for i, r in enumerate(rows):
             states[i, : lengths[i] + 1] = self.states[r]
             gene_ids[i, : lengths[i]] = self.gene_ids[r]
@@ -370,6 +370,8 @@ class CellLMRecipe(TGDRPRecipe):
     def prepare(self, train):
         from celllm.checkpoint import load_checkpoint
 
+        # the whole pretraining model, not celllm.checkpoint.load_encoder: building it draws from torch's
+        # generator after `fit` seeds it, and the draws left set this recipe's own initialisation
         model, self.vocab, self.cfg = load_checkpoint(self.context.checkpoint)
         self.encoder = model.encoder.to(self.device)
         return CellLMCellEncoder(self.encoder)

@@ -27,7 +27,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 from benchmarks.registry import check_options, register
-from celllm.checkpoint import load_checkpoint
+from celllm.checkpoint import load_encoder
 from celllm.embed import DEFAULT_BATCH, batches
 from celllm.errors import InputError
 from celllm.released import RELEASED_BATCH
@@ -79,8 +79,8 @@ class CellLMFineTune:
         self.options = check_options("a fine-tuned CellLM", DEFAULTS, context.options or {})
         torch.set_num_threads(context.threads)
         torch.manual_seed(seed)
-        model, self.vocab, self.cfg = load_checkpoint(context.checkpoint)
-        self.encoder = model.encoder.to(context.device)
+        self.encoder, self.vocab, self.cfg = load_encoder(context.checkpoint)
+        self.encoder = self.encoder.to(context.device)
         self.trainable = [*self.encoder.layers[-1].parameters(), *self.encoder.norm.parameters()]
         for parameter in self.encoder.parameters():
             parameter.requires_grad_(False)

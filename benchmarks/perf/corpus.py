@@ -56,8 +56,8 @@ from benchmarks.perf.common import (
 from benchmarks.perf.gpu import PEAK_BF16_TFLOPS, forward_flops_per_token, training_flops_per_token
 from celllm.config import CellLMConfig
 from celllm.model import EncoderConfig
+from celllm.released import PAPER_N_GENES
 
-PAPER_N_GENES = 19_379
 PAPER_CELLS = 1_764_921  # PanglaoDB 1,126,580 + CancerSCEM 638,341
 # What a rank holds per corpus cell besides the mapped store: the tissue code widened to int64 (Corpus),
 # the cell lengths (int64) and their order (int64) of BatchOrder. The measured slope between two sizes is
@@ -118,12 +118,13 @@ def measure_pretrain_memory(store: str, out: str, steps: int = 4) -> dict:
 
 
 def measure_batch_preparation(store: str, repeats: int = 8) -> dict:
-    from celllm.pretrain.dnc import pad_sub_batches
+    from celllm.pretrain.dnc import StepSetup, pad_sub_batches
     from celllm.pretrain.objectives import make_views
     from celllm.pretrain.store import TokenStore
     from celllm.pretrain.trainer import BatchOrder
 
     opened, p = TokenStore.open(store), CellLMConfig().pretrain
+    setup = StepSetup(len(opened.vocab), opened.tokens, sub_batch_size=SUB_BATCH, sub_batch_tokens=p.sub_batch_tokens)
     lengths = opened.cells.lengths()
     result = {}
     for world in (1, 8):
@@ -132,7 +133,7 @@ def measure_batch_preparation(store: str, repeats: int = 8) -> dict:
         for step in range(repeats + 1):
             began = time.perf_counter()
             views = make_views(opened.cells, order.cells(step), opened.tissue, p.seed, step, p.view_keep, p.mask_ratio, opened.tokens)
-            pad_sub_batches(views, SUB_BATCH, len(opened.vocab), opened.tokens, p.sub_batch_tokens)
+            pad_sub_batches(views, setup)
             if step:  # the first call pages the store in
                 seconds.append(time.perf_counter() - began)
                 tokens.append(int(views.indptr[-1]) + 2 * views.n_cells)

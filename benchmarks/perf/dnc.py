@@ -71,7 +71,7 @@ from benchmarks.perf.common import (
 )
 from celllm.config import CellLMConfig, PretrainConfig
 from celllm.model import EncoderConfig
-from celllm.pretrain.dnc import LossWeights, divide_and_conquer_step, full_batch_step, plan_sub_batches
+from celllm.pretrain.dnc import StepSetup, divide_and_conquer_step, full_batch_step, plan_sub_batches
 from celllm.pretrain.model import CellLMForPretraining
 from celllm.pretrain.objectives import ViewBatch, make_views
 from celllm.pretrain.trainer import by_length
@@ -138,7 +138,7 @@ def measure_step(
     cfg = CellLMConfig(
         encoder=EncoderConfig.from_dict(encoder),
         tokens=TokenConfig(),
-        pretrain=PretrainConfig(batch_size=max(2, batch_size), sub_batch_size=sub_batch_size),
+        pretrain=PretrainConfig(batch_size=max(2, batch_size), sub_batch_size=sub_batch_size, sub_batch_tokens=sub_batch_tokens),
     )
     p = cfg.pretrain
     cells, vocab = synthetic_cells(batch_size, n_genes, zero_fraction, cfg.tokens, seed)
@@ -150,17 +150,15 @@ def measure_step(
     model = CellLMForPretraining(len(vocab), cfg).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     _allocate_training_state(model, optimizer)
-    weights = LossWeights(p.weight_contrastive, p.weight_mlm, p.weight_tissue)
-    amp_dtype = autocast_dtype(device)
-    common = dict(vocab_size=len(vocab), cfg=cfg.tokens, weights=weights, temperature=p.temperature, device=device, amp_dtype=amp_dtype)
+    setup = StepSetup.from_config(cfg, len(vocab), device, autocast_dtype(device))
     losses = {}
 
     def step(batch: ViewBatch) -> None:
         optimizer.zero_grad(set_to_none=False)  # keep the buffers counted in the baseline
         if method == "full":
-            losses.update(full_batch_step(model, batch, **common))
+            losses.update(full_batch_step(model, batch, setup))
         else:
-            losses.update(divide_and_conquer_step(model, batch, sub_batch_size, sub_batch_tokens=sub_batch_tokens, **common))
+            losses.update(divide_and_conquer_step(model, batch, setup))
         optimizer.step()
 
     row = {"method": method, "batch_size": batch_size, "sub_batch_size": sub_batch_size if method == "dnc" else None}

@@ -61,13 +61,13 @@ from benchmarks.perf.common import (
 )
 from celllm.config import CellLMConfig, PretrainConfig
 from celllm.model import EncoderConfig
-from celllm.pretrain.dnc import LossWeights, full_batch_step
+from celllm.pretrain.dnc import StepSetup, full_batch_step
 from celllm.pretrain.model import CellLMForPretraining
 from celllm.pretrain.objectives import make_views
 from celllm.pretrain.trainer import by_length
+from celllm.released import PAPER_N_GENES
 from celllm.tokens import TokenConfig
 
-PAPER_N_GENES = 19_379
 DEFAULT_ZERO_FRACTION = 0.9
 DEFAULT_BATCH_SIZE = 16  # cells per step (32 sequences of ~1,550 tokens)
 MFU_TARGET = 0.40
@@ -181,11 +181,11 @@ def measure(
     torch.manual_seed(seed)
     model = CellLMForPretraining(len(vocab), cfg).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=pretrain.lr, weight_decay=pretrain.weight_decay)
-    weights = LossWeights(pretrain.weight_contrastive, pretrain.weight_mlm, pretrain.weight_tissue)
+    setup = StepSetup.from_config(cfg, len(vocab), device, amp_dtype=torch.bfloat16)
 
     def step(i: int) -> None:
         optimizer.zero_grad(set_to_none=True)
-        full_batch_step(model, steps[i], len(vocab), cfg.tokens, weights, pretrain.temperature, device, amp_dtype=torch.bfloat16)
+        full_batch_step(model, steps[i], setup)
         optimizer.step()
 
     with PeakMemory(device) as memory:

@@ -86,16 +86,16 @@ PROBE_VARIANTS = ("authors", "per_cell", "shuffled")  # shuffled: on probe seed 
 # ---------------------------------------------------------------- models
 def released_mode(checkpoint):
     """(encoder, vocabulary, config) of a checkpoint folder with its weights run in released mode."""
-    from celllm.checkpoint import load_checkpoint
-    from celllm.pretrain.model import CellLMForPretraining
+    from celllm.checkpoint import load_encoder
+    from celllm.model import CellLMEncoder
 
-    model, vocab, cfg = load_checkpoint(checkpoint)
+    encoder, vocab, cfg = load_encoder(checkpoint)
     if cfg.encoder.attention != "released":
         cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, attention="released"))
-        released = CellLMForPretraining(len(vocab), cfg).eval()
-        released.load_state_dict(model.state_dict())
-        model = released
-    return model.encoder.eval(), vocab, cfg
+        released = CellLMEncoder.from_config(len(vocab), cfg)
+        released.load_state_dict(encoder.state_dict())
+        encoder = released
+    return encoder.eval(), vocab, cfg
 
 
 def paper_head_model(genes: list[str], folder: Path):

@@ -46,10 +46,9 @@ from benchmarks.perf.common import (
     time_steps,
 )
 from celllm.model import CellLMEncoder, EncoderConfig
-from celllm.tokens import TokenConfig, TokenizedCells, pad_batch
+from celllm.released import PAPER_N_GENES, RELEASED_MAX_LEN
+from celllm.tokens import TokenConfig, TokenizedCells, cls_gene_id, pad_batch, pad_gene_id
 
-PAPER_N_GENES = 19_379
-RELEASED_MAX_LEN = 6000  # tokens per cell including [CLS], in the released code
 DEFAULT_N_GENES = 4000
 DEFAULT_ZERO_FRACTION = 0.9
 DEFAULT_BATCH_SIZE = 16
@@ -71,7 +70,7 @@ def _pad_to(batch: dict[str, torch.Tensor], length: int, vocab_size: int, cfg: T
     extra = length - batch["gene_ids"].shape[1]
     pad = torch.nn.functional.pad
     return {
-        "gene_ids": pad(batch["gene_ids"], (0, extra), value=vocab_size + 1),
+        "gene_ids": pad(batch["gene_ids"], (0, extra), value=pad_gene_id(vocab_size)),
         "bins": pad(batch["bins"], (0, extra), value=cfg.pad_bin),
         "mask": pad(batch["mask"], (0, extra), value=False),
     }
@@ -84,7 +83,7 @@ def dense_batch(sequences: list[tuple[np.ndarray, np.ndarray]], n_genes: int, cf
     bins[:, 0] = cfg.cls_bin
     for row, (genes, values) in enumerate(sequences):
         bins[row, 1 + genes] = values
-    gene_ids = np.tile(np.concatenate([[n_genes], np.arange(n_genes)]), (n, 1))  # id n_genes is [CLS]
+    gene_ids = np.tile(np.concatenate([[cls_gene_id(n_genes)], np.arange(n_genes)]), (n, 1))
     return {"gene_ids": torch.from_numpy(gene_ids), "bins": torch.from_numpy(bins), "mask": torch.ones((n, n_genes + 1), dtype=torch.bool)}
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from celllm.model.attention import MaskedFavorAttention
 from celllm.model.dropout import CellDropout
 from celllm.options import Options, option
+from celllm.tokens import gene_table_rows, pad_gene_id
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class CellLMEncoder(nn.Module):
     """Token sequences -> contextual token states; `embed` gives the [CLS] cell embedding.
 
     With `cfg.attention == "released"`, every cell is taken as padded to `pad_to`
-    tokens with PAD tokens (gene id n_genes + 1, bin `pad_bin`), as in the released
+    tokens with PAD tokens (gene id `celllm.tokens.pad_gene_id`, bin `pad_bin`), as in the released
     model; the encoder appends one PAD position to the batch to stand for them.
     """
 
@@ -80,10 +81,16 @@ class CellLMEncoder(nn.Module):
         if cfg.attention == "released" and (pad_to is None or pad_bin is None):
             raise ValueError("the released attention needs the length cells are padded to and the PAD bin")
         self.cfg, self.n_genes, self.pad_to, self.pad_bin = cfg, n_genes, pad_to, pad_bin
-        self.gene_embedding = nn.Embedding(n_genes + 2, cfg.dim)  # + [CLS], PAD
+        self.gene_embedding = nn.Embedding(gene_table_rows(n_genes), cfg.dim)  # + [CLS], PAD
         self.bin_embedding = nn.Embedding(n_bin_tokens, cfg.dim)
         self.layers = nn.ModuleList(PerformerLayer(cfg, i) for i in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
+
+    @classmethod
+    def from_config(cls, n_genes: int, cfg) -> CellLMEncoder:
+        """The encoder a CellLMConfig (celllm.config) describes: its sizes, its bin tokens, and for the
+        released attention the length and PAD bin cells are padded with."""
+        return cls(n_genes, cfg.tokens.n_bin_tokens, cfg.encoder, pad_to=cfg.tokens.max_len, pad_bin=cfg.tokens.pad_bin)
 
     def layer_inputs(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(token vectors, mask) as the first layer takes them. In released mode one PAD position is
@@ -91,7 +98,7 @@ class CellLMEncoder(nn.Module):
         if self.cfg.attention == "released":
             if (mask.sum(1) > self.pad_to).any():
                 raise ValueError(f"a cell has more than {self.pad_to} tokens, the length the released attention pads to")
-            gene_ids = F.pad(gene_ids, (0, 1), value=self.n_genes + 1)
+            gene_ids = F.pad(gene_ids, (0, 1), value=pad_gene_id(self.n_genes))
             bins = F.pad(bins, (0, 1), value=self.pad_bin)
             mask = F.pad(mask, (0, 1), value=False)
         return self.gene_embedding(gene_ids) + self.bin_embedding(bins), mask

@@ -13,29 +13,55 @@ is that of one sub-batch. Exactness needs a cell's forward pass to depend on
 that cell alone: attention ignores padding (celllm.model.attention), dropout
 masks are functions of per-view seeds (celllm.model.dropout), random features
 change only between optimizer steps, and any other random state is replayed.
+
+The objectives are the registered ones (celllm.pretrain.objectives.OBJECTIVES):
+step 2 covers every objective with a `batch_loss`, step 3 every one with a
+`loss_sum`. What a step needs besides the model and its cells is a `StepSetup`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from celllm.pretrain.distributed import SingleProcess
-from celllm.pretrain.objectives import IGNORE, ViewBatch, at_least_float32, nt_xent, per_sequence_loss_sums
+from celllm.pretrain.objectives import LossWeights, ViewBatch, at_least_float32, objectives
 from celllm.pretrain.precision import autocast
 from celllm.tokens import TokenConfig, padded_length
 
 
 @dataclass(frozen=True)
-class LossWeights:
-    contrastive: float = 1.0
-    mlm: float = 1.0
-    tissue: float = 1.0
+class StepSetup:
+    """What every training step of a run shares, whatever the model: the token layout, the objectives'
+    weights and settings, how a step is cut into forward passes, and where it runs."""
 
-    def combine(self, contrastive, mlm, tissue):
-        """The weighted total of the three losses (tensors or floats)."""
-        return self.contrastive * contrastive + self.mlm * mlm + self.tissue * tissue
+    vocab_size: int  # genes of the vocabulary ([CLS] and PAD ids follow them)
+    tokens: TokenConfig
+    weights: LossWeights = field(default_factory=LossWeights)
+    temperature: float = 0.5  # of the contrastive loss (NT-Xent)
+    sub_batch_size: int = 32  # cells per forward pass of the divide-and-conquer step
+    sub_batch_tokens: int = 0  # if > 0, padded tokens per forward pass at most (`plan_sub_batches`)
+    device: str | torch.device = "cpu"
+    amp_dtype: torch.dtype | None = None  # bf16/fp16 autocast, or None
+    group: SingleProcess = field(default_factory=SingleProcess)  # the data-parallel ranks (celllm.pretrain.distributed)
+
+    @classmethod
+    def from_config(cls, cfg, vocab_size: int, device="cpu", amp_dtype=None, group: SingleProcess | None = None) -> StepSetup:
+        """The setup a CellLMConfig (celllm.config) gives: its tokens, and from its `pretrain` section the
+        objectives' weights (`LossWeights.from_config`), temperature and sub-batch sizes."""
+        p = cfg.pretrain
+        return cls(
+            vocab_size,
+            cfg.tokens,
+            LossWeights.from_config(p),
+            p.temperature,
+            p.sub_batch_size,
+            p.sub_batch_tokens,
+            device,
+            amp_dtype,
+            group if group is not None else SingleProcess(),
+        )
 
 
 class RandomState:
@@ -74,12 +100,12 @@ def plan_sub_batches(views: ViewBatch, sub_batch_size: int, max_tokens: int = 0)
     return ranges
 
 
-def pad_sub_batches(
-    views: ViewBatch, sub_batch_size: int, vocab_size: int, cfg: TokenConfig, sub_batch_tokens: int = 0, pin: bool = False
-) -> list[dict[str, torch.Tensor]]:
+def pad_sub_batches(views: ViewBatch, setup: StepSetup, pin: bool = False) -> list[dict[str, torch.Tensor]]:
     """The padded tensors of every forward pass of a step (`plan_sub_batches`); `pin` puts them in
     page-locked memory for an asynchronous copy to a GPU. The trainer makes them one step ahead."""
-    chunks = [views.chunk(a, b, vocab_size, cfg) for a, b in plan_sub_batches(views, sub_batch_size, sub_batch_tokens)]
+    chunks = [
+        views.chunk(a, b, setup.vocab_size, setup.tokens) for a, b in plan_sub_batches(views, setup.sub_batch_size, setup.sub_batch_tokens)
+    ]
     return [{k: v.pin_memory() for k, v in chunk.items()} for chunk in chunks] if pin else chunks
 
 
@@ -93,84 +119,76 @@ def _forward(model, batch, amp_dtype):
         return model(batch["gene_ids"], batch["bins"], batch["mask"], batch["seeds"])
 
 
-def full_batch_step(
-    model, views: ViewBatch, vocab_size: int, cfg: TokenConfig, weights: LossWeights, temperature: float, device="cpu", amp_dtype=None
-) -> dict[str, float]:
+def full_batch_step(model, views: ViewBatch, setup: StepSetup) -> dict[str, float]:
     """Reference step: one forward over the whole batch, then backward. Memory grows with the batch."""
-    batch = _to(views.chunk(0, views.n_cells, vocab_size, cfg), device)
-    outputs = _forward(model, batch, amp_dtype)
-    contrastive = nt_xent(outputs["z"], temperature)
-    sums = per_sequence_loss_sums(outputs, batch)
-    mlm = sums["mlm_sum"] / sums["mlm_count"].clamp(min=1)
-    tissue = sums["tissue_sum"] / sums["tissue_count"].clamp(min=1)
-    total = weights.combine(contrastive, mlm, tissue)
+    batch = _to(views.chunk(0, views.n_cells, setup.vocab_size, setup.tokens), setup.device)
+    outputs = _forward(model, batch, setup.amp_dtype)
+    losses = {}
+    for o in objectives():
+        output = outputs[o.output]
+        losses[o.name] = o.batch_loss(output, setup) if o.batch_loss else o.loss_sum(output, batch) / o.count(batch).clamp(min=1)
+    total = setup.weights.combine(losses)
     total.backward()
-    return {"loss": total.item(), "contrastive": contrastive.item(), "mlm": mlm.item(), "tissue": tissue.item()}
+    return {"loss": total.item(), **{name: loss.item() for name, loss in losses.items()}}
 
 
-def divide_and_conquer_step(
-    model,
-    views: ViewBatch,
-    sub_batch_size: int,
-    vocab_size: int,
-    cfg: TokenConfig,
-    weights: LossWeights,
-    temperature: float,
-    device="cpu",
-    amp_dtype=None,
-    group: SingleProcess = SingleProcess(),
-    sub_batch_tokens: int = 0,
-    padded: list | None = None,
-) -> dict[str, float]:
+def divide_and_conquer_step(model, views: ViewBatch, setup: StepSetup, padded: list | None = None) -> dict[str, float]:
     """Accumulate the gradients of the full-batch loss into `model`, one sub-batch at a time.
 
     `views` is this rank's shard of the global batch; sub-batches follow
     `plan_sub_batches` (`padded`: their tensors, made ahead by `pad_sub_batches`).
-    Returns the loss values of the whole (global) batch. The caller zeroes
-    gradients before and steps the optimizer after.
+    Returns the loss values of the whole (global) batch: the weighted total, then
+    each objective's. The caller zeroes gradients before and steps the optimizer after.
     """
-    padded = padded if padded is not None else pad_sub_batches(views, sub_batch_size, vocab_size, cfg, sub_batch_tokens)
-    chunks = [_to(chunk, device) for chunk in padded]
+    group, weights = setup.group, setup.weights
+    padded = padded if padded is not None else pad_sub_batches(views, setup)
+    chunks = [_to(chunk, setup.device) for chunk in padded]
+    batch_wide = [o for o in objectives() if o.batch_loss]
 
-    # 1. embeddings of every sub-batch, no graph kept; remember each one's random state
-    states, embeddings = [], []
+    # 1. outputs of the batch-wide objectives' heads (the contrastive embeddings) for every
+    # sub-batch, no graph kept; remember each sub-batch's random state
+    states, cached = [], {o.name: [] for o in batch_wide}
     with torch.no_grad():
         for batch in chunks:
             states.append(RandomState())
-            embeddings.append(at_least_float32(_forward(model, batch, amp_dtype)["z"]))
-    local = torch.cat(embeddings)
+            outputs = _forward(model, batch, setup.amp_dtype)
+            for o in batch_wide:
+                cached[o.name].append(at_least_float32(outputs[o.output]))
 
-    # 2. contrastive loss over the global batch; gradient w.r.t. this rank's embeddings only
-    z = group.gather(local).detach().requires_grad_(True)
-    contrastive = nt_xent(z, temperature)
-    (embedding_grad,) = torch.autograd.grad(weights.contrastive * contrastive, z)
-    start = group.rank * local.shape[0]  # every rank holds the same number of views
-    embedding_grad = embedding_grad[start : start + local.shape[0]]
-    mlm_count = group.sum(sum((b["mlm_targets"] != IGNORE).sum() for b in chunks)).clamp(min=1)
-    tissue_count = group.sum(sum((b["tissue"] != IGNORE).sum() for b in chunks)).clamp(min=1)
+    # 2. each batch-wide loss over the global batch; its gradient w.r.t. this rank's outputs only
+    losses, output_grads = {}, {}
+    for o in batch_wide:
+        local = torch.cat(cached.pop(o.name))
+        gathered = group.gather(local).detach().requires_grad_(True)
+        losses[o.name] = o.batch_loss(gathered, setup)
+        (grad,) = torch.autograd.grad(weights[o.name] * losses[o.name], gathered)
+        start = group.rank * local.shape[0]  # every rank holds the same number of views
+        output_grads[o.name] = grad[start : start + local.shape[0]]
+    counts = {o.name: group.sum(sum(o.count(b) for b in chunks)).clamp(min=1) for o in objectives() if o.loss_sum}
 
     # 3. re-run each sub-batch with gradient under the same random state
     after = RandomState()
-    mlm_total = torch.zeros((), device=device, dtype=local.dtype)
-    tissue_total = torch.zeros((), device=device, dtype=local.dtype)
-    offset = 0
+    totals, offset = {}, 0
     for batch, state in zip(chunks, states):
         state.restore()
-        outputs = _forward(model, batch, amp_dtype)
-        n = outputs["z"].shape[0]
-        sums = per_sequence_loss_sums(outputs, batch)
-        mlm = sums["mlm_sum"] / mlm_count
-        tissue = sums["tissue_sum"] / tissue_count
-        surrogate = (
-            (at_least_float32(outputs["z"]) * embedding_grad[offset : offset + n]).sum() + weights.mlm * mlm + weights.tissue * tissue
-        )
+        outputs = _forward(model, batch, setup.amp_dtype)
+        n = batch["mask"].shape[0]
+        terms = []
+        for o in objectives():
+            output = outputs[o.output]
+            if o.batch_loss:
+                terms.append((at_least_float32(output) * output_grads[o.name][offset : offset + n]).sum())
+            else:
+                loss = o.loss_sum(output, batch) / counts[o.name]
+                terms.append(weights[o.name] * loss)
+                totals[o.name] = totals.get(o.name, torch.zeros_like(loss)) + loss.detach()
+        surrogate = terms[0]
+        for term in terms[1:]:
+            surrogate = surrogate + term
         surrogate.backward()
-        mlm_total += mlm.detach()
-        tissue_total += tissue.detach()
         offset += n
     after.restore()  # continue the random stream as if each sub-batch ran once
     group.sum_gradients(model)
 
-    mlm_value, tissue_value = group.sum(mlm_total).item(), group.sum(tissue_total).item()
-    total = weights.combine(contrastive.item(), mlm_value, tissue_value)
-    return {"loss": total, "contrastive": contrastive.item(), "mlm": mlm_value, "tissue": tissue_value}
+    values = {o.name: (losses[o.name] if o.batch_loss else group.sum(totals[o.name])).item() for o in objectives()}
+    return {"loss": weights.combine(values), **values}

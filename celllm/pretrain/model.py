@@ -1,4 +1,4 @@
-"""The encoder with its three pretraining heads."""
+"""The encoder with the pretraining heads, one per registered objective (celllm.pretrain.objectives)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,27 @@ from torch import nn
 
 from celllm.config import CellLMConfig
 from celllm.model import CellLMEncoder
+from celllm.pretrain.objectives import objectives
 
 
 class CellLMForPretraining(nn.Module):
-    """Encoder + contrastive projection, masked-bin and tumor-vs-normal heads.
+    """Encoder + one head per objective: today the contrastive projection, the masked-bin and the
+    tumor-vs-normal heads (attributes `projection`, `mlm_head`, `tissue_head`: each objective's `head_name`).
 
-    The masked-bin head predicts one of the expression bins (the released model
-    keeps a 512 -> 8 head, i.e. bin classes); the tissue head reads [CLS].
+    Heads are built in the registry's order, so the random initialisation follows it too.
+    Inference needs none of them: `celllm.checkpoint.load_encoder` builds the encoder alone.
     """
 
     def __init__(self, n_genes: int, cfg: CellLMConfig):
         super().__init__()
-        dim = cfg.encoder.dim
-        self.encoder = CellLMEncoder(n_genes, cfg.tokens.n_bin_tokens, cfg.encoder, pad_to=cfg.tokens.max_len, pad_bin=cfg.tokens.pad_bin)
-        self.projection = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, cfg.pretrain.proj_dim))
-        self.mlm_head = nn.Linear(dim, cfg.pretrain.mlm_classes or cfg.tokens.n_bins)
-        self.tissue_head = nn.Linear(dim, 2)
+        self.encoder = CellLMEncoder.from_config(n_genes, cfg)
+        for objective in objectives():
+            self.add_module(objective.head_name, objective.head(cfg))
 
     def forward(
         self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor, seeds: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
+        """Every objective's head output (`Objective.output` -> tensor)."""
         hidden = self.encoder(gene_ids, bins, mask, seeds)
         cls = hidden[:, 0]
-        return {"z": self.projection(cls), "mlm_logits": self.mlm_head(hidden), "tissue_logits": self.tissue_head(cls)}
+        return {o.output: getattr(self, o.head_name)(cls if o.reads == "cls" else hidden) for o in objectives()}

@@ -1,21 +1,32 @@
-"""Two views per cell and the three pretraining losses.
+"""Two views per cell, and the pretraining objectives: each one's head, loss and weight, registered once.
 
 How the paper makes its two views is not published. Here each view of a cell
 keeps a random share of its non-zero genes (gene dropout) and hides a random
 share of the kept bins behind [MASK]; the hidden bins are the masked-language
-targets, so one forward pass per view serves all three objectives.
+targets, so one forward pass per view serves every objective.
+
+`OBJECTIVES` is the one list of pretraining objectives (`Objective`): the model
+builds their heads from it (celllm.pretrain.model), the steps take and weight
+their losses from it (celllm.pretrain.dnc), and the training log's columns, the
+loss figure and the ablations follow it. docs/architecture.md says how to add one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from celllm.errors import InputError
 from celllm.tokens import TokenConfig, TokenizedCells, pad_ragged, padded_length, ragged_rows, ragged_take
+
+if TYPE_CHECKING:
+    from celllm.config import CellLMConfig
 
 IGNORE = -100  # label value that cross-entropy skips
 
@@ -159,19 +170,149 @@ def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
     return F.cross_entropy(logits, positives)
 
 
-def per_sequence_loss_sums(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Summed masked-bin and tissue losses of a chunk, with their counts.
-
-    Sums (not means) let sub-batches add up to the full-batch mean exactly.
-    """
-    logits = outputs["mlm_logits"]
-    mlm = F.cross_entropy(
+def masked_bin_loss_sum(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy of the hidden bins, summed over the chunk's masked tokens."""
+    return F.cross_entropy(
         at_least_float32(logits.reshape(-1, logits.shape[-1])), batch["mlm_targets"].reshape(-1), ignore_index=IGNORE, reduction="sum"
     )
-    tissue = F.cross_entropy(at_least_float32(outputs["tissue_logits"]), batch["tissue"], ignore_index=IGNORE, reduction="sum")
-    return {
-        "mlm_sum": mlm,
-        "mlm_count": (batch["mlm_targets"] != IGNORE).sum(),
-        "tissue_sum": tissue,
-        "tissue_count": (batch["tissue"] != IGNORE).sum(),
-    }
+
+
+def tissue_loss_sum(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Tumor-vs-normal cross-entropy, summed over the chunk's labelled views."""
+    return F.cross_entropy(at_least_float32(logits), batch["tissue"], ignore_index=IGNORE, reduction="sum")
+
+
+LOG_COLUMNS = ("step", "loss", "grad_norm", "lr", "cells_per_s")  # the training log's columns besides the objectives'
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One pretraining objective: its name, its head on the encoder, its loss and its weight's option.
+
+    The loss is one of two kinds. `batch_loss(output, setup)` takes the head's output for
+    the whole (gathered) batch at once, e.g. a contrastive loss whose negatives are the
+    other cells: the divide-and-conquer step caches the gradient with respect to that
+    output. `loss_sum(output, batch)` sums over a chunk's sequences or tokens, with
+    `count(batch)` the number of terms: sums over sub-batches add up to the mean of the
+    full batch exactly. `batch` is a padded chunk as `ViewBatch.chunk` makes it
+    (gene_ids, bins, mask, mlm_targets, tissue, seeds).
+    """
+
+    name: str  # the column of the training log and the key of its weight in LossWeights
+    title: str  # what it is, in words (the loss figure's panel)
+    weight_key: str  # the PretrainConfig option that weights it (0 turns it off)
+    head_name: str  # the attribute of CellLMForPretraining holding its head: its weights' key prefix in a checkpoint
+    head: Callable[[CellLMConfig], nn.Module]  # builds the head from the config
+    reads: str  # what the head reads: "cls" (the [CLS] state, (n, dim)) or "tokens" (every state, (n, length, dim))
+    output: str  # the key of the head's output among the model's outputs
+    batch_loss: Callable[[torch.Tensor, object], torch.Tensor] | None = None
+    loss_sum: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor] | None = None
+    count: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
+
+    def __post_init__(self):
+        if self.name in LOG_COLUMNS:
+            raise ValueError(f"objective {self.name}: the name of a column the trainer writes itself ({', '.join(LOG_COLUMNS)})")
+        if self.reads not in ("cls", "tokens"):
+            raise ValueError(f"objective {self.name}: reads must be 'cls' or 'tokens', got {self.reads!r}")
+        if (self.batch_loss is None) == (self.loss_sum is None) or (self.loss_sum is None) != (self.count is None):
+            raise ValueError(f"objective {self.name}: give either batch_loss, or loss_sum and count")
+
+
+def _projection(cfg: CellLMConfig) -> nn.Module:
+    dim = cfg.encoder.dim
+    return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, cfg.pretrain.proj_dim))
+
+
+OBJECTIVES: dict[str, Objective] = {
+    objective.name: objective
+    for objective in (
+        Objective(
+            name="contrastive",
+            title="divide-and-conquer contrastive (NT-Xent)",
+            weight_key="weight_contrastive",
+            head_name="projection",
+            head=_projection,
+            reads="cls",
+            output="z",
+            batch_loss=lambda z, setup: nt_xent(z, setup.temperature),
+        ),
+        Objective(
+            name="mlm",
+            title="masked bin prediction",
+            weight_key="weight_mlm",
+            head_name="mlm_head",
+            # the released model's head has 8 classes (the bins, [CLS] and PAD): `mlm_classes` keeps that width
+            head=lambda cfg: nn.Linear(cfg.encoder.dim, cfg.pretrain.mlm_classes or cfg.tokens.n_bins),
+            reads="tokens",
+            output="mlm_logits",
+            loss_sum=masked_bin_loss_sum,
+            count=lambda batch: (batch["mlm_targets"] != IGNORE).sum(),
+        ),
+        Objective(
+            name="tissue",
+            title="tumor vs normal ([CLS])",
+            weight_key="weight_tissue",
+            head_name="tissue_head",
+            head=lambda cfg: nn.Linear(cfg.encoder.dim, 2),
+            reads="cls",
+            output="tissue_logits",
+            loss_sum=tissue_loss_sum,
+            count=lambda batch: (batch["tissue"] != IGNORE).sum(),
+        ),
+    )
+}
+
+
+def objectives() -> list[Objective]:
+    """The registered objectives, in their order (heads are built, losses added and logged in it)."""
+    return list(OBJECTIVES.values())
+
+
+def objective(name: str) -> Objective:
+    """The registered objective `name`; ValueError naming the known ones otherwise."""
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise ValueError(f"unknown pretraining objective '{name}' (known: {', '.join(OBJECTIVES)})") from None
+
+
+class LossWeights:
+    """The weight of every registered objective (immutable): `LossWeights.from_config(cfg.pretrain)` reads
+    each one's `weight_key`; `LossWeights(mlm=2.0)` sets some and leaves the others at 1."""
+
+    def __init__(self, **weights: float):
+        unknown = set(weights) - set(OBJECTIVES)
+        if unknown:
+            raise ValueError(f"no pretraining objective named {', '.join(sorted(unknown))} (known: {', '.join(OBJECTIVES)})")
+        self._weights = {name: float(weights.get(name, 1.0)) for name in OBJECTIVES}
+
+    @classmethod
+    def from_config(cls, pretrain) -> LossWeights:
+        """The weights a PretrainConfig gives, one option per objective (`Objective.weight_key`)."""
+        missing = [o.weight_key for o in objectives() if not hasattr(pretrain, o.weight_key)]
+        if missing:
+            raise ValueError(f"no pretrain option {', '.join(missing)}: an objective's weight is an option of PretrainConfig")
+        return cls(**{o.name: getattr(pretrain, o.weight_key) for o in objectives()})
+
+    def __getitem__(self, name: str) -> float:
+        return self._weights[name]
+
+    def items(self):
+        return self._weights.items()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, LossWeights) and self._weights == other._weights
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._weights.items()))
+
+    def __repr__(self) -> str:
+        return f"LossWeights({', '.join(f'{k}={v}' for k, v in self._weights.items())})"
+
+    def combine(self, losses: dict):
+        """The weighted total of the objectives' losses (tensors or floats), added in the registry's order."""
+        total = None
+        for name, weight in self._weights.items():
+            term = weight * losses[name]
+            total = term if total is None else total + term
+        return total

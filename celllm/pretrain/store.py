@@ -39,7 +39,7 @@ from celllm.errors import InputError
 from celllm.io import DatasetBlocks
 from celllm.outputs import atomic_path, verify_record, write_record
 from celllm.pretrain.objectives import IGNORE, tissue_codes
-from celllm.tokens import TokenConfig, TokenizedCells, Vocabulary, tokenize
+from celllm.tokens import TokenConfig, TokenizedCells, Vocabulary, pad_gene_id, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ VERIFY_CHUNK = 1 << 24  # array elements read at once when verifying a store
 
 
 def gene_id_dtype(vocab_size: int) -> np.dtype:
-    """The smallest unsigned type that holds every gene id, [CLS] and PAD (vocab_size + 1)."""
+    """The smallest unsigned type that holds every gene id, [CLS] and PAD (the largest, `pad_gene_id`)."""
     for dtype in (np.uint8, np.uint16, np.uint32):
-        if vocab_size + 1 <= np.iinfo(dtype).max:
+        if pad_gene_id(vocab_size) <= np.iinfo(dtype).max:
             return np.dtype(dtype)
     return np.dtype(np.uint64)
 

@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,12 @@ import torch
 from tqdm.auto import tqdm
 
 from celllm.checkpoint import TRAIN_LOG, TRAINER_STATE, load_checkpoint, load_trainer_state, save_checkpoint
-from celllm.config import CellLMConfig
+from celllm.config import CellLMConfig, PretrainConfig
 from celllm.errors import InputError
 from celllm.outputs import check_writable, recover_interrupted_swap
 from celllm.pretrain.corpus import Corpus
 from celllm.pretrain.distributed import SingleProcess, device_for
-from celllm.pretrain.dnc import LossWeights, divide_and_conquer_step, pad_sub_batches
+from celllm.pretrain.dnc import StepSetup, divide_and_conquer_step, pad_sub_batches
 from celllm.pretrain.model import CellLMForPretraining
 from celllm.pretrain.objectives import IGNORE, make_views
 from celllm.pretrain.precision import autocast_dtype
@@ -176,8 +177,8 @@ def pretrain(
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
 
-    weights = LossWeights(p.weight_contrastive, p.weight_mlm, p.weight_tissue)
-    vocab_size = len(corpus.vocab)
+    setup = StepSetup.from_config(cfg, len(corpus.vocab), device, amp_dtype, group)
+    training = _Training(model, optimizer, scheduler, setup, p)
     is_main = group.rank == 0
 
     def save(step: int) -> None:
@@ -198,9 +199,7 @@ def pretrain(
 
     def prepare(step: int):
         views = make_views(corpus.cells, order.cells(step), corpus.tissue, p.seed, step, p.view_keep, p.mask_ratio, cfg.tokens)
-        return views, pad_sub_batches(
-            views, p.sub_batch_size, vocab_size, cfg.tokens, p.sub_batch_tokens, pin=torch.device(device).type == "cuda"
-        )
+        return views, pad_sub_batches(views, setup, pin=torch.device(device).type == "cuda")
 
     prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
     upcoming = prefetch.submit(prepare, start) if start < p.max_steps else None
@@ -217,9 +216,7 @@ def pretrain(
             began = time.perf_counter()
             views, padded = upcoming.result()
             upcoming = prefetch.submit(prepare, step + 1) if step + 1 < p.max_steps else None
-            rows.append(
-                _train_step(model, optimizer, scheduler, views, padded, cfg, vocab_size, weights, device, amp_dtype, group, step, began)
-            )
+            rows.append(_train_step(training, views, padded, step, began))
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", cells_s=f"{rows[-1]['cells_per_s']:.0f}")
             if p.checkpoint_every and (step + 1) % p.checkpoint_every == 0 and step + 1 < p.max_steps:
                 save(step + 1)
@@ -230,39 +227,23 @@ def pretrain(
     return out_dir
 
 
-def _train_step(
-    model,
-    optimizer,
-    scheduler,
-    views,
-    padded,
-    cfg: CellLMConfig,
-    vocab_size: int,
-    weights: LossWeights,
-    device,
-    amp_dtype,
-    group,
-    step: int,
-    began: float,
-) -> dict:
-    """One optimizer step on this rank's views; the row of the training log."""
-    p = cfg.pretrain
+@dataclass(frozen=True)
+class _Training:
+    """What an optimizer step updates (model, optimizer, schedule) and the settings it follows."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    setup: StepSetup
+    pretrain: PretrainConfig
+
+
+def _train_step(training: _Training, views, padded, step: int, began: float) -> dict:
+    """One optimizer step on this rank's views (`padded`: their sub-batches, made ahead); the row of the training log."""
+    model, optimizer, scheduler, p = training.model, training.optimizer, training.scheduler, training.pretrain
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    losses = divide_and_conquer_step(
-        model,
-        views,
-        p.sub_batch_size,
-        vocab_size,
-        cfg.tokens,
-        weights,
-        p.temperature,
-        device,
-        amp_dtype,
-        group,
-        sub_batch_tokens=p.sub_batch_tokens,
-        padded=padded,
-    )
+    losses = divide_and_conquer_step(model, views, training.setup, padded=padded)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
     optimizer.step()
     scheduler.step()
