@@ -120,24 +120,27 @@ def encoded_labels(X, columns: dict[str, np.ndarray], *, seed: int = 0) -> dict[
     return scores
 
 
-def depth_correlation(X, counts, *, components: int = LEADING_COMPONENTS) -> dict[str, float]:
-    """Largest |Pearson r| of the leading principal components with log genes detected and log total counts.
-
-    `counts`: the cells' expression (dense or scipy sparse, cells in rows), on a count scale.
-    """
-    X = np.asarray(X, dtype=np.float64)
+def depth_of(counts) -> tuple[np.ndarray, np.ndarray]:
+    """(genes detected, total counts) of each cell of a count matrix (dense or scipy sparse, cells in rows)."""
     genes = np.asarray((counts > 0).sum(axis=1)).ravel().astype(float)
     totals = np.asarray(counts.sum(axis=1)).ravel().astype(float)
-    if len(genes) != len(X):
-        raise InputError(f"the counts have {len(genes)} cells and the embedding {len(X)}")
+    return genes, totals
+
+
+def depth_correlation(X, genes_detected, total_counts, *, components: int = LEADING_COMPONENTS) -> dict[str, float]:
+    """Largest |Pearson r| of the leading principal components with log genes detected and log total counts."""
+    X = np.asarray(X, dtype=np.float64)
+    genes_detected, total_counts = np.asarray(genes_detected, dtype=float), np.asarray(total_counts, dtype=float)
+    if not len(genes_detected) == len(total_counts) == len(X):
+        raise InputError(f"depth of {len(genes_detected)} cells for an embedding of {len(X)}")
     centred = X - X.mean(axis=0)
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
     rank = int((s > 1e-9 * s.max()).sum()) if s.size and s.max() > 0 else 0
     keep = min(components, rank)
     scores = u[:, :keep] * s[:keep]  # the cells' coordinates on the leading components
     return {
-        "depth_r_genes": _largest_abs_r(scores, np.log1p(genes)),
-        "depth_r_counts": _largest_abs_r(scores, np.log1p(totals)),
+        "depth_r_genes": _largest_abs_r(scores, np.log1p(genes_detected)),
+        "depth_r_counts": _largest_abs_r(scores, np.log1p(total_counts)),
     }
 
 

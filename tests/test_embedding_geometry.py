@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from benchmarks.embedding_geometry import depth_correlation, effective_rank, encoded_labels, geometry
+from benchmarks.embedding_geometry import depth_correlation, depth_of, effective_rank, encoded_labels, geometry
 from celllm.errors import InputError
 
 
@@ -60,9 +60,9 @@ def test_depth_in_one_component_is_found_and_a_depth_free_embedding_is_not():
     noise = rng.standard_normal((n, 8))
     with_depth = noise.copy()
     with_depth[:, 0] = 10 * np.log1p(genes_detected) + 0.1 * noise[:, 0]  # the leading component is depth
-    found = depth_correlation(with_depth, counts)
+    found = depth_correlation(with_depth, *depth_of(counts))
     assert found["depth_r_genes"] > 0.99 and found["depth_r_counts"] > 0.99  # counts = 2 x genes here
-    assert depth_correlation(noise, counts)["depth_r_genes"] < 0.15
+    assert depth_correlation(noise, *depth_of(counts))["depth_r_genes"] < 0.15
 
 
 def test_effective_rank_of_a_known_spectrum():
