@@ -75,6 +75,10 @@ def test_model_writes_a_valid_run_record(model, task, setting, tmp_path, checkpo
         assert len(predictions) == record["n_test"] and predictions["predicted"].notna().all()
     if registry.get(model).needs_checkpoint:
         assert len(record["provenance"]["checkpoint_sha256"]) == 64
+    run = json.loads((out / "run.json").read_text())  # the model run's own record: no metric in it
+    assert "metrics" not in run and {k: record[k] for k in run} == run
+    if task == "embedding":  # the embedding it was scored on, saved by the run
+        assert np.load(out / "embedding.npy").shape == (80, record["embedding_dims"])
 
 
 def test_an_unknown_model_is_named():

@@ -220,7 +220,7 @@ def probe_runs(adata, embeddings: dict[str, np.ndarray], seeds=PROBE_SEEDS, jobs
     from joblib import Parallel, delayed
 
     from benchmarks.metrics import classification_metrics
-    from benchmarks.protocol import split_units
+    from benchmarks.splits import split_units
     from benchmarks.tasks import get_task
 
     task = get_task("annotation")
