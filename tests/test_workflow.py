@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _snakemake(workdir, *args, cores="2", project=ROOT, env=None):
     """snakemake on the Snakefile of `project` (this one, or a copy) in `workdir`; cores=None leaves --cores out,
-    as --report and --unlock do. `env`: variables added to the environment of Snakemake and its jobs."""
+    as --report and --unlock do. `env`: variables added to the environment of Snakemake and its jobs. It starts
+    in `project`, since `python -m` puts the current folder first on the path: a copy's packages must win."""
     command = [sys.executable, "-m", "snakemake", "-s", str(Path(project) / "Snakefile"), "--directory", str(workdir), *args]
     command += ["--cores", cores] if cores else []
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}, cwd=project)
 
 
 def _planned_rules(output: str) -> set[str]:
@@ -187,6 +188,7 @@ def test_a_changed_metric_rescores_without_running_any_model(finished_run, tmp_p
     rules = _planned_rules(output)
     scoring = {f"score_{task}" for task in ("embedding", "annotation", "drug_sensitivity", "drug_response")}
     assert scoring <= rules, rules  # every task's scores read benchmarks/metrics.py
+    assert "Params have changed since last execution" in output  # the scoring code's hash, nothing else
     assert rules <= scoring | {"aggregate", "table_figure", "confusion_figure", "summary", "all"}, rules
     assert not {r for r in rules if r.startswith("run_") or r in ("embed", "pretrain", "split", "umap_figure", "scatter_figure")}
 

@@ -1,8 +1,9 @@
 """Zero-shot embedding quality and batch integration (scib / cz-benchmarks style).
 
 No model is trained on the dataset: each model gives an embedding of every cell
-(`embed(data)`), scored by benchmarks.embedding_metrics against the cell types and,
-where the dataset has donors, the donors as batches. The only seed dependence is in
+(`embed(data)`), which the run saves (embedding.npy, benchmarks.records) and scoring reads
+back to score with benchmarks.embedding_metrics against the cell types and, where the
+dataset has donors, the donors as batches (both saved in the run's predictions table). The only seed dependence is in
 the metrics (Leiden, the kNN folds), so the seeds give their spread.
 """
 
