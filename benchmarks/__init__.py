@@ -1,1 +1,1 @@
-"""The benchmark suite: tasks, a registry of models (CellLM, baselines, controls), protocol and tables."""
+"""The benchmark suite: tasks, a registry of models (CellLM, baselines, controls), splits, run records and tables."""

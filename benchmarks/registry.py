@@ -6,14 +6,18 @@
         def __init__(self, seed, context): ...
         def fit(self, train, val): ...      # train/val: CellData (cells) or PairData (cell line x drug)
         def predict(self, data): ...        # -> labels / values, one per row of data
-        def predict_proba(self, data): ...  # optional (classification): (n, len(self.classes_)) probabilities
-        def embed(self, data): ...          # zero-shot embedding task instead of fit/predict: (n_cells, dims)
+
+What a model must do is typed below: `TrainedModel` (fit, predict) on a task that trains,
+`ProbabilisticModel` (also predict_proba and classes_) where a classifier's probabilities
+should rank for AUROC/AUPR, `ZeroShotEmbedder` (embed) on the zero-shot embedding task.
+`register` checks the class against the protocols of the tasks it declares and refuses one
+that lacks a method, naming its file.
 
 A model that needs a CellLM names its pretraining with `pretraining=` ("pretrained",
 an ablation of benchmarks.pretrainings, or "released", the authors' weights); the run
 then gives it `context.checkpoint`, that pretraining's checkpoint folder, and
-`context.embeddings` (its cached [CLS] embeddings of the dataset, see
-benchmarks.models._celllm).
+`context.embeddings` (its cached [CLS] embeddings of the dataset), which the public helper
+benchmarks.models.celllm_common.cell_embeddings reads.
 
 A model that reads the gene interaction network (the table the `ppi` stage reads, columns
 gene_a, gene_b, score) says `needs_network=True` and finds its path in `context.network`.
@@ -31,10 +35,12 @@ Everything else (the DAG, the tables, the tests) discovers models from here.
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from benchmarks.pretrainings import PRETRAININGS
 from celllm.errors import InputError
@@ -90,6 +96,69 @@ class ModelContext:
     options: dict = field(default_factory=dict)  # the model's options from the task config (e.g. epochs, lr)
 
 
+@runtime_checkable
+class TrainedModel(Protocol):
+    """A model of a task that trains (annotation, drug sensitivity, drug response)."""
+
+    def __init__(self, seed: int, context: ModelContext) -> None: ...
+
+    def fit(self, train, val) -> None:
+        """Train on `train` (CellData or PairData); `val` is for model selection only."""
+
+    def predict(self, data):
+        """One label (classification) or value (drug response) per row of `data`."""
+
+
+@runtime_checkable
+class ProbabilisticModel(TrainedModel, Protocol):
+    """A classifier that also gives probabilities: the scoring of a binary task ranks by its positive class's."""
+
+    classes_: list  # the classes, in the order of predict_proba's columns
+
+    def predict_proba(self, data):
+        """(rows of data, len(classes_)) probabilities."""
+
+
+@runtime_checkable
+class ZeroShotEmbedder(Protocol):
+    """A model of the zero-shot embedding task: nothing is trained on the dataset."""
+
+    def __init__(self, seed: int, context: ModelContext) -> None: ...
+
+    def embed(self, data):
+        """(cells of data, dimensions): one row per cell, in the order of data."""
+
+
+def _protocol_methods(protocol) -> list[str]:
+    """The methods a class must define to follow `protocol` (constructor aside: every class has one)."""
+    names = {n for klass in protocol.__mro__ if klass not in (Protocol, object) and Protocol in klass.__mro__ for n in vars(klass)}
+    return sorted(n for n in names if not n.startswith("_") and callable(getattr(protocol, n, None)))
+
+
+def required_protocol(task: str):
+    """The protocol a model of `task` follows: ZeroShotEmbedder where the task trains nothing, else TrainedModel."""
+    from benchmarks.tasks import TASKS
+
+    spec = TASKS.get(task)
+    return ZeroShotEmbedder if spec is not None and not spec.needs_split else TrainedModel
+
+
+def check_model_class(name: str, factory, tasks) -> None:
+    """ValueError naming the model's file unless `factory` is a class with every method its tasks' protocols ask for."""
+    where = inspect.getsourcefile(factory) if inspect.isclass(factory) or inspect.isfunction(factory) else None
+    where = where or getattr(factory, "__module__", "?")
+    if not inspect.isclass(factory):
+        raise ValueError(f"{where}: model '{name}' must register a class (constructed with seed and context), not {factory!r}")
+    for task in tasks:
+        protocol = required_protocol(task)
+        missing = [m for m in _protocol_methods(protocol) if not callable(getattr(factory, m, None))]
+        if missing:
+            raise ValueError(
+                f"{where}: model '{name}' ({factory.__name__}) declares task '{task}' but has no {', '.join(missing)}: "
+                f"a model of that task follows benchmarks.registry.{protocol.__name__}"
+            )
+
+
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
@@ -134,6 +203,7 @@ def register(
         raise ValueError(f"model '{name}': pretraining must be one of {', '.join(PRETRAININGS)}, not '{pretraining}'")
 
     def decorate(factory):
+        check_model_class(name, factory, tasks)
         existing = _REGISTRY.get(name)
         if existing is not None and existing.factory.__module__ != factory.__module__:
             raise ValueError(f"model name '{name}' is registered twice ({existing.factory.__module__}, {factory.__module__})")
@@ -155,12 +225,21 @@ def register(
     return decorate
 
 
+# Modules of benchmarks.models that are shared code for model files, public but not models
+# (a private helper's name starts with "_" instead); discovery does not look for models in them.
+HELPERS = ("celllm_common",)
+
+
+def _is_model_file(name: str) -> bool:
+    return not name.startswith("_") and name not in HELPERS
+
+
 def discover() -> dict[str, ModelSpec]:
-    """Import every module of benchmarks.models so that each registers itself."""
+    """Import every model file of benchmarks.models (not its helpers) so that each registers itself."""
     import benchmarks.models as package
 
     for module in pkgutil.iter_modules(package.__path__):
-        if not module.name.startswith("_"):
+        if _is_model_file(module.name):
             importlib.import_module(f"{package.__name__}.{module.name}")
     return dict(sorted(_REGISTRY.items()))
 
@@ -172,7 +251,7 @@ def models_for(task: str) -> list[str]:
 def get(name: str) -> ModelSpec:
     """The spec of a registered model. A model in a file of its own name is found
     without importing every other model (a run job then pays only its own imports)."""
-    if name not in _REGISTRY and name.isidentifier():
+    if name not in _REGISTRY and name.isidentifier() and _is_model_file(name):
         try:
             importlib.import_module(f"benchmarks.models.{name}")
         except ModuleNotFoundError as exc:

@@ -76,4 +76,4 @@ def test_an_embedding_of_the_wrong_shape_is_refused(donors_h5ad, tmp_path):
             return np.zeros((3, 2))
 
     with pytest.raises(InputError, match="one row per cell"):
-        get_task("embedding").evaluate(Broken(), get_task("embedding").load_parts({"data": donors_h5ad}), 0)
+        get_task("embedding").run(Broken(), get_task("embedding").load_parts({"data": donors_h5ad}), 0)

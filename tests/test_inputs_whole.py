@@ -242,7 +242,7 @@ def test_a_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, read):
 
 def test_pandas_readers_strip_a_byte_order_mark_and_crlf_themselves(tmp_path):
     """The tables read with pandas (HGNC, splits, drug responses) need no help: its C parser drops the mark and the CR."""
-    from benchmarks.protocol import read_split
+    from benchmarks.splits import read_split
     from celllm.genes import GeneSymbols
 
     (tmp_path / "hgnc.txt").write_bytes(

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.aggregate import load_runs, rank_models, summarise, to_markdown
-from benchmarks.protocol import read_split, split_units, stratified_split, write_split
+from benchmarks.splits import read_split, split_units, stratified_split, write_split
 from benchmarks.tasks import get_task
 from celllm.errors import InputError
 

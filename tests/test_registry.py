@@ -75,6 +75,10 @@ def test_model_writes_a_valid_run_record(model, task, setting, tmp_path, checkpo
         assert len(predictions) == record["n_test"] and predictions["predicted"].notna().all()
     if registry.get(model).needs_checkpoint:
         assert len(record["provenance"]["checkpoint_sha256"]) == 64
+    run = json.loads((out / "run.json").read_text())  # the model run's own record: no metric in it
+    assert "metrics" not in run and {k: record[k] for k in run} == run
+    if task == "embedding":  # the embedding it was scored on, saved by the run
+        assert np.load(out / "embedding.npy").shape == (80, record["embedding_dims"])
 
 
 def test_an_unknown_model_is_named():
@@ -104,3 +108,41 @@ def test_declared_options_are_checked_and_completed_with_their_defaults():
         probe.resolve_options("annotation", {"epochs": 3})
     with pytest.raises(InputError, match="model 'logreg_l1' takes no options"):
         registry.get("logreg_l1").resolve_options("annotation", {"C": 1.0})
+
+
+def test_a_model_class_missing_a_method_of_its_tasks_protocol_is_refused_naming_its_file():
+    class NoPredict:
+        def __init__(self, seed, context): ...
+
+        def fit(self, train, val): ...
+
+    with pytest.raises(
+        ValueError, match=r"test_registry\.py: model 'no_predict' \(NoPredict\) declares task 'annotation' but has no predict"
+    ):
+        registry.register("no_predict", kind="baseline", tasks=("annotation",), summary="x")(NoPredict)
+
+    class FitsButEmbedsNothing(NoPredict):
+        def predict(self, data): ...
+
+    with pytest.raises(ValueError, match=r"has no embed: a model of that task follows benchmarks\.registry\.ZeroShotEmbedder"):
+        registry.register("no_embed", kind="baseline", tasks=("annotation", "embedding"), summary="x")(FitsButEmbedsNothing)
+    with pytest.raises(ValueError, match="must register a class"):
+        registry.register("a_function", kind="baseline", tasks=("annotation",), summary="x")(lambda seed, context: None)
+    assert not {"no_predict", "no_embed", "a_function"} & set(registry.discover())
+
+
+def test_every_registered_model_follows_the_protocols_of_its_tasks():
+    for name, spec in registry.discover().items():
+        for task in spec.tasks:
+            assert issubclass(spec.factory, registry.required_protocol(task)), (name, task)
+    assert registry.required_protocol("embedding") is registry.ZeroShotEmbedder
+    assert registry.required_protocol("drug_response") is registry.TrainedModel
+
+
+def test_the_public_celllm_helper_is_not_taken_for_a_model():
+    from benchmarks.models import celllm_common
+
+    assert "celllm_common" in registry.HELPERS and callable(celllm_common.cell_embeddings)
+    assert "celllm_common" not in registry.discover()
+    with pytest.raises(KeyError, match="unknown model 'celllm_common'"):
+        registry.get("celllm_common")

@@ -178,7 +178,7 @@ def test_predicted_vs_measured_one_panel_per_model(tmp_path):
                 folder / "predictions.csv", index=False
             )
             if model != "deepcdr_mlp":  # a run record beside the predictions is optional
-                (folder / "metrics.json").write_text(
+                (folder / "run.json").write_text(
                     json.dumps({"dataset": "sim_cell_lines", "setting": "warm", "simulated": True, "kind": kind})
                 )
             inputs[model].append(folder / "predictions.csv")
@@ -214,11 +214,22 @@ def embedded(tmp_path):
     return tmp_path / "tiny.h5ad"
 
 
+def _saved_embeddings(folder, n, models=("pca", "random_embedding")) -> dict:
+    """An embedding.npy per model, as the embedding task's runs save them (float32, as a model may give)."""
+    rng = np.random.default_rng(1)
+    paths = {}
+    for model in models:
+        paths[model] = folder / model / "embedding.npy"
+        paths[model].parent.mkdir(parents=True, exist_ok=True)
+        np.save(paths[model], rng.normal(size=(n, 6)).astype(np.float32))
+    return paths
+
+
 def test_umaps_of_every_model_coloured_by_cell_type_and_donor(tmp_path, embedded):
     adata = ad.read_h5ad(embedded)
     adata.obs["donor"] = pd.Categorical(np.array(["d1", "d2"])[np.arange(adata.n_obs) // 20])
     write_h5ad(adata, tmp_path / "donors.h5ad")
-    models = {"pca": {}, "random_embedding": {}}
+    models = _saved_embeddings(tmp_path / "runs", adata.n_obs)
     figure = embeddings.plot_embedding_umaps(tmp_path / "donors.h5ad", models, tmp_path / "umap.png")
     assert_written(tmp_path / "umap.png")
     assert "(simulated)" in figure._suptitle.get_text()
@@ -231,12 +242,18 @@ def test_umaps_of_every_model_coloured_by_cell_type_and_donor(tmp_path, embedded
 
 
 def test_umaps_refuse_bad_inputs(tmp_path, embedded):
+    models = _saved_embeddings(tmp_path / "runs", 40, models=("pca",))
     with pytest.raises(InputError, match=r"tiny\.h5ad: no column 'response'"):
-        embeddings.plot_embedding_umaps(embedded, {"pca": {}}, tmp_path / "x.png", target="response")
+        embeddings.plot_embedding_umaps(embedded, models, tmp_path / "x.png", target="response")
     with pytest.raises(InputError, match=r"missing\.h5ad"):
-        embeddings.plot_embedding_umaps(tmp_path / "missing.h5ad", {"pca": {}}, tmp_path / "x.png")
+        embeddings.plot_embedding_umaps(tmp_path / "missing.h5ad", models, tmp_path / "x.png")
     with pytest.raises(InputError, match="no models given"):
         embeddings.plot_embedding_umaps(embedded, {}, tmp_path / "x.png")
+    with pytest.raises(InputError, match="model 'mlp' has no saved embedding"):
+        embeddings.plot_embedding_umaps(embedded, {"mlp": tmp_path / "none.npy"}, tmp_path / "x.png")
+    np.save(tmp_path / "short.npy", np.zeros((39, 4)))
+    with pytest.raises(InputError, match=r"short\.npy: the array has shape \(39, 4\); expected one row per cell \(40\)"):
+        embeddings.plot_embedding_umaps(embedded, {"pca": tmp_path / "short.npy"}, tmp_path / "x.png")
 
 
 # ---------------------------------------------------------------- perf

@@ -99,7 +99,7 @@ def test_fine_tuning_is_reproducible_and_leaves_the_checkpoint_alone(tmp_path, c
 
 
 def test_cached_embeddings_are_used_only_when_the_checkpoint_matches(tmp_path, checkpoint):
-    from benchmarks.models._celllm import cell_embeddings
+    from benchmarks.models.celllm_common import cell_embeddings
     from celllm.embed import OBSM_KEY, embed_file
 
     data = make_counts(n_cells=10)

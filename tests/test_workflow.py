@@ -1,6 +1,7 @@
 """The whole DAG on tiny data: data -> pretraining (+ ablations) -> every task and setting -> tables."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,11 +13,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _snakemake(workdir, *args, cores="2"):
-    """snakemake on the project's Snakefile in `workdir`; cores=None leaves --cores out, as --report and --unlock do."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+def _snakemake(workdir, *args, cores="2", project=ROOT, env=None):
+    """snakemake on the Snakefile of `project` (this one, or a copy) in `workdir`; cores=None leaves --cores out,
+    as --report and --unlock do. `env`: variables added to the environment of Snakemake and its jobs. It starts
+    in `project`, since `python -m` puts the current folder first on the path: a copy's packages must win."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(Path(project) / "Snakefile"), "--directory", str(workdir), *args]
     command += ["--cores", cores] if cores else []
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}, cwd=project)
+
+
+def _planned_rules(output: str) -> set[str]:
+    """The rules of the jobs a Snakemake dry run plans."""
+    return set(re.findall(r"^(?:local)?rule (\w+):", output, flags=re.M))
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +87,15 @@ def test_run_record_contract(finished_run):
     assert len(record["provenance"]["checkpoint_sha256"]) == 64  # the CellLM run names its checkpoint
     predictions = pd.read_csv(finished_run / "results/runs/annotation/pbmc68k_reduced/standard/celllm_probe/seed0/predictions.csv")
     assert len(predictions) == record["n_test"]
+    # the run's own record, written by the model run, holds everything but what scoring adds
+    run = json.loads((finished_run / "results/runs/annotation/pbmc68k_reduced/standard/celllm_probe/seed0/run.json").read_text())
+    assert "metrics" not in run and "confusion" not in run and {k: v for k, v in record.items() if k in run} == run
+    # the zero-shot runs leave their embeddings, scored and drawn from the file
+    import numpy as np
+
+    for folder in (finished_run / "results/runs/embedding/sim_pbmc_donors/zero_shot").glob("*/seed0"):
+        scored = json.loads((folder / "metrics.json").read_text())
+        assert np.load(folder / "embedding.npy").shape == (scored["n_all"], scored["embedding_dims"]), folder
 
 
 def test_pbmc68k_test_cells_are_never_pretrained_on(finished_run):
@@ -97,10 +114,16 @@ def test_figures_are_redrawn_from_results_alone_and_the_report_builds(finished_r
     drawn = sorted(p.name for p in figures.glob("*.png"))
     assert len(drawn) >= 8 and all((figures / name).with_suffix(".pdf").exists() for name in drawn)
     shutil.rmtree(figures)
-    result = _snakemake(finished_run, "figures", "--configfile", str(ROOT / "tests" / "workflow_config.yaml"))
+    # every process of the redraw, Snakemake's jobs included, refuses to build a model or embed cells
+    # (tests/fixtures/no_models/sitecustomize.py), and logs that it ran under that guard
+    loaded = finished_run / "no_models.log"
+    guard = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fixtures" / "no_models"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    guard["CELLLM_NO_MODELS_LOG"] = str(loaded)
+    result = _snakemake(finished_run, "figures", "--configfile", str(ROOT / "tests" / "workflow_config.yaml"), env=guard)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert sorted(p.name for p in figures.glob("*.png")) == drawn
+    assert len(set(loaded.read_text().split())) > len(drawn), "the figure jobs must run under the guard"
     for rule in ("run_", "pretrain:", "embed:", "aggregate:"):
         assert f"rule {rule}" not in output, rule  # no model, no table is recomputed
     result = _snakemake(
@@ -136,10 +159,38 @@ def test_changing_one_models_options_reruns_only_that_model(finished_run, tmp_pa
     planned = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", output, flags=re.M)
     runs = [(rule, wildcards) for rule, wildcards in planned if rule.startswith("run_")]
     assert len(runs) == 1 and runs[0][0] == "run_drug_response" and "model=celllm_probe" in runs[0][1], runs  # one job, every setting
-    rules = set(re.findall(r"^(?:local)?rule (\w+):", output, flags=re.M))
-    assert rules <= {"run_drug_response", "aggregate", "table_figure", "scatter_figure", "summary", "all"}, (
+    rules = _planned_rules(output)
+    assert rules <= {"run_drug_response", "score_drug_response", "aggregate", "table_figure", "scatter_figure", "summary", "all"}, (
         rules
     )  # no split, pretrain or embed
+
+
+def test_a_changed_metric_rescores_without_running_any_model(finished_run, tmp_path):
+    """In a copy of the project, a metric's definition edited: only scoring and what reads the scores
+    (tables, their figures, the summary) are planned, no model run, embedding, pretraining or split."""
+    from tests.fixtures.repo import copy_project
+
+    copy = copy_project(tmp_path / "project")
+    config = str(ROOT / "tests" / "workflow_config.yaml")
+    env = {"PYTHONPATH": os.pathsep.join([str(copy), os.environ.get("PYTHONPATH", "")])}  # the copy's code, in Snakemake and its jobs
+    untouched = _snakemake(finished_run, "-n", "--configfile", config, project=copy, env=env)
+    assert untouched.returncode == 0 and "Nothing to be done" in untouched.stdout + untouched.stderr, (untouched.stdout + untouched.stderr)[
+        -3000:
+    ]
+
+    metrics = copy / "benchmarks" / "metrics.py"
+    source = metrics.read_text()
+    assert source.count('average="macro", zero_division=0') == 1
+    metrics.write_text(source.replace('average="macro", zero_division=0', 'average="macro", zero_division=1'))
+    result = _snakemake(finished_run, "-n", "--configfile", config, project=copy, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    rules = _planned_rules(output)
+    scoring = {f"score_{task}" for task in ("embedding", "annotation", "drug_sensitivity", "drug_response")}
+    assert scoring <= rules, rules  # every task's scores read benchmarks/metrics.py
+    assert "Params have changed since last execution" in output  # the scoring code's hash, nothing else
+    assert rules <= scoring | {"aggregate", "table_figure", "confusion_figure", "summary", "all"}, rules
+    assert not {r for r in rules if r.startswith("run_") or r in ("embed", "pretrain", "split", "umap_figure", "scatter_figure")}
 
 
 def test_a_killed_pretraining_job_resumes_from_its_last_checkpoint(tmp_path):

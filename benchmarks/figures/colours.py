@@ -1,7 +1,11 @@
 """Colours of models and kinds: a model's own colour comes from its registration
 (benchmarks.registry, `colour=`), so it looks the same in every figure; a model
 without one (or no longer registered: figures are drawn from tables alone) takes
-the next free shade of its kind's family."""
+the next free shade of its kind's family.
+
+Reading a registration imports the model's file, whose decorator records the metadata; it never
+constructs or runs the model (tests/test_workflow.py redraws every figure in processes where
+constructing any registered model fails)."""
 
 from __future__ import annotations
 

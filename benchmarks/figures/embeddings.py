@@ -1,9 +1,9 @@
 """UMAPs of the zero-shot embeddings of a dataset, every model side by side.
 
-Reads the dataset (.h5ad, labels in .obs) and each model's embedding as the
-embedding task scores it (CellLM models from their checkpoint's cached
-embeddings). Writes PNG + PDF through `style.save` and returns the (closed)
-figure; raises `InputError` naming the file for a missing or malformed input.
+Reads the dataset (.h5ad, labels in .obs) and each model's embedding as its run of the
+embedding task saved it (embedding.npy, benchmarks.records), the one that run was scored
+on: no model is built or run here. Writes PNG + PDF through `style.save` and returns the
+(closed) figure; raises `InputError` naming the file for a missing or malformed input.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D
 
 from benchmarks.figures import style
 from benchmarks.figures.style import as_bool
+from benchmarks.records import read_array
 from celllm.errors import InputError
 from celllm.io import read_dataset
 
@@ -49,17 +50,13 @@ def _palette(n: int) -> list:
     return sns.color_palette("husl", n)
 
 
-def _model_embedding(name: str, data, files: dict, seed: int) -> np.ndarray:
-    """A registered model's zero-shot embedding of `data` (CellLM models read their checkpoint's cache)."""
-    from benchmarks import registry
-
-    context = registry.ModelContext(
-        checkpoint=Path(files["checkpoint"]) if files.get("checkpoint") else None,
-        embeddings=Path(files["embeddings"]) if files.get("embeddings") else None,
-    )
-    X = np.asarray(registry.get(name).factory(seed=seed, context=context).embed(data), dtype=np.float64)
-    if X.ndim != 2 or len(X) != len(data) or not np.isfinite(X).all():
-        raise InputError(f"model '{name}': its embedding must be a finite cells x dimensions matrix, got shape {X.shape}")
+def _saved_embedding(name: str, path, n_cells: int) -> np.ndarray:
+    """A model's embedding as its run saved it, checked to have one finite row per cell of the dataset."""
+    if path is None or not Path(path).exists():
+        raise InputError(f"{path}: model '{name}' has no saved embedding (run the embedding task first)")
+    X = np.asarray(read_array(path, n_cells), dtype=np.float64)
+    if not np.isfinite(X).all():
+        raise InputError(f"{path}: model '{name}''s embedding has NaN or infinite values")
     return X
 
 
@@ -68,25 +65,22 @@ def _scatter_categories(ax, xy, values: pd.Series, colours: dict, order, size) -
     ax.scatter(xy[order, 0], xy[order, 1], c=point_colours[order], s=size, alpha=0.8, edgecolors="none", rasterized=True)
 
 
-def plot_embedding_umaps(data_h5ad, models: dict, png, target: str = "cell_type", batch: str = "donor", seed: int = 0):
+def plot_embedding_umaps(data_h5ad, embeddings: dict, png, target: str = "cell_type", batch: str = "donor", seed: int = 0):
     """UMAPs of every model's zero-shot embedding of a dataset side by side, one column per model, coloured by
     `target` (top row) and, where the dataset has two or more, by `batch` (bottom row).
 
-    `models` maps a registered model to its files ({"checkpoint": ..., "embeddings": ...}, None for
-    models that embed expression): the embeddings are those the embedding task scores, from files only.
+    `embeddings` maps a model to the embedding.npy its run of the embedding task saved (rows in the
+    dataset's cell order); `seed` is the run's seed, and seeds the layout.
     """
-    from benchmarks.tasks.data import CellData
-
     path = Path(data_h5ad)
     adata = read_dataset(path)
     if target not in adata.obs.columns:
         raise InputError(f"{path}: no column '{target}' in .obs to colour by (has: {', '.join(map(str, adata.obs.columns)) or 'none'})")
     if adata.n_obs < 4:
         raise InputError(f"{path}: {adata.n_obs} cells are too few for a UMAP (need at least 4)")
-    if not models:
+    if not embeddings:
         raise InputError("no models given for the embedding UMAPs")
-    data = CellData(adata, adata.obs[target].astype(str).to_numpy())
-    layouts = {name: _umap(_model_embedding(name, data, files or {}, seed), seed) for name, files in models.items()}
+    layouts = {name: _umap(_saved_embedding(name, file, adata.n_obs), seed) for name, file in embeddings.items()}
     colourings = [target] + ([batch] if batch in adata.obs and adata.obs[batch].nunique() >= 2 else [])
 
     style.setup()

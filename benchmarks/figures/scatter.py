@@ -15,6 +15,7 @@ from benchmarks.figures import read_csv_file, style
 from benchmarks.figures.colours import model_colours, model_kind
 from benchmarks.figures.style import TICK_SIZE, as_bool
 from benchmarks.metrics import pearson
+from benchmarks.records import RUN_RECORD
 from benchmarks.tasks import setting_label
 from celllm.errors import InputError
 
@@ -37,8 +38,9 @@ def _read_predictions(path) -> pd.DataFrame:
 
 
 def _sibling_record(path) -> dict:
-    """The run record beside a predictions file, if any (kind, dataset, setting, simulated)."""
-    record = Path(path).with_name("metrics.json")
+    """The run record beside a predictions file, if any (kind, dataset, setting, simulated): run.json,
+    written by the run that wrote the predictions."""
+    record = Path(path).with_name(RUN_RECORD)
     try:
         return json.loads(record.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):

@@ -5,8 +5,8 @@ Only masked-bin prediction and tumor/normal discrimination train the encoder
 what the contrastive objective adds.
 """
 
-from benchmarks.models._celllm import ALL_TASKS, FrozenCellLM
 from benchmarks.models._drug_options import DRUG_RESPONSE_OPTIONS
+from benchmarks.models.celllm_common import ALL_TASKS, FrozenCellLM
 from benchmarks.registry import register
 
 

@@ -5,8 +5,8 @@ released recipe, the cell line's embedding beside a 3-layer GIN over the
 drug's molecular graph.
 """
 
-from benchmarks.models._celllm import ALL_TASKS, FrozenCellLM
 from benchmarks.models._drug_options import DRUG_RESPONSE_OPTIONS
+from benchmarks.models.celllm_common import ALL_TASKS, FrozenCellLM
 from benchmarks.registry import register
 
 

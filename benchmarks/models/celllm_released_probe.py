@@ -4,8 +4,8 @@ Runs when the config says `released: true` (the workflow then imports the releas
 file; see README, "Use the authors' released CellLM").
 """
 
-from benchmarks.models._celllm import ALL_TASKS, FrozenCellLM
 from benchmarks.models._drug_options import DRUG_RESPONSE_OPTIONS
+from benchmarks.models.celllm_common import ALL_TASKS, FrozenCellLM
 from benchmarks.registry import register
 
 

@@ -4,8 +4,8 @@ The encoder is the pretraining's initial state (the GraphMAE gene table and
 a random Performer), so the gap to celllm_probe is what pretraining adds.
 """
 
-from benchmarks.models._celllm import ALL_TASKS, FrozenCellLM
 from benchmarks.models._drug_options import DRUG_RESPONSE_OPTIONS
+from benchmarks.models.celllm_common import ALL_TASKS, FrozenCellLM
 from benchmarks.registry import register
 
 

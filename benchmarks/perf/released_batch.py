@@ -37,7 +37,7 @@ over all of their differences).
 
 Downstream (the checkpoint's model; random weights annotate nothing worth
 comparing): cell-type annotation on pbmc68k_reduced and sim_pbmc with the linear
-probe of the tables (benchmarks.models._celllm.LinearProbe, C picked on validation
+probe of the tables (benchmarks.models.celllm_common.LinearProbe, C picked on validation
 macro F1) on the `authors`, `per_cell` and `shuffled` embeddings (probe seed s reads
 shuffle seed s), split as the annotation task splits (70/10/20 stratified, the split
 seeded by the run's seed, as benchmarks.runner does), seeds 0, 1, 2. Per variant:
@@ -199,8 +199,8 @@ def probe_variant(variant: str, seed: int) -> str:
 
 
 def probe_once(adata, labels: np.ndarray, split: np.ndarray, embedding: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
-    """The tables' linear probe (benchmarks.models._celllm.LinearProbe) fitted on `embedding`: test predictions and the C it chose."""
-    from benchmarks.models import _celllm
+    """The tables' linear probe (benchmarks.models.celllm_common.LinearProbe) fitted on `embedding`: test predictions and the C it chose."""
+    from benchmarks.models import celllm_common
     from benchmarks.tasks.data import CellData
 
     table = dict(zip(adata.obs_names.astype(str), embedding))
@@ -209,8 +209,8 @@ def probe_once(adata, labels: np.ndarray, split: np.ndarray, embedding: np.ndarr
         return np.stack([table[name] for name in cells.obs_names.astype(str)])
 
     parts = {p: CellData(adata[split == p], labels[split == p]) for p in ("train", "val", "test")}
-    with mock.patch.object(_celllm, "cell_embeddings", lookup):
-        probe = _celllm.LinearProbe(seed, context=None)
+    with mock.patch.object(celllm_common, "cell_embeddings", lookup):
+        probe = celllm_common.LinearProbe(seed, context=None)
         probe.fit(parts["train"], parts["val"])
         return np.asarray(probe.predict(parts["test"])).astype(str), float(probe.model[-1].C)
 
@@ -220,7 +220,7 @@ def probe_runs(adata, embeddings: dict[str, np.ndarray], seeds=PROBE_SEEDS, jobs
     from joblib import Parallel, delayed
 
     from benchmarks.metrics import classification_metrics
-    from benchmarks.protocol import split_units
+    from benchmarks.splits import split_units
     from benchmarks.tasks import get_task
 
     task = get_task("annotation")

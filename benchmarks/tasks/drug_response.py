@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.metrics import regression_metrics
-from benchmarks.protocol import read_split
+from benchmarks.splits import read_split
 from benchmarks.tasks.data import PairData, pair_ids, read_response_table
 from benchmarks.tasks.spec import Setting, Task
 from celllm.errors import InputError
@@ -44,11 +44,16 @@ class DrugResponse(Task):
             parts[p] = PairData(chosen, cell_lines[chosen["cell_line"].unique()].copy(), drugs)
         return parts
 
-    def score(self, model, test: PairData, predicted) -> tuple[dict, pd.DataFrame, dict]:
-        predicted = np.asarray(predicted).astype(float)
-        metrics = regression_metrics(test.values, predicted, test.pairs["drug"].to_numpy())
-        predictions = test.pairs[["cell_line", "drug"]].assign(true=test.values, predicted=predicted)
-        return metrics, predictions, {}
+    def predictions(self, model, test: PairData) -> pd.DataFrame:
+        predicted = np.asarray(model.predict(test)).astype(float)
+        return test.pairs[["cell_line", "drug"]].assign(true=test.values, predicted=predicted)
+
+    @property
+    def numeric_columns(self) -> tuple[str, ...]:
+        return ("true", "predicted")
+
+    def score(self, predictions: pd.DataFrame, arrays: dict, seed: int) -> tuple[dict, dict]:
+        return regression_metrics(predictions["true"], predictions["predicted"], predictions["drug"].to_numpy()), {}
 
     def is_simulated(self, parts: dict) -> bool:
         return bool(parts["test"].cell_lines.uns.get("simulated", False))

@@ -1,8 +1,9 @@
 """Zero-shot embedding quality and batch integration (scib / cz-benchmarks style).
 
 No model is trained on the dataset: each model gives an embedding of every cell
-(`embed(data)`), scored by benchmarks.embedding_metrics against the cell types and,
-where the dataset has donors, the donors as batches. The only seed dependence is in
+(`embed(data)`), which the run saves (embedding.npy, benchmarks.records) and scoring reads
+back to score with benchmarks.embedding_metrics against the cell types and, where the
+dataset has donors, the donors as batches (both saved in the run's predictions table). The only seed dependence is in
 the metrics (Leiden, the kNN folds), so the seeds give their spread.
 """
 
@@ -14,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.embedding_metrics import embedding_metrics
+from benchmarks.records import check_embedding
 from benchmarks.tasks.data import CellData
 from benchmarks.tasks.spec import NO_SPLIT, Setting, Task
-from celllm.errors import InputError
 from celllm.io import read_dataset
 
 
@@ -33,17 +34,21 @@ class ZeroShotEmbedding(Task):
             return None
         return data.adata.obs[self.batch].astype(str).to_numpy()
 
-    def evaluate(self, model, parts: dict, seed: int) -> tuple[dict, pd.DataFrame, dict]:
+    def run(self, model, parts: dict, seed: int) -> tuple[pd.DataFrame, dict]:
+        """Every cell's embedding, kept in the dtype the model gives (scoring reads it as float64)."""
         data = parts["all"]
-        X = np.asarray(model.embed(data), dtype=np.float64)
-        if X.ndim != 2 or len(X) != len(data):
-            raise InputError(f"the model's embedding has shape {X.shape}; expected one row per cell ({len(data)})")
-        batches = self.batches(data)
-        metrics = embedding_metrics(X, data.labels, batches, seed=seed)
+        X = check_embedding(model.embed(data), len(data), "the model's embedding")
         predictions = pd.DataFrame({"id": data.adata.obs_names.astype(str), "true": data.labels})
+        batches = self.batches(data)
         if batches is not None:
             predictions["batch"] = batches
-        return metrics, predictions, {"embedding_dims": int(X.shape[1])}
+        return predictions, {"embedding": X}
+
+    def score(self, predictions: pd.DataFrame, arrays: dict, seed: int) -> tuple[dict, dict]:
+        X = np.asarray(arrays["embedding"], dtype=np.float64)
+        batches = predictions["batch"].to_numpy() if "batch" in predictions else None
+        metrics = embedding_metrics(X, predictions["true"].to_numpy(), batches, seed=seed)
+        return metrics, {"embedding_dims": int(X.shape[1])}
 
     def is_simulated(self, parts: dict) -> bool:
         return bool(parts["all"].adata.uns.get("simulated", False))
@@ -59,4 +64,5 @@ TASK = ZeroShotEmbedding(
     summary="zero-shot cell embedding quality and batch integration (Zheng68k, Baron)",
     figures=("umap",),
     split_inputs=(),
+    arrays=("embedding",),
 )

@@ -2,7 +2,7 @@
 
 A task says which files of a dataset it reads (by role: `data`, `response`,
 `drugs`; the workflow owns their paths), what a setting draws into train /
-validation / test, what a model sees of each part, how predictions are scored,
+validation / test, what a model sees of each part, what a model run writes, how its files are scored,
 and how its table is drawn. The runner (benchmarks/runner.py) and the rules
 ask the task instead of branching on its name.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pandas as pd
 
 NO_SPLIT = "none"
 
@@ -82,6 +84,7 @@ class Task:
     models_of: str | None = None  # a variant of that task: its registered models run on this one too
     split_inputs: tuple[str, ...] = ("data",)  # file roles a split reads
     run_inputs: tuple[str, ...] = ("data",)  # file roles a model run reads
+    arrays: tuple[str, ...] = ()  # arrays a model run leaves beside its predictions (embedding -> embedding.npy)
     parts: tuple[str, ...] = field(default=("train", "val", "test"), repr=False)
 
     @property
@@ -102,15 +105,25 @@ class Task:
         """What a model sees of each part ('train', 'val', 'test') under `split` (one entry per id)."""
         raise NotImplementedError
 
-    def score(self, model, test, predicted) -> tuple[dict, object, dict]:
-        """(metrics, predictions table, extra record fields) of `predicted` on `test`."""
+    def predictions(self, model, test) -> pd.DataFrame:
+        """The predictions table of a fitted `model` on `test`: ids, truth, and what scoring reads
+        (benchmarks.records: written by the run, read back exactly by scoring)."""
         raise NotImplementedError
 
-    def evaluate(self, model, parts: dict, seed: int) -> tuple[dict, object, dict]:
-        """Train `model` on the parts and score it: fit on train (validation for model
-        selection), predict test. A zero-shot task overrides this."""
+    def run(self, model, parts: dict, seed: int) -> tuple[pd.DataFrame, dict]:
+        """(predictions table, arrays by name) of `model` on the parts: fit on train (validation for
+        model selection), predict test. A zero-shot task overrides this. Nothing here scores."""
         model.fit(parts["train"], parts["val"])
-        return self.score(model, parts["test"], model.predict(parts["test"]))
+        return self.predictions(model, parts["test"]), {}
+
+    @property
+    def numeric_columns(self) -> tuple[str, ...]:
+        """The columns of its predictions table that hold numbers (the rest are read back as text)."""
+        return ()
+
+    def score(self, predictions: pd.DataFrame, arrays: dict, seed: int) -> tuple[dict, dict]:
+        """(metrics, extra record fields) of one run, from its predictions table and arrays alone."""
+        raise NotImplementedError
 
     def is_simulated(self, parts: dict) -> bool:
         raise NotImplementedError

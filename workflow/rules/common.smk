@@ -8,6 +8,7 @@ from benchmarks import registry
 from benchmarks.pretrainings import PRETRAINED, RELEASED_CHECKPOINT, checkpoint_folder, pretraining_config
 from benchmarks.config import check_config, check_schema, task_models
 from benchmarks.perf import BENCHMARKS as PERF_BENCHMARKS, FIGURES as PERF_FIGURES
+from benchmarks.records import PREDICTIONS, RUN_RECORD, SCORED_RECORD, array_file
 from benchmarks.tasks import TASKS, get_task, task_settings
 from ingest.catalog import CATALOG, STRING_EDGES, address_sources, read_sources
 from ingest.demo import SIMULATED, SIMULATED_PPI
@@ -150,9 +151,42 @@ def run_inputs(task):
     return inputs
 
 
-def run_outputs(task, name):
-    """`name` (metrics.json, predictions.csv) of every run of one (task, dataset, model) job, in `task_runs` order."""
-    return [f"results/runs/{task}/{{dataset}}/{setting}/{{model}}/seed{seed}/{name}" for setting, seed in task_runs(task)]
+def run_outputs(task, kind):
+    """The files of `run_files` of one kind (predictions, arrays, records) of every run of one (task, dataset, model)
+    job, in `task_runs` order."""
+    folders = [f"results/runs/{task}/{{dataset}}/{setting}/{{model}}/seed{seed}" for setting, seed in task_runs(task)]
+    return [path for folder in folders for path in run_files(task, folder)[kind]]
+
+
+def run_files(task, folder):
+    """What a run leaves in `folder` for scoring (benchmarks/records.py): its predictions, the task's arrays, its record."""
+    return {
+        "predictions": [f"{folder}/{PREDICTIONS}"],
+        "arrays": [f"{folder}/{array_file(name)}" for name in get_task(task).arrays],
+        "records": [f"{folder}/{RUN_RECORD}"],
+    }
+
+
+def scored_runs(task):
+    """(setting, model, seed) of every run one scoring job (task, dataset) scores, in the order of its outputs."""
+    return [(setting, model, seed) for setting in settings_of(task) for model in task_models(config, task) for seed in SEEDS]
+
+
+def score_inputs(task):
+    """The input function of task's score rule: the files of `run_files` of every run it scores, by kind."""
+
+    def inputs(wildcards):
+        folders = [f"{run_dir(task, wildcards.dataset, s, m)}/seed{seed}" for s, m, seed in scored_runs(task)]
+        return {
+            kind: [path for folder in folders for path in run_files(task, folder)[kind]] for kind in ("predictions", "arrays", "records")
+        }
+
+    return inputs
+
+
+def score_outputs(task):
+    """metrics.json of every run of one (task, dataset) scoring job, in `scored_runs` order."""
+    return [f"results/runs/{task}/{{dataset}}/{setting}/{model}/seed{seed}/{SCORED_RECORD}" for setting, model, seed in scored_runs(task)]
 
 
 def model_files(model, dataset):
@@ -164,15 +198,17 @@ def model_files(model, dataset):
 
 
 def umap_models(wildcards):
-    """Each model of the task that declares the UMAP figure, with its files (checkpoint, embeddings)."""
-    task = figure_task("umap")[0]
-    return {model: model_files(model, wildcards.dataset) for model in task_models(config, task)}
+    """Each model of the task that declares the UMAP figure, with the embedding its first seed's run saved."""
+    task, setting = figure_task("umap")
+    return {
+        model: f"{run_dir(task, wildcards.dataset, setting, model)}/seed{SEEDS[0]}/{array_file('embedding')}"
+        for model in task_models(config, task)
+    }
 
 
 def umap_inputs(wildcards):
-    """The dataset and every file of `umap_models`, by `model:role`."""
-    files = {"data": FILE_ROLES["data"].format(dataset=wildcards.dataset)}
-    return files | {f"{model}:{role}": path for model, roles in umap_models(wildcards).items() for role, path in roles.items()}
+    """The dataset (labels, donors) and every saved embedding of `umap_models`, by model."""
+    return {"data": FILE_ROLES["data"].format(dataset=wildcards.dataset)} | umap_models(wildcards)
 
 
 # Real data sources (config/datasets.tsv) and the files each real dataset is built from.

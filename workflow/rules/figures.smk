@@ -1,6 +1,7 @@
-# Figures, drawn from result files only: tables, run records, predictions, cached
-# embeddings, training logs and perf records. `snakemake figures` redraws them
-# without running a model. Each figure is in the report (`snakemake --report`).
+# Figures, drawn from result files only: tables, run records, predictions, the embeddings
+# the runs saved, training logs and perf records; no figure builds or runs a model, so
+# `snakemake figures` redraws them without running one. Each figure is in the report
+# (`snakemake --report`).
 
 
 rule pretrain_loss_figure:
@@ -89,7 +90,11 @@ rule umap_figure:
     threads: 1
     params:
         plot="benchmarks.figures.embeddings:plot_embedding_umaps",
-        kwargs=lambda wildcards, input: {"data_h5ad": input.data, "models": umap_models(wildcards)},
+        kwargs=lambda wildcards, input: {
+            "data_h5ad": input.data,
+            "embeddings": {m: input[m] for m in umap_models(wildcards)},
+            "seed": SEEDS[0],
+        },
     script:
         "../scripts/plot.py"
 

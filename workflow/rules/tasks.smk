@@ -1,6 +1,8 @@
-# Downstream tasks: one split file per (task, dataset, setting, seed); one job per model runs every seed.
+# Downstream tasks: one split file per (task, dataset, setting, seed); one job per model runs every seed;
+# one job per (task, dataset) scores the runs.
 # Each job's params hold only what it depends on (a setting's fractions, a model's options),
 # so editing one model's options re-runs that model's jobs and nothing else.
+from benchmarks.runner import scoring_code_sha256
 
 
 rule split:
@@ -52,7 +54,8 @@ rule embed:
         "../scripts/embed.py"
 
 
-# One job per (task, dataset, model) runs every setting and seed: the imports, the data and the
+# One job per (task, dataset, model) runs every setting and seed and leaves each run's predictions
+# (and embedding) as files, computing no metric (benchmarks/records.py): the imports, the data and the
 # checkpoint are loaded once, which is most of a small run's cost (about 3 s a job on 2 cores).
 # One rule per task, run_{task}: a rule's outputs follow from its wildcards, and each task has
 # its own settings.
@@ -64,8 +67,9 @@ for _task in config["tasks"]:
         input:
             unpack(run_inputs(_task)),
         output:
-            metrics=run_outputs(_task, "metrics.json"),
-            predictions=run_outputs(_task, "predictions.csv"),
+            predictions=run_outputs(_task, "predictions"),
+            arrays=run_outputs(_task, "arrays"),
+            records=run_outputs(_task, "records"),
         log:
             f"logs/runs/{_task}/{{dataset}}/{{model}}.log",
         conda:
@@ -77,3 +81,31 @@ for _task in config["tasks"]:
             options=lambda wildcards, task=_task: model_options(task, wildcards.model),
         script:
             "../scripts/run_model.py"
+
+
+# One job per (task, dataset) scores every run of it (every setting, model and seed) from the files
+# the runs left, and writes each run's metrics.json; it never builds a model. Its params carry the
+# SHA-256 of the code that scores (benchmarks.runner.scoring_sources: the metric modules and the
+# task's scoring code), so editing a metric's definition re-scores, and so re-draws the tables,
+# figures and summary, without re-running any model: the run rules do not see that code. A hash
+# rather than the source files as inputs: an input path would point into wherever the project is
+# checked out (the jobs run in a separate workdir), and an input compares modification times,
+# which a checkout or a copy of the project changes without changing a line.
+for _task in config["tasks"]:
+
+    rule:
+        name:
+            f"score_{_task}"
+        input:
+            unpack(score_inputs(_task)),
+        output:
+            score_outputs(_task),
+        log:
+            f"logs/scores/{_task}/{{dataset}}.log",
+        conda:
+            ENV
+        threads: 1
+        params:
+            scoring_code=scoring_code_sha256(_task),
+        script:
+            "../scripts/score.py"

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.registry import ModelContext
-from benchmarks.runner import run_task
+from benchmarks.runner import run_model
 from benchmarks.tasks import get_task
 
 w, given = snakemake.wildcards, snakemake.input
@@ -23,5 +23,5 @@ task = snakemake.params.task
 files = {role: given[role] for role in get_task(task).run_inputs}  # the task's file roles
 runs = snakemake.params.runs  # (setting, seed), in the order of the splits and the outputs
 splits = given.get("splits") or [None] * len(runs)  # a zero-shot task has none
-for (setting, seed), split, metrics in zip(runs, splits, snakemake.output.metrics, strict=True):
-    run_task(task, setting, files, split, w.model, seed, Path(metrics).parent, context)
+for (setting, seed), split, record in zip(runs, splits, snakemake.output.records, strict=True):
+    run_model(task, setting, files, split, w.model, seed, Path(record).parent, context)

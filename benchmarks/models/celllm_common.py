@@ -1,6 +1,9 @@
-"""What the CellLM models share: cached [CLS] embeddings and the frozen-encoder heads.
+"""What the CellLM models share, public for any model that builds on CellLM:
+`cell_embeddings` (a checkpoint's [CLS] embeddings of cells, from the run's cache) and the
+frozen-encoder heads (`LinearProbe`, `FrozenCellLM`).
 
-(A leading underscore keeps this module out of the registry: it is not a model.)
+A helper, not a model: it registers nothing, so the registry's discovery, which imports every
+module of benchmarks.models, finds no model here (benchmarks.registry.HELPERS names it).
 """
 
 from __future__ import annotations

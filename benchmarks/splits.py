@@ -1,16 +1,15 @@
-"""The protocol every task shares: split files, run records and their provenance."""
+"""Split files: how every task draws train / validation / test, and how a run reads its split back.
+
+(The files a run leaves behind, and their provenance, are benchmarks.records.)
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-import celllm
 from celllm.errors import InputError
 from celllm.outputs import atomic_path
 
@@ -79,35 +78,3 @@ def read_split(path, ids) -> np.ndarray:
     if missing:
         raise InputError(f"{path}: {len(missing)} ids of the dataset are not in the split (for example '{missing[0]}')")
     return np.array([mapping[i] for i in ids])
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def config_hash(config) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def provenance(checkpoint=None, config=None) -> dict:
-    from celllm.checkpoint import checkpoint_hash
-
-    return {
-        "package_version": celllm.__version__,
-        "git_commit": _git_commit(),
-        "checkpoint_sha256": checkpoint_hash(checkpoint) if checkpoint else None,
-        "config_sha256": config_hash(config or {}),
-    }
-
-
-def write_run(out_dir, record: dict, predictions: pd.DataFrame) -> None:
-    """metrics.json and predictions.csv of one run; metrics.json is written last, so it marks a finished run."""
-    out_dir = Path(out_dir)
-    with atomic_path(out_dir / "predictions.csv") as tmp:
-        predictions.to_csv(tmp, index=False)
-    with atomic_path(out_dir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2, default=float) + "\n")
