@@ -244,6 +244,12 @@ def discover() -> dict[str, ModelSpec]:
     return dict(sorted(_REGISTRY.items()))
 
 
+def looks() -> dict[str, dict]:
+    """Each registered model's kind and colour (None: its kind's next free shade), as plain values: what
+    figures need of the registrations, handed to them so that drawing imports no model."""
+    return {name: {"kind": spec.kind, "colour": spec.colour} for name, spec in discover().items()}
+
+
 def models_for(task: str) -> list[str]:
     return [name for name, spec in discover().items() if spec.supports(task)]
 

@@ -123,7 +123,9 @@ def test_figures_are_redrawn_from_results_alone_and_the_report_builds(finished_r
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert sorted(p.name for p in figures.glob("*.png")) == drawn
-    assert len(set(loaded.read_text().split())) > len(drawn), "the figure jobs must run under the guard"
+    lines = loaded.read_text().splitlines()
+    assert len(set(lines)) > len(drawn), "the figure jobs must run under the guard"
+    assert sum(line.endswith(" figure") for line in lines) == len(drawn), "each figure job refused model imports"
     for rule in ("run_", "pretrain:", "embed:", "aggregate:"):
         assert f"rule {rule}" not in output, rule  # no model, no table is recomputed
     result = _snakemake(

@@ -193,6 +193,7 @@ def _bar_figure(
     groups: list[str] | None = None,
     width: float = 7.0,
     group_labels: dict | None = None,
+    looks: dict | None = None,
 ):
     """One row of panels per (label, sub-table), one panel per metric; models share the y axis within a row.
 
@@ -201,7 +202,7 @@ def _bar_figure(
     """
     models_all, _ = _order(table)
     kinds_all = dict(zip(table["model"], table["kind"]))
-    colours = model_colours([(m, kinds_all[m]) for m in models_all])
+    colours = model_colours([(m, kinds_all[m]) for m in models_all], looks)
     per_model = 0.17 + 0.1 * (len(groups) - 1 if groups else 0)
     header = 0.3
     heights, layouts = [], []
@@ -261,9 +262,10 @@ def _provenance(table: pd.DataFrame) -> str:
     return ""
 
 
-def plot_task(table_csv, png, task: str):
+def plot_task(table_csv, png, task: str, looks: dict | None = None):
     """The task's figure metrics per model (mean ± sd over seeds): one row of panels per dataset and
-    setting, or per dataset with the settings side by side, as the task (benchmarks/tasks/) says."""
+    setting, or per dataset with the settings side by side, as the task (benchmarks/tasks/) says.
+    `looks`: the registered models' kinds and colours (benchmarks.registry.looks)."""
     spec = get_task(task)
     table = read_table(table_csv, task, spec.figure_metrics)
     present = list(dict.fromkeys(table["setting"]))
@@ -298,6 +300,7 @@ def plot_task(table_csv, png, task: str):
         groups=settings if spec.settings_side_by_side else None,
         group_labels=labels,
         width=max(7.0, 1.5 * len(spec.figure_metrics)),
+        looks=looks,
     )  # a panel stays readable with many metrics
     style.save(figure, png)
     return figure

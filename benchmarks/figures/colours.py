@@ -3,13 +3,11 @@
 without one (or no longer registered: figures are drawn from tables alone) takes
 the next free shade of its kind's family.
 
-Reading a registration imports the model's file, whose decorator records the metadata; it never
-constructs or runs the model (tests/test_workflow.py redraws every figure in processes where
-constructing any registered model fails)."""
+A figure imports no model: the registrations' kinds and colours (`benchmarks.registry.looks()`)
+reach it as an argument, which the workflow's figure rules pass from the Snakefile's process
+(tests/test_workflow.py redraws every figure in processes that refuse to import a model file)."""
 
 from __future__ import annotations
-
-from benchmarks import registry
 
 FAMILIES = {
     "celllm": ["#08306b", "#2171b5", "#4292c6", "#084594", "#6baed6", "#9ecae1"],
@@ -21,27 +19,20 @@ KIND_SWATCH = {"celllm": "#3182bd", "baseline": "#e6550d", "control": "#969696"}
 KIND_LABELS = {"celllm": "CellLM", "baseline": "baseline", "control": "control"}
 
 
-def _registered(model: str):
-    try:
-        return registry.get(model)
-    except KeyError:
-        return None
-
-
-def model_kind(model: str) -> str:
+def model_kind(model: str, looks: dict | None = None) -> str:
     """Kind of a model known only by name (predictions without a run record beside them)."""
-    spec = _registered(model)
-    return spec.kind if spec else "other"
+    return (looks or {}).get(model, {}).get("kind") or "other"
 
 
-def model_colours(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    """Colour of each (model, kind): its registered colour, else the next unused shade of its kind's family."""
+def model_colours(pairs: list[tuple[str, str]], looks: dict | None = None) -> dict[str, str]:
+    """Colour of each (model, kind): its registered colour (`looks`: model -> {"kind", "colour"}), else the
+    next unused shade of its kind's family."""
     colours, used = {}, set()
     for model, _ in pairs:
-        spec = _registered(model)
-        if spec is not None and spec.colour:
-            colours[model] = spec.colour
-            used.add(spec.colour)
+        colour = (looks or {}).get(model, {}).get("colour")
+        if colour:
+            colours[model] = colour
+            used.add(colour)
     for model, kind in pairs:
         if model in colours:
             continue

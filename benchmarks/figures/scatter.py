@@ -58,8 +58,9 @@ def _pearson_text(per_seed: list[float]) -> str:
     return f"Pearson {text}"
 
 
-def plot_predicted_vs_measured(prediction_csvs: dict, png):
-    """Predicted vs measured ln IC50 of the test pairs of every seed, one panel per named model, with y = x."""
+def plot_predicted_vs_measured(prediction_csvs: dict, png, looks: dict | None = None):
+    """Predicted vs measured ln IC50 of the test pairs of every seed, one panel per named model, with y = x.
+    `looks`: the registered models' kinds and colours (benchmarks.registry.looks)."""
     if not prediction_csvs:
         raise InputError("no prediction files given for the predicted-vs-measured figure")
     panels = []
@@ -76,7 +77,7 @@ def plot_predicted_vs_measured(prediction_csvs: dict, png):
                 "data": pd.concat(frames, ignore_index=True),
                 "n_seeds": len(paths),
                 "r": per_seed,
-                "kind": record.get("kind") or model_kind(str(model)),
+                "kind": record.get("kind") or model_kind(str(model), looks),
                 "record": record,
             }
         )
@@ -92,7 +93,7 @@ def plot_predicted_vs_measured(prediction_csvs: dict, png):
     low, high = float(values.min()), float(values.max())
     pad = 0.05 * (high - low or 1.0)
     limits = (low - pad, high + pad)
-    colours = model_colours([(p["model"], p["kind"]) for p in panels])
+    colours = model_colours([(p["model"], p["kind"]) for p in panels], looks)
     for ax, panel in zip(axes.flat, panels):
         data = panel["data"]
         ax.plot(limits, limits, color="0.4", linestyle="--", linewidth=0.8, zorder=1)

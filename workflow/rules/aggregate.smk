@@ -3,7 +3,7 @@
 
 rule aggregate:
     input:
-        lambda wildcards: run_records(wildcards.task),
+        task_run_records,
     output:
         csv=report("results/tables/{task}.csv", caption="../report/table.rst", category="Tables", subcategory="{task}"),
         md="results/tables/{task}.md",

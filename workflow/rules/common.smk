@@ -67,6 +67,19 @@ def model_options(task, model):
     return canonical((config["tasks"][task].get("options") or {}).get(model) or {})
 
 
+def split_fractions(wildcards):
+    return setting_fractions(wildcards.task, wildcards.setting)
+
+
+def options_of(task):
+    """The params function of task's run rule: the configured options of the job's model."""
+
+    def options(wildcards):
+        return model_options(task, wildcards.model)
+
+    return options
+
+
 def checkpoint_folders():
     """Every checkpoint some configured model needs: the configured pretraining (always), its ablations, the released one."""
     wanted = {PRETRAINED} | {registry.get(m).pretraining for t in config["tasks"] for m in task_models(config, t)}
@@ -111,6 +124,10 @@ def run_records(task):
         for model in task_models(config, task)
         for seed in SEEDS
     ]
+
+
+def task_run_records(wildcards):
+    return run_records(wildcards.task)
 
 
 def table_outputs():
@@ -296,6 +313,45 @@ def scatter_models():
     """Predicted-vs-measured panels: the configured models the task runs."""
     task = figure_task("scatter")
     return [m for m in config["figures"]["scatter"] if task and m in task_models(config, task[0])]
+
+
+# What figures need of the model registrations (kinds, colours), handed to them as params, so that
+# a figure job imports no model file.
+MODEL_LOOKS = registry.looks()
+
+
+def table_figure_kwargs(wildcards, input):
+    return {"table_csv": input.table, "task": wildcards.task, "looks": MODEL_LOOKS}
+
+
+def confusion_inputs(wildcards):
+    """The focus model's run records on the dataset, every seed."""
+    return [f"{figure_run_dir('confusion', wildcards.dataset, FOCUS_MODEL)}/seed{seed}/metrics.json" for seed in SEEDS]
+
+
+def confusion_figure_kwargs(wildcards, input):
+    return {"metrics_json_paths": list(input)}
+
+
+def scatter_inputs(wildcards):
+    """Every seed's predictions of each scatter model, by model."""
+    return {m: [f"{figure_run_dir('scatter', wildcards.dataset, m)}/seed{s}/predictions.csv" for s in SEEDS] for m in scatter_models()}
+
+
+def scatter_figure_kwargs(wildcards, input):
+    return {"prediction_csvs": {m: list(input[m]) for m in scatter_models()}, "looks": MODEL_LOOKS}
+
+
+def umap_figure_kwargs(wildcards, input):
+    return {"data_h5ad": input.data, "embeddings": {m: input[m] for m in umap_models(wildcards)}, "seed": SEEDS[0]}
+
+
+def perf_plot(wildcards):
+    return f"benchmarks.figures.perf:plot_{wildcards.benchmark}"
+
+
+def perf_figure_kwargs(wildcards, input):
+    return {f"{wildcards.benchmark}_json": input[0]}
 
 
 def figure_files():

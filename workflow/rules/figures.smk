@@ -32,14 +32,14 @@ rule table_figure:
     threads: 1
     params:
         plot="benchmarks.figures.bars:plot_task",
-        kwargs=lambda wildcards, input: {"table_csv": input.table, "task": wildcards.task},
+        kwargs=table_figure_kwargs,
     script:
         "../scripts/plot.py"
 
 
 rule confusion_figure:
     input:
-        lambda wildcards: [f"{figure_run_dir('confusion', wildcards.dataset, FOCUS_MODEL)}/seed{seed}/metrics.json" for seed in SEEDS],
+        confusion_inputs,
     output:
         png=report("results/figures/confusion_{dataset}.png", caption="../report/confusion.rst", category="Figures"),
         pdf="results/figures/confusion_{dataset}.pdf",
@@ -50,18 +50,14 @@ rule confusion_figure:
     threads: 1
     params:
         plot="benchmarks.figures.confusion:plot_confusion",
-        kwargs=lambda wildcards, input: {"metrics_json_paths": list(input)},
+        kwargs=confusion_figure_kwargs,
     script:
         "../scripts/plot.py"
 
 
 rule scatter_figure:
     input:
-        unpack(
-            lambda wildcards: {
-                m: [f"{figure_run_dir('scatter', wildcards.dataset, m)}/seed{s}/predictions.csv" for s in SEEDS] for m in scatter_models()
-            }
-        ),
+        unpack(scatter_inputs),
     output:
         png=report("results/figures/scatter_{dataset}.png", caption="../report/scatter.rst", category="Figures"),
         pdf="results/figures/scatter_{dataset}.pdf",
@@ -72,7 +68,7 @@ rule scatter_figure:
     threads: 1
     params:
         plot="benchmarks.figures.scatter:plot_predicted_vs_measured",
-        kwargs=lambda wildcards, input: {"prediction_csvs": {m: list(input[m]) for m in scatter_models()}},
+        kwargs=scatter_figure_kwargs,
     script:
         "../scripts/plot.py"
 
@@ -90,11 +86,7 @@ rule umap_figure:
     threads: 1
     params:
         plot="benchmarks.figures.embeddings:plot_embedding_umaps",
-        kwargs=lambda wildcards, input: {
-            "data_h5ad": input.data,
-            "embeddings": {m: input[m] for m in umap_models(wildcards)},
-            "seed": SEEDS[0],
-        },
+        kwargs=umap_figure_kwargs,
     script:
         "../scripts/plot.py"
 
@@ -113,8 +105,8 @@ rule perf_figure:
         ENV
     threads: 1
     params:
-        plot=lambda wildcards: f"benchmarks.figures.perf:plot_{wildcards.benchmark}",
-        kwargs=lambda wildcards, input: {f"{wildcards.benchmark}_json": input[0]},
+        plot=perf_plot,
+        kwargs=perf_figure_kwargs,
     script:
         "../scripts/plot.py"
 

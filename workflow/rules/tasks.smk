@@ -16,7 +16,7 @@ rule split:
         ENV
     threads: 1
     params:
-        fractions=lambda wildcards: setting_fractions(wildcards.task, wildcards.setting),
+        fractions=split_fractions,
         seeds=SEEDS,
     script:
         "../scripts/split.py"
@@ -78,7 +78,7 @@ for _task in config["tasks"]:
         params:
             task=_task,
             runs=task_runs(_task),
-            options=lambda wildcards, task=_task: model_options(task, wildcards.model),
+            options=options_of(_task),
         script:
             "../scripts/run_model.py"
 
