@@ -20,7 +20,6 @@ from torch_geometric.data import Batch
 from torch_geometric.nn import GINConv, global_max_pool
 
 from benchmarks.models._drug_options import DRUG_RESPONSE_OPTIONS
-from benchmarks.registry import check_options
 from benchmarks.tasks.data import PairData
 from celllm.errors import InputError
 
@@ -125,7 +124,7 @@ class GraphDrugResponseModel:
     OPTIONS = DRUG_RESPONSE_OPTIONS
 
     def __init__(self, seed, context):
-        self.options = check_options("a drug-response model", self.OPTIONS, context.options or {})
+        self.options = {**self.OPTIONS, **(context.options or {})}  # checked by the registry (ModelSpec.resolve_options)
         self.seed, self.context, self.device = int(seed), context, torch.device(context.device)
         torch.set_num_threads(context.threads)
         self.net: DrugResponseNet | None = None

@@ -54,7 +54,6 @@ from torch_geometric.data import Batch
 from torch_geometric.nn import GATConv, GINConv, global_max_pool
 
 from benchmarks.models._drug_response import pair_rows
-from benchmarks.registry import check_options
 from benchmarks.tasks.data import PairData
 from celllm.errors import InputError
 from celllm.tokens import gene_table_rows, pad_gene_id, pad_ragged
@@ -176,7 +175,7 @@ class TGDRPRecipe:
     OPTIONS = OPTIONS
 
     def __init__(self, seed, context):
-        self.options = check_options("a TGDRP model", self.OPTIONS, context.options or {})
+        self.options = {**self.OPTIONS, **(context.options or {})}  # checked by the registry (ModelSpec.resolve_options)
         self.seed, self.context, self.device = int(seed), context, torch.device(context.device)
         torch.set_num_threads(context.threads)
         self.net: TGDRP | None = None

@@ -26,7 +26,7 @@ import torch
 from sklearn.metrics import f1_score
 from torch import nn
 
-from benchmarks.registry import check_options, register
+from benchmarks.registry import register
 from celllm.checkpoint import load_encoder
 from celllm.embed import DEFAULT_BATCH, batches
 from celllm.errors import InputError
@@ -76,7 +76,7 @@ class GeneStateHead(nn.Module):
 class CellLMFineTune:
     def __init__(self, seed, context):
         self.seed, self.context = seed, context
-        self.options = check_options("a fine-tuned CellLM", DEFAULTS, context.options or {})
+        self.options = {**DEFAULTS, **(context.options or {})}  # checked by the registry (ModelSpec.resolve_options)
         torch.set_num_threads(context.threads)
         torch.manual_seed(seed)
         self.encoder, self.vocab, self.cfg = load_encoder(context.checkpoint)
