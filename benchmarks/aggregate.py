@@ -136,7 +136,26 @@ def _recipes(part: pd.DataFrame) -> list[str]:
     return [f"- *{m}*: {registry.get(m).summary}" for m in models]
 
 
-def write_tables(run_paths, csv_path, md_path, metrics: list[str], references=REFERENCES) -> pd.DataFrame:
+def detail_markdown(table: pd.DataFrame, title: str, metrics) -> str:
+    """A further table per dataset under the headline ones: model and `metrics` (those the runs have), same order."""
+    measured = table[table["kind"] != "reference"]
+    metrics = [m for m in metrics if f"{m}_mean" in measured and measured[f"{m}_mean"].notna().any()]
+    if not metrics:
+        return ""
+    lines = [f"## {title}", ""]
+    for (task, setting, dataset), part in measured.groupby(GROUP, sort=False):
+        lines += [f"### {task} / {dataset} ({setting})", ""]
+        lines.append("| model | kind | " + " | ".join(metric_of(m).label for m in metrics) + " |")
+        lines.append("|---|---|" + "---|" * len(metrics))
+        for _, row in part.iterrows():
+            lines.append(f"| {row['model']} | {row['kind']} | " + " | ".join(_mean_sd(row, m) for m in metrics) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_tables(run_paths, csv_path, md_path, metrics: list[str], references=REFERENCES, details=()) -> pd.DataFrame:
+    """The task's tables from its run records: every metric in the CSV; in the Markdown, the headline
+    `metrics` per dataset, then each (title, metrics) of `details`."""
     table = rank_models(summarise(load_runs(run_paths)), metrics[0])
     extra = reference_rows(table, load_references(references)) if references else pd.DataFrame()
     if not extra.empty:  # each table's reference rows right after its measured rows
@@ -146,6 +165,7 @@ def write_tables(run_paths, csv_path, md_path, metrics: list[str], references=RE
         table = pd.concat(blocks, ignore_index=True).astype({"n_seeds": "Int64"})
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.4f")
+    text = "\n".join([to_markdown(table, metrics), *(detail_markdown(table, title, shown) for title, shown in details)])
     with atomic_path(md_path) as tmp:
-        tmp.write_text(to_markdown(table, metrics))
+        tmp.write_text(text)
     return table

@@ -51,6 +51,17 @@ METRICS = {
     "bio": Metric("bio conservation", bounds=(0.0, 1.0)),
     "batch": Metric("batch correction", bounds=(0.0, 1.0)),
     "overall": Metric("overall (scib)", bounds=(0.0, 1.0)),
+    # an embedding's geometry and what it encodes (benchmarks.embedding_geometry)
+    "mean_cosine": Metric("mean cosine of random pairs", lower_is_better=True, bounds=(-1.0, 1.0)),
+    "alignment": Metric("alignment (same-type pairs)", lower_is_better=True, bounds=(0.0, 4.0)),
+    "uniformity": Metric("uniformity", lower_is_better=True),
+    "participation_ratio": Metric("participation ratio (dims used)"),
+    "components_90": Metric("components for 90% variance"),
+    "knn_f1_tissue": Metric("kNN F1: tissue", bounds=(0.0, 1.0)),
+    "knn_f1_donor": Metric("kNN F1: donor (batch kept)", bounds=(0.0, 1.0)),
+    "knn_f1_sample": Metric("kNN F1: sample (batch kept)", bounds=(0.0, 1.0)),
+    "depth_r_genes": Metric("|r| with log genes detected", lower_is_better=True, bounds=(0.0, 1.0)),
+    "depth_r_counts": Metric("|r| with log total counts", lower_is_better=True, bounds=(0.0, 1.0)),
 }
 
 

@@ -3,8 +3,9 @@
 The README quotes this file (between SUMMARY_BEGIN and SUMMARY_END, put there by
 `python -m benchmarks.summary README.md results/summary.md`), so the numbers it
 discusses are the ones a run wrote, never typed by hand. Per (task, dataset,
-setting): each model's first two headline metrics, mean ± sd over seeds, best
-first, as the task's table ranks them.
+setting): each model's metrics that the task shows in summaries (its first two
+headline metrics unless it names others), mean ± sd over seeds, best first, as the
+task's table ranks them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from celllm.errors import InputError
 from celllm.outputs import atomic_path
 
 SUMMARY_BEGIN, SUMMARY_END = "<!-- summary: begin (benchmarks/summary.py writes this block) -->", "<!-- summary: end -->"
-SHOWN_METRICS = 2  # headline metrics per model
+SHOWN_METRICS = 2  # headline metrics per model, where a task names none to show
+
+
+def shown_metrics(task) -> list[str]:
+    """What the summary shows of a task (benchmarks.tasks.spec.Task)."""
+    return list(task.summary_metrics) or list(task.headline[:SHOWN_METRICS])
 
 
 def machine() -> str:
@@ -58,8 +64,9 @@ def _cell(row, metric: str) -> str:
     return f"{mean:.3f}" if pd.isna(std) or row["n_seeds"] < 2 else f"{mean:.3f} ± {std:.3f}"
 
 
-def summary(tables: dict[str, str], records, headline: dict[str, list[str]]) -> str:
-    """The Markdown summary of the task tables `tables` (task -> .csv), naming the commits of `records`."""
+def summary(tables: dict[str, str], records, shown: dict[str, list[str]]) -> str:
+    """The Markdown summary of the task tables `tables` (task -> .csv), showing the metrics `shown`
+    (task -> metric names), naming the commits of `records`."""
     found = commits(records)
     lines = [
         f"Measured at commit {', '.join(c[:12] for c in found)} on {machine()}.",
@@ -68,7 +75,7 @@ def summary(tables: dict[str, str], records, headline: dict[str, list[str]]) -> 
     for task, path in tables.items():
         table = pd.read_csv(path)
         table = table[table["kind"] != "reference"]
-        metrics = [m for m in headline[task] if f"{m}_mean" in table][:SHOWN_METRICS]
+        metrics = [m for m in shown[task] if f"{m}_mean" in table]
         for (dataset, setting), group in table.groupby(["dataset", "setting"], sort=True):
             lines += [
                 "",
@@ -82,8 +89,8 @@ def summary(tables: dict[str, str], records, headline: dict[str, list[str]]) -> 
     return "\n".join(lines) + "\n"
 
 
-def write_summary(tables: dict[str, str], records, headline: dict[str, list[str]], out) -> None:
-    text = summary(tables, records, headline)
+def write_summary(tables: dict[str, str], records, shown: dict[str, list[str]], out) -> None:
+    text = summary(tables, records, shown)
     with atomic_path(out) as tmp:
         tmp.write_text(text)
 

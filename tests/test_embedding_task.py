@@ -49,6 +49,23 @@ def test_pca_beats_the_random_control_and_batches_are_scored(donors_h5ad, tmp_pa
     assert again["metrics"] == pca  # same seed, same numbers
 
 
+def test_the_geometry_and_what_the_embedding_encodes_are_scored(donors_h5ad, tmp_path):
+    """Known answers by construction: the random control is isotropic and encodes nothing; PCA of these
+    cells (types differ by programs, donors shift them) encodes the cell types and the donors."""
+    records = {
+        m: run_task("embedding", "zero_shot", {"data": donors_h5ad}, None, m, 0, tmp_path / m, ModelContext())["metrics"]
+        for m in ("pca", "random_embedding")
+    }
+    pca, random = records["pca"], records["random_embedding"]
+    keys = {"mean_cosine", "alignment", "uniformity", "participation_ratio", "components_90", "knn_f1_donor", "depth_r_genes"}
+    assert keys <= set(pca) and keys <= set(random)
+    assert "knn_f1_tissue" not in pca  # the dataset has no tissue column
+    assert abs(random["mean_cosine"]) < 0.05 and random["participation_ratio"] > 20  # noise: isotropic, every direction
+    assert random["knn_f1_donor"] < 0.45 and random["depth_r_genes"] < 0.3  # encodes neither donor nor depth (chance 1/3)
+    assert pca["knn_f1_donor"] > random["knn_f1_donor"] + 0.2  # the donor effect is in the expression, so in PCA too
+    assert pca["alignment"] < random["alignment"]  # cells of one type closer together than random pairs
+
+
 def test_frozen_celllm_joins_through_the_registry(donors_h5ad, tmp_path, checkpoint):
     assert {"celllm_probe", "celllm_untrained_probe", "pca", "random_embedding"} <= set(registry.models_for("embedding"))
     assert "celllm_finetune" not in registry.models_for("embedding")  # it needs training

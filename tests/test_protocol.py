@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.aggregate import load_runs, rank_models, summarise, to_markdown
+from benchmarks.aggregate import detail_markdown, load_runs, rank_models, summarise, to_markdown
 from benchmarks.splits import read_split, split_units, stratified_split, write_split
 from benchmarks.tasks import get_task
 from celllm.errors import InputError
@@ -66,6 +66,9 @@ def test_summary_gives_mean_and_sd_over_seeds_with_celllm_first(tmp_path):
     markdown = to_markdown(rank_models(table, "accuracy"), ["accuracy", "macro_f1"])
     assert "| 1 | celllm_probe | celllm | 0.700 ± 0.141 |" in markdown
     assert "- *celllm_probe*: this project's CellLM, frozen [CLS] embedding" in markdown and "- *majority*" not in markdown
+    details = detail_markdown(table, "More", ["macro_f1", "accuracy", "not_measured"])
+    assert details.startswith("## More") and "| model | kind | macro F1 | accuracy |" in details  # only what the runs have
+    assert "| celllm_probe | celllm | 0.350 ± 0.071 | 0.700 ± 0.141 |" in details
 
 
 def test_tables_say_whose_weights_and_whose_recipe_each_celllm_row_is():

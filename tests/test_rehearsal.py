@@ -110,6 +110,21 @@ def test_the_real_dag_runs_to_tables_figures_and_report(rehearsal):
     assert (rehearsal["run"] / "results" / "report.html").stat().st_size > 10_000
 
 
+def test_the_planted_duplicate_is_the_only_evaluation_cell_found_in_the_corpus(rehearsal):
+    """The mirror puts one Zheng68k cell into a PanglaoDB sample (MirrorBuilder.PLANTED_ZHENG_CELL): the
+    contamination table names it, and every other dataset a task scores has zero (the reference is the
+    mirror's own plant, made before any parse)."""
+    from celllm.io import read_dataset
+    from tests.fixtures.mirror import MirrorBuilder
+
+    table = pd.read_csv(rehearsal["run"] / "results" / "tables" / "contamination.csv").set_index("dataset")
+    paper = yaml.safe_load(PAPER.read_text())
+    assert set(table.index) == {d for task in paper["tasks"].values() for d in task["datasets"]}
+    planted = read_dataset(rehearsal["run"] / "results" / "data" / "zheng68k.h5ad").obs_names[MirrorBuilder.PLANTED_ZHENG_CELL]
+    assert (table.loc["zheng68k", "n_in_corpus"], table.loc["zheng68k", "first_duplicates"]) == (1, planted)
+    assert (table.drop(index="zheng68k")["n_in_corpus"] == 0).all()
+
+
 def test_every_paper_dataset_is_parsed_to_the_contract(rehearsal):
     from benchmarks.tasks.data import read_response_table
     from celllm.io import read_dataset

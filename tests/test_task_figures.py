@@ -112,6 +112,19 @@ def test_drug_response_three_splits(tmp_path):
     assert headers == ["warm: unseen cell line–drug pairs", "cold cell: unseen cell lines", "cold drug: unseen drugs"]
 
 
+def test_embedding_geometry_panels_from_the_table_alone(tmp_path):
+    """The task's detail metrics, those the table has (no tissue column here), one panel each."""
+    headline = ["overall", "ari", "nmi", "asw_label", "knn_macro_f1", "ilisi"]
+    geometry = ["mean_cosine", "uniformity", "participation_ratio", "components_90", "knn_f1_donor", "knn_f1_sample", "depth_r_genes"]
+    path = write_table(table_rows("embedding", "zero_shot", "sim_pbmc_donors", True, headline + geometry), tmp_path / "embedding.csv")
+    figure = bar_figures.plot_task_details(path, tmp_path / "embedding_geometry.png", "embedding")
+    assert_written(tmp_path / "embedding_geometry.png")
+    panels = [ax.get_xlabel() for ax in figure.axes]
+    assert "mean cosine of random pairs" in panels and "kNN F1: donor (batch kept)" in panels and "kNN F1: tissue" not in panels
+    with pytest.raises(InputError, match="declares no detail metrics"):
+        bar_figures.plot_task_details(path, tmp_path / "x.png", "annotation")
+
+
 def test_a_table_without_the_metric_is_refused_by_name(tmp_path):
     rows = table_rows("annotation", "standard", "sim_pbmc", True, ["accuracy"])
     csv = write_table(rows, tmp_path / "partial.csv")

@@ -262,12 +262,13 @@ def _provenance(table: pd.DataFrame) -> str:
     return ""
 
 
-def plot_task(table_csv, png, task: str, looks: dict | None = None):
-    """The task's figure metrics per model (mean ± sd over seeds): one row of panels per dataset and
-    setting, or per dataset with the settings side by side, as the task (benchmarks/tasks/) says.
-    `looks`: the registered models' kinds and colours (benchmarks.registry.looks)."""
+def plot_task(table_csv, png, task: str, looks: dict | None = None, metrics: list[str] | None = None, title: str | None = None):
+    """The task's figure metrics (or `metrics`) per model (mean ± sd over seeds): one row of panels per
+    dataset and setting, or per dataset with the settings side by side, as the task (benchmarks/tasks/)
+    says. `looks`: the registered models' kinds and colours (benchmarks.registry.looks)."""
     spec = get_task(task)
-    table = read_table(table_csv, task, spec.figure_metrics)
+    metrics = list(metrics or spec.figure_metrics)
+    table = read_table(table_csv, task, metrics)
     present = list(dict.fromkeys(table["setting"]))
     settings = [s for s in spec.settings if s in present] + [s for s in present if s not in spec.settings]
     labels = {s: setting_label(task, s) for s in settings}
@@ -295,12 +296,26 @@ def plot_task(table_csv, png, task: str, looks: dict | None = None):
     figure = _bar_figure(
         table,
         rows,
-        spec.figure_metrics,
-        f"{spec.title}{where}: {_seed_note(table)}",
+        metrics,
+        f"{title or spec.title}{where}: {_seed_note(table)}",
         groups=settings if spec.settings_side_by_side else None,
         group_labels=labels,
-        width=max(7.0, 1.5 * len(spec.figure_metrics)),
+        width=max(7.0, 1.5 * len(metrics)),
         looks=looks,
     )  # a panel stays readable with many metrics
     style.save(figure, png)
     return figure
+
+
+def plot_task_details(table_csv, png, task: str, looks: dict | None = None):
+    """The metrics of the task's first detail table (for the embedding task: its geometry and what it
+    encodes) per model, those the table holds, drawn as `plot_task` draws the headline ones."""
+    spec = get_task(task)
+    if not spec.detail_tables:
+        raise InputError(f"task '{task}' declares no detail metrics to draw")
+    title, wanted = spec.detail_tables[0]
+    columns = read_csv_file(Path(table_csv), "table").columns
+    present = [m for m in wanted if f"{m}_mean" in columns]
+    if not present:
+        raise InputError(f"{table_csv}: none of the metrics of '{title}' ({', '.join(wanted)})")
+    return plot_task(table_csv, png, task, looks, metrics=present, title=title)

@@ -80,7 +80,12 @@ class Task:
     summary: str = ""
     positive: str | None = None  # the positive class of a binary task (F1, AUROC, AUPR)
     settings_side_by_side: bool = False  # bar figure: settings as hatched bars in one panel, not a row each
-    figures: tuple[str, ...] = ()  # its detail figures: "confusion" (focus model), "umap" (every model), "scatter"
+    figures: tuple[
+        str, ...
+    ] = ()  # its detail figures: "confusion" (focus model), "umap" (every model), "scatter", "geometry" (the embedding metrics of benchmarks.embedding_geometry, every model)
+    # further Markdown tables under the headline one: (title, metrics) each; the CSV has every metric
+    detail_tables: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    summary_metrics: tuple[str, ...] = ()  # what results/summary.md shows of the task (default: 2 headline metrics)
     models_of: str | None = None  # a variant of that task: its registered models run on this one too
     split_inputs: tuple[str, ...] = ("data",)  # file roles a split reads
     run_inputs: tuple[str, ...] = ("data",)  # file roles a model run reads

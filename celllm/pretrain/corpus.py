@@ -55,7 +55,7 @@ def load_corpus(paths, cfg: TokenConfig, vocab: Vocabulary | None = None, scale_
     if vocab is None:
         vocab = Vocabulary.from_datasets(paths)
     parts, tissues = [], []
-    for _, cells, tissue in tokenized_blocks(paths, vocab, cfg, scale_check=scale_check):
+    for _, cells, tissue, _ in tokenized_blocks(paths, vocab, cfg, scale_check=scale_check):
         parts.append(cells)
         tissues.append(tissue)
     cells = concat_tokens(parts)

@@ -10,6 +10,8 @@ Layout of a store folder (written atomically by `build_token_store`):
     gene_ids.bin    the smallest unsigned integer type that holds the vocabulary (uint16 up to 65,534 genes)
     bins.bin        uint8 expression bins
     tissue.bin      int8 per cell: 0 normal, 1 tumor, IGNORE unknown
+    cell_hash.bin   uint64 per cell: a fingerprint of its counts (`cell_fingerprints`), so that
+                    an evaluation dataset's cells can be looked up in the corpus (contamination)
 
 Every process that reads a store maps the same files, so the operating system
 keeps one copy in its page cache for all of them: the memory of a rank does not
@@ -25,6 +27,7 @@ four flat arrays because that is all a CellLM cell is.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import numbers
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from celllm.errors import InputError
@@ -43,10 +47,10 @@ from celllm.tokens import TokenConfig, TokenizedCells, Vocabulary, pad_gene_id, 
 
 log = logging.getLogger(__name__)
 
-FORMAT = "celllm-token-store/2"
+FORMAT = "celllm-token-store/3"
 KIND = "token store"  # its kind in the folder's record
 MANIFEST, VOCAB = "manifest.json", "vocab.txt"
-ARRAYS = {"offsets": "offsets.bin", "gene_ids": "gene_ids.bin", "bins": "bins.bin", "tissue": "tissue.bin"}
+ARRAYS = {"offsets": "offsets.bin", "gene_ids": "gene_ids.bin", "bins": "bins.bin", "tissue": "tissue.bin", "cell_hash": "cell_hash.bin"}
 BLOCK_CELLS = 8192  # cells tokenized at once: ~12M tokens of paper-like cells, a few hundred MB at most
 VERIFY_CHUNK = 1 << 24  # array elements read at once when verifying a store
 
@@ -63,10 +67,39 @@ def is_token_store(path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
+def cell_fingerprints(X: sp.csr_matrix, genes, vocab: Vocabulary) -> np.ndarray:
+    """A uint64 per cell: BLAKE2b of its (vocabulary id, count) pairs over the vocabulary's genes, in id order.
+
+    Two cells with the same counts of the same genes get the same fingerprint whatever the
+    gene order of their files, and a cell expressing no vocabulary gene gets 0 (never matched).
+    Counts are compared as float32, the way every dataset of the suite stores them.
+    """
+    column_ids = np.array([vocab.index.get(str(g), -1) for g in genes], dtype=np.int64)
+    known = np.flatnonzero(column_ids >= 0)
+    X = sp.csr_matrix(X)[:, known]
+    X = sp.csr_matrix((X.data.astype(np.float32), column_ids[known][X.indices], X.indptr), shape=(X.shape[0], len(vocab)))
+    X.sum_duplicates()
+    X.sort_indices()
+    X.eliminate_zeros()
+    ids, values = X.indices.astype("<u4"), X.data.astype("<f4")
+    out = np.zeros(X.shape[0], dtype=np.uint64)
+    for row, (start, stop) in enumerate(zip(X.indptr[:-1], X.indptr[1:])):
+        if stop > start:
+            digest = hashlib.blake2b(ids[start:stop].tobytes() + values[start:stop].tobytes(), digest_size=8).digest()
+            out[row] = int.from_bytes(digest, "little") or 1  # 0 is kept for cells without a vocabulary gene
+    return out
+
+
 def tokenized_blocks(
-    paths, vocab: Vocabulary, cfg: TokenConfig, block_cells: int = BLOCK_CELLS, scale_check: bool = True, progress: bool = False
-) -> Iterator[tuple[str, TokenizedCells, np.ndarray]]:
-    """(file, tokens, tissue codes) of each block of cells of the .h5ad files `paths`, in order.
+    paths,
+    vocab: Vocabulary,
+    cfg: TokenConfig,
+    block_cells: int = BLOCK_CELLS,
+    scale_check: bool = True,
+    progress: bool = False,
+    fingerprints: bool = False,
+) -> Iterator[tuple[str, TokenizedCells, np.ndarray, np.ndarray | None]]:
+    """(file, tokens, tissue codes, cell fingerprints if asked for) of each block of cells of the .h5ad files `paths`, in order.
 
     Reads a block at a time, so memory follows the block. A file without a `tissue`
     column gets IGNORE codes, with a warning (its cells train every objective but tumor/normal);
@@ -96,7 +129,8 @@ def tokenized_blocks(
                             len(dataset.var_names),
                             len(vocab),
                         )
-                    yield str(path), cells, tissue[start : start + len(cells)]
+                    fingerprint = cell_fingerprints(X, dataset.var_names, vocab) if fingerprints else None
+                    yield str(path), cells, tissue[start : start + len(cells)], fingerprint
                     bar.update(len(cells))
 
 
@@ -125,15 +159,16 @@ def build_token_store(
     gene_dtype = gene_id_dtype(len(vocab))
     out = Path(out)
     n_tokens, n_truncated, sources = 0, 0, {}
-    offsets, tissues = [np.zeros(1, dtype=np.int64)], []
+    offsets, tissues, fingerprints = [np.zeros(1, dtype=np.int64)], [], []
     with atomic_path(out) as tmp:
         tmp.mkdir()
         with open(tmp / ARRAYS["gene_ids"], "wb") as genes_file, open(tmp / ARRAYS["bins"], "wb") as bins_file:
-            for path, cells, tissue in tokenized_blocks(paths, vocab, cfg, block_cells, scale_check, progress):
+            for path, cells, tissue, fingerprint in tokenized_blocks(paths, vocab, cfg, block_cells, scale_check, progress, True):
                 genes_file.write(cells.gene_ids.astype(gene_dtype).tobytes())
                 bins_file.write(cells.bins.astype(np.uint8).tobytes())
                 offsets.append(cells.indptr[1:] + n_tokens)
                 tissues.append(tissue.astype(np.int8))
+                fingerprints.append(fingerprint)
                 n_tokens += int(cells.indptr[-1])
                 n_truncated += cells.n_truncated_cells
                 source = sources.setdefault(path, {"path": path, "n_cells": 0, "n_dropped_genes": cells.n_dropped_genes})
@@ -144,6 +179,7 @@ def build_token_store(
         )
         offsets.tofile(tmp / ARRAYS["offsets"])
         np.concatenate(tissues).tofile(tmp / ARRAYS["tissue"])
+        np.concatenate(fingerprints).astype("<u8").tofile(tmp / ARRAYS["cell_hash"])
         vocab.save(tmp / VOCAB)
         manifest = {
             "format": FORMAT,
@@ -152,7 +188,7 @@ def build_token_store(
             "n_truncated_cells": n_truncated,
             "vocab_size": len(vocab),
             "vocab_sha256": vocab.sha256(),
-            "dtypes": {"offsets": "int64", "gene_ids": gene_dtype.name, "bins": "uint8", "tissue": "int8"},
+            "dtypes": {"offsets": "int64", "gene_ids": gene_dtype.name, "bins": "uint8", "tissue": "int8", "cell_hash": "uint64"},
             "tokens": cfg.to_dict(),
             "sources": list(sources.values()),
         }
@@ -178,6 +214,7 @@ class TokenStore:
     vocab: Vocabulary
     tokens: TokenConfig
     manifest: dict
+    cell_hash: np.ndarray  # uint64 per cell (memory-mapped): `cell_fingerprints` of its counts
 
     @classmethod
     def open(cls, path, vocab: Vocabulary | None = None, tokens: TokenConfig | None = None) -> TokenStore:
@@ -207,6 +244,7 @@ class TokenStore:
             "gene_ids": manifest["n_tokens"],
             "bins": manifest["n_tokens"],
             "tissue": manifest["n_cells"],
+            "cell_hash": manifest["n_cells"],
         }
         arrays = {}
         for name, file in ARRAYS.items():
@@ -221,7 +259,8 @@ class TokenStore:
         cells = TokenizedCells(
             arrays["offsets"], arrays["gene_ids"], arrays["bins"], n_dropped_genes=dropped, n_truncated_cells=manifest["n_truncated_cells"]
         )
-        return cls(path, cells, np.asarray(arrays["tissue"], dtype=np.int64), stored_vocab, stored_tokens, manifest)
+        tissue = np.asarray(arrays["tissue"], dtype=np.int64)
+        return cls(path, cells, tissue, stored_vocab, stored_tokens, manifest, arrays["cell_hash"])
 
     def verify(self, hashes: bool = True) -> None:
         """Read the store whole, a chunk at a time: every file against its SHA-256 in the record (unless
@@ -278,7 +317,13 @@ def check_manifest(manifest: dict, where: Path) -> TokenConfig:
             raise InputError(f"{where}: no '{key}'; the store is damaged, tokenize again")
         if not valid(manifest[key]):
             raise InputError(f"{where}: '{key}' is {manifest[key]!r}, not of its type; the store is damaged, tokenize again")
-    expected = {"offsets": "int64", "gene_ids": gene_id_dtype(manifest["vocab_size"]).name, "bins": "uint8", "tissue": "int8"}
+    expected = {
+        "offsets": "int64",
+        "gene_ids": gene_id_dtype(manifest["vocab_size"]).name,
+        "bins": "uint8",
+        "tissue": "int8",
+        "cell_hash": "uint64",
+    }
     if manifest["dtypes"] != expected:
         raise InputError(f"{where}: 'dtypes' is {manifest['dtypes']!r}, expected {expected}; the store is damaged, tokenize again")
     if not all(

@@ -30,3 +30,21 @@ rule summary:
     threads: 1
     script:
         "../scripts/summary.py"
+
+
+# Evaluation cells that are exact duplicates of pretraining cells (benchmarks/contamination.py):
+# each dataset a task scores, fingerprinted against the token store's corpus; zero included.
+rule contamination:
+    input:
+        store=TOKEN_STORE,
+        data=expand("results/data/{dataset}.h5ad", dataset=evaluation_datasets()),
+    output:
+        csv=report(CONTAMINATION[0], caption="../report/contamination.rst", category="Tables"),
+        md=CONTAMINATION[1],
+    log:
+        "logs/tables/contamination.log",
+    conda:
+        ENV
+    threads: 1
+    script:
+        "../scripts/contamination.py"

@@ -111,6 +111,9 @@ wildcard_constraints:
     checkpoint="|".join(checkpoint_folders()),
 
 
+CONTAMINATION = ["results/tables/contamination.csv", "results/tables/contamination.md"]
+
+
 def run_dir(task, dataset, setting, model):
     return f"results/runs/{task}/{dataset}/{setting}/{model}"
 
@@ -131,7 +134,12 @@ def task_run_records(wildcards):
 
 
 def table_outputs():
-    return expand("results/tables/{task}.{ext}", task=list(config["tasks"]), ext=["csv", "md"])
+    return expand("results/tables/{task}.{ext}", task=list(config["tasks"]), ext=["csv", "md"]) + CONTAMINATION
+
+
+def evaluation_datasets():
+    """Every dataset a configured task scores, once, in config order."""
+    return list(dict.fromkeys(d for task in config["tasks"].values() for d in task["datasets"]))
 
 
 # Where each file role a task reads (benchmarks/tasks/spec.py) lives.
@@ -356,7 +364,7 @@ def perf_figure_kwargs(wildcards, input):
 
 def figure_files():
     tasks = config["tasks"]
-    names = ["pretrain_losses"] + [t for t in tasks]
+    names = ["pretrain_losses"] + [t for t in tasks] + [f"{t}_geometry" for t in tasks if "geometry" in get_task(t).figures]
     where = figure_task("confusion")
     if where and FOCUS_MODEL in task_models(config, where[0]):
         names += [f"confusion_{d}" for d in tasks[where[0]]["datasets"]]

@@ -37,6 +37,25 @@ rule table_figure:
         "../scripts/plot.py"
 
 
+# The embedding's geometry and what it encodes, from the same table (the task's detail metrics)
+rule geometry_figure:
+    input:
+        table="results/tables/{task}.csv",
+    output:
+        png=report("results/figures/{task}_geometry.png", caption="../report/geometry.rst", category="Figures"),
+        pdf="results/figures/{task}_geometry.pdf",
+    log:
+        "logs/figures/{task}_geometry.log",
+    conda:
+        ENV
+    threads: 1
+    params:
+        plot="benchmarks.figures.bars:plot_task_details",
+        kwargs=table_figure_kwargs,
+    script:
+        "../scripts/plot.py"
+
+
 rule confusion_figure:
     input:
         confusion_inputs,
