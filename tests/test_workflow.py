@@ -191,7 +191,7 @@ def test_a_changed_metric_rescores_without_running_any_model(finished_run, tmp_p
     scoring = {f"score_{task}" for task in ("embedding", "annotation", "drug_sensitivity", "drug_response")}
     assert scoring <= rules, rules  # every task's scores read benchmarks/metrics.py
     assert "Params have changed since last execution" in output  # the scoring code's hash, nothing else
-    assert rules <= scoring | {"aggregate", "table_figure", "confusion_figure", "summary", "all"}, rules
+    assert rules <= scoring | {"aggregate", "table_figure", "geometry_figure", "confusion_figure", "summary", "all"}, rules
     assert not {r for r in rules if r.startswith("run_") or r in ("embed", "pretrain", "split", "umap_figure", "scatter_figure")}
 
 
