@@ -32,7 +32,9 @@ def split(pairs, adata, drugs, seed=0):
 
 
 def make_model(name, seed=0, **options):
-    return registry.get(name).factory(seed, registry.ModelContext(threads=1, options=options))
+    """The model as a run builds it: its options resolved (and checked) by the registry."""
+    spec = registry.get(name)
+    return spec.factory(seed, registry.ModelContext(threads=1, options=spec.resolve_options("drug_response", options)))
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +180,7 @@ def test_gin_model_trains_without_validation_pairs(dataset):
     assert model.best_epoch == FAST["epochs"] and np.isfinite(model.predict(test)).all()
 
 
-def test_gin_model_rejects_bad_options():
+def test_gin_model_options_are_checked_by_the_registry():
     with pytest.raises(InputError, match="unknown option 'epoch'"):
         make_model("deepcdr_mlp", epoch=3)
     with pytest.raises(InputError, match="option 'lr' must be a positive number"):
