@@ -60,8 +60,8 @@ METRICS = {
     "knn_f1_tissue": Metric("kNN F1: tissue", bounds=(0.0, 1.0)),
     "knn_f1_donor": Metric("kNN F1: donor (batch kept)", bounds=(0.0, 1.0)),
     "knn_f1_sample": Metric("kNN F1: sample (batch kept)", bounds=(0.0, 1.0)),
-    "depth_r_genes": Metric("|r| with log genes detected", lower_is_better=True, bounds=(0.0, 1.0)),
-    "depth_r_counts": Metric("|r| with log total counts", lower_is_better=True, bounds=(0.0, 1.0)),
+    "depth_r_genes": Metric("abs. r with log genes detected", lower_is_better=True, bounds=(0.0, 1.0)),
+    "depth_r_counts": Metric("abs. r with log total counts", lower_is_better=True, bounds=(0.0, 1.0)),
 }
 
 
