@@ -225,7 +225,7 @@ def _bar_figure(
             ax = figure.add_subplot(grid[2 * r + 1, c], sharey=first)
             first = first or ax
             _bar_panel(ax, part, metric, models, references, colours, groups)
-            ax.set_xlabel(metric_of(metric).label)
+            ax.set_xlabel(wrap_label(metric_of(metric).label, 16))
             ax.tick_params(axis="x", labelsize=TICK_SIZE)
             if c:
                 ax.tick_params(axis="y", labelleft=False)
@@ -300,7 +300,7 @@ def plot_task(table_csv, png, task: str, looks: dict | None = None, metrics: lis
         f"{title or spec.title}{where}: {_seed_note(table)}",
         groups=settings if spec.settings_side_by_side else None,
         group_labels=labels,
-        width=max(7.0, 1.5 * len(metrics)),
+        width=max(7.0, 1.8 * len(metrics)),
         looks=looks,
     )  # a panel stays readable with many metrics
     style.save(figure, png)
