@@ -119,7 +119,7 @@ def test_embedding_geometry_panels_from_the_table_alone(tmp_path):
     path = write_table(table_rows("embedding", "zero_shot", "sim_pbmc_donors", True, headline + geometry), tmp_path / "embedding.csv")
     figure = bar_figures.plot_task_details(path, tmp_path / "embedding_geometry.png", "embedding")
     assert_written(tmp_path / "embedding_geometry.png")
-    panels = [ax.get_xlabel() for ax in figure.axes]
+    panels = [ax.get_xlabel().replace("\n", " ") for ax in figure.axes]  # labels wrap
     assert "mean cosine of random pairs" in panels and "kNN F1: donor (batch kept)" in panels and "kNN F1: tissue" not in panels
     with pytest.raises(InputError, match="declares no detail metrics"):
         bar_figures.plot_task_details(path, tmp_path / "x.png", "annotation")
