@@ -186,6 +186,23 @@ def ragged_rows(indptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, np.arange(int(indptr[-1] - indptr[0])) - (indptr[rows] - indptr[0])
 
 
+def vocabulary_columns(genes, vocab: Vocabulary) -> np.ndarray:
+    """The vocabulary id of each of `genes` (a file's columns), -1 for a gene outside the vocabulary."""
+    return np.array([vocab.index.get(str(g), -1) for g in genes], dtype=np.int64)
+
+
+def in_vocabulary_order(X: sp.csr_matrix, column_ids: np.ndarray, vocab_size: int) -> sp.csr_matrix:
+    """X's vocabulary genes only, its columns re-indexed by vocabulary id (`vocabulary_columns`):
+    duplicates summed, indices sorted, zeros removed."""
+    known = np.flatnonzero(column_ids >= 0)
+    X = X[:, known]
+    X = sp.csr_matrix((X.data, column_ids[known][X.indices], X.indptr), shape=(X.shape[0], vocab_size))
+    X.sum_duplicates()
+    X.sort_indices()
+    X.eliminate_zeros()
+    return X
+
+
 def tokenize(X: sp.csr_matrix, genes, vocab: Vocabulary, cfg: TokenConfig, source: str = "data") -> TokenizedCells:
     """Turn a count matrix (cells x `genes`) into per-cell (gene id, bin) tokens.
 
@@ -193,18 +210,11 @@ def tokenize(X: sp.csr_matrix, genes, vocab: Vocabulary, cfg: TokenConfig, sourc
     outside the vocabulary are dropped, so a cell's values do not depend on
     which vocabulary reads it.
     """
-    genes = [str(g) for g in genes]
-    column_ids = np.array([vocab.index.get(g, -1) for g in genes], dtype=np.int64)
+    column_ids = vocabulary_columns(genes, vocab)
     known = column_ids >= 0
     if not known.any():
         raise InputError(f"{source}: none of its {len(genes)} genes is in the model's vocabulary of {len(vocab)} genes")
-    Xn = normalize_log2(X, cfg.target_sum)
-    # keep vocabulary genes and re-index the columns by vocabulary id
-    Xn = Xn[:, np.flatnonzero(known)]
-    Xn = sp.csr_matrix((Xn.data, column_ids[known][Xn.indices], Xn.indptr), shape=(Xn.shape[0], len(vocab)))
-    Xn.sum_duplicates()
-    Xn.sort_indices()
-    Xn.eliminate_zeros()
+    Xn = in_vocabulary_order(normalize_log2(X, cfg.target_sum), column_ids, len(vocab))
     bins = bin_values(Xn, cfg.binning, cfg.n_bins)
     indptr, gene_ids = Xn.indptr.astype(np.int64), Xn.indices.astype(np.int64)
     lengths = np.diff(indptr)

@@ -43,7 +43,7 @@ from celllm.errors import InputError
 from celllm.io import DatasetBlocks
 from celllm.outputs import atomic_path, verify_record, write_record
 from celllm.pretrain.objectives import IGNORE, tissue_codes
-from celllm.tokens import TokenConfig, TokenizedCells, Vocabulary, pad_gene_id, tokenize
+from celllm.tokens import TokenConfig, TokenizedCells, Vocabulary, in_vocabulary_order, pad_gene_id, tokenize, vocabulary_columns
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,7 @@ def cell_fingerprints(X: sp.csr_matrix, genes, vocab: Vocabulary) -> np.ndarray:
     gene order of their files, and a cell expressing no vocabulary gene gets 0 (never matched).
     Counts are compared as float32, the way every dataset of the suite stores them.
     """
-    column_ids = np.array([vocab.index.get(str(g), -1) for g in genes], dtype=np.int64)
-    known = np.flatnonzero(column_ids >= 0)
-    X = sp.csr_matrix(X)[:, known]
-    X = sp.csr_matrix((X.data.astype(np.float32), column_ids[known][X.indices], X.indptr), shape=(X.shape[0], len(vocab)))
-    X.sum_duplicates()
-    X.sort_indices()
-    X.eliminate_zeros()
+    X = in_vocabulary_order(sp.csr_matrix(X, dtype=np.float32), vocabulary_columns(genes, vocab), len(vocab))
     ids, values = X.indices.astype("<u4"), X.data.astype("<f4")
     out = np.zeros(X.shape[0], dtype=np.uint64)
     for row, (start, stop) in enumerate(zip(X.indptr[:-1], X.indptr[1:])):
