@@ -30,6 +30,7 @@ include: "workflow/rules/tasks.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/perf.smk"
+include: "workflow/rules/recipe.smk"
 
 
 rule all:

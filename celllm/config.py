@@ -42,6 +42,14 @@ class PretrainConfig(Options):
     # tumor-vs-normal loss stayed flat (0.67 after 300 steps); at 0.5 it fell to 0.55.
     temperature: float = option(0.5, low=0.0, low_open=True)
     proj_dim: int = option(128, low=1)  # contrastive projection head output
+    # "mlp": SimCLR's projection head (dim -> dim -> proj_dim) between the cell embedding and the
+    # contrastive loss; "none": the loss sees the cell embedding itself (proj_dim unused)
+    projection: str = option("mlp", choices=("mlp", "none"))
+    # How a view drops genes: "uniform", or "low_expression" (weakly expressed genes dropped more
+    # often, as sequencing loses them), and the share of kept bins moved one bin up or down
+    # (celllm.pretrain.objectives.make_views).
+    view_drop: str = option("uniform", choices=("uniform", "low_expression"))
+    bin_noise: float = option(0.0, low=0.0, high=1.0)
     # classes of the masked-bin head; 0: the expression bins (tokens.n_bins). The released model's
     # head has 8 (the bins, [CLS] and PAD), kept as it is when it is imported.
     mlm_classes: int = option(0, low=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celllm.io import write_h5ad
 from celllm.outputs import atomic_path
-from ingest.simulate import GeneProgramWorld, load_drug_table
+from ingest.simulate import CORPUS_N_TYPES, GeneProgramWorld, load_drug_table
 
 # The demo's simulated datasets (results/data/{name}.h5ad), by their key in `outputs`; the
 # cell lines' response table and the interaction network are {cell_lines}.response.tsv and {ppi}.tsv.
@@ -53,3 +53,22 @@ def write_simulated_datasets(
     for key, table in (("drug_response", response), ("ppi", world.ppi_graph(seed=seed + 5))):
         with atomic_path(outputs[key]) as tmp:
             table.to_csv(tmp, sep="\t", index=False)
+
+
+# The recipe study's validation cells (benchmarks/recipe.py): the demo's world drawn again with seeds no
+# demo dataset uses. `cells`: RECIPE_TYPES balanced cell types across three donors, the types from
+# CORPUS_N_TYPES on never seen in pretraining; `corpus`: a new draw of the pretraining corpus's samples.
+RECIPE_DATASETS = {"cells": "recipe_heldout_cells", "corpus": "recipe_heldout_corpus"}
+RECIPE_TYPES = CORPUS_N_TYPES + 8
+RECIPE_CELLS = 2400
+RECIPE_CORPUS_CELLS = 1200
+_RECIPE_SEED_OFFSET = 100  # past every seed offset write_simulated_datasets uses
+
+
+def write_recipe_datasets(genes, outputs: dict[str, str], seed: int = 0, n_programs: int = 12, **_sizes) -> None:
+    """Write the recipe study's held-out validation datasets (keys of RECIPE_DATASETS) from the demo's world
+    (`seed`, `n_programs` as in the simulation config; the demo's dataset sizes are ignored)."""
+    world = GeneProgramWorld(list(genes), n_programs=n_programs, seed=seed)
+    cells = world.cell_types(RECIPE_CELLS, RECIPE_TYPES, seed=seed + _RECIPE_SEED_OFFSET, n_donors=3, balanced=True)
+    write_h5ad(cells, outputs["cells"])
+    write_h5ad(world.pretraining_corpus(RECIPE_CORPUS_CELLS, seed=seed + _RECIPE_SEED_OFFSET + 1), outputs["corpus"])

@@ -359,11 +359,15 @@ class GeneProgramWorld:
         )
         return self._anndata(counts, obs, "sim_pretrain", seed, activity_of_cell)
 
-    def cell_types(self, n_cells: int, n_types: int, seed: int, n_donors: int = 1, donor_effect: float = 0.3) -> ad.AnnData:
+    def cell_types(
+        self, n_cells: int, n_types: int, seed: int, n_donors: int = 1, donor_effect: float = 0.3, balanced: bool = False
+    ) -> ad.AnnData:
         """Annotated cell-type dataset (stand-in for PBMC), unbalanced class sizes.
 
         Type proportions decay geometrically (largest ~30%, smallest ~1-2% for ten
-        types), like T cells versus dendritic cells in blood. obs: cell_type. With
+        types), like T cells versus dendritic cells in blood; `balanced`: every type
+        equally likely (a validation set whose rare types are not a handful of cells).
+        Types from CORPUS_N_TYPES on never occur in `pretraining_corpus`. obs: cell_type. With
         `n_donors` > 1 (stand-in for Baron's four donors), each cell comes from a donor
         whose batch effect shifts its program activities and, per gene, its capture
         (both normal with sd `donor_effect` on the log scale); obs gets `donor`.
@@ -374,7 +378,8 @@ class GeneProgramWorld:
         _check_seed(seed)
         rng = np.random.default_rng([self.seed, _STREAM_PBMC, seed])
         # One cell per type guaranteed, the rest drawn from the unbalanced mix.
-        cell_type = np.concatenate([np.arange(n_types), rng.choice(n_types, n_cells - n_types, p=_unbalanced_proportions(n_types))])
+        mix = np.full(n_types, 1.0 / n_types) if balanced else _unbalanced_proportions(n_types)
+        cell_type = np.concatenate([np.arange(n_types), rng.choice(n_types, n_cells - n_types, p=mix)])
         cell_type = rng.permutation(cell_type)
         activity = self._cell_activity(cell_type, rng, cycling_rate=0.05)
         obs = pd.DataFrame({"cell_type": _type_labels(cell_type, n_types)})

@@ -62,7 +62,7 @@ TOY = Objective(
     weight_key="weight_length",
     head_name="length_head",
     head=lambda cfg: nn.Linear(cfg.encoder.dim, 1),
-    reads="cls",
+    reads="cell",
     output="length",
     loss_sum=_length_loss_sum,
     count=lambda batch: torch.tensor(batch["mask"].shape[0]),
@@ -110,6 +110,6 @@ def test_a_registered_objective_is_trained_logged_and_drawn(toy_objective, corpu
 
 def test_an_objective_gives_one_kind_of_loss():
     with pytest.raises(ValueError, match="either batch_loss, or loss_sum and count"):
-        Objective("x", "x", "weight_x", "x_head", nn.Identity, "cls", "x")
+        Objective("x", "x", "weight_x", "x_head", nn.Identity, "cell", "x")
     with pytest.raises(ValueError, match="reads must be"):
         Objective("x", "x", "weight_x", "x_head", nn.Identity, "genes", "x", loss_sum=_length_loss_sum, count=len)

@@ -1,7 +1,8 @@
 """The CellLM encoder: gene embedding + expression-bin embedding -> Performer -> [CLS].
 
 c_k = phi_G(gene_k) + phi_E(bin_k); H = Performer(C). The cell embedding is
-the final-normalised [CLS] output. Sizes come from `EncoderConfig`; the
+the final-normalised [CLS] output (or, with `pooling: mean`, the mean of the
+gene states). Sizes come from `EncoderConfig`; the
 paper's model is dim 512, depth 10, heads 16, dim_head 64, FFN 2048 and 266
 random features.
 """
@@ -36,6 +37,9 @@ class EncoderConfig(Options):
     # divide-and-conquer needs); "released": the authors' model, whose padding keys (every cell padded to
     # tokens.max_len) enter the attention normaliser (celllm.model.attention). Imported checkpoints use it.
     attention: str = option("masked", choices=("masked", "released"))
+    # The cell embedding: the [CLS] state (the paper, the released model) or the mean of the cell's gene
+    # states. Pretraining's cell-level heads (contrastive, tumor vs normal) read the same one.
+    pooling: str = option("cls", choices=("cls", "mean"))
 
 
 class FeedForward(nn.Module):
@@ -127,9 +131,19 @@ class CellLMEncoder(nn.Module):
         """Token states (batch, length, dim). `seeds` (batch,) give each cell its own dropout masks."""
         return self._states(gene_ids, bins, mask, seeds)
 
+    def pool(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The cell embedding from the token states (`pooling`): the [CLS] state, or the mean of the
+        gene states (position 0 and padding left out; a cell without genes keeps its [CLS] state)."""
+        if self.cfg.pooling == "cls":
+            return states[:, 0]
+        genes = mask[:, 1:].unsqueeze(-1).to(states.dtype)
+        count = genes.sum(1)
+        mean = (states[:, 1:] * genes).sum(1) / count.clamp(min=1)
+        return torch.where(count > 0, mean, states[:, 0])
+
     def embed(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The cell embedding: the final-normalised [CLS] state."""
-        return self._states(gene_ids, bins, mask)[:, 0]
+        """The cell embedding (`pool`) of the final-normalised states."""
+        return self.pool(self._states(gene_ids, bins, mask), mask)
 
     def embed_last_layers(self, gene_ids: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor, trainable_layers: int = 1) -> torch.Tensor:
         """The cell embedding with autograd through the last `trainable_layers` layers and the final norm only.
@@ -137,7 +151,7 @@ class CellLMEncoder(nn.Module):
         The frozen prefix runs without a graph, which is what makes partial
         fine-tuning (the released recipe: last layer + norm + head) cheap.
         """
-        return self._states(gene_ids, bins, mask, trainable_layers=trainable_layers)[:, 0]
+        return self.pool(self._states(gene_ids, bins, mask, trainable_layers=trainable_layers), mask)
 
     def redraw_random_features(self) -> None:
         for layer in self.layers:

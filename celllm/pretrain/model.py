@@ -29,5 +29,5 @@ class CellLMForPretraining(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Every objective's head output (`Objective.output` -> tensor)."""
         hidden = self.encoder(gene_ids, bins, mask, seeds)
-        cls = hidden[:, 0]
-        return {o.output: getattr(self, o.head_name)(cls if o.reads == "cls" else hidden) for o in objectives()}
+        cell = self.encoder.pool(hidden, mask)
+        return {o.output: getattr(self, o.head_name)(cell if o.reads == "cell" else hidden) for o in objectives()}

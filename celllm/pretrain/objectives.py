@@ -46,7 +46,7 @@ def tissue_codes(values, source: str) -> np.ndarray:
 # function of (seed, step, cell, view, position), whichever rank or sub-batch makes them
 _M1, _M2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
 _LOW32 = np.uint64(0xFFFFFFFF)
-VIEW_KEY, DROPOUT = 1, 2  # what a hash is for
+VIEW_KEY, DROPOUT, BIN_NOISE = 1, 2, 3  # what a hash is for
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -117,7 +117,17 @@ class ViewBatch:
 
 
 def make_views(
-    cells: TokenizedCells, indices: np.ndarray, tissue: np.ndarray, seed: int, step: int, keep: float, mask_ratio: float, cfg: TokenConfig
+    cells: TokenizedCells,
+    indices: np.ndarray,
+    tissue: np.ndarray,
+    seed: int,
+    step: int,
+    keep: float,
+    mask_ratio: float,
+    cfg: TokenConfig,
+    *,
+    drop: str = "uniform",
+    bin_noise: float = 0.0,
 ) -> ViewBatch:
     """Two views of each cell of `indices` (vectorised over the whole batch).
 
@@ -126,6 +136,12 @@ def make_views(
     (seed, step, cell, view, position), so a cell's views are the same whichever
     other cells, rank or sub-batch share its step. One 64-bit hash per token and
     view gives both draws (its high and low 32 bits, compared as integers).
+
+    `drop`: "uniform", every gene alike; "low_expression", a gene's chance of being
+    dropped proportional to (n_bins - its bin), scaled so that a cell still keeps about
+    `keep` of its genes (dropout hits the weakly expressed genes that sequencing loses
+    first). `bin_noise`: the share of kept, unmasked bins moved one bin up or down
+    (clipped to the expression bins), drawn from a second hash of the same token.
     """
     indices = np.asarray(indices, dtype=np.int64)
     cell_of_row, view_of_row = np.repeat(indices, 2), np.tile(np.array([0, 1], dtype=np.int64), len(indices))
@@ -136,7 +152,15 @@ def make_views(
         h = _hash(seed, step, cell_of_row, view_of_row, VIEW_KEY)[rows]
         h ^= position.astype(np.uint64) * _GOLDEN
         _mix(h)
-    kept = (h >> np.uint64(32)) < np.uint64(keep * 2**32)
+    if drop == "uniform":
+        kept = (h >> np.uint64(32)) < np.uint64(keep * 2**32)
+    elif drop == "low_expression":
+        weight = (cfg.n_bins - np.asarray(cells.bins[source], dtype=np.float64)).clip(min=1.0)
+        row_mean = np.bincount(rows, weights=weight, minlength=len(cell_of_row)) / np.maximum(np.diff(row_indptr), 1)
+        drop_chance = np.minimum(1.0, (1.0 - keep) * weight / row_mean[rows])
+        kept = (h >> np.uint64(32)).astype(np.float64) < (1.0 - drop_chance) * 2**32
+    else:
+        raise ValueError(f"drop must be 'uniform' or 'low_expression', got {drop!r}")
     counts = np.bincount(rows[kept], minlength=len(cell_of_row))
     for row in np.flatnonzero((counts == 0) & (np.diff(row_indptr) > 0)):  # rare: a view keeps at least its lowest draw
         start = row_indptr[row]
@@ -147,6 +171,11 @@ def make_views(
     genes = np.asarray(cells.gene_ids[kept_source], dtype=np.int64)
     true_bins = np.asarray(cells.bins[kept_source], dtype=np.int64)
     bins = np.where(masked, cfg.mask_bin, true_bins)
+    if bin_noise > 0:
+        noise = _mix(h[kept] ^ np.uint64(BIN_NOISE) * _GOLDEN)
+        moved = ~masked & ((noise & _LOW32) < np.uint64(bin_noise * 2**32))
+        shifted = np.clip(true_bins + np.where(noise >> np.uint64(63), 1, -1), 0, cfg.n_bins - 1)
+        bins = np.where(moved, shifted, bins)
     targets = np.where(masked, true_bins, IGNORE)
     seeds = (_hash(seed, step, cell_of_row, view_of_row, DROPOUT) & np.uint64(2**31 - 1)).astype(np.int64)
     indptr = np.concatenate([[0], np.cumsum(counts)])
@@ -203,7 +232,7 @@ class Objective:
     weight_key: str  # the PretrainConfig option that weights it (0 turns it off)
     head_name: str  # the attribute of CellLMForPretraining holding its head: its weights' key prefix in a checkpoint
     head: Callable[[CellLMConfig], nn.Module]  # builds the head from the config
-    reads: str  # what the head reads: "cls" (the [CLS] state, (n, dim)) or "tokens" (every state, (n, length, dim))
+    reads: str  # what the head reads: "cell" (the cell embedding, encoder.pool: (n, dim)) or "tokens" (every state, (n, length, dim))
     output: str  # the key of the head's output among the model's outputs
     batch_loss: Callable[[torch.Tensor, object], torch.Tensor] | None = None
     loss_sum: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor] | None = None
@@ -212,13 +241,16 @@ class Objective:
     def __post_init__(self):
         if self.name in LOG_COLUMNS:
             raise ValueError(f"objective {self.name}: the name of a column the trainer writes itself ({', '.join(LOG_COLUMNS)})")
-        if self.reads not in ("cls", "tokens"):
-            raise ValueError(f"objective {self.name}: reads must be 'cls' or 'tokens', got {self.reads!r}")
+        if self.reads not in ("cell", "tokens"):
+            raise ValueError(f"objective {self.name}: reads must be 'cell' or 'tokens', got {self.reads!r}")
         if (self.batch_loss is None) == (self.loss_sum is None) or (self.loss_sum is None) != (self.count is None):
             raise ValueError(f"objective {self.name}: give either batch_loss, or loss_sum and count")
 
 
 def _projection(cfg: CellLMConfig) -> nn.Module:
+    """SimCLR's head (`projection: mlp`), or none: the loss then sees the cell embedding itself."""
+    if cfg.pretrain.projection == "none":
+        return nn.Identity()
     dim = cfg.encoder.dim
     return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, cfg.pretrain.proj_dim))
 
@@ -232,7 +264,7 @@ OBJECTIVES: dict[str, Objective] = {
             weight_key="weight_contrastive",
             head_name="projection",
             head=_projection,
-            reads="cls",
+            reads="cell",
             output="z",
             batch_loss=lambda z, setup: nt_xent(z, setup.temperature),
         ),
@@ -250,11 +282,11 @@ OBJECTIVES: dict[str, Objective] = {
         ),
         Objective(
             name="tissue",
-            title="tumor vs normal ([CLS])",
+            title="tumor vs normal (cell embedding)",
             weight_key="weight_tissue",
             head_name="tissue_head",
             head=lambda cfg: nn.Linear(cfg.encoder.dim, 2),
-            reads="cls",
+            reads="cell",
             output="tissue_logits",
             loss_sum=tissue_loss_sum,
             count=lambda batch: (batch["tissue"] != IGNORE).sum(),

@@ -198,7 +198,18 @@ def pretrain(
     order = BatchOrder(corpus.cells.lengths(), p.batch_size, p.seed, group.rank, group.world_size)
 
     def prepare(step: int):
-        views = make_views(corpus.cells, order.cells(step), corpus.tissue, p.seed, step, p.view_keep, p.mask_ratio, cfg.tokens)
+        views = make_views(
+            corpus.cells,
+            order.cells(step),
+            corpus.tissue,
+            p.seed,
+            step,
+            p.view_keep,
+            p.mask_ratio,
+            cfg.tokens,
+            drop=p.view_drop,
+            bin_noise=p.bin_noise,
+        )
         return views, pad_sub_batches(views, setup, pin=torch.device(device).type == "cuda")
 
     prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")

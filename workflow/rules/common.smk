@@ -1,17 +1,19 @@
 # Config validation and the helpers that turn config + task specs + model registry into file lists.
 import json
+import re
 from pathlib import Path
 
 from snakemake.utils import validate
 
 from benchmarks import registry
+from benchmarks import recipe as recipe_study
 from benchmarks.pretrainings import PRETRAINED, RELEASED_CHECKPOINT, checkpoint_folder, pretraining_config
 from benchmarks.config import check_config, check_schema, task_models
 from benchmarks.perf import BENCHMARKS as PERF_BENCHMARKS, FIGURES as PERF_FIGURES
 from benchmarks.records import PREDICTIONS, RUN_RECORD, SCORED_RECORD, array_file
 from benchmarks.tasks import TASKS, get_task, task_settings
 from ingest.catalog import CATALOG, STRING_EDGES, address_sources, read_sources
-from ingest.demo import SIMULATED, SIMULATED_PPI
+from ingest.demo import RECIPE_DATASETS, SIMULATED, SIMULATED_PPI
 from ingest.download import MANUAL
 from ingest.pbmc import DATASET as PBMC68K
 

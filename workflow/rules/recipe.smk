@@ -1,0 +1,96 @@
+# The pretraining recipe study (benchmarks/recipe.py), not part of `all`: `snakemake --cores 2 recipe`.
+# Every variant of the configured CellLM pretrains on the same token store, vocabulary and gene
+# embeddings as the configured run, and is scored zero-shot on simulated cells held out from
+# pretraining (results/data/recipe_heldout_*.h5ad) and, beside, on pbmc68k_reduced.
+
+
+def recipe_simulated_corpus(wildcards):
+    """The study's inputs exist only where the corpus is the simulated one: its validation cells come from that world."""
+    if list(config["pretrain"]["corpus"]) != [SIMULATED["corpus"]]:
+        raise ValueError(
+            f"recipe: the study validates on the simulated world, so it pretrains on its corpus; "
+            f"this config's pretrain.corpus is {config['pretrain']['corpus']} (run it with the default config)"
+        )
+    return {"store": TOKEN_STORE, "vocab": VOCAB, "gene_embeddings": rules.ppi.output.embeddings}
+
+
+def recipe_options(wildcards):
+    """The CellLM config (as a mapping: the job's params) of recipe variant `wildcards.variant`."""
+    return recipe_study.recipe_config(CELLLM, wildcards.variant).to_dict()
+
+
+def recipe_score_inputs(wildcards):
+    given = {key: f"results/data/{name}.h5ad" for key, name in RECIPE_DATASETS.items()}
+    given["pbmc"] = f"results/data/{PBMC68K}.h5ad"
+    if wildcards.variant != recipe_study.PCA:
+        given["checkpoint"] = f"results/recipe/runs/{wildcards.variant}"
+    return given
+
+
+rule recipe_data:
+    input:
+        genes_from=f"results/data/{PBMC68K}.h5ad",
+    output:
+        **{key: f"results/data/{name}.h5ad" for key, name in RECIPE_DATASETS.items()},
+    log:
+        "logs/recipe/data.log",
+    conda:
+        ENV
+    threads: 1
+    params:
+        simulation=canonical(config["simulation"]),
+    script:
+        "../scripts/recipe_data.py"
+
+
+rule recipe_pretrain:
+    input:
+        unpack(recipe_simulated_corpus),
+    output:
+        directory("results/recipe/runs/{variant}"),
+    log:
+        "logs/recipe/pretrain_{variant}.log",
+    wildcard_constraints:
+        variant="|".join(re.escape(name) for name in recipe_study.STUDY),
+    conda:
+        ENV
+    threads: 1
+    params:
+        celllm=recipe_options,
+    script:
+        "../scripts/pretrain.py"
+
+
+rule recipe_score:
+    input:
+        unpack(recipe_score_inputs),
+    output:
+        "results/recipe/scores/{variant}.json",
+    log:
+        "logs/recipe/score_{variant}.log",
+    wildcard_constraints:
+        variant="|".join(re.escape(name) for name in [*recipe_study.STUDY, recipe_study.PCA]),
+    conda:
+        ENV
+    threads: 1
+    script:
+        "../scripts/recipe_score.py"
+
+
+rule recipe:
+    input:
+        scores=expand("results/recipe/scores/{variant}.json", variant=[*recipe_study.STUDY, recipe_study.PCA]),
+    output:
+        csv="results/recipe/recipes.csv",
+        md="results/recipe/recipes.md",
+        png="results/figures/recipe.png",
+        pdf="results/figures/recipe.pdf",
+    log:
+        "logs/recipe/table.log",
+    conda:
+        ENV
+    threads: 1
+    params:
+        figure={"base_steps": CELLLM.pretrain.max_steps},
+    script:
+        "../scripts/recipe_table.py"
