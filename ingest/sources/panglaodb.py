@@ -22,6 +22,17 @@ Source layout and where each fact comes from:
   samples carry ``ENSG`` ids; mouse ones (``ENSMUSG``) are refused here.
 - Cell barcodes are the column names (Dimnames[[2]]).
 
+The sample list (``read_panglaodb_sample_list``): PanglaoDB's own table of its samples,
+``data/metadata.txt`` of the authors' repository (github.com/oscar-franzen/PanglaoDB; its
+README: "comma-delimited tables without headers", columns 1-12 = SRA accession, SRS
+accession, tissue origin, scRNA-seq protocol, species, sequencing instrument, number of
+expressed genes, median number of expressed genes per cell, number of cell clusters, tumor?
+(1 true), primary adult tissue?, cell line?). Fields are double-quoted, a missing value is
+an unquoted ``\\N`` (a MySQL export); a study with one sample has SRS ``notused`` (the file
+is then ``SRA<digits>.sparse.RData``), and one row keeps both accessions in its first field
+(``"ERA846165_ERS1600395","notused"``). A real excerpt with its provenance is in
+tests/data/real/panglaodb_samples/.
+
 Reading .RData needs the pip package ``rdata`` (pure Python, reads R's XDR
 serialization and returns S4 objects such as a dgCMatrix as their slots); it
 is imported only when a file is read. It is NOT a dependency of the project
@@ -30,6 +41,7 @@ yet: add ``rdata`` (it pulls in ``xarray``) to the data extras to use this parse
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections.abc import Sequence
@@ -50,6 +62,25 @@ SUFFIX = ".sparse.RData"
 OBJECT = "sm"
 GENE = re.compile(r"^(?P<symbol>.+)_(?P<ensembl>ENS(?P<species>[A-Z]*)G\d+(?:\.\d+)?)$")
 TISSUES = ("normal", "tumor")
+# A sample's name, as its file is named: the SRA submission accession, then the SRS sample accession
+# unless the study has a single sample (ERA/DRA and ERS/DRS: the same archive's European and Japanese mirrors)
+SAMPLE_NAME = re.compile(r"^(?P<sra>[SED]RA\d+)(?:_(?P<srs>[SED]RS\d+))?$")
+NOT_USED = "notused"  # the SRS field of a study with one sample
+NULL = "\\N"  # a missing value in the sample list
+SAMPLE_LIST_COLUMNS = (
+    "sra",
+    "srs",
+    "tissue",
+    "protocol",
+    "species",
+    "instrument",
+    "n_genes",
+    "median_genes_per_cell",
+    "n_clusters",
+    "tumor",
+    "primary_adult",
+    "cell_line",
+)
 
 
 def _rdata(path: Path):
@@ -180,3 +211,46 @@ def parse_panglaodb(rdata_paths: str | os.PathLike | Sequence[str | os.PathLike]
         n_samples=len(samples),
     )
     return adata
+
+
+def sample_accessions(name: str) -> tuple[str, ...]:
+    """The SRA accessions in a PanglaoDB sample name (``SRA553822_SRS2119548``, with or without
+    ``.sparse.RData``): (submission, sample), (submission,) for a one-sample study, () for any other name."""
+    name = name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name
+    match = SAMPLE_NAME.match(name)
+    if match is None:
+        return ()
+    return (match["sra"], match["srs"]) if match["srs"] else (match["sra"],)
+
+
+def read_panglaodb_sample_list(path: str | os.PathLike) -> pd.DataFrame:
+    """PanglaoDB's sample list (``metadata.txt``) as a table: the columns of SAMPLE_LIST_COLUMNS (text;
+    a missing value is ""), `srs` "" for a one-sample study, and `sample`, the name its file carries
+    (``SRA..._SRS...``). A row with a wrong number of fields, or without an SRA accession, is an error
+    naming the file and line; so is a sample listed twice."""
+    path = existing_file(path)
+    rows = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        for number, fields in enumerate(csv.reader(handle), start=1):
+            if not fields:
+                continue
+            if len(fields) != len(SAMPLE_LIST_COLUMNS):
+                raise InputError(
+                    f"{path}:{number}: {len(fields)} fields, expected {len(SAMPLE_LIST_COLUMNS)} (PanglaoDB's metadata.txt: "
+                    f"{', '.join(SAMPLE_LIST_COLUMNS)})"
+                )
+            row = ["" if value == NULL else value for value in fields]
+            joined = SAMPLE_NAME.match(row[0])
+            if joined is None:
+                raise InputError(f"{path}:{number}: {fields[0]!r} is not an SRA submission accession (SRA/ERA/DRA + digits)")
+            if row[1] == NOT_USED:
+                row[0], row[1] = joined["sra"], joined["srs"] or ""  # "ERA846165_ERS1600395","notused": both in one field
+            elif joined["srs"]:
+                raise InputError(f"{path}:{number}: {fields[0]!r} holds a sample accession and the SRS field is {fields[1]!r}")
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=list(SAMPLE_LIST_COLUMNS))
+    table["sample"] = [sra + (f"_{srs}" if srs else "") for sra, srs in zip(table["sra"], table["srs"])]
+    duplicated = table["sample"].duplicated()
+    if duplicated.any():
+        raise InputError(f"{path}: sample {table.loc[duplicated, 'sample'].iloc[0]} is listed twice")
+    return table

@@ -34,13 +34,19 @@ rule summary:
 
 # Evaluation cells that are exact duplicates of pretraining cells (benchmarks/contamination.py):
 # each dataset a task scores, fingerprinted against the token store's corpus; zero included.
+# And the same datasets' public samples found in the corpus by accession (benchmarks/accessions.py):
+# benchmarks/accessions.tsv against the corpus datasets' sample names.
 rule contamination:
     input:
         store=TOKEN_STORE,
         data=expand("results/data/{dataset}.h5ad", dataset=evaluation_datasets()),
+        corpus=expand("results/data/{name}.h5ad", name=config["pretrain"]["corpus"]),
+        accessions=str(EVALUATION_ACCESSIONS),
     output:
         csv=report(CONTAMINATION[0], caption="../report/contamination.rst", category="Tables"),
         md=CONTAMINATION[1],
+        accessions_csv=report(CONTAMINATION[2], caption="../report/contamination_accessions.rst", category="Tables"),
+        accessions_md=CONTAMINATION[3],
     log:
         "logs/tables/contamination.log",
     conda:

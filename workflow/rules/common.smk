@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from benchmarks import registry
 from benchmarks import recipe as recipe_study
+from benchmarks.accessions import ACCESSIONS as EVALUATION_ACCESSIONS
 from benchmarks.pretrainings import PRETRAINED, RELEASED_CHECKPOINT, checkpoint_folder, pretraining_config
 from benchmarks.config import check_config, check_schema, task_models
 from benchmarks.perf import BENCHMARKS as PERF_BENCHMARKS, FIGURES as PERF_FIGURES
@@ -113,7 +114,13 @@ wildcard_constraints:
     checkpoint="|".join(checkpoint_folders()),
 
 
-CONTAMINATION = ["results/tables/contamination.csv", "results/tables/contamination.md"]
+# exact duplicate cells (.csv, .md), then the evaluation samples found in the corpus by accession (.csv, .md)
+CONTAMINATION = [
+    "results/tables/contamination.csv",
+    "results/tables/contamination.md",
+    "results/tables/contamination_accessions.csv",
+    "results/tables/contamination_accessions.md",
+]
 
 
 def run_dir(task, dataset, setting, model):
