@@ -38,8 +38,8 @@ class PretrainConfig(Options):
     # genes and hides `mask_ratio` of the kept bins behind [MASK].
     view_keep: float = option(0.8, low=0.0, low_open=True, high=1.0)
     mask_ratio: float = option(0.15, low=0.0, high=1.0, high_open=True)
-    # NT-Xent temperature. At 0.1 instance discrimination dominated the demo and the
-    # tumor-vs-normal loss stayed flat (0.67 after 300 steps); at 0.5 it fell to 0.55.
+    # NT-Xent temperature. The configs use 0.05 with the mean-pooled embedding and no projection head:
+    # the recipe study's choice (benchmarks/recipe.py); 0.5 is the study's starting point.
     temperature: float = option(0.5, low=0.0, low_open=True)
     proj_dim: int = option(128, low=1)  # contrastive projection head output
     # "mlp": SimCLR's projection head (dim -> dim -> proj_dim) between the cell embedding and the

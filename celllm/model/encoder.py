@@ -38,7 +38,7 @@ class EncoderConfig(Options):
     # tokens.max_len) enter the attention normaliser (celllm.model.attention). Imported checkpoints use it.
     attention: str = option("masked", choices=("masked", "released"))
     # The cell embedding: the [CLS] state (the paper, the released model) or the mean of the cell's gene
-    # states. Pretraining's cell-level heads (contrastive, tumor vs normal) read the same one.
+    # states. The contrastive loss reads the same one; the tumor-vs-normal head always reads [CLS].
     pooling: str = option("cls", choices=("cls", "mean"))
 
 

@@ -29,5 +29,5 @@ class CellLMForPretraining(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Every objective's head output (`Objective.output` -> tensor)."""
         hidden = self.encoder(gene_ids, bins, mask, seeds)
-        cell = self.encoder.pool(hidden, mask)
-        return {o.output: getattr(self, o.head_name)(cell if o.reads == "cell" else hidden) for o in objectives()}
+        read = {"cell": self.encoder.pool(hidden, mask), "cls": hidden[:, 0], "tokens": hidden}
+        return {o.output: getattr(self, o.head_name)(read[o.reads]) for o in objectives()}

@@ -172,7 +172,8 @@ def make_views(
     true_bins = np.asarray(cells.bins[kept_source], dtype=np.int64)
     bins = np.where(masked, cfg.mask_bin, true_bins)
     if bin_noise > 0:
-        noise = _mix(h[kept] ^ np.uint64(BIN_NOISE) * _GOLDEN)
+        with np.errstate(over="ignore"):
+            noise = _mix(h[kept] ^ (np.uint64(BIN_NOISE) * _GOLDEN))
         moved = ~masked & ((noise & _LOW32) < np.uint64(bin_noise * 2**32))
         shifted = np.clip(true_bins + np.where(noise >> np.uint64(63), 1, -1), 0, cfg.n_bins - 1)
         bins = np.where(moved, shifted, bins)
@@ -211,6 +212,7 @@ def tissue_loss_sum(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tor
     return F.cross_entropy(at_least_float32(logits), batch["tissue"], ignore_index=IGNORE, reduction="sum")
 
 
+READS = ("cell", "cls", "tokens")  # what an objective's head can read (Objective.reads)
 LOG_COLUMNS = ("step", "loss", "grad_norm", "lr", "cells_per_s")  # the training log's columns besides the objectives'
 
 
@@ -232,7 +234,9 @@ class Objective:
     weight_key: str  # the PretrainConfig option that weights it (0 turns it off)
     head_name: str  # the attribute of CellLMForPretraining holding its head: its weights' key prefix in a checkpoint
     head: Callable[[CellLMConfig], nn.Module]  # builds the head from the config
-    reads: str  # what the head reads: "cell" (the cell embedding, encoder.pool: (n, dim)) or "tokens" (every state, (n, length, dim))
+    # what the head reads: "cell" (the cell embedding, encoder.pool: (n, dim)), "cls" (the [CLS] state, the same
+    # unless encoder.pooling is "mean") or "tokens" (every state, (n, length, dim))
+    reads: str
     output: str  # the key of the head's output among the model's outputs
     batch_loss: Callable[[torch.Tensor, object], torch.Tensor] | None = None
     loss_sum: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor] | None = None
@@ -241,8 +245,8 @@ class Objective:
     def __post_init__(self):
         if self.name in LOG_COLUMNS:
             raise ValueError(f"objective {self.name}: the name of a column the trainer writes itself ({', '.join(LOG_COLUMNS)})")
-        if self.reads not in ("cell", "tokens"):
-            raise ValueError(f"objective {self.name}: reads must be 'cell' or 'tokens', got {self.reads!r}")
+        if self.reads not in READS:
+            raise ValueError(f"objective {self.name}: reads must be one of {', '.join(READS)}, got {self.reads!r}")
         if (self.batch_loss is None) == (self.loss_sum is None) or (self.loss_sum is None) != (self.count is None):
             raise ValueError(f"objective {self.name}: give either batch_loss, or loss_sum and count")
 
@@ -282,11 +286,11 @@ OBJECTIVES: dict[str, Objective] = {
         ),
         Objective(
             name="tissue",
-            title="tumor vs normal (cell embedding)",
+            title="tumor vs normal ([CLS])",
             weight_key="weight_tissue",
             head_name="tissue_head",
             head=lambda cfg: nn.Linear(cfg.encoder.dim, 2),
-            reads="cell",
+            reads="cls",  # the paper: [CLS] predicts tumor vs normal
             output="tissue_logits",
             loss_sum=tissue_loss_sum,
             count=lambda batch: (batch["tissue"] != IGNORE).sum(),
