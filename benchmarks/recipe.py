@@ -42,6 +42,8 @@ STUDY: dict[str, tuple[str, dict]] = {
     "base_seed1": ("seed", {"pretrain": {"seed": 1}}),
     "base_seed2": ("seed", {"pretrain": {"seed": 2}}),
     "untrained": ("steps", {"pretrain": {"max_steps": 0}}),
+    # the yardstick of a mean-pooled recipe: the same encoder before training, its gene states averaged
+    "untrained_mean": ("contrastive input", {"encoder": {"pooling": "mean"}, "pretrain": {"max_steps": 0}}),
     "steps_25": ("steps", {"pretrain": {"max_steps": 25}}),
     "steps_50": ("steps", {"pretrain": {"max_steps": 50}}),
     "steps_200": ("steps", {"pretrain": {"max_steps": 200}}),
@@ -84,6 +86,11 @@ STUDY: dict[str, tuple[str, dict]] = {
 CHOSEN = "mean_no_projection_t0.05"
 for _seed in (1, 2):
     STUDY[f"{CHOSEN}_seed{_seed}"] = ("combined", {**STUDY[CHOSEN][1], "pretrain": {**STUDY[CHOSEN][1]["pretrain"], "seed": _seed}})
+# learning curves of the figure: recipe -> {steps: variant}; a recipe at 0 steps is its untrained encoder
+LEARNING_CURVES = {
+    "starting recipe": {0: "untrained", 25: "steps_25", 50: "steps_50", 100: "base", 200: "steps_200", 400: "steps_400"},
+    "chosen recipe": {0: "untrained_mean", 100: CHOSEN, 300: f"{CHOSEN}_300"},
+}
 PCA = "pca"  # the yardstick scored beside the checkpoints (benchmarks.models.pca)
 CHOICE_METRIC = "validation"  # mean of the held-out cells' kNN F1 and ARI
 FACTOR_ORDER = (

@@ -16,7 +16,7 @@ that lacks a method, naming its file.
 A model that needs a CellLM names its pretraining with `pretraining=` ("pretrained",
 an ablation of benchmarks.pretrainings, or "released", the authors' weights); the run
 then gives it `context.checkpoint`, that pretraining's checkpoint folder, and
-`context.embeddings` (its cached [CLS] embeddings of the dataset), which the public helper
+`context.embeddings` (its cached cell embeddings of the dataset), which the public helper
 benchmarks.models.celllm_common.cell_embeddings reads.
 
 A model that reads the gene interaction network (the table the `ppi` stage reads, columns

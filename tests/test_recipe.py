@@ -179,14 +179,14 @@ def test_the_recipe_figure_is_drawn_from_the_table(tmp_path):
     rows = [
         {"variant": name, "factor": recipe.STUDY[name][0] if name != recipe.PCA else "yardstick"}
         | {key: 0.3 + 0.01 * i for key in recipe.COLUMNS}
-        for i, name in enumerate(["base", "base_seed1", "untrained", "steps_25", "steps_200", "temperature_0.1", recipe.PCA])
+        for i, name in enumerate(["base", "base_seed1", "untrained", "steps_25", "steps_200", "temperature_0.1", recipe.CHOSEN, recipe.PCA])
     ]
     pd.DataFrame(rows).to_csv(tmp_path / "recipes.csv", index=False)
-    plot_recipes(tmp_path / "recipes.csv", tmp_path / "recipe.png", base_steps=100)
+    plot_recipes(tmp_path / "recipes.csv", tmp_path / "recipe.png")
     assert (tmp_path / "recipe.png").stat().st_size > 10_000 and (tmp_path / "recipe.pdf").exists()
     pd.DataFrame(rows).drop(columns="mean_cosine").to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(Exception, match="bad.csv: no column mean_cosine"):
-        plot_recipes(tmp_path / "bad.csv", tmp_path / "bad.png", base_steps=100)
+        plot_recipes(tmp_path / "bad.csv", tmp_path / "bad.png")
 
 
 def test_the_validation_cells_hold_cell_types_that_pretraining_never_saw(tmp_path):

@@ -1,10 +1,11 @@
 """The recipe study's figure (results/recipe/recipes.csv, benchmarks.recipe): which pretraining choices help.
 
 Left: every recipe's validation score (held-out simulated cells), one bar per variant,
-grouped and coloured by the factor it changes, with the untrained encoder and PCA as
-vertical lines and the base recipe's seed-to-seed spread as a grey band. Middle: the
+grouped and coloured by the factor it changes, with the untrained encoder ([CLS] and mean
+of the gene states) and PCA as vertical lines and the base recipe's seed-to-seed spread as a grey band. Middle: the
 same recipes on the real pbmc68k_reduced (kNN F1), never used to choose. Right: the
-learning curve of the base recipe (validation score and mean cosine against steps).
+learning curves of the starting and the chosen recipe (validation score and mean cosine
+against steps; benchmarks.recipe.LEARNING_CURVES).
 """
 
 from __future__ import annotations
@@ -14,22 +15,13 @@ import numpy as np
 
 from benchmarks.figures import read_csv_file, style
 from benchmarks.figures.style import NOTE_SIZE, TICK_SIZE
-from benchmarks.recipe import CHOICE_METRIC, FACTOR_ORDER, PCA, STUDY, seed_noise
+from benchmarks.recipe import CHOICE_METRIC, FACTOR_ORDER, LEARNING_CURVES, PCA, seed_noise
 from celllm.errors import InputError
 
 _PALETTE = plt.get_cmap("tab10")
 
 
-def _steps(variant: str, base_steps: int) -> int | None:
-    changes = STUDY.get(variant, ("", {}))[1]
-    if variant == "base":
-        return base_steps
-    if set(changes) == {"pretrain"} and set(changes["pretrain"]) == {"max_steps"}:
-        return changes["pretrain"]["max_steps"]
-    return None
-
-
-def plot_recipes(table, png, base_steps: int):
+def plot_recipes(table, png):
     """Draw results/figures/recipe.png (and .pdf) from the study's table (a path)."""
     style.setup()
     frame = read_csv_file(table, "recipe table")
@@ -50,7 +42,7 @@ def plot_recipes(table, png, base_steps: int):
     ):
         column = CHOICE_METRIC if metric == CHOICE_METRIC else "pbmc_knn_f1"
         ax.barh(y, bars[column], color=[colours.get(f, "grey") for f in bars["factor"]], height=0.75)
-        for name, style_ in (("untrained", ":"), (PCA, "--")):
+        for name, style_ in (("untrained", ":"), ("untrained_mean", "-."), (PCA, "--")):
             value = frame.loc[frame["variant"] == name, column]
             if len(value):
                 ax.axvline(float(value.iloc[0]), color="black", linestyle=style_, linewidth=1, label=name)
@@ -69,14 +61,24 @@ def plot_recipes(table, png, base_steps: int):
             1.01, rows.mean(), factor, transform=axes[1].get_yaxis_transform(), fontsize=NOTE_SIZE, va="center", color=colours.get(factor)
         )
 
-    curve = frame.assign(steps=[_steps(v, base_steps) for v in frame["variant"]]).dropna(subset=["steps"]).sort_values("steps")
     ax = axes[2]
-    ax.plot(curve["steps"], curve[CHOICE_METRIC], marker="o", color=colours["steps"], label="validation score")
-    ax.plot(curve["steps"], curve["mean_cosine"], marker="s", color="0.4", linestyle="--", label="mean cosine of random pairs")
+    scores = frame.set_index("variant")
+    for (recipe, curve), colour in zip(LEARNING_CURVES.items(), (colours["base"], colours["combined"])):
+        present = {steps: name for steps, name in curve.items() if name in scores.index}
+        steps = list(present)
+        ax.plot(steps, scores.loc[list(present.values()), CHOICE_METRIC], marker="o", color=colour, label=f"{recipe}: validation")
+        ax.plot(
+            steps,
+            scores.loc[list(present.values()), "mean_cosine"],
+            marker="s",
+            color=colour,
+            linestyle="--",
+            label=f"{recipe}: mean cosine",
+        )
     pca = frame.loc[frame["variant"] == PCA, CHOICE_METRIC]
     if len(pca):
         ax.axhline(float(pca.iloc[0]), color="black", linestyle="--", linewidth=1, label="PCA validation score")
-    ax.set_xlabel("pretraining steps (base recipe)")
+    ax.set_xlabel("pretraining steps")
     ax.set_ylim(0, 1)
     ax.set_title("learning curve", fontsize=TICK_SIZE + 1)
     ax.legend(fontsize=NOTE_SIZE)

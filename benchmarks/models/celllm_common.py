@@ -1,5 +1,5 @@
 """What the CellLM models share, public for any model that builds on CellLM:
-`cell_embeddings` (a checkpoint's [CLS] embeddings of cells, from the run's cache) and the
+`cell_embeddings` (a checkpoint's cell embeddings, from the run's cache) and the
 frozen-encoder heads (`LinearProbe`, `FrozenCellLM`).
 
 A helper, not a model: it registers nothing, so the registry's discovery, which imports every
@@ -41,7 +41,7 @@ def _embedder(checkpoint: str, device: str) -> CellEmbedder:
 
 
 def cell_embeddings(adata: ad.AnnData, context) -> np.ndarray:
-    """CellLM [CLS] embeddings of `adata`'s cells: from the run's cache when it has them, else computed."""
+    """CellLM cell embeddings (encoder.embed) of `adata`'s cells: from the run's cache when it has them, else computed."""
     if context.checkpoint is None:
         raise InputError("a CellLM model needs a checkpoint (ModelContext.checkpoint)")
     names = adata.obs_names.astype(str)
@@ -113,7 +113,7 @@ class FrozenCellLM:
         return self.head.predict_proba(data)
 
     def embed(self, data) -> np.ndarray:
-        """The [CLS] embedding of every cell (the zero-shot embedding task), from the run's cache."""
+        """The cell embedding of every cell (the zero-shot embedding task), from the run's cache."""
         return cell_embeddings(data.adata, self.context)
 
 

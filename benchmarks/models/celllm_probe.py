@@ -1,4 +1,4 @@
-"""CellLM: the pretrained encoder frozen, a head trained on its [CLS] embeddings.
+"""CellLM: the pretrained encoder frozen, a head trained on its cell embeddings ([CLS], or the mean of the gene states: encoder.pooling).
 
 Cells: logistic regression (a linear probe). Cell-line drug response: the
 released recipe, the cell line's embedding beside a 3-layer GIN over the
@@ -15,7 +15,7 @@ from benchmarks.registry import register
     kind="celllm",
     colour="#08519c",
     tasks=ALL_TASKS,
-    summary="this project's CellLM, frozen [CLS] embedding + this project's heads (logistic regression; GIN drug encoder + MLP for pairs)",
+    summary="this project's CellLM, frozen cell embedding + this project's heads (logistic regression; GIN drug encoder + MLP for pairs)",
     reference="Zhao, Zhang & Nie 2023, arXiv 2306.04371",
     pretraining="pretrained",
     options=DRUG_RESPONSE_OPTIONS,  # of the GIN head; the linear probe of cells takes none

@@ -81,16 +81,14 @@ rule recipe:
     input:
         scores=expand("results/recipe/scores/{variant}.json", variant=[*recipe_study.STUDY, recipe_study.PCA]),
     output:
-        csv="results/recipe/recipes.csv",
+        csv=report("results/recipe/recipes.csv", caption="../report/recipe.rst", category="Recipe study"),
         md="results/recipe/recipes.md",
-        png="results/figures/recipe.png",
+        png=report("results/figures/recipe.png", caption="../report/recipe.rst", category="Recipe study"),
         pdf="results/figures/recipe.pdf",
     log:
         "logs/recipe/table.log",
     conda:
         ENV
     threads: 1
-    params:
-        figure={"base_steps": CELLLM.pretrain.max_steps},
     script:
         "../scripts/recipe_table.py"
