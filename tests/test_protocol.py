@@ -65,7 +65,7 @@ def test_summary_gives_mean_and_sd_over_seeds_with_celllm_first(tmp_path):
     assert row["n_seeds"] == 2
     markdown = to_markdown(rank_models(table, "accuracy"), ["accuracy", "macro_f1"])
     assert "| 1 | celllm_probe | celllm | 0.700 ± 0.141 |" in markdown
-    assert "- *celllm_probe*: this project's CellLM, frozen [CLS] embedding" in markdown and "- *majority*" not in markdown
+    assert "- *celllm_probe*: this project's CellLM, frozen cell embedding" in markdown and "- *majority*" not in markdown
     details = detail_markdown(table, "More", ["macro_f1", "accuracy", "not_measured"])
     assert details.startswith("## More") and "| model | kind | macro F1 | accuracy |" in details  # only what the runs have
     assert "| celllm_probe | celllm | 0.350 ± 0.071 | 0.700 ± 0.141 |" in details

@@ -125,6 +125,17 @@ def test_the_planted_duplicate_is_the_only_evaluation_cell_found_in_the_corpus(r
     assert (table.drop(index="zheng68k")["n_in_corpus"] == 0).all()
 
 
+def test_the_accession_table_compares_what_can_be_compared_and_says_so_for_the_rest(rehearsal):
+    """By accession: the mirror's PanglaoDB samples (SRA..._SRS... names, none of them Baron's) against the
+    evaluation datasets' accessions. Baron's four SRA samples are comparable and absent (the reference:
+    the SraRunTable accessions of benchmarks/accessions.tsv); Zheng68k, known by its SRA study alone, is
+    not comparable, never called clean."""
+    table = pd.read_csv(rehearsal["run"] / "results" / "tables" / "contamination_accessions.csv").set_index("dataset")
+    assert (table.loc["baron", "comparable"], table.loc["baron", "n_in_corpus"]) == (4, 0)
+    assert table.loc["baron", "status"] == "none of 4 comparable accessions in the corpus"
+    assert table.loc["zheng68k", "comparable"] == 0 and table.loc["zheng68k", "status"].startswith("not comparable: only sra_study known")
+
+
 def test_every_paper_dataset_is_parsed_to_the_contract(rehearsal):
     from benchmarks.tasks.data import read_response_table
     from celllm.io import read_dataset

@@ -1,4 +1,5 @@
 # Config validation and the helpers that turn config + task specs + model registry into file lists.
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -386,3 +387,27 @@ def figure_files():
     # performance figures only where `snakemake perf` has measured
     names += [f"perf_{b}" for b in PERF_FIGURES if Path(f"results/perf/{b}.json").exists()]
     return [f"results/figures/{name}.png" for name in names]
+
+
+# The recipe study (workflow/rules/recipe.smk, benchmarks/recipe.py)
+def recipe_simulated_corpus(wildcards):
+    """The study's inputs exist only where the corpus is the simulated one: its validation cells come from that world."""
+    if list(config["pretrain"]["corpus"]) != [SIMULATED["corpus"]]:
+        raise ValueError(
+            f"recipe: the study validates on the simulated world, so it pretrains on its corpus; "
+            f"this config's pretrain.corpus is {config['pretrain']['corpus']} (run it with the default config)"
+        )
+    return {"store": TOKEN_STORE, "vocab": VOCAB, "gene_embeddings": rules.ppi.output.embeddings}
+
+
+def recipe_options(wildcards):
+    """The CellLM config (as a mapping: the job's params) of recipe variant `wildcards.variant`."""
+    return recipe_study.recipe_config(CELLLM, wildcards.variant).to_dict()
+
+
+def recipe_score_inputs(wildcards):
+    given = {key: f"results/data/{name}.h5ad" for key, name in RECIPE_DATASETS.items()}
+    given["pbmc"] = f"results/data/{PBMC68K}.h5ad"
+    if wildcards.variant != recipe_study.PCA:
+        given["checkpoint"] = f"results/recipe/runs/{wildcards.variant}"
+    return given

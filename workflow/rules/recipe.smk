@@ -4,29 +4,6 @@
 # pretraining (results/data/recipe_heldout_*.h5ad) and, beside, on pbmc68k_reduced.
 
 
-def recipe_simulated_corpus(wildcards):
-    """The study's inputs exist only where the corpus is the simulated one: its validation cells come from that world."""
-    if list(config["pretrain"]["corpus"]) != [SIMULATED["corpus"]]:
-        raise ValueError(
-            f"recipe: the study validates on the simulated world, so it pretrains on its corpus; "
-            f"this config's pretrain.corpus is {config['pretrain']['corpus']} (run it with the default config)"
-        )
-    return {"store": TOKEN_STORE, "vocab": VOCAB, "gene_embeddings": rules.ppi.output.embeddings}
-
-
-def recipe_options(wildcards):
-    """The CellLM config (as a mapping: the job's params) of recipe variant `wildcards.variant`."""
-    return recipe_study.recipe_config(CELLLM, wildcards.variant).to_dict()
-
-
-def recipe_score_inputs(wildcards):
-    given = {key: f"results/data/{name}.h5ad" for key, name in RECIPE_DATASETS.items()}
-    given["pbmc"] = f"results/data/{PBMC68K}.h5ad"
-    if wildcards.variant != recipe_study.PCA:
-        given["checkpoint"] = f"results/recipe/runs/{wildcards.variant}"
-    return given
-
-
 rule recipe_data:
     input:
         genes_from=f"results/data/{PBMC68K}.h5ad",

@@ -11,5 +11,4 @@ write_accession_overlap(
     list(snakemake.input.corpus),
     snakemake.output.accessions_csv,
     snakemake.output.accessions_md,
-    snakemake.input.accessions,
 )
