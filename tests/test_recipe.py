@@ -220,3 +220,19 @@ def test_the_configs_default_is_the_studys_choice_and_the_study_starts_from_the_
         assert recipe.recipe_config(configured, recipe.CHOSEN) == configured, name
         base = recipe.recipe_config(configured, "base")
         assert (base.encoder.pooling, base.pretrain.projection, base.pretrain.temperature) == ("cls", "mlp", 0.5)
+
+
+def test_the_study_refuses_a_real_corpus_in_one_line(tmp_path):
+    """The study's held-out cells come from the simulated world, so `snakemake recipe` with the paper
+    config (a real corpus) stops before any job with a message naming the corpus."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    args = ["-n", "recipe", "--configfile", str(root / "config" / "paper.yaml"), "--directory", str(tmp_path)]
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), *args], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "recipe: the study validates on the simulated world" in result.stdout + result.stderr
+    assert "pretrain.corpus is ['panglaodb_human', 'cancerscem']" in result.stdout + result.stderr
+    assert not any(tmp_path.joinpath("results").glob("**/*"))  # nothing written
