@@ -52,6 +52,6 @@ rule contamination:
         ENV
     threads: 1
     params:  # the accession table ships with the code: its content, not its path, decides a re-run
-        accessions_sha256=hashlib.sha256(Path(EVALUATION_ACCESSIONS).read_bytes()).hexdigest(),
+        accessions_sha256=file_sha256(EVALUATION_ACCESSIONS),
     script:
         "../scripts/contamination.py"

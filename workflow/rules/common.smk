@@ -1,5 +1,4 @@
 # Config validation and the helpers that turn config + task specs + model registry into file lists.
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -9,6 +8,7 @@ from snakemake.utils import validate
 from benchmarks import registry
 from benchmarks import recipe as recipe_study
 from benchmarks.accessions import ACCESSIONS as EVALUATION_ACCESSIONS
+from celllm.outputs import file_sha256
 from benchmarks.pretrainings import PRETRAINED, RELEASED_CHECKPOINT, checkpoint_folder, pretraining_config
 from benchmarks.config import check_config, check_schema, task_models
 from benchmarks.perf import BENCHMARKS as PERF_BENCHMARKS, FIGURES as PERF_FIGURES
