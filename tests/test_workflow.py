@@ -195,49 +195,102 @@ def test_a_changed_metric_rescores_without_running_any_model(finished_run, tmp_p
     assert not {r for r in rules if r.startswith("run_") or r in ("embed", "pretrain", "split", "umap_figure", "scatter_figure")}
 
 
-def test_a_killed_pretraining_job_resumes_from_its_last_checkpoint(tmp_path):
-    """Snakemake removes the output of a killed job; the pretraining keeps its periodic checkpoints beside it."""
-    import os
+def _kill_after_a_periodic_checkpoint(run, target, configfiles) -> None:
+    """Start Snakemake on `target` and kill it, with its job and every process that job started, as a power cut
+    would, once the pretraining has saved a periodic checkpoint; assert the output was not finished."""
     import signal
     import time
 
-    import yaml
-
-    config = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())
-    config["celllm"]["pretrain"].update(max_steps=400, checkpoint_every=20)
-    (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
-    run, target = tmp_path / "run", "results/pretrain/tiny"
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(run),
-        "--cores",
-        "2",
-        target,
-        "--configfile",
-        str(tmp_path / "long.yaml"),
-    ]
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(run), "--cores", "2", target]
+    first = subprocess.Popen(
+        [*command, "--configfile", *map(str, configfiles)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     saved, deadline = [], time.time() + 300
     while not saved and first.poll() is None and time.time() < deadline:
-        saved = list((run / "results" / "pretrain").glob(".tiny.progress-*/trainer_state.pt"))
+        saved = list((run / "results" / "pretrain").glob(".*.progress-*/trainer_state.pt"))
         time.sleep(0.05)
-    os.killpg(first.pid, signal.SIGKILL)  # Snakemake and its job, as a power cut would
+    os.killpg(first.pid, signal.SIGKILL)  # Snakemake, its job and torchrun (its ranks run in sessions of their own)
     first.wait()
     assert saved and not (run / target).exists(), "the first run must be killed after a periodic checkpoint, before the end"
 
-    assert _snakemake(run, "--unlock", "--configfile", str(tmp_path / "long.yaml"), cores=None).returncode == 0
-    second = _snakemake(run, target, "--rerun-incomplete", "--configfile", str(tmp_path / "long.yaml"))
+
+def _processes_started_in(folder: Path) -> list[str]:
+    """Command lines of the live processes that name `folder` (Linux /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile
+            continue
+        if str(folder) in text and "pytest" not in text:
+            found.append(text)
+    return found
+
+
+def _resume(run, target, configfiles, steps: int) -> None:
+    """Run `target` again after the kill: it resumes from the periodic checkpoint and repeats no step."""
+    config = [arg for path in configfiles for arg in ("--configfile", str(path))]
+    assert _snakemake(run, "--unlock", *config, cores=None).returncode == 0
+    second = _snakemake(run, target, "--rerun-incomplete", *config)
     assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
-    resumed = re.search(r"resuming at step (\d+) of 400", (run / "logs" / "pretrain" / "tiny.log").read_text())
-    assert resumed and int(resumed.group(1)) >= 20
-    steps = pd.read_csv(run / target / "train_log.csv")["step"].tolist()
-    assert steps == list(range(1, 401))  # the steps before the kill are kept, none is repeated
-    assert not list((run / "results" / "pretrain").glob(".tiny.progress-*"))  # published, then cleaned up
+    name = Path(target).name
+    resumed = re.search(rf"resuming at step (\d+) of {steps}", (run / "logs" / "pretrain" / f"{name}.log").read_text())
+    assert resumed and int(resumed.group(1)) >= 10
+    assert pd.read_csv(run / target / "train_log.csv")["step"].tolist() == list(range(1, steps + 1))  # none lost, none repeated
+    assert not list((run / "results" / "pretrain").glob(f".{name}.progress-*"))  # published, then cleaned up
+
+
+def _long_pretraining(tmp_path, steps, **pretrain):
+    import yaml
+
+    config = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())
+    config["celllm"]["pretrain"].update(max_steps=steps, checkpoint_every=10)
+    config["pretrain"].update(pretrain)
+    path = tmp_path / f"long_{len(list(tmp_path.glob('long_*')))}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return [path]
+
+
+def test_a_killed_pretraining_job_resumes_from_its_last_checkpoint(tmp_path):
+    """Snakemake removes the output of a killed job; the pretraining keeps its periodic checkpoints beside it."""
+    run, target, config = tmp_path / "run", "results/pretrain/tiny", _long_pretraining(tmp_path, 400)
+    _kill_after_a_periodic_checkpoint(run, target, config)
+    _resume(run, target, config, 400)
+
+
+def test_two_processes_killed_and_resumed_reach_the_weights_of_one_process(finished_run, tmp_path):
+    """`pretrain.processes_per_node: 2`: the workflow starts torchrun itself (gloo here), a kill takes every rank with
+    it, the job resumes on two processes, and the weights are those of one uninterrupted process with the same
+    global batch (the sum of two ranks' gradients rounds differently from one process's sum: close, not equal)."""
+    import shutil
+
+    import torch
+
+    from celllm.checkpoint import load_checkpoint
+
+    target, steps = "results/pretrain/tiny", 60
+    one, two = tmp_path / "one", tmp_path / "two"
+    for run in (one, two):  # the finished run's data, gene embeddings and token store, copied with their times
+        for part in ("data", "ppi", "pretrain/tiny.tokens", "pretrain/tiny.vocab.txt"):
+            (run / "results" / part).parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if (finished_run / "results" / part).is_dir() else shutil.copy2)(
+                finished_run / "results" / part, run / "results" / part
+            )
+    single = _snakemake(one, target, "--configfile", *map(str, _long_pretraining(tmp_path, steps)))
+    assert single.returncode == 0, (single.stdout + single.stderr)[-3000:]
+    assert "rule pretrain:" in single.stdout + single.stderr and "rule tokenize:" not in single.stdout + single.stderr
+
+    config = _long_pretraining(tmp_path, steps, processes_per_node=2)
+    _kill_after_a_periodic_checkpoint(two, target, config)
+    assert not _processes_started_in(two), "a rank outlived the killed job"
+    _resume(two, target, config, steps)
+    log = (two / "logs" / "pretrain" / "tiny.log").read_text()
+    assert log.count("resuming at step") == 2, log[-2000:]  # both ranks resumed (a one-process run says it once)
+
+    a, b = load_checkpoint(one / target)[0].state_dict(), load_checkpoint(two / target)[0].state_dict()
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")
 
 
 def test_lint_is_clean(tmp_path):

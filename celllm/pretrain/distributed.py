@@ -10,6 +10,8 @@ Launch with `torchrun --nproc-per-node N -m celllm pretrain ...`.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 
 import torch
 import torch.distributed as dist
@@ -69,10 +71,24 @@ def group_from_environment() -> SingleProcess:
     """Join the process group torchrun describes in the environment, if any."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return SingleProcess()
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        die_with_parent()
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
     return DataParallelGroup()
+
+
+def die_with_parent() -> None:
+    """Have Linux kill this rank when its torchrun dies. torchrun starts each rank in a session of its own, so
+    a torchrun killed outright (a job killed, a power cut in a test) would leave its ranks training on, and
+    writing the checkpoint that the resumed job writes too."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def device_for(group: SingleProcess) -> str:

@@ -100,6 +100,31 @@ def pretraining_options(wildcards):
     return pretraining_config(CELLLM, PRETRAIN_NAME, wildcards.checkpoint).to_dict()
 
 
+def job_resources(kind):
+    """What a job of `kind` asks a scheduler for (config `resources`; profiles/slurm makes sbatch options of them)."""
+    return dict(config["resources"].get(kind, {}))
+
+
+def pretraining_threads():
+    """A pretraining job's threads: each of its processes on a node gets `pretrain.threads`."""
+    return config["pretrain"]["processes_per_node"] * config["pretrain"].get("threads", config["threads"])
+
+
+def pretraining_resources():
+    """A pretraining job's resources: a GPU per process; on several nodes, one task per node, which the job's
+    script starts with srun itself (`mpi`: the SLURM executor then runs the script as it is, not in a job step)."""
+    given = job_resources("pretrain")
+    per_node, nodes = config["pretrain"]["processes_per_node"], config["pretrain"]["nodes"]
+    gpus = given.pop("gpu", 0) * per_node
+    if nodes > 1:
+        given.update(nodes=nodes, tasks=nodes, mpi="srun")
+        if gpus:  # per node: `gpu` would ask for that many GPUs in all, wherever SLURM finds them
+            given["slurm_extra"] = f"--gpus-per-node={gpus}"
+    elif gpus:
+        given["gpu"] = gpus
+    return given
+
+
 def model_checkpoint(model):
     """results/pretrain/... of the pretraining the model needs, or None."""
     pretraining = registry.get(model).pretraining

@@ -13,6 +13,8 @@ rule ppi:
     conda:
         ENV
     threads: config["ppi"]["threads"]
+    resources:
+        **job_resources("ppi"),
     params:
         dim=CELLLM.encoder.dim,
         min_score=config["ppi"]["min_score"],

@@ -34,6 +34,8 @@ rule tokenize:
     conda:
         ENV
     threads: 1
+    resources:
+        **job_resources("tokenize"),
     params:
         tokens=CELLLM.tokens.to_dict(),
     script:
@@ -73,7 +75,9 @@ rule pretrain:
         checkpoint="|".join(checkpoint_folders_trained_here()),
     conda:
         ENV
-    threads: config["pretrain"].get("threads", config["threads"])
+    threads: pretraining_threads()
+    resources:
+        **pretraining_resources(),
     params:
         celllm=pretraining_options,
     script:

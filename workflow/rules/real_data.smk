@@ -6,7 +6,8 @@
 # and lost, and why (results/data/{dataset}.ledger.tsv; a loss above `data.max_loss` stops
 # the parse unless `data.accept` names it with a reason). Every parse first verifies its
 # raw files against the lock, pinning a file placed by hand on its first use.
-# No `retries:`: fetch retries what can succeed on a second try, and nothing else can.
+# `retries: 0`, whatever a profile says: fetch retries what can succeed on a second try, and a
+# `manual:` row must stop once with its message, not be asked again.
 rule download:
     input:
         unpack(address_inputs),
@@ -20,6 +21,7 @@ rule download:
     conda:
         ENV
     threads: 1
+    retries: 0
     params:
         url=source_url,
         sha256=source_sha256,

@@ -75,6 +75,8 @@ for _task in config["tasks"]:
         conda:
             ENV
         threads: config["threads"]
+        resources:
+            **job_resources("model"),
         params:
             task=_task,
             runs=task_runs(_task),
