@@ -3,6 +3,7 @@ reach the same weights as one process with the same global batch."""
 
 import os
 import socket
+import sys
 
 import pytest
 import torch
@@ -72,3 +73,48 @@ def test_uneven_global_batch_is_refused(corpus_path, tmp_path):
     cfg = CellLMConfig.from_dict(MODEL)
     with pytest.raises(InputError, match="does not split evenly over 3 processes"):
         pretrain(load_corpus([corpus_path], cfg.tokens), tmp_path / "x", cfg, device="cpu", progress=False, group=FakeGroup())
+
+
+# How the workflow's pretraining job starts several processes (celllm.pretrain.launch). The commands are
+# checked here against torchrun's and srun's documented options; the SLURM test (tests/test_slurm.py) runs them.
+
+
+def test_one_node_runs_celllm_under_torchrun_of_this_python_with_a_private_rendezvous():
+    from celllm.pretrain.launch import torchrun_command
+
+    command = torchrun_command(["pretrain", "--out", "x"], 2)
+    assert command[:3] == [sys.executable, "-m", "torch.distributed.run"]  # the venv's torch, not a torchrun on PATH
+    assert "--nproc-per-node=2" in command and "--standalone" in command  # a free port: jobs side by side never meet
+    assert command[-5:] == ["-m", "celllm", "pretrain", "--out", "x"]
+
+
+def test_several_nodes_run_one_torchrun_per_node_meeting_on_the_allocations_first_node(monkeypatch):
+    from celllm.pretrain import launch
+
+    monkeypatch.setattr(launch, "first_node", lambda nodelist: {"gpu[03-04]": "gpu03"}[nodelist])
+    env = {"SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "gpu[03-04]", "SLURM_JOB_ID": "77"}
+    command = launch.torchrun_command(["pretrain"], 8, 2, environ=env)
+    srun = command[: command.index(sys.executable)]
+    assert srun[0] == "srun" and {"--nodes=2", "--ntasks-per-node=1"} <= set(srun)
+    assert {"--nproc-per-node=8", "--nnodes=2", "--rdzv-backend=c10d", "--rdzv-endpoint=gpu03:29500", "--rdzv-id=77"} <= set(command)
+    assert "--standalone" not in command
+
+
+@pytest.mark.parametrize("env", [{}, {"SLURM_JOB_NUM_NODES": "1", "SLURM_JOB_NODELIST": "n1"}])
+def test_several_nodes_without_a_slurm_job_of_as_many_nodes_is_refused_in_one_line(env):
+    from celllm.errors import InputError
+    from celllm.pretrain.launch import torchrun_command
+
+    with pytest.raises(
+        InputError, match=r"^pretrain.nodes: 2 nodes need a SLURM job of 2 nodes .*found (no SLURM allocation|an allocation of 1 nodes)$"
+    ):
+        torchrun_command(["pretrain"], 1, 2, environ=env)
+
+
+def test_a_failing_rank_fails_the_launch_naming_its_exit_status(tmp_path):
+    from celllm.pretrain.launch import run_distributed
+
+    with open(tmp_path / "log", "w") as log, pytest.raises(RuntimeError, match=r"on 2 processes failed \(exit status [1-9]"):
+        run_distributed(["pretrain", "--data", str(tmp_path / "missing.tokens"), "--out", str(tmp_path / "out")], 2, output=log)
+    assert "missing.tokens" in (tmp_path / "log").read_text()  # each rank's own error reached the job's log
+    assert not (tmp_path / "out").exists()
