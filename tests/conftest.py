@@ -51,3 +51,14 @@ def world():
     from ingest.simulate import GeneProgramWorld
 
     return GeneProgramWorld(SIM_GENES, n_programs=12, seed=0)
+
+
+@pytest.fixture(scope="session")
+def rehearsal(tmp_path_factory):
+    """The rehearsal of the real run on 2 local cores (tests/fixtures/rehearsal.py), with its report; session-wide,
+    since the SLURM rehearsal (tests/test_slurm.py) compares its tables with this one's."""
+    from tests.fixtures.rehearsal import rehearse, snakemake_locally
+
+    result = rehearse(tmp_path_factory.mktemp("rehearsal"))
+    result["report"] = snakemake_locally(result["project"], result["configfiles"], "--report", "results/report.html")
+    return result

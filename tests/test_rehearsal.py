@@ -12,85 +12,14 @@ one seed, three models per task). To check a setup offline:
 """
 
 import json
-import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.fixtures.mirror import build_mirror, serve, write_mirror_table
+from tests.fixtures.rehearsal import PAPER, SOURCES, snakemake_locally
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ROOT / "config" / "datasets.tsv"
-PAPER = ROOT / "config" / "paper.yaml"
-SHRINK = ROOT / "tests" / "rehearsal.yaml"
-MANUAL_MESSAGE = re.compile(r"download: (\w+): no stable download address; get it from (\S+) and save it as (.+), then run again")
-
-
-def _snakemake(project, configfiles, *args):
-    """`snakemake` as a user types it in the project folder (the paper config's workdir applies)."""
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", *map(str, configfiles)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=project)
-
-
-def _config(configfiles) -> dict:
-    """The configuration Snakemake sees: the files merged in order, nested mappings key by key."""
-
-    def merge(base, extra):
-        for key, value in extra.items():
-            base[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-        return base
-
-    config = {}
-    for path in configfiles:
-        merge(config, yaml.safe_load(Path(path).read_text()))
-    return config
-
-
-@pytest.fixture(scope="module")
-def rehearsal(tmp_path_factory):
-    base = tmp_path_factory.mktemp("rehearsal")
-    mirror = build_mirror(base / "mirror", SOURCES)
-    # a copy of the workflow, demo config included, so that the run writes nowhere in the checkout
-    project = base / "project"
-    project.mkdir()
-    for part in ("Snakefile", "environment.yml", "workflow", "config"):
-        (shutil.copytree if (ROOT / part).is_dir() else shutil.copy)(
-            ROOT / part, project / part, **({"ignore": shutil.ignore_patterns("*.lock.tsv", ".*")} if (ROOT / part).is_dir() else {})
-        )
-    run = project / "runs" / "paper"  # config/paper.yaml's workdir
-    with serve(mirror.routes) as address:
-        table = write_mirror_table(SOURCES, address, base / "datasets.tsv")
-        (base / "sources.yaml").write_text(f"sources: {table}\n")
-        configfiles = [PAPER, SHRINK, base / "sources.yaml"]
-
-        # a first run downloads what it can and stops at each file a person must place, saying where
-        first = _snakemake(project, configfiles, "--keep-going")
-        output = first.stdout + first.stderr
-        asked = {source: (page, Path(dest)) for source, page, dest in MANUAL_MESSAGE.findall(output)}
-        for source, (_, dest) in asked.items():
-            placed = mirror.manual[source]
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            (shutil.copytree if placed.is_dir() else shutil.copy)(placed, dest)
-
-        second = _snakemake(project, configfiles)
-        report = _snakemake(project, configfiles, "--report", "results/report.html")
-    return {
-        "project": project,
-        "run": run,
-        "first": first,
-        "second": second,
-        "report": report,
-        "asked": asked,
-        "mirror": mirror,
-        "lock": base / "datasets.lock.tsv",
-        "configfiles": configfiles,
-        "config": _config(configfiles),
-    }
+_snakemake = snakemake_locally  # the `rehearsal` fixture (tests/conftest.py) ran it this way
 
 
 def test_manual_sources_are_asked_for_once_each_with_an_absolute_destination(rehearsal):
