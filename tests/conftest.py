@@ -1,6 +1,8 @@
 """The suite's pytest fixtures, built from the shared data of tests/fixtures: a tiny config, a tiny
-corpus and pretrained checkpoint, a tiny drug-response dataset and the simulated gene-program world.
-Test modules import helpers from tests.fixtures, never from here."""
+corpus and pretrained checkpoint, a tiny drug-response dataset, the simulated gene-program world and
+a private SLURM cluster. Test modules import helpers from tests.fixtures, never from here."""
+
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +64,16 @@ def rehearsal(tmp_path_factory):
     result = rehearse(tmp_path_factory.mktemp("rehearsal"))
     result["report"] = snakemake_locally(result["project"], result["configfiles"], "--report", "results/report.html")
     return result
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A private one-node SLURM cluster for the session (tests/fixtures/slurm.py), with the partitions
+    the project's SLURM profile names; skipped, with the reason, where SLURM cannot run."""
+    from tests.fixtures.slurm import local_slurm_cluster, profile_partitions, slurm_unavailable
+
+    if reason := slurm_unavailable():
+        pytest.skip(reason)
+    partitions = profile_partitions(Path(__file__).resolve().parents[1] / "profiles" / "slurm" / "config.yaml")
+    with local_slurm_cluster(tmp_path_factory.mktemp("slurm"), partitions=partitions) as cluster:
+        yield cluster
