@@ -15,10 +15,11 @@ if not workflow.overwrite_configfiles:
 
 
 # A configuration may write its results/ and logs/ to a folder of its own (the paper
-# config uses runs/paper), so demo and real results never mix.
+# config uses runs/paper), so demo and real results never mix. Relative to the project,
+# not to the current folder: a cluster job's Snakemake starts in the workdir already.
 if config.get("workdir"):
 
-    workdir: config["workdir"]
+    workdir: Path(workflow.basedir) / config["workdir"]
 
 
 include: "workflow/rules/common.smk"

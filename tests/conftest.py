@@ -68,12 +68,13 @@ def rehearsal(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory):
-    """A private one-node SLURM cluster for the session (tests/fixtures/slurm.py), with the partitions
-    the project's SLURM profile names; skipped, with the reason, where SLURM cannot run."""
+    """A private SLURM cluster for the session (tests/fixtures/slurm.py) of two nodes on this host, so that a job
+    can span nodes, with the partitions the project's SLURM profile names; skipped, with the reason, where SLURM
+    cannot run."""
     from tests.fixtures.slurm import local_slurm_cluster, profile_partitions, slurm_unavailable
 
     if reason := slurm_unavailable():
         pytest.skip(reason)
     partitions = profile_partitions(Path(__file__).resolve().parents[1] / "profiles" / "slurm" / "config.yaml")
-    with local_slurm_cluster(tmp_path_factory.mktemp("slurm"), partitions=partitions) as cluster:
+    with local_slurm_cluster(tmp_path_factory.mktemp("slurm"), partitions=partitions, nodes=2) as cluster:
         yield cluster

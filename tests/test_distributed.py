@@ -76,7 +76,8 @@ def test_uneven_global_batch_is_refused(corpus_path, tmp_path):
 
 
 # How the workflow's pretraining job starts several processes (celllm.pretrain.launch). The commands are
-# checked here against torchrun's and srun's documented options; the SLURM test (tests/test_slurm.py) runs them.
+# checked here against torchrun's and srun's documented options (a reference written here); the SLURM
+# rehearsal (tests/test_slurm.py) runs them on a real two-node cluster.
 
 
 def test_one_node_runs_celllm_under_torchrun_of_this_python_with_a_private_rendezvous():
@@ -91,12 +92,13 @@ def test_one_node_runs_celllm_under_torchrun_of_this_python_with_a_private_rende
 def test_several_nodes_run_one_torchrun_per_node_meeting_on_the_allocations_first_node(monkeypatch):
     from celllm.pretrain import launch
 
-    monkeypatch.setattr(launch, "first_node", lambda nodelist: {"gpu[03-04]": "gpu03"}[nodelist])
+    monkeypatch.setattr(launch, "node_address", lambda nodelist: {"gpu[03-04]": "10.0.0.3"}[nodelist])  # scontrol's answer
+    monkeypatch.setattr(launch, "free_port", lambda: 29517)
     env = {"SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "gpu[03-04]", "SLURM_JOB_ID": "77"}
     command = launch.torchrun_command(["pretrain"], 8, 2, environ=env)
     srun = command[: command.index(sys.executable)]
     assert srun[0] == "srun" and {"--nodes=2", "--ntasks-per-node=1"} <= set(srun)
-    assert {"--nproc-per-node=8", "--nnodes=2", "--rdzv-backend=c10d", "--rdzv-endpoint=gpu03:29500", "--rdzv-id=77"} <= set(command)
+    assert {"--nproc-per-node=8", "--nnodes=2", "--rdzv-backend=c10d", "--rdzv-endpoint=10.0.0.3:29517", "--rdzv-id=77"} <= set(command)
     assert "--standalone" not in command
 
 

@@ -5,29 +5,56 @@ On one node, torchrun starts `processes_per_node` ranks with a standalone rendez
 must run inside a SLURM allocation of one task per node: `srun` starts one torchrun on
 each node and they meet at a c10d rendezvous on the allocation's first node, the
 pattern SLURM sites document for torchrun. The ranks share the token store (memory
-mapped) and rank 0 writes the checkpoint (celllm.pretrain.distributed).
+mapped) and rank 0 writes the checkpoint (celllm.pretrain.distributed). SLURM's own tools (scontrol)
+say where the allocation is.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 
 from celllm.errors import InputError
-
-RENDEZVOUS_PORT = 29500  # on the first node of a multi-node allocation, where the ranks meet
 
 
 def processes(processes_per_node: int, nodes: int) -> int:
     return processes_per_node * nodes
 
 
-def first_node(nodelist: str) -> str:
-    """The first host of a SLURM node list (`SLURM_JOB_NODELIST`, e.g. gpu[03-04,07]), as SLURM expands it."""
-    listed = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True)
-    return listed.stdout.split()[0]
+def _scontrol(*args: str) -> dict[str, str]:
+    """The fields of one `scontrol show ... -o` record."""
+    shown = subprocess.run(["scontrol", "show", *args, "-o"], capture_output=True, text=True, check=True)
+    return dict(re.findall(r"(\w+)=(\S*)", shown.stdout))
+
+
+def slurm_allocation(environ=os.environ) -> tuple[int, str] | None:
+    """(nodes, node list) of the SLURM job this process runs in, else None. The job's variables where they are
+    set; the controller's record of the job where a launcher cleared them (Snakemake's SLURM executor keeps
+    only SLURM_JOB_ID in a job's environment)."""
+    job = environ.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    count, nodelist = environ.get("SLURM_JOB_NUM_NODES"), environ.get("SLURM_JOB_NODELIST")
+    if not (count and nodelist):
+        record = _scontrol("job", job)
+        count, nodelist = record["NumNodes"].split("-")[0], record["NodeList"]
+    return int(count), nodelist
+
+
+def node_address(nodelist: str) -> str:
+    """The address SLURM reaches the first node of `nodelist` at (its NodeAddr): where the ranks meet."""
+    first = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True).stdout.split()[0]
+    return _scontrol("node", first).get("NodeAddr") or first
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]
 
 
 def torchrun_command(argv: list[str], processes_per_node: int, nodes: int = 1, environ=os.environ) -> list[str]:
@@ -35,20 +62,20 @@ def torchrun_command(argv: list[str], processes_per_node: int, nodes: int = 1, e
     torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes_per_node}", "--max-restarts=0"]
     if nodes == 1:
         return [*torchrun, "--standalone", "-m", "celllm", *argv]
-    allocated = int(environ.get("SLURM_JOB_NUM_NODES", "0") or 0)
-    if allocated != nodes:
-        where = f"an allocation of {allocated} nodes" if allocated else "no SLURM allocation"
+    allocation = slurm_allocation(environ)
+    if allocation is None or allocation[0] != nodes:
+        where = f"an allocation of {allocation[0]} nodes" if allocation else "no SLURM allocation"
         raise InputError(
             f"pretrain.nodes: {nodes} nodes need a SLURM job of {nodes} nodes (snakemake --profile profiles/slurm), found {where}"
         )
-    head = first_node(environ["SLURM_JOB_NODELIST"])
+    # the batch script runs on the allocation's first node: a port free here is free where the ranks meet
     rendezvous = [
         f"--nnodes={nodes}",
         "--rdzv-backend=c10d",
-        f"--rdzv-endpoint={head}:{RENDEZVOUS_PORT}",
-        f"--rdzv-id={environ.get('SLURM_JOB_ID', 'celllm')}",
+        f"--rdzv-endpoint={node_address(allocation[1])}:{free_port()}",
+        f"--rdzv-id={environ.get('SLURM_JOB_ID')}",
     ]
-    # one task per node; --overlap: the job's own step may already hold the allocation's CPUs
+    # one task per node; --overlap: a job step of the job may already hold the allocation's CPUs
     srun = ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "--overlap"]
     return [*srun, *torchrun, *rendezvous, "-m", "celllm", *argv]
 
