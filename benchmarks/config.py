@@ -33,6 +33,7 @@ class LibraryConfigs:
 
     celllm: CellLMConfig  # config `celllm`: the CellLM every pretraining of the workflow trains (ablations change it)
     graphmae: GraphMAEConfig  # config `ppi.graphmae`: the gene embeddings' GraphMAE
+    block_cells: int  # config `embed.block_cells`: the cells an embedding job embeds at once
 
 
 def check_schema(config: dict, schema_path) -> None:
@@ -183,4 +184,25 @@ def check_config(
         graphmae = GraphMAEConfig.from_dict(ppi.get("graphmae") or {})
     except ValueError as exc:
         raise InputError(f"config: ppi.graphmae: {exc}") from None
-    return LibraryConfigs(celllm=celllm, graphmae=graphmae)
+    return LibraryConfigs(celllm=celllm, graphmae=graphmae, block_cells=_embed_block(config))
+
+
+def _embed_block(config: dict) -> int:
+    """The configured block of the embedding jobs, which every shard (embed.shard_cells) must fill whole: a shard
+    is then embedded in the blocks and batches of the single job (celllm/shards.py). The released encoder's
+    blocks are whole batches of RELEASED_BATCH cells, so with `released: true` the block must be too."""
+    from celllm.embed import BLOCK_CELLS
+    from celllm.released import RELEASED_BATCH
+
+    embed = config.get("embed") or {}
+    block, shard = embed.get("block_cells", BLOCK_CELLS), embed.get("shard_cells")
+    if shard is not None and shard % block:
+        raise InputError(
+            f"config: embed.shard_cells: {shard} is not a whole number of blocks of {block} cells (embed.block_cells); "
+            f"take {max(block, shard // block * block)} or {-(-shard // block) * block}"
+        )
+    if config.get("released") and block % RELEASED_BATCH:
+        raise InputError(
+            f"config: embed.block_cells: {block} is not a whole number of the released encoder's batches of {RELEASED_BATCH} cells"
+        )
+    return block

@@ -137,6 +137,16 @@ def verify_checkpoint(folder: Path, accept_edited_config: bool = False) -> CellL
     return CellLMConfig.load(config)
 
 
+def load_vocab_and_config(path, accept_edited_config: bool = False) -> tuple[Vocabulary, CellLMConfig]:
+    """Vocabulary and config of a checkpoint folder, its files verified against its record, without its weights
+    (for a job that reports on embeddings others made)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: checkpoint folder not found")
+    cfg = verify_checkpoint(folder, accept_edited_config)
+    return Vocabulary.load(_require(folder, VOCAB)), cfg
+
+
 ENCODER = "encoder."  # key prefix of the encoder's weights; the pretraining heads' follow their objectives
 
 

@@ -125,8 +125,9 @@ def _dense_rows(X: h5py.Dataset, start: int, stop: int) -> sp.csr_matrix:
     return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr", dtype=np.float32)
 
 
-def _csc_row_blocks(X, cells: int, name: str) -> Iterator[tuple[int, sp.csr_matrix]]:
-    """(first cell, float32 CSR) of each block of `cells` cells of a backed CSC `X`, its stored values read once.
+def _csc_row_blocks(X, cells: int, name: str, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, sp.csr_matrix]]:
+    """(first cell, float32 CSR) of each block of `cells` cells of a backed CSC `X` (of its cells `start` to `stop` - 1),
+    its stored values read once (those of other cells too: a column holds every cell's).
 
     Memory: a column block's work arrays and one block of cells, plus the buckets while they are
     small (CSC_IN_MEMORY_BYTES) and 8 bytes per (column block, block of cells) for where the buckets begin
@@ -134,7 +135,8 @@ def _csc_row_blocks(X, cells: int, name: str) -> Iterator[tuple[int, sp.csr_matr
     Entries stored twice for one cell and gene are summed (scipy's conversion), as no valid matrix has them.
     """
     group, (n_obs, n_vars) = X.group, X.shape
-    n_blocks = -(-n_obs // cells)
+    stop = n_obs if stop is None else stop
+    n_blocks = -(-(stop - start) // cells)
     try:
         indptr, data, indices = group["indptr"][...].astype(np.int64), group["data"], group["indices"]
     except Exception as exc:
@@ -142,7 +144,7 @@ def _csc_row_blocks(X, cells: int, name: str) -> Iterator[tuple[int, sp.csr_matr
     nnz = int(indptr[-1]) if indptr.size else 0
     if indptr.size != n_vars + 1 or indptr[0] != 0 or (np.diff(indptr) < 0).any() or min(data.shape[0], indices.shape[0]) < nnz:
         raise InputError(f"{name}: unreadable expression (its CSC index pointers do not match its {data.shape[0]} stored values)")
-    in_memory, spill_bytes = nnz * _ENTRY.itemsize <= CSC_IN_MEMORY_BYTES, nnz * _ENTRY.itemsize
+    in_memory, spill_bytes = nnz * _ENTRY.itemsize <= CSC_IN_MEMORY_BYTES, nnz * _ENTRY.itemsize  # of a range of cells, at most
     spill_size = f"{spill_bytes / 1e9:.1f} GB" if spill_bytes >= 1e8 else f"{spill_bytes / 1e6:.1f} MB"
     log.info(
         "%s: expression is stored by gene (CSC); read once into blocks of %d cells (%d stored values, %s)",
@@ -178,7 +180,7 @@ def _csc_row_blocks(X, cells: int, name: str) -> Iterator[tuple[int, sp.csr_matr
 
         # per column block, where each block of cells' entries begin in the buckets (n_blocks + 1 positions)
         starts: list[np.ndarray] = []
-        col = 0
+        col = written = 0
         while col < n_vars:
             end = min(n_vars, max(col + 1, int(np.searchsorted(indptr, indptr[col] + CSC_READ_VALUES, side="right")) - 1))
             first, last = int(indptr[col]), int(indptr[end])
@@ -188,18 +190,22 @@ def _csc_row_blocks(X, cells: int, name: str) -> Iterator[tuple[int, sp.csr_matr
                 raise InputError(f"{name} (genes {col}-{end - 1}): unreadable expression ({type(exc).__name__}: {exc})") from None
             if rows.size and (rows.min() < 0 or rows.max() >= n_obs):
                 raise InputError(f"{name} (genes {col}-{end - 1}): unreadable expression (cell indices outside 0-{n_obs - 1})")
+            genes = np.repeat(np.arange(col, end, dtype=np.int32), np.diff(indptr[col : end + 1]))
+            if start > 0 or stop < n_obs:  # the range's cells only, counted from its first
+                keep = (rows >= start) & (rows < stop)
+                rows, values, genes = rows[keep] - start, values[keep], genes[keep]
             block = _smallest_key(rows // cells, n_blocks)
             order = np.argsort(block, kind="stable")  # by block of cells, genes in order within each
             entries = np.empty(rows.size, _ENTRY)
             entries["row"] = (rows % cells)[order]
-            entries["col"] = np.repeat(np.arange(col, end, dtype=np.int32), np.diff(indptr[col : end + 1]))[order]
+            entries["col"] = genes[order]
             entries["value"] = values[order]  # float32, as the other layouts are read
-            put(entries, first)
-            starts.append(first + np.concatenate([[0], np.cumsum(np.bincount(block, minlength=n_blocks))]))
-            col = end
-            del rows, values, block, order, entries
+            put(entries, written)
+            starts.append(written + np.concatenate([[0], np.cumsum(np.bincount(block, minlength=n_blocks))]))
+            col, written = end, written + entries.size
+            del rows, values, genes, block, order, entries
         for b in range(n_blocks):
-            start, stop = b * cells, min((b + 1) * cells, n_obs)
+            first, last = start + b * cells, min(start + (b + 1) * cells, stop)
             size = sum(int(at[b + 1] - at[b]) for at in starts)
             rows, cols, values = np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.float32)
             filled = 0
@@ -208,9 +214,9 @@ def _csc_row_blocks(X, cells: int, name: str) -> Iterator[tuple[int, sp.csr_matr
                 rows[filled : filled + part.size], cols[filled : filled + part.size] = part["row"], part["col"]
                 values[filled : filled + part.size] = part["value"]
                 filled += part.size
-            X_block = sp.coo_matrix((values, (rows, cols)), shape=(stop - start, n_vars)).tocsr()
+            X_block = sp.coo_matrix((values, (rows, cols)), shape=(last - first, n_vars)).tocsr()
             del rows, cols, values  # not held while the caller works on the block
-            yield start, X_block
+            yield first, X_block
 
 
 class DatasetBlocks:
@@ -231,27 +237,31 @@ class DatasetBlocks:
             raise
         self.n_obs, self.var_names, self.obs = self._adata.n_obs, self._adata.var_names, self._adata.obs
 
-    def blocks(self, cells: int) -> Iterator[tuple[int, sp.csr_matrix]]:
-        """(first cell, float32 CSR of the next `cells` cells), in file order. Between blocks, the memory
-        the caller freed is handed back to the system (`release_freed_memory`)."""
-        for start, block in self._blocks(cells):
-            yield start, block
+    def blocks(self, cells: int, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, sp.csr_matrix]]:
+        """(first cell, float32 CSR of the next `cells` cells), in file order, of the cells `start` to `stop` - 1
+        (default: all), the first block beginning at `start`. Between blocks, the memory the caller freed is
+        handed back to the system (`release_freed_memory`)."""
+        stop = self.n_obs if stop is None else stop
+        if not 0 <= start <= stop <= self.n_obs:
+            raise ValueError(f"cells {start}:{stop} are not a range of the {self.n_obs} cells of {self.path}")
+        for first, block in self._blocks(cells, start, stop):
+            yield first, block
             release_freed_memory()
 
-    def _blocks(self, cells: int) -> Iterator[tuple[int, sp.csr_matrix]]:
+    def _blocks(self, cells: int, start: int, stop: int) -> Iterator[tuple[int, sp.csr_matrix]]:
         X = self._adata.X
         if getattr(X, "format", None) == "csc" and hasattr(X, "group"):  # backed, stored by gene
-            for start, block in _csc_row_blocks(X, cells, str(self.path)):
-                yield start, _checked_values(block, str(self.path), self.scale_check, first_cell=start)
+            for first, block in _csc_row_blocks(X, cells, str(self.path), start, stop):
+                yield first, _checked_values(block, str(self.path), self.scale_check, first_cell=first)
             return
-        for start in range(0, self.n_obs, cells):
-            stop = min(start + cells, self.n_obs)
-            where = f"{self.path} (cells {start}-{stop - 1})"
+        for first in range(start, stop, cells):
+            last = min(first + cells, stop)
+            where = f"{self.path} (cells {first}-{last - 1})"
             try:
-                block = _dense_rows(X, start, stop) if isinstance(X, h5py.Dataset) else X[start:stop]
+                block = _dense_rows(X, first, last) if isinstance(X, h5py.Dataset) else X[first:last]
             except Exception as exc:
                 raise InputError(f"{where}: unreadable expression ({type(exc).__name__}: {exc})") from None
-            yield start, _checked_values(block, str(self.path), self.scale_check, first_cell=start)
+            yield first, _checked_values(block, str(self.path), self.scale_check, first_cell=first)
 
     def close(self) -> None:
         if self._adata.isbacked:

@@ -73,6 +73,9 @@ SCHEMA_CASES = [
     ("a network path", _edited("ppi.edges", "/etc/passwd"), "ppi.edges: '/etc/passwd' does not match"),
     ("a dataset twice", _edited("tasks.annotation.datasets", ["sim_pbmc", "sim_pbmc"]), "has non-unique elements"),
     ("a seed of 2^32", _edited("seeds", [4294967296]), "4294967296 is greater than the maximum of 4294967295"),
+    ("shards of no cells", _edited("embed.shard_cells", 0), "embed.shard_cells: 0 is less than the minimum of 1"),
+    ("shards of fewer than no cells", _edited("embed.shard_cells", -384), "embed.shard_cells: -384 is less than the minimum of 1"),
+    ("a misspelt shard size", _rename("embed.shard_cells", "shard_size"), "'shard_size' was unexpected"),
 ]
 
 # YAML numbers the standard schema would take for integers but a job cannot (Snakemake's own validation takes them)
@@ -136,6 +139,21 @@ CHECK_CASES = [
         "model 'celllm_released_probe' needs the authors' released checkpoint: set `released: true`",
     ),
     ("unknown focus model", _edited("figures.focus", "celllm_prob"), "figures.focus: unknown model 'celllm_prob'"),
+    (
+        "shards of part of a block",
+        _edited("embed.shard_cells", 1000),
+        "embed.shard_cells: 1000 is not a whole number of blocks of 128 cells (embed.block_cells); take 896 or 1024",
+    ),
+    (
+        "shards of part of the default block",
+        _edited("embed", {"shard_cells": 100000}),
+        "embed.shard_cells: 100000 is not a whole number of blocks of 8192 cells (embed.block_cells); take 98304 or 106496",
+    ),
+    (
+        "blocks of part of a released batch",
+        {**_edited("embed", {"shard_cells": 200, "block_cells": 100}), "released": True},
+        "embed.block_cells: 100 is not a whole number of the released encoder's batches of 32 cells",
+    ),
     ("unknown scatter model", _edited("figures.scatter", ["drug_mean", "deepcdr"]), "figures.scatter: unknown model 'deepcdr'"),
     (
         "loss accepted at a misspelt step",

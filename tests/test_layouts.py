@@ -74,6 +74,24 @@ def test_every_layout_gives_the_blocks_of_csr(layouts, layout, settings, monkeyp
     _assert_same_blocks(_blocks(layouts[layout]), expected)
 
 
+@pytest.mark.parametrize(
+    "layout, settings", [("csr", {}), ("csc", {}), ("csc", {"CSC_IN_MEMORY_BYTES": 0, "CSC_READ_VALUES": 50}), ("dense", {})]
+)
+def test_a_range_of_cells_gives_the_blocks_of_those_cells(layouts, layout, settings, monkeypatch):
+    """A shard's cells (celllm.shards): blocks from `start`, the last one cut at `stop`, in every layout."""
+    whole = _blocks(layouts["csr"])  # blocks of 7 cells: 0-6, 7-13, 14-20, 21-27, 28-34, 35-39
+    for name, value in settings.items():
+        monkeypatch.setattr(celllm.io, name, value)
+    with DatasetBlocks(layouts[layout]) as dataset:
+        got = list(dataset.blocks(BLOCK, 14, 33))
+        with pytest.raises(ValueError, match="cells 14:41 are not a range of the 40 cells"):
+            next(dataset.blocks(BLOCK, 14, 41))
+    expected = [(14, whole[2][1]), (21, whole[3][1]), (28, whole[4][1][:5])]
+    assert [start for start, _ in got] == [14, 21, 28]
+    for (_, a), (_, b) in zip(got, expected):
+        assert a.format == "csr" and a.dtype == np.float32 and (a != b).nnz == 0 and np.array_equal(a.indices, b.indices)
+
+
 def _counting_reads(monkeypatch) -> list[tuple[str, int]]:
     """(dataset name, elements) of every h5py read from now on."""
     reads, read = [], h5py.Dataset.__getitem__

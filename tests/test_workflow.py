@@ -98,6 +98,36 @@ def test_run_record_contract(finished_run):
         assert np.load(folder / "embedding.npy").shape == (scored["n_all"], scored["embedding_dims"]), folder
 
 
+def test_a_dataset_above_shard_cells_is_embedded_in_shard_jobs_gathered_into_the_single_jobs_file(finished_run, tmp_path):
+    """tests/workflow_config.yaml cuts pbmc68k_reduced (700 cells) into shards of 384 cells: two jobs per checkpoint,
+    whose gather is byte for byte the file one job writes; the smaller datasets stay one job."""
+    import torch
+    import yaml
+
+    from celllm.embed import embed_file
+    from celllm.outputs import file_sha256
+    from celllm.shards import read_plan
+
+    embed = yaml.safe_load((ROOT / "tests" / "workflow_config.yaml").read_text())["embed"]
+    assert read_plan(finished_run / "results/embeddings/pbmc68k_reduced.shards.json") == [(0, 384), (384, 700)]
+    assert read_plan(finished_run / "results/embeddings/sim_pbmc.shards.json") == [(0, 120)]
+    checkpoints = sorted(p.parent.name for p in finished_run.glob("results/embeddings/*/pbmc68k_reduced.h5ad"))
+    assert checkpoints == ["tiny", "tiny_no_contrastive", "tiny_untrained"]
+    for name in checkpoints:  # a job per shard, each on its own cells; the shards (temporary) gone once gathered
+        logs = finished_run / "logs" / "embeddings" / name
+        assert "cells 0:384 embedded" in (logs / "pbmc68k_reduced.shard0.log").read_text()
+        assert "cells 384:700 embedded" in (logs / "pbmc68k_reduced.shard1.log").read_text()
+        assert not list(logs.glob("sim_pbmc.shard*")) and not list((finished_run / "results/embeddings" / name).glob("*.h5"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the jobs ran (threads: 1): a sum's rounding may follow the threads
+    try:
+        data, checkpoint = finished_run / "results/data/pbmc68k_reduced.h5ad", finished_run / "results/pretrain/tiny"
+        embed_file(data, checkpoint, tmp_path / "one_job.h5ad", progress=False, block_cells=embed["block_cells"])
+    finally:
+        torch.set_num_threads(before)
+    assert file_sha256(tmp_path / "one_job.h5ad") == file_sha256(finished_run / "results/embeddings/tiny/pbmc68k_reduced.h5ad")
+
+
 def test_pbmc68k_test_cells_are_never_pretrained_on(finished_run):
     """The demo corpus is simulated only: no real cell, test split or not, enters pretraining."""
     import anndata as ad

@@ -14,6 +14,7 @@ from benchmarks.config import check_config, check_schema, task_models
 from benchmarks.perf import BENCHMARKS as PERF_BENCHMARKS, FIGURES as PERF_FIGURES
 from benchmarks.records import PREDICTIONS, RUN_RECORD, SCORED_RECORD, array_file
 from benchmarks.tasks import TASKS, get_task, task_settings
+from celllm.shards import read_plan
 from ingest.catalog import CATALOG, STRING_EDGES, address_sources, read_sources
 from ingest.demo import RECIPE_DATASETS, SIMULATED, SIMULATED_PPI
 from ingest.download import MANUAL
@@ -255,6 +256,38 @@ def model_files(model, dataset):
     folder = model_checkpoint(model)
     files = {"checkpoint": folder, "embeddings": f"results/embeddings/{Path(folder).name}/{dataset}.h5ad"} if folder else {}
     return files | ({"network": PPI_EDGES} if registry.get(model).needs_network else {})
+
+
+# A checkpoint's embeddings of a dataset (tasks.smk: embedding_plan, embed_shard, embed): in one job, or, for
+# a dataset of more than embed.shard_cells cells, in shards gathered by the embed job. How many shards is
+# known only once the dataset exists, so the plan is a Snakemake checkpoint (a data-dependent DAG).
+EMBED_BLOCK = LIBRARY.block_cells
+
+
+def embedding_shards(wildcards):
+    """The shard files of the embed job, in plan order; none where the dataset's plan keeps it in one job. Asking
+    for the plan waits for it (checkpoints ... .get): Snakemake re-plans the DAG once it is written."""
+    plan = read_plan(checkpoints.embedding_plan.get(dataset=wildcards.dataset).output[0])
+    if len(plan) == 1:
+        return []
+    return [f"results/embeddings/{wildcards.checkpoint}/{wildcards.dataset}.shard{i}.h5" for i in range(len(plan))]
+
+
+def embedding_inputs(wildcards):
+    """The dataset and the checkpoint, and the shards the job gathers (if any)."""
+    shards = embedding_shards(wildcards)
+    given = {"data": FILE_ROLES["data"].format(dataset=wildcards.dataset), "checkpoint": f"results/pretrain/{wildcards.checkpoint}"}
+    return given | ({"shards": shards} if shards else {})
+
+
+def embedding_threads(wildcards, input):
+    """The embed job's threads: the configured ones where it embeds, one where it only gathers shards."""
+    return 1 if "shards" in input.keys() else config["threads"]
+
+
+def embedding_gpus(wildcards, input):
+    """The embed job's `gpu` resource: the configured one where it embeds, none where it only gathers shards."""
+    return 0 if "shards" in input.keys() else job_resources("embed").get("gpu", 0)
 
 
 def umap_models(wildcards):

@@ -18,10 +18,10 @@ rule download:
     wildcard_constraints:
         source="|".join(SOURCES.index),
         filename=r"[^/]+",
+    retries: 0
     conda:
         ENV
     threads: 1
-    retries: 0
     params:
         url=source_url,
         sha256=source_sha256,

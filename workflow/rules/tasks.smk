@@ -37,19 +37,68 @@ rule drug_features:
         "../scripts/drug_features.py"
 
 
-# A checkpoint's cell embeddings of a dataset, through the user-facing `celllm embed`;
-# every frozen-encoder run of that dataset reads them instead of re-embedding.
-rule embed:
+# A checkpoint's cell embeddings of a dataset, written as the user-facing `celllm embed` writes them;
+# every frozen-encoder run of that dataset reads them instead of re-embedding. A dataset of more than
+# embed.shard_cells cells is embedded in shards, one job each (a GPU each on a cluster), and gathered
+# into the same file, byte for byte (celllm/shards.py). How many shards follows from the number of
+# cells, known only once the dataset is made: the plan is a Snakemake checkpoint (not a model
+# checkpoint), Snakemake's own way to a data-dependent DAG; the embed job's input function asks for it
+# and is re-evaluated once it exists (common.smk: embedding_inputs). The plan counts cells only.
+checkpoint embedding_plan:
+    input:
+        "results/data/{dataset}.h5ad",
+    output:
+        "results/embeddings/{dataset}.shards.json",
+    log:
+        "logs/embeddings/{dataset}.shards.log",
+    conda:
+        ENV
+    threads: 1
+    params:
+        shard_cells=config["embed"]["shard_cells"],
+        block_cells=EMBED_BLOCK,
+    script:
+        "../scripts/embedding_plan.py"
+
+
+# One shard: the embeddings of a range of the dataset's cells, kept until the embed job has gathered them.
+rule embed_shard:
     input:
         data="results/data/{dataset}.h5ad",
         checkpoint="results/pretrain/{checkpoint}",
+        plan="results/embeddings/{dataset}.shards.json",
+    output:
+        temp("results/embeddings/{checkpoint}/{dataset}.shard{shard}.h5"),
+    log:
+        "logs/embeddings/{checkpoint}/{dataset}.shard{shard}.log",
+    wildcard_constraints:
+        shard=r"\d+",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        **job_resources("embed"),
+    params:
+        block_cells=EMBED_BLOCK,
+    script:
+        "../scripts/embed_shard.py"
+
+
+# The dataset's embeddings: embedded here in one job, or gathered from its shards (one thread, no GPU).
+rule embed:
+    input:
+        unpack(embedding_inputs),
     output:
         "results/embeddings/{checkpoint}/{dataset}.h5ad",
     log:
         "logs/embeddings/{checkpoint}/{dataset}.log",
     conda:
         ENV
-    threads: config["threads"]
+    threads: embedding_threads
+    resources:
+        **job_resources("embed") | {"gpu": embedding_gpus},
+    params:
+        block_cells=EMBED_BLOCK,
     script:
         "../scripts/embed.py"
 

@@ -4,7 +4,11 @@ log_to_file(snakemake)
 
 import torch
 
-from celllm.embed import embed_file
+from celllm.embed import embed_file, gather_shards
 
 torch.set_num_threads(snakemake.threads)
-embed_file(snakemake.input.data, snakemake.input.checkpoint, snakemake.output[0], progress=False)
+given, out, block = snakemake.input, snakemake.output[0], snakemake.params.block_cells
+if "shards" in given.keys():  # embedded in shards by embed_shard jobs
+    gather_shards(given.data, given.checkpoint, given.shards, out, block_cells=block)
+else:
+    embed_file(given.data, given.checkpoint, out, progress=False, block_cells=block)
