@@ -22,7 +22,7 @@ from benchmarks import registry
 from benchmarks.tasks import TASKS, task_settings
 from celllm.config import CellLMConfig
 from celllm.errors import InputError
-from celllm.ppi.graphmae import GraphMAEConfig
+from celllm.ppi.config import GraphMAEConfig
 
 MOVED = {("pretrain", "celllm"): "celllm"}  # keys of earlier configs -> where they live now
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -99,7 +98,7 @@ def regression_metrics(y_true, y_pred, drugs) -> dict[str, float | None]:
     if len(y_true) == 0:
         raise ValueError("regression_metrics: no pairs to score")
     per_drug = [
-        _correlation(stats.pearsonr, group["true"].to_numpy(), group["pred"].to_numpy())
+        _correlation("pearsonr", group["true"].to_numpy(), group["pred"].to_numpy())
         for _, group in pd.DataFrame({"drug": drugs, "true": y_true, "pred": y_pred}).groupby("drug", sort=True)
         if len(group) >= 3
     ]
@@ -108,8 +107,8 @@ def regression_metrics(y_true, y_pred, drugs) -> dict[str, float | None]:
         "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
         "mae": float(mean_absolute_error(y_true, y_pred)),
         "r2": float(r2_score(y_true, y_pred)) if len(y_true) >= 2 else None,
-        "pearson": _correlation(stats.pearsonr, y_true, y_pred),
-        "spearman": _correlation(stats.spearmanr, y_true, y_pred),
+        "pearson": _correlation("pearsonr", y_true, y_pred),
+        "spearman": _correlation("spearmanr", y_true, y_pred),
         "per_drug_pearson": float(np.mean(per_drug)) if per_drug else None,
         "n_drugs_per_drug_pearson": len(per_drug),
     }
@@ -117,14 +116,17 @@ def regression_metrics(y_true, y_pred, drugs) -> dict[str, float | None]:
 
 def pearson(a, b) -> float | None:
     """Pearson r, or None where it is undefined (fewer than 2 values, or a constant side)."""
-    return _correlation(stats.pearsonr, np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    return _correlation("pearsonr", np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
 
 
-def _correlation(function, a: np.ndarray, b: np.ndarray) -> float | None:
-    """function(a, b).statistic, or None where it is undefined (fewer than 2 values, or a constant side)."""
+def _correlation(name: str, a: np.ndarray, b: np.ndarray) -> float | None:
+    """scipy.stats' `name`(a, b).statistic, or None where it is undefined (fewer than 2 values, or a constant side).
+    scipy.stats is imported here, not with the module: the workflow imports this module whenever it parses (1 s)."""
+    from scipy import stats
+
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
-    value = float(function(a, b).statistic)
+    value = float(getattr(stats, name)(a, b).statistic)
     return value if np.isfinite(value) else None
 
 

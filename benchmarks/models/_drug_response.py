@@ -12,16 +12,21 @@ only says how a cell line is represented (`cell_features`).
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
-from torch_geometric.data import Batch
-from torch_geometric.nn import GINConv, global_max_pool
 
 from benchmarks.models._drug_options import DRUG_RESPONSE_OPTIONS
 from benchmarks.tasks.data import PairData
 from celllm.errors import InputError
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Batch
+
+# torch_geometric is imported where a network is built or a batch made: the workflow imports every model
+# file each time it parses (benchmarks.registry.discover), and torch_geometric takes over a second.
 
 N_VARIABLE_GENES = 1000
 
@@ -48,12 +53,16 @@ class GINDrugEncoder(nn.Module):
     def __init__(self, in_dim: int, hidden: int = 128, layers: int = 3):
         super().__init__()
         dims = [in_dim] + [hidden] * layers
+        from torch_geometric.nn import GINConv
+
         self.convs = nn.ModuleList(GINConv(_mlp(d_in, hidden, hidden)) for d_in in dims[:-1])
         self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(layers))
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         for conv, norm in zip(self.convs, self.norms):
             x = torch.relu(norm(conv(x, edge_index)))
+        from torch_geometric.nn import global_max_pool
+
         return global_max_pool(x, batch)  # (n_graphs, hidden)
 
 
@@ -199,6 +208,8 @@ class GraphDrugResponseModel:
         """(standardised cell features, every drug as one graph batch, cell row per pair, drug row per pair)."""
         cell_rows, drug_rows = pair_rows(data)
         cells = torch.as_tensor(self.scale_cells(self.cell_features(data)), device=self.device)
+        from torch_geometric.data import Batch
+
         drugs = Batch.from_data_list(data.drugs.graphs).to(self.device)
         as_long = lambda rows: torch.as_tensor(rows, dtype=torch.long, device=self.device)  # noqa: E731
         return cells, drugs, as_long(cell_rows), as_long(drug_rows)

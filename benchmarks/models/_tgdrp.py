@@ -45,18 +45,23 @@ from __future__ import annotations
 
 import copy
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch_geometric.data import Batch
-from torch_geometric.nn import GATConv, GINConv, global_max_pool
 
 from benchmarks.models._drug_response import pair_rows
 from benchmarks.tasks.data import PairData
 from celllm.errors import InputError
 from celllm.tokens import gene_table_rows, pad_gene_id, pad_ragged
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Batch
+
+# torch_geometric is imported where a network is built or a batch made, not with the module: the workflow
+# registers every model (and so imports this file) each time it parses, and torch_geometric takes 1.4 s.
 
 OPTIONS = {"epochs": 300, "patience": 10, "lr": 1e-4, "batch_size": 128, "restore_best": False}
 DROPOUT = 0.2
@@ -80,6 +85,8 @@ class TGSADrugEncoder(nn.Module):
     def __init__(self, in_dim: int, width: int = DRUG_WIDTH, layers: int = 3):
         super().__init__()
         dims = [in_dim] + [width] * layers
+        from torch_geometric.nn import GINConv
+
         self.convs = nn.ModuleList(GINConv(nn.Sequential(nn.Linear(d, width), nn.ReLU(), nn.Linear(width, width))) for d in dims[:-1])
         self.norms = nn.ModuleList(nn.BatchNorm1d(width) for _ in range(layers))
         self.embed = _embedding_mlp(width * layers, HIDDEN)
@@ -89,6 +96,8 @@ class TGSADrugEncoder(nn.Module):
         for conv, norm in zip(self.convs, self.norms):
             x = norm(torch.relu(conv(x, drugs.edge_index)))
             states.append(x)
+        from torch_geometric.nn import global_max_pool
+
         return self.embed(global_max_pool(torch.cat(states, dim=1), drugs.batch))
 
 
@@ -131,6 +140,8 @@ class GeneGraphCellEncoder(nn.Module):
             self.register_buffer(f"cluster{i}", torch.as_tensor(cluster, dtype=torch.long))
             edge_index = coarsen(edge_index, cluster)
             self.sizes.append(int(cluster.max()) + 1)
+        from torch_geometric.nn import GATConv
+
         self.convs = nn.ModuleList(GATConv(n_features if i == 0 else CELL_WIDTH, CELL_WIDTH) for i in range(layers))
         self.norms = nn.ModuleList(nn.BatchNorm1d(CELL_WIDTH, affine=False) for _ in range(layers))
         self.embed = _embedding_mlp(CELL_WIDTH * self.sizes[-1], 1024, HIDDEN)
@@ -225,6 +236,8 @@ class TGDRPRecipe:
 
     def _drugs(self, data: PairData, rows: np.ndarray) -> Batch:
         """One graph per pair, as the authors batch them (a drug's batch-norm statistics count each pair)."""
+        from torch_geometric.data import Batch
+
         return Batch.from_data_list([data.drugs.tgsa_graphs[int(i)] for i in rows]).to(self.device)
 
     # --- prediction
