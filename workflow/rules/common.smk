@@ -117,10 +117,9 @@ def pretraining_resources():
     given = job_resources("pretrain")
     per_node, nodes = config["pretrain"]["processes_per_node"], config["pretrain"]["nodes"]
     gpus = given.pop("gpu", 0) * per_node
-    if nodes > 1:
-        given.update(nodes=nodes, tasks=nodes, mpi="srun")
-        if gpus:  # per node: `gpu` would ask for that many GPUs in all, wherever SLURM finds them
-            given["slurm_extra"] = f"--gpus-per-node={gpus}"
+    if nodes > 1:  # GPUs per node: `gpu` would ask for that many in all, wherever SLURM finds them
+        given.update(nodes=nodes, tasks=nodes, mpi="srun", slurm_extra="--ntasks-per-node=1")
+        given["slurm_extra"] += f" --gpus-per-node={gpus}" if gpus else ""
     elif gpus:
         given["gpu"] = gpus
     return given
