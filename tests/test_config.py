@@ -76,6 +76,12 @@ SCHEMA_CASES = [
     ("shards of no cells", _edited("embed.shard_cells", 0), "embed.shard_cells: 0 is less than the minimum of 1"),
     ("shards of fewer than no cells", _edited("embed.shard_cells", -384), "embed.shard_cells: -384 is less than the minimum of 1"),
     ("a misspelt shard size", _rename("embed.shard_cells", "shard_size"), "'shard_size' was unexpected"),
+    # what a job asks a scheduler for (issue 25)
+    ("no pretraining processes", _edited("pretrain.processes_per_node", 0), "pretrain.processes_per_node: 0 is less than the minimum of 1"),
+    ("nodes as text", _edited("pretrain.nodes", "2"), "pretrain.nodes: '2' is not of type 'integer'"),
+    ("a misspelt job kind", _edited("resources", {"pretrian": {"gpu": 1}}), "resources: Additional properties are not allowed ('pretrian'"),
+    ("a misspelt resource", _edited("resources", {"model": {"gpus": 1}}), "resources.model: Additional properties are not allowed ('gpus'"),
+    ("memory of no MB", _edited("resources", {"ppi": {"mem_mb": 0}}), "resources.ppi.mem_mb: 0 is less than the minimum of 1"),
 ]
 
 # YAML numbers the standard schema would take for integers but a job cannot (Snakemake's own validation takes them)
