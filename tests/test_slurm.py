@@ -1,5 +1,6 @@
 """Snakemake's SLURM executor on a real private cluster (tests/fixtures/slurm.py): each Snakemake job is
-a SLURM job, as SLURM itself records it, and the cluster leaves no process behind.
+a SLURM job, as SLURM itself records it, and the cluster leaves no process behind; and the rehearsal of the
+paper config through the project's profile on a two-node cluster, whose tables equal the local rehearsal's.
 
 Skipped, with the reason, where SLURM cannot run (.ci/install-slurm installs it)."""
 
