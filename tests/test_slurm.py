@@ -168,7 +168,7 @@ def test_the_rehearsal_runs_every_job_through_sbatch(slurm_rehearsal):
     for run, text in slurm_rehearsal["output"].items():
         # no job ran beside Snakemake, but the target rule `all`, which runs nothing (Snakemake does it itself)
         assert set(re.findall(r"^localrule (\w+):", text, flags=re.M)) <= {"all"}, run
-        planned = len(re.findall(r"^rule \w+:", text, flags=re.M))
+        planned = len(re.findall(r"^(?:rule|checkpoint) \w+:", text, flags=re.M))  # a checkpoint: embedding_plan
         assert len(slurm_rehearsal["submitted"][run]) == planned > 0, run
     submitted = set().union(*slurm_rehearsal["submitted"].values())
     assert submitted <= set(jobs)  # SLURM's own record of each (jobcomp/filetxt)
