@@ -17,15 +17,18 @@ from tests.fixtures.slurm import SlurmCluster, local_slurm_cluster, parse_jobcom
 
 # The plugin's quickest reliable polling. squeue, since the cluster has no slurmdbd: with the plugin's
 # default (sacct, whenever the sacct binary exists) every status query fails and Snakemake waits forever.
-SLURM_OPTIONS = [
-    "--executor",
-    "slurm",
+QUICK_SQUEUE_STATUS = [
     "--slurm-status-command",
     "squeue",
     "--slurm-init-seconds-before-status-checks",
     "1",
     "--seconds-between-status-checks",
     "1",
+]
+SLURM_OPTIONS = [
+    "--executor",
+    "slurm",
+    *QUICK_SQUEUE_STATUS,
     "--default-resources",
     "mem_mb=100",
     "runtime=5",
@@ -125,16 +128,7 @@ def test_the_cluster_stops_everything_it_started_also_when_the_body_raised(tmp_p
 # session's two-node cluster (tests/conftest.py): the pretraining spans both nodes, one process each, through
 # the workflow's srun and torchrun. Only what this cluster lacks is added to the profile: squeue for job
 # status (no accounting database), and quick polling.
-SLURM_RUN = [
-    "--profile",
-    "profiles/slurm",
-    "--slurm-status-command",
-    "squeue",
-    "--slurm-init-seconds-before-status-checks",
-    "1",
-    "--seconds-between-status-checks",
-    "1",
-]
+SLURM_RUN = ["--profile", "profiles/slurm", *QUICK_SQUEUE_STATUS]
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+)")
 
 

@@ -244,19 +244,6 @@ def _kill_after_a_periodic_checkpoint(run, target, configfiles) -> None:
     assert saved and not (run / target).exists(), "the first run must be killed after a periodic checkpoint, before the end"
 
 
-def _processes_started_in(folder: Path) -> list[str]:
-    """Command lines of the live processes that name `folder` (Linux /proc)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # ended meanwhile
-            continue
-        if str(folder) in text and "pytest" not in text:
-            found.append(text)
-    return found
-
-
 def _resume(run, target, configfiles, steps: int) -> None:
     """Run `target` again after the kill: it resumes from the periodic checkpoint and repeats no step."""
     config = [arg for path in configfiles for arg in ("--configfile", str(path))]
@@ -297,6 +284,7 @@ def test_two_processes_killed_and_resumed_reach_the_weights_of_one_process(finis
     import torch
 
     from celllm.checkpoint import load_checkpoint
+    from tests.fixtures.slurm import processes_of  # any process naming the folder, by /proc
 
     target, steps = "results/pretrain/tiny", 60
     one, two = tmp_path / "one", tmp_path / "two"
@@ -312,7 +300,7 @@ def test_two_processes_killed_and_resumed_reach_the_weights_of_one_process(finis
 
     config = _long_pretraining(tmp_path, steps, processes_per_node=2)
     _kill_after_a_periodic_checkpoint(two, target, config)
-    assert not _processes_started_in(two), "a rank outlived the killed job"
+    assert not processes_of(two), "a rank outlived the killed job"
     _resume(two, target, config, steps)
     log = (two / "logs" / "pretrain" / "tiny.log").read_text()
     assert log.count("resuming at step") == 2, log[-2000:]  # both ranks resumed (a one-process run says it once)
